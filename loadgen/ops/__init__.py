@@ -1,0 +1,1 @@
+"""Workload operations: the registry (data), mix parsing and the per-worker ``Workload``."""
