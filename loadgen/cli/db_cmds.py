@@ -1,0 +1,145 @@
+"""Commands: init, counts, check, config show, and the embedded server (db start/stop/status/url)."""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loadgen import config, db, embedded, schema
+from loadgen.cli.app import app, dsn_source, get_dsn, get_settings
+from loadgen.errors import CheckFailedError
+
+JSON_HELP = "Print JSON instead of a table."
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    drop: bool = typer.Option(False, "--drop", help="Drop every loadgen table first (data lost)."),
+) -> None:
+    """Create the database if needed, then the schema, 9 indexes, triggers and lookup rows.
+
+    Idempotent: running it again changes nothing. --drop recreates from scratch.
+    """
+    settings = get_settings(ctx)
+    dsn = get_dsn(ctx)
+    created = db.ensure_database(dsn, retry_for_s=settings.db.connect_retry_s)
+    with db.connect(dsn, retry_for_s=settings.db.connect_retry_s) as conn:
+        schema.init(conn, drop=drop)
+    what = "recreated" if drop else "ready"
+    print(f"schema {what} in database {db.database_name(dsn)!r}"
+          f"{' (database created)' if created else ''} at {db.mask_dsn(dsn)}"
+          f" [{dsn_source(ctx)}]")
+
+
+@app.command()
+def counts(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Row count per table, in foreign-key order."""
+    settings = get_settings(ctx)
+    with db.connect(get_dsn(ctx), retry_for_s=settings.db.connect_retry_s) as conn:
+        db.require_schema(conn)
+        result = schema.counts(conn)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
+    table = Table("table", "rows", title=None, box=None)
+    for name, count in result.items():
+        table.add_row(name, f"{count:,}")
+    table.add_row("total", f"{sum(result.values()):,}", style="bold")
+    _out().print(table)
+
+
+@app.command()
+def check(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Consistency checks: FK orphans, duplicate natural keys, CPF/CNPJ check digits,
+    timestamps and dates in the future, admissions that end before they start, status/date
+    coherence. Exit 1 when any check fails."""
+    settings = get_settings(ctx)
+    with db.connect(get_dsn(ctx), retry_for_s=settings.db.connect_retry_s) as conn:
+        db.require_schema(conn)
+        results = schema.check(conn)
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        doc = {"ok": not failed, "checks": [
+            {"name": r.name, "ok": r.ok, "failures": r.failures, "description": r.description,
+             "examples": r.examples} for r in results]}
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out = _out()
+        for r in results:
+            mark = "[green]ok[/]  " if r.ok else "[red]FAIL[/]"
+            detail = "" if r.ok else f"  {r.failures} rows: {r.description}; e.g. {r.examples[0]}"
+            out.print(f"{mark} {r.name}{detail}")
+        out.print(f"{len(results) - len(failed)} of {len(results)} checks passed")
+    if failed:
+        raise CheckFailedError(f"{len(failed)} check(s) failed: "
+                               + ", ".join(r.name for r in failed))
+
+
+config_app = typer.Typer(help="Show the merged configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
+                ) -> None:
+    """Every setting, its value and where it came from (default, file, env, flag). Secrets masked."""
+    settings = get_settings(ctx)
+    values = config.as_dict(settings)
+    if as_json:
+        sys.stdout.write(orjson.dumps(values, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    table = Table("setting", "value", "source", box=None)
+    for section, body in values.items():
+        for key, value in body.items():
+            source = settings.sources.get(f"{section}.{key}", "default")
+            table.add_row(f"{section}.{key}", repr(value), source)
+    _out().print(table)
+
+
+db_app = typer.Typer(help="The embedded PostgreSQL server used when no database is configured.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("start")
+def db_start(ctx: typer.Context) -> None:
+    """Start the embedded server (initialising it on first use) and print its URL."""
+    settings = get_settings(ctx)
+    print(embedded.start(settings.db.embedded_dir, settings.db.database))
+
+
+@db_app.command("stop")
+def db_stop(ctx: typer.Context) -> None:
+    """Stop the embedded server (its data stays under .loadgen/)."""
+    settings = get_settings(ctx)
+    stopped = embedded.stop(settings.db.embedded_dir)
+    print("embedded server stopped" if stopped else "embedded server was not running")
+
+
+@db_app.command("status")
+def db_status(ctx: typer.Context) -> None:
+    """Whether the embedded server runs, its pid and data directory. Exit 1 when stopped."""
+    settings = get_settings(ctx)
+    state = embedded.status(settings.db.embedded_dir)
+    if state.is_running:
+        print(f"running: pid {state.pid}, data {state.pgdata}, socket {state.socket_dir}")
+        print(embedded.url(settings.db.embedded_dir, settings.db.database))
+    else:
+        print(f"stopped: data {state.pgdata}")
+        raise typer.Exit(1)
+
+
+@db_app.command("url")
+def db_url(ctx: typer.Context) -> None:
+    """Print a DSN for the embedded server that psql accepts: psql "$(loadgen db url)"."""
+    settings = get_settings(ctx)
+    print(embedded.url(settings.db.embedded_dir, settings.db.database))

@@ -1,0 +1,247 @@
+"""Connections: pinned session settings, retry with backoff, password masking, schema presence.
+
+Every loadgen connection renders values the same way (TimeZone=UTC, DateStyle=ISO,
+extra_float_digits=3, bytea_output=hex), so the ledger's text after-images and the text a
+logical-replication stream carries can be compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from loadgen import tables
+from loadgen.config import DbConfig, Settings
+from loadgen.errors import DatabaseUnavailableError, SchemaMissingError
+
+logger = logging.getLogger(__name__)
+
+PINNED_SETTINGS: dict[str, str] = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO",
+    "extra_float_digits": "3",
+    "bytea_output": "hex",
+}
+DEFAULT_CONNECT_TIMEOUT_S = 5
+DEFAULT_RETRY_FOR_S = 30.0
+_BACKOFF_FIRST_S = 0.25
+_BACKOFF_CAP_S = 5.0
+# SQLSTATEs worth retrying at connect time: server starting up / shutting down, too many
+# connections. Anything else the server says (bad password, no such database) is final.
+_RETRYABLE_CONNECT_SQLSTATES = {"57P03", "53300", "57P01", "57P02"}
+
+_URI_PASSWORD = re.compile(r"(://[^:/@?]*:)([^@/?]*)(@)")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&]*)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    """Return ``dsn`` with any password replaced by ``***`` (URI or key=value form)."""
+    if "://" in dsn:
+        masked = _URI_PASSWORD.sub(
+            lambda m: m.group(1) + ("***" if m.group(2) else "") + m.group(3), dsn
+        )
+        return _QUERY_PASSWORD.sub(r"\1***", masked)
+    return _KV_PASSWORD.sub(r"\1***", dsn)
+
+
+def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
+    """Return ``dsn`` as a conninfo string with the pinned session settings merged in.
+
+    Settings already in the DSN's ``options`` (e.g. a test's ``search_path``) are kept; the
+    pinned ones are appended, so they win for the keys they name.
+
+    Raises:
+        DatabaseUnavailableError: the DSN cannot be parsed.
+    """
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise DatabaseUnavailableError(f"invalid DSN {mask_dsn(dsn)!r}: {exc}") from None
+    settings = dict(PINNED_SETTINGS)
+    settings.update(extra or {})
+    pinned = " ".join(f"-c {key}={value}" for key, value in settings.items())
+    existing = str(params.get("options") or "").strip()
+    params["options"] = f"{existing} {pinned}".strip()
+    params.setdefault("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT_S))
+    return make_conninfo(**params)
+
+
+def database_name(dsn: str) -> str:
+    """The database a DSN names (libpq's default: the user name, else ``postgres``)."""
+    params = conninfo_to_dict(dsn)
+    return str(params.get("dbname") or params.get("user") or "postgres")
+
+
+_RETRYABLE_FATALS = ("starting up", "shutting down", "too many clients", "recovery mode")
+
+
+def _is_retryable(exc: psycopg.OperationalError) -> bool:
+    """Network trouble and "try again later" answers are retryable; other FATALs are final.
+
+    At connect time psycopg often has no SQLSTATE, so the server's FATAL text decides.
+    """
+    if exc.sqlstate is not None:
+        return exc.sqlstate in _RETRYABLE_CONNECT_SQLSTATES
+    text = str(exc)
+    return "FATAL:" not in text or any(phrase in text for phrase in _RETRYABLE_FATALS)
+
+
+def backoff_delays_s(first_s: float = _BACKOFF_FIRST_S, cap_s: float = _BACKOFF_CAP_S) -> Iterable[float]:
+    """Yield exponential backoff delays in seconds with full jitter (AWS architecture blog)."""
+    ceiling = first_s
+    while True:
+        yield random.uniform(0.5 * ceiling, ceiling)
+        ceiling = min(cap_s, ceiling * 2)
+
+
+def connect(
+    dsn: str,
+    *,
+    autocommit: bool = False,
+    retry_for_s: float = DEFAULT_RETRY_FOR_S,
+    application_name: str = "loadgen",
+) -> psycopg.Connection:
+    """Open a connection with pinned session settings, retrying transient failures.
+
+    Retries connection refusals, timeouts and "server starting" answers with exponential
+    backoff and jitter for up to ``retry_for_s`` seconds. Any caller may use it, in any process.
+
+    Raises:
+        DatabaseUnavailableError: still failing after ``retry_for_s`` seconds, or the server
+            refused for a reason retrying cannot fix (authentication, missing database); the
+            message carries the DSN with its password masked.
+    """
+    conninfo = session_options(dsn, {"application_name": application_name})
+    deadline = time.monotonic() + retry_for_s
+    delays = iter(backoff_delays_s())
+    attempt = 0
+    while True:
+        try:
+            return psycopg.connect(conninfo, autocommit=autocommit)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not _is_retryable(exc):
+                hint = ("; run `loadgen init` to create it"
+                        if "does not exist" in reason and "database" in reason else "")
+                raise DatabaseUnavailableError(
+                    f"cannot connect to {mask_dsn(dsn)}: {reason}{hint}"
+                ) from None
+            delay = next(delays)
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailableError(
+                    f"cannot connect to {mask_dsn(dsn)} after {retry_for_s:g} s of retries: {reason}"
+                ) from None
+            if attempt == 0:
+                logger.warning("cannot connect to %s (%s); retrying for up to %g s",
+                               mask_dsn(dsn), reason, retry_for_s)
+            else:
+                logger.debug("retry %d: %s; next in %.2f s", attempt, reason, delay)
+            attempt += 1
+            time.sleep(delay)
+
+
+def missing_tables(conn: psycopg.Connection) -> list[str]:
+    """Names of the hospital tables not visible through the connection's search_path."""
+    rows = conn.execute(
+        "SELECT t, to_regclass(t) IS NULL FROM unnest(%s::text[]) AS t", (list(tables.TABLE_NAMES),)
+    ).fetchall()
+    return [name for name, missing in rows if missing]
+
+
+def require_schema(conn: psycopg.Connection, *, need_rows: bool = False) -> None:
+    """Raise unless every hospital table exists (and, with ``need_rows``, pacientes has rows).
+
+    Raises:
+        SchemaMissingError: with the fix (``loadgen init`` / ``loadgen seed``) in the message.
+    """
+    missing = missing_tables(conn)
+    if missing:
+        raise SchemaMissingError(
+            f"tables missing in database {conn.info.dbname!r}: {', '.join(missing)}; "
+            "run `loadgen init` and `loadgen seed` first"
+        )
+    if need_rows:
+        for table in ("pacientes", "medicos"):
+            row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
+                sql.Identifier(table))).fetchone()
+            if not row or not row[0]:
+                raise SchemaMissingError(
+                    f"table {table} is empty in database {conn.info.dbname!r}; "
+                    "run `loadgen seed` first"
+                )
+
+
+def ensure_database(dsn: str, *, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> bool:
+    """Create the database ``dsn`` names when it does not exist. Returns True when created.
+
+    Connects to the ``postgres`` maintenance database with the same credentials.
+
+    Raises:
+        DatabaseUnavailableError: the server is unreachable, or the role may not create
+            databases (the message names the database and the missing CREATEDB privilege).
+    """
+    name = database_name(dsn)
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = "postgres" if name != "postgres" else "template1"
+    maintenance = make_conninfo(**params)
+    with connect(maintenance, autocommit=True, retry_for_s=retry_for_s) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if row:
+            return False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.InsufficientPrivilege:
+            role = conn.info.user
+            raise DatabaseUnavailableError(
+                f"database {name!r} does not exist and role {role!r} may not create it "
+                f"(needs the CREATEDB privilege); create it or ALTER ROLE {role} CREATEDB"
+            ) from None
+        except psycopg.errors.DuplicateDatabase:
+            return False
+        logger.info("created database %s", name)
+        return True
+
+
+def resolve_dsn(settings: Settings, *, start_embedded: bool = True) -> tuple[str, str]:
+    """Where the database comes from (DESIGN.md), first found wins. Returns ``(dsn, source)``.
+
+    ``--dsn`` → ``LOADGEN_DSN``/``DATABASE_URL`` → ``PG_HOST``... (environment or config/.env)
+    → ``config/settings.toml`` → the embedded server (started on demand unless
+    ``start_embedded`` is False). ``source`` is a short phrase for people, e.g. "env LOADGEN_DSN".
+
+    Raises:
+        DatabaseUnavailableError: the embedded server is needed but could not be started.
+    """
+    db = settings.db
+    dsn_source = settings.sources.get("db.dsn", "")
+    host_source = settings.sources.get("db.host", "")
+    if db.dsn and (dsn_source == "flag" or dsn_source.startswith("env")):
+        return db.dsn, dsn_source
+    if db.host and not host_source.endswith(".toml"):
+        return _dsn_from_fields(db), host_source
+    if db.dsn:
+        return db.dsn, dsn_source
+    if db.host:
+        return _dsn_from_fields(db), host_source
+    from loadgen import embedded
+
+    if not start_embedded:
+        return embedded.url(db.embedded_dir, db.database), "embedded"
+    return embedded.start(db.embedded_dir, db.database), "embedded"
+
+
+def _dsn_from_fields(db: DbConfig) -> str:
+    params: dict[str, str] = {"host": str(db.host), "port": str(db.port), "dbname": db.database}
+    if db.user:
+        params["user"] = db.user
+    if db.password:
+        params["password"] = db.password
+    return make_conninfo(**params)

