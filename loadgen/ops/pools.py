@@ -1,0 +1,228 @@
+"""Candidate pools: the rows one worker may update or delete, with tentative changes.
+
+A worker owns its candidates (``id % num_workers == worker_id`` at load time, plus the rows it
+inserts itself), so no two workers ever pick the same row. Every change made while a
+transaction is open is tentative: ``commit()`` confirms it, ``rollback()`` undoes it, so a
+retried transaction sees exactly the state it saw the first time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable
+
+
+class IdPool:
+    """Ids available to an operation. Takes are removed at once; adds appear after commit.
+
+    Picks are uniform (swap-remove in O(1)); never ``ORDER BY random()``.
+    """
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        self._ids: list[int] = list(ids)
+        self._taken: list[int] = []  # taken since the last commit/rollback; back on rollback
+        self._added: list[int] = []  # added since the last commit/rollback; in on commit
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def take(self, rnd: random.Random) -> int:
+        """Remove and return a random id. Raises IndexError when empty."""
+        ids = self._ids
+        i = rnd.randrange(len(ids))
+        ids[i], ids[-1] = ids[-1], ids[i]
+        taken = ids.pop()
+        self._taken.append(taken)
+        return taken
+
+    def sample(self, rnd: random.Random) -> int:
+        """Return a random id without removing it (for repeatable updates)."""
+        return self._ids[rnd.randrange(len(self._ids))]
+
+    def add(self, row_id: int) -> None:
+        self._added.append(row_id)
+
+    def commit(self) -> None:
+        self._ids.extend(self._added)
+        self._added.clear()
+        self._taken.clear()
+
+    def rollback(self) -> None:
+        self._ids.extend(self._taken)
+        self._added.clear()
+        self._taken.clear()
+
+
+class DatedPool:
+    """Ids with a timestamp: those due (timestamp <= now) are ``due``; the rest wait in a heap.
+
+    Times are float seconds since the Unix epoch, UTC (the columns are ``timestamp`` read
+    under TimeZone=UTC). ``refresh(now_s)`` moves rows whose time has come into ``due``.
+    """
+
+    def __init__(self, rows: Iterable[tuple[float, int]] = ()) -> None:
+        self.due = IdPool()
+        self._future: list[tuple[float, int]] = list(rows)
+        heapq.heapify(self._future)
+        self._popped: list[tuple[float, int]] = []  # future rows taken; back on rollback
+        self._added: list[tuple[float, int]] = []
+
+    def __len__(self) -> int:
+        return len(self.due) + len(self._future)
+
+    @property
+    def num_future(self) -> int:
+        return len(self._future)
+
+    def refresh(self, now_s: float) -> None:
+        """Move every row dated at or before ``now_s`` into ``due`` (committed state only)."""
+        future = self._future
+        due_ids = self.due._ids  # noqa: SLF001 - same module
+        while future and future[0][0] <= now_s:
+            due_ids.append(heapq.heappop(future)[1])
+
+    def take_soonest_future(self) -> tuple[float, int]:
+        """Remove and return the future row with the earliest time. Raises IndexError."""
+        item = heapq.heappop(self._future)
+        self._popped.append(item)
+        return item
+
+    def add(self, time_s: float, row_id: int) -> None:
+        self._added.append((time_s, row_id))
+
+    def commit(self) -> None:
+        for item in self._added:
+            heapq.heappush(self._future, item)
+        self._added.clear()
+        self._popped.clear()
+        self.due.commit()
+
+    def rollback(self) -> None:
+        for item in self._popped:
+            heapq.heappush(self._future, item)
+        self._added.clear()
+        self._popped.clear()
+        self.due.rollback()
+
+
+class _IndexedSet:
+    """A set of ints with O(1) add, discard and uniform random sample."""
+
+    def __init__(self) -> None:
+        self._items: list[int] = []
+        self._index: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: int) -> None:
+        if item not in self._index:
+            self._index[item] = len(self._items)
+            self._items.append(item)
+
+    def discard(self, item: int) -> None:
+        i = self._index.pop(item, None)
+        if i is None:
+            return
+        last = self._items.pop()
+        if last != item:
+            self._items[i] = last
+            self._index[last] = i
+
+    def sample(self, rnd: random.Random) -> int:
+        return self._items[rnd.randrange(len(self._items))]
+
+
+class LinkState:
+    """The pacientes_convenios links of the pacientes one worker owns.
+
+    Links are owned by their paciente (``paciente_id % num_workers``, or pacientes the worker
+    inserted), so one worker knows every link of its pacientes and adds (paciente, convenio)
+    pairs that are unique by construction. Each paciente has a bitmask of linked convenios
+    (bit i = ``convenio_ids[i]``). A deleted link frees its pair only after commit, so a
+    transaction never deletes and re-adds the same pair.
+    """
+
+    def __init__(self, convenio_ids: list[int]) -> None:
+        self.convenio_ids = convenio_ids
+        self._bit = {cid: i for i, cid in enumerate(convenio_ids)}
+        self._full = (1 << len(convenio_ids)) - 1
+        self._masks: dict[int, int] = {}  # paciente id -> bitmask of linked convenios
+        self._open = _IndexedSet()  # owned pacientes with at least one free convenio
+        self.links = IdPool()  # link ids (deletable)
+        self._link_pair: dict[int, tuple[int, int]] = {}  # link id -> (paciente, convenio)
+        self.num_free = 0  # (paciente, convenio) pairs not linked yet
+        self._set_bits: list[tuple[int, int]] = []  # tentative picks: undone on rollback
+        self._new_links: list[tuple[int, int, int]] = []  # (link, paciente, convenio)
+        self._new_pacientes: list[int] = []
+
+    def load_paciente(self, paciente_id: int) -> None:
+        """Own a committed paciente (loading only; its links follow via ``load_link``)."""
+        self._masks[paciente_id] = 0
+        self._open.add(paciente_id)
+        self.num_free += len(self.convenio_ids)
+
+    def load_link(self, link_id: int, paciente_id: int, convenio_id: int) -> None:
+        """Record a committed link of an owned paciente (loading only)."""
+        self._set(paciente_id, self._bit[convenio_id])
+        self.links._ids.append(link_id)  # noqa: SLF001 - same module
+        self._link_pair[link_id] = (paciente_id, convenio_id)
+
+    def _set(self, paciente_id: int, i: int) -> None:
+        mask = self._masks[paciente_id]
+        if not mask >> i & 1:
+            self._masks[paciente_id] = mask | 1 << i
+            self.num_free -= 1
+            if self._masks[paciente_id] == self._full:
+                self._open.discard(paciente_id)
+
+    def _clear(self, paciente_id: int, i: int) -> None:
+        mask = self._masks[paciente_id]
+        if mask >> i & 1:
+            self._masks[paciente_id] = mask & ~(1 << i)
+            self.num_free += 1
+            self._open.add(paciente_id)
+
+    def pick_new_pair(self, rnd: random.Random) -> tuple[int, int]:
+        """Reserve a (paciente, convenio) pair not linked yet. Raises IndexError when none."""
+        if not len(self._open):
+            raise IndexError("no free (paciente, convenio) pair")
+        paciente_id = self._open.sample(rnd)
+        mask = self._masks[paciente_id]
+        free = [i for i in range(len(self.convenio_ids)) if not mask >> i & 1]
+        i = free[rnd.randrange(len(free))]
+        self._set(paciente_id, i)
+        self._set_bits.append((paciente_id, i))
+        return paciente_id, self.convenio_ids[i]
+
+    def add_paciente(self, paciente_id: int) -> None:
+        """Own a paciente inserted in the open transaction (joins on commit)."""
+        self._new_pacientes.append(paciente_id)
+
+    def link_inserted(self, link_id: int, paciente_id: int, convenio_id: int) -> None:
+        """A link inserted in the open transaction (joins on commit)."""
+        self._new_links.append((link_id, paciente_id, convenio_id))
+
+    def commit(self) -> None:
+        for paciente_id in self._new_pacientes:
+            self.load_paciente(paciente_id)
+        for link_id, paciente_id, convenio_id in self._new_links:
+            self._set(paciente_id, self._bit[convenio_id])  # no-op for pick_new_pair pairs
+            self.links.add(link_id)
+            self._link_pair[link_id] = (paciente_id, convenio_id)
+        for link_id in self.links._taken:  # noqa: SLF001 - deleted links free their pair
+            paciente_id, convenio_id = self._link_pair.pop(link_id)
+            self._clear(paciente_id, self._bit[convenio_id])
+        self.links.commit()
+        self._set_bits.clear()
+        self._new_links.clear()
+        self._new_pacientes.clear()
+
+    def rollback(self) -> None:
+        for paciente_id, i in reversed(self._set_bits):
+            self._clear(paciente_id, i)
+        self.links.rollback()
+        self._set_bits.clear()
+        self._new_links.clear()
+        self._new_pacientes.clear()

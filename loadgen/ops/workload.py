@@ -1,0 +1,403 @@
+"""Workload: one worker's operations, executed in batches inside the caller's transaction.
+
+The engine owns transactions (BEGIN/COMMIT/ROLLBACK, retries, reconnects); a ``Workload`` owns
+what to do: which operations to draw (``choose``), which rows they touch, and the parameters,
+pre-generated in vectorised blocks by ``loadgen.datagen``. ``execute`` returns exactly the rows
+that changed, with full text after-images, for the CDC ledger.
+
+Every operation succeeds against the constraints by construction: FK parents come from ids known
+to exist (loaded at start, plus this worker's committed inserts); new paciente ids come from the
+sequence in blocks and their CPF is a bijection of the id; links are owned by their paciente, so
+a (paciente, convenio) pair is known to be free; rows to update or delete are owned by one
+worker (``id % num_workers == worker_id`` at start, plus rows it inserted). Date coherence
+follows ``loadgen.schema.CHECKS``: only due (past-dated) consultas become realizada/faltou, a
+future one can only be cancelled; exam results only for exams whose date has passed; discharge
+at ``GREATEST(data_entrada, now)``. The SQL re-checks each of these, so clock skew between
+this host and the server can make a statement change nothing but never break a check.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.string import TextLoader
+
+from loadgen import tables
+from loadgen.changes import RowChange
+from loadgen.errors import ConfigError, SchemaMissingError
+from loadgen.ops import rowgen
+from loadgen.ops.pools import DatedPool, IdPool, LinkState
+from loadgen.ops.registry import BY_NAME, OP_NAMES
+
+logger = logging.getLogger(__name__)
+
+DUE_MARGIN_S = 2.0  # a row counts as due this long after its date (clock skew to the server)
+# update_consulta outcomes of a due agendada appointment, with their probabilities
+CONSULTA_OUTCOMES: tuple[tuple[str, float], ...] = (
+    ("realizada", 0.75), ("faltou", 0.10), ("cancelada", 0.15))
+# Types in the hospital tables, loaded as PostgreSQL's text output (the after-image format).
+_TEXT_TYPES = ("int2", "int4", "int8", "numeric", "float4", "float8", "bool", "text", "varchar",
+               "bpchar", "name", "date", "time", "timestamp", "timestamptz", "interval", "uuid",
+               "json", "jsonb", "bytea")
+
+_UPDATE_PACIENTE = "UPDATE pacientes SET telefone = %s, endereco = %s WHERE id = %s RETURNING *"
+_UPDATE_CONSULTA = (
+    "UPDATE consultas SET status = CASE WHEN data <= LOCALTIMESTAMP THEN %s::varchar "
+    "ELSE 'cancelada' END WHERE id = %s AND status = 'agendada' RETURNING *")
+_UPDATE_EXAME = ("UPDATE exames SET resultado = %s WHERE id = %s AND resultado IS NULL "
+                 "AND data <= LOCALTIMESTAMP RETURNING *")
+_UPDATE_INTERNACAO = (
+    "UPDATE internacoes SET data_saida = GREATEST(data_entrada, date_trunc('minute', "
+    "LOCALTIMESTAMP)) WHERE id = %s AND data_saida IS NULL RETURNING *")
+_DELETE_CONSULTA = "DELETE FROM consultas WHERE id = %s AND status = 'cancelada' RETURNING id"
+_DELETE_LINK = "DELETE FROM pacientes_convenios WHERE id = %s RETURNING id"
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING *").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+
+
+def _epoch_s(value: datetime) -> float:
+    return value.replace(tzinfo=UTC).timestamp()
+
+
+class Workload:
+    """One worker's operations and the rows it owns. Not thread-safe: one per worker process.
+
+    State lives in memory across reconnects (``execute`` takes the connection each time).
+    Create the Workloads of one run together, all with the same ``num_workers``: ownership by
+    ``id % num_workers`` is decided from the rows present when each one loads.
+
+    Args:
+        conn: a connection to load the worker's state from (any; not kept). Pinned session
+            settings (``loadgen.db.connect``) are expected.
+        worker_id: 0-based; ``0 <= worker_id < num_workers``.
+        num_workers: workers in the run.
+        seed: RNG seed (an int or one child of ``SeedSequence.spawn``).
+        mix: weight per operation name (``loadgen.ops.mix.parse_mix``).
+
+    Raises:
+        ConfigError: bad worker_id/num_workers, or a mix naming unknown operations.
+        SchemaMissingError: hospital tables missing, or pacientes/medicos/convenios empty.
+    """
+
+    def __init__(self, conn: psycopg.Connection, *, worker_id: int, num_workers: int,
+                 seed: int | np.random.SeedSequence, mix: dict[str, float]) -> None:
+        if num_workers < 1 or not 0 <= worker_id < num_workers:
+            raise ConfigError(f"worker_id {worker_id} must be in 0..{num_workers - 1}")
+        unknown = sorted(set(mix) - set(OP_NAMES))
+        if unknown:
+            raise ConfigError(f"--mix: unknown operation(s) {', '.join(unknown)}")
+        self.worker_id = worker_id
+        self.num_workers = num_workers
+        self._weights = np.array([max(0.0, float(mix.get(n, 0.0))) for n in OP_NAMES])
+        if not np.isfinite(self._weights).all() or self._weights.sum() <= 0:
+            raise ConfigError("--mix: weights must be finite and not all zero")
+        self._rng = np.random.default_rng(seed)
+        self._rnd = random.Random(int(self._rng.integers(2**63)))
+        self._gen = rowgen.RowGenerator(self._rng)
+        self._runners = {name: getattr(self, f"_run_{name}") for name in OP_NAMES}
+        self._load(conn)
+
+    # ----------------------------------------------------------------- loading
+    def _load(self, conn: psycopg.Connection) -> None:
+        from loadgen.db import require_schema
+
+        w, n = self.worker_id, self.num_workers
+        with conn.transaction():
+            require_schema(conn)
+            parents = {}
+            for table in ("pacientes", "medicos", "convenios"):
+                ids = self._ids(conn, sql.SQL("SELECT id FROM {} ORDER BY id").format(
+                    sql.Identifier(table)))
+                if not len(ids):
+                    raise SchemaMissingError(
+                        f"table {table} is empty; run `loadgen init` and `loadgen seed` first")
+                parents[table] = ids
+            owned_pacientes = self._ids(conn, "SELECT id FROM pacientes WHERE id %% %s = %s",
+                                        (n, w))
+            links = conn.execute(
+                "SELECT id, paciente_id, convenio_id FROM pacientes_convenios "
+                "WHERE paciente_id %% %s = %s", (n, w)).fetchall()
+            agendadas = conn.execute(
+                "SELECT extract(epoch FROM data)::float8, id FROM consultas "
+                "WHERE status = 'agendada' AND id %% %s = %s", (n, w)).fetchall()
+            canceladas = self._ids(conn, "SELECT id FROM consultas "
+                                   "WHERE status = 'cancelada' AND id %% %s = %s", (n, w))
+            pendentes = conn.execute(
+                "SELECT extract(epoch FROM data)::float8, id FROM exames "
+                "WHERE resultado IS NULL AND id %% %s = %s", (n, w)).fetchall()
+            abertas = self._ids(conn, "SELECT id FROM internacoes "
+                                "WHERE data_saida IS NULL AND id %% %s = %s", (n, w))
+        self._parents = parents  # table -> int64 ids known to exist (committed)
+        self._new_pacientes: list[int] = []  # inserted in the open transaction
+        self._pacientes = IdPool(owned_pacientes.tolist())  # update_paciente (sampled)
+        self._links = LinkState(parents["convenios"].tolist())
+        for pid in owned_pacientes.tolist():
+            self._links.load_paciente(pid)
+        for link_id, pid, cid in links:
+            self._links.load_link(link_id, pid, cid)
+        self._agendadas = DatedPool(agendadas)
+        self._canceladas = IdPool(canceladas.tolist())
+        self._pendentes = DatedPool(pendentes)
+        self._abertas = IdPool(abertas.tolist())
+        self._pools = (self._pacientes, self._links, self._agendadas, self._canceladas,
+                       self._pendentes, self._abertas)
+        self._refresh()
+        logger.debug("worker %d loaded %d owned pacientes, %d links, %d agendadas, "
+                     "%d pendentes, %d abertas", self.worker_id, len(self._pacientes),
+                     len(self._links.links), len(self._agendadas), len(self._pendentes),
+                     len(self._abertas))
+
+    @staticmethod
+    def _ids(conn: psycopg.Connection, query: str | sql.Composed,
+             params: tuple[int, ...] | None = None) -> np.ndarray:
+        cur = conn.execute(query, params)  # type: ignore[arg-type]
+        return np.fromiter((row[0] for row in cur), dtype=np.int64)
+
+    def _refresh(self) -> None:
+        now_s = time.time() - DUE_MARGIN_S
+        self._agendadas.refresh(now_s)
+        self._pendentes.refresh(now_s)
+
+    # ----------------------------------------------------------------- choosing
+    def counts(self) -> dict[str, int | None]:
+        """Candidates left per operation; None = unlimited (inserts, repeatable updates)."""
+        self._refresh()
+        caps = self._capacities()
+        return {name: None if math.isinf(c) else int(c) for name, c in zip(OP_NAMES, caps,
+                                                                            strict=True)}
+
+    def _capacities(self) -> np.ndarray:
+        inf = math.inf
+        cap = {
+            "update_paciente": inf if len(self._pacientes) else 0,
+            "update_consulta": len(self._agendadas),
+            "update_exame": len(self._pendentes.due),
+            "update_internacao": len(self._abertas),
+            "insert_paciente_convenio": self._links.num_free,
+            "delete_paciente_convenio": len(self._links.links),
+            "delete_consulta": len(self._canceladas),
+        }
+        return np.array([cap.get(name, inf) for name in OP_NAMES], dtype=np.float64)
+
+    def choose(self, n: int) -> list[str]:
+        """Draw ``n`` operation names by weight, only among operations that can succeed now.
+
+        Operations without candidate rows get weight 0 (the rest renormalised), and no
+        operation is drawn more often than it has candidates. Returns fewer than ``n`` names
+        (possibly none) only when every enabled operation has run out of candidates, which
+        can happen only with a mix of updates/deletes alone.
+        """
+        self._refresh()
+        caps = self._capacities()
+        chosen: list[int] = []
+        while len(chosen) < n:
+            weights = np.where(caps > 0, self._weights, 0.0)
+            total = weights.sum()
+            if total <= 0:
+                break
+            draws = self._rng.choice(len(weights), size=n - len(chosen), p=weights / total)
+            per_op = np.bincount(draws, minlength=len(weights))
+            for op in np.flatnonzero(per_op > caps):  # keep the first caps[op] occurrences
+                where = np.flatnonzero(draws == op)
+                draws[where[int(caps[op]):]] = -1
+            kept = draws[draws >= 0]
+            caps -= np.bincount(kept, minlength=len(weights))
+            chosen.extend(kept.tolist())
+        return [OP_NAMES[i] for i in chosen]
+
+    # ----------------------------------------------------------------- executing
+    def execute(self, conn: psycopg.Connection, op_names: Sequence[str]) -> list[RowChange]:
+        """Run the operations inside the caller's open transaction; return the changed rows.
+
+        Same-name operations run together (``executemany`` in pipeline mode), groups in the
+        order each name first appears. Returns one RowChange per changed row, in execution
+        order, with ``after`` the row's text rendering (every column; NULL as None).
+        State changes stay tentative until ``on_commit``/``on_rollback``; several executes
+        before one of them accumulate. An operation whose candidates ran out (not drawn by
+        ``choose``) is skipped. Raises psycopg errors unchanged.
+        """
+        self._refresh()
+        groups: dict[str, int] = {}
+        for name in op_names:
+            if name not in BY_NAME:
+                raise ValueError(f"unknown operation {name!r}")
+            groups[name] = groups.get(name, 0) + 1
+        changes: list[RowChange] = []
+        cur = conn.cursor()
+        for type_name in _TEXT_TYPES:
+            cur.adapters.register_loader(type_name, TextLoader)
+        try:
+            with conn.pipeline():
+                for name, k in groups.items():
+                    changes.extend(self._runners[name](cur, k))
+        finally:
+            cur.close()
+        return changes
+
+    def on_commit(self) -> None:
+        """Confirm the tentative state of every ``execute`` since the last commit/rollback."""
+        for pool in self._pools:
+            pool.commit()
+        if self._new_pacientes:
+            self._parents["pacientes"] = np.concatenate(
+                (self._parents["pacientes"], np.array(self._new_pacientes, dtype=np.int64)))
+            self._new_pacientes.clear()
+
+    def on_rollback(self) -> None:
+        """Undo the tentative state: reserved rows become candidates again, inserts vanish."""
+        for pool in self._pools:
+            pool.rollback()
+        self._new_pacientes.clear()
+
+    # ----------------------------------------------------------------- helpers
+    def _many(self, cur: psycopg.Cursor, table: str, op: str, op_name: str,
+              query: str | sql.Composed, params: list[tuple]) -> list[RowChange]:
+        if not params:
+            return []
+        cur.executemany(query, params, returning=True)  # type: ignore[arg-type]
+        out: list[RowChange] = []
+        while True:
+            if cur.description is not None:
+                names = [col.name for col in cur.description]
+                for row in cur.fetchall():
+                    after = dict(zip(names, row, strict=True))
+                    out.append(RowChange(table, op, int(after["id"]),
+                                         None if op == "d" else after, op_name))
+            if not cur.nextset():
+                return out
+
+    def _insert(self, cur: psycopg.Cursor, table: str, op_name: str,
+                columns: Sequence[str], rows: list[tuple]) -> list[RowChange]:
+        return self._many(cur, table, "c", op_name, _insert_sql(table, columns), rows)
+
+    def _insert_pacientes(self, cur: psycopg.Cursor, k: int, op_name: str) -> list[RowChange]:
+        rows = self._gen.take(cur, "pacientes", k, self._parents)
+        changes = self._insert(cur, "pacientes", op_name, tables.PACIENTES.columns, rows)
+        for change in changes:
+            self._new_pacientes.append(change.pk)
+            self._pacientes.add(change.pk)
+            self._links.add_paciente(change.pk)
+        return changes
+
+    # ----------------------------------------------------------------- operations
+    def _run_insert_paciente(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        return self._insert_pacientes(cur, k, "insert_paciente")
+
+    def _run_insert_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        rows = self._gen.take(cur, "consultas", k, self._parents)
+        changes = self._insert(cur, "consultas", "insert_consulta",
+                               rowgen.COLUMNS["consultas"], rows)
+        for change, row in zip(changes, rows, strict=True):
+            self._agendadas.add(_epoch_s(row[2]), change.pk)
+        return changes
+
+    def _run_insert_exame(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        rows = self._gen.take(cur, "exames", k, self._parents)
+        changes = self._insert(cur, "exames", "insert_exame", rowgen.COLUMNS["exames"], rows)
+        for change, row in zip(changes, rows, strict=True):
+            self._pendentes.add(_epoch_s(row[2]), change.pk)
+        return changes
+
+    def _run_insert_internacao(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        rows = self._gen.take(cur, "internacoes", k, self._parents)
+        changes = self._insert(cur, "internacoes", "insert_internacao",
+                               rowgen.COLUMNS["internacoes"], rows)
+        for change in changes:
+            self._abertas.add(change.pk)
+        return changes
+
+    def _run_update_paciente(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        if not len(self._pacientes):
+            return []
+        values = self._gen.take(cur, "update_paciente", k, self._parents)
+        params = [(*v, self._pacientes.sample(self._rnd)) for v in values]
+        return self._many(cur, "pacientes", "u", "update_paciente", _UPDATE_PACIENTE, params)
+
+    def _run_update_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        due = self._agendadas.due
+        outcomes = [o for o, _ in CONSULTA_OUTCOMES]
+        probs = [p for _, p in CONSULTA_OUTCOMES]
+        params = []
+        for _ in range(min(k, len(self._agendadas))):
+            if len(due):
+                status = self._rnd.choices(outcomes, probs)[0]
+                params.append((status, due.take(self._rnd)))
+            else:  # nothing due yet: the patient cancels the next appointment
+                params.append(("cancelada", self._agendadas.take_soonest_future()[1]))
+        changes = self._many(cur, "consultas", "u", "update_consulta", _UPDATE_CONSULTA, params)
+        for change in changes:
+            if change.after is not None and change.after["status"] == "cancelada":
+                self._canceladas.add(change.pk)
+        return changes
+
+    def _run_update_exame(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        due = self._pendentes.due
+        ids = [due.take(self._rnd) for _ in range(min(k, len(due)))]
+        values = self._gen.take(cur, "update_exame", len(ids), self._parents)
+        params = [(v[0], i) for v, i in zip(values, ids, strict=True)]
+        changes = self._many(cur, "exames", "u", "update_exame", _UPDATE_EXAME, params)
+        if len(changes) < len(ids):  # the server's clock says not due yet: try again later
+            done = {c.pk for c in changes}
+            for i in ids:
+                if i not in done:
+                    self._pendentes.add(time.time() + DUE_MARGIN_S, i)
+        return changes
+
+    def _run_update_internacao(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        params = [(self._abertas.take(self._rnd),) for _ in range(min(k, len(self._abertas)))]
+        return self._many(cur, "internacoes", "u", "update_internacao", _UPDATE_INTERNACAO,
+                          params)
+
+    def _run_insert_paciente_convenio(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        pairs = [self._links.pick_new_pair(self._rnd)
+                 for _ in range(min(k, self._links.num_free))]
+        extra = self._gen.take(cur, "pacientes_convenios", len(pairs), self._parents)
+        rows = [(*pair, *rest) for pair, rest in zip(pairs, extra, strict=True)]
+        changes = self._insert(cur, "pacientes_convenios", "insert_paciente_convenio",
+                               rowgen.COLUMNS["pacientes_convenios"], rows)
+        for change, (pid, cid) in zip(changes, pairs, strict=True):
+            self._links.link_inserted(change.pk, pid, cid)
+        return changes
+
+    def _run_delete_paciente_convenio(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        links = self._links.links
+        params = [(links.take(self._rnd),) for _ in range(min(k, len(links)))]
+        return self._many(cur, "pacientes_convenios", "d", "delete_paciente_convenio",
+                          _DELETE_LINK, params)
+
+    def _run_delete_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        params = [(self._canceladas.take(self._rnd),)
+                  for _ in range(min(k, len(self._canceladas)))]
+        return self._many(cur, "consultas", "d", "delete_consulta", _DELETE_CONSULTA, params)
+
+    def _run_admit_paciente(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
+        changes = self._insert_pacientes(cur, k, "admit_paciente")
+        pids = [c.pk for c in changes]
+        convenios = self._links.convenio_ids
+        link_cids = [convenios[self._rnd.randrange(len(convenios))] for _ in pids]
+        extra = self._gen.take(cur, "pacientes_convenios", len(pids), self._parents)
+        link_rows = [(pid, cid, *rest) for pid, cid, rest in zip(pids, link_cids, extra,
+                                                                 strict=True)]
+        links = self._insert(cur, "pacientes_convenios", "admit_paciente",
+                             rowgen.COLUMNS["pacientes_convenios"], link_rows)
+        for change, pid, cid in zip(links, pids, link_cids, strict=True):
+            self._links.link_inserted(change.pk, pid, cid)
+        adm = self._gen.take(cur, "internacoes", len(pids), self._parents)
+        adm_rows = [(pid, *row[1:]) for pid, row in zip(pids, adm, strict=True)]
+        admissions = self._insert(cur, "internacoes", "admit_paciente",
+                                  rowgen.COLUMNS["internacoes"], adm_rows)
+        for change in admissions:
+            self._abertas.add(change.pk)
+        return changes + links + admissions
