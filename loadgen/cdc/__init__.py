@@ -1,0 +1,1 @@
+"""CDC: publication and slot setup, a pgoutput decoder, the verifier, Debezium helpers."""

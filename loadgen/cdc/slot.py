@@ -1,0 +1,341 @@
+"""Publication, replica identity and the verifier's pgoutput slot: setup, status, teardown, reading.
+
+psycopg 3 has no replication-protocol API, so the slot is read through the SQL interface
+(``pg_logical_slot_get_binary_changes``) in bounded batches. ``verify`` reads a temporary copy
+of the verifier's slot (``pg_copy_logical_replication_slot``) so that verifying twice sees the
+same changes; ``consume=True`` reads (and so advances) the slot itself, releasing its WAL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from loadgen import tables
+from loadgen.cdc.pgoutput import PgOutputMessage, decode
+from loadgen.errors import ConfigError, DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
+
+STATE_TABLE = "loadgen_cdc_state"  # never in the publication (unless --all-tables)
+DEFAULT_BATCH_CHANGES = 5_000  # upto_nchanges per call; a call still returns whole transactions
+_REPLICA_IDENTITY_NAMES = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
+_PG_TO_PY_ENCODING = {
+    "UTF8": "utf-8", "LATIN1": "latin-1", "SQL_ASCII": "utf-8", "WIN1252": "cp1252"
+}
+
+
+@dataclass(frozen=True)
+class ServerProblem:
+    setting: str
+    value: str
+    need: str
+    fix: str  # the exact statements that fix it
+
+
+@dataclass
+class SetupResult:
+    publication: str
+    slot: str
+    start_lsn: str  # X/Y text
+    is_slot_created: bool  # False: the slot already existed (kept as is)
+    is_publication_created: bool
+    replica_identity: str
+    tables: list[str]  # schema-qualified tables in the publication
+    rows_before: int  # rows already in the tables: their history is not in the stream
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SlotStatus:
+    slot_name: str
+    plugin: str
+    database: str
+    is_active: bool
+    is_temporary: bool
+    restart_lsn: str | None
+    confirmed_flush_lsn: str | None
+    lag_bytes: int | None  # current WAL position - confirmed_flush_lsn
+    retained_wal_bytes: int | None  # current WAL position - restart_lsn
+
+
+@dataclass
+class CdcStatus:
+    wal_level: str
+    current_lsn: str
+    slots: list[SlotStatus]
+    publication: str
+    publication_tables: list[str]
+    replica_identity: dict[str, str]  # table → default/full/index/nothing
+    recorded: dict[str, str]  # from loadgen_cdc_state: slot → start LSN
+    problems: list[ServerProblem]
+
+
+def python_encoding(conn: psycopg.Connection) -> str:
+    """The server encoding as a Python codec name (pgoutput sends values in it)."""
+    enc = str(conn.execute("SHOW server_encoding").fetchone()[0])  # type: ignore[index]
+    return _PG_TO_PY_ENCODING.get(enc.upper(), enc.lower())
+
+
+def check_server(conn: psycopg.Connection) -> list[ServerProblem]:
+    """Check what logical decoding needs; return the problems, each with its exact fix."""
+    rows = conn.execute(
+        "SELECT name, setting FROM pg_settings WHERE name IN "
+        "('wal_level', 'max_replication_slots', 'max_wal_senders')"
+    ).fetchall()
+    s = {str(n): str(v) for n, v in rows}
+    used = conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0]  # type: ignore[index]
+    problems = []
+    restart = "then restart PostgreSQL (e.g. `pg_ctl restart` or `systemctl restart postgresql`)"
+    if s.get("wal_level") != "logical":
+        problems.append(ServerProblem(
+            "wal_level", s.get("wal_level", "?"), "logical",
+            f"ALTER SYSTEM SET wal_level = logical; -- {restart}"))
+    slots = int(s.get("max_replication_slots", "0"))
+    if slots < used + 2:  # hard only when not even one is free (see setup)
+        problems.append(ServerProblem(
+            "max_replication_slots", str(slots),
+            f">= {used + 2} ({used} in use + verifier + Debezium)",
+            f"ALTER SYSTEM SET max_replication_slots = {max(10, used + 2)}; -- {restart}"))
+    if int(s.get("max_wal_senders", "0")) < 2:
+        problems.append(ServerProblem(
+            "max_wal_senders", s.get("max_wal_senders", "0"), ">= 2 (Debezium streams over one)",
+            f"ALTER SYSTEM SET max_wal_senders = 10; -- {restart}"))
+    return problems
+
+
+def qualified_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """The 7 hospital tables as (schema, table) in the connection's current schema."""
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+    if schema is None:
+        raise ConfigError("no current schema: search_path names no existing schema")
+    return [(str(schema), t) for t in tables.TABLE_NAMES]
+
+
+def _ensure_state_table(conn: psycopg.Connection) -> None:
+    conn.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (slot_name text PRIMARY KEY, publication text NOT NULL,"
+        " start_lsn pg_lsn NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+    ).format(sql.Identifier(STATE_TABLE)))
+
+
+def recorded_slots(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
+    """slot → (publication, start LSN text) as ``setup`` recorded them (empty when none)."""
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]  # type: ignore[index]
+    if not exists:
+        return {}
+    rows = conn.execute(sql.SQL("SELECT slot_name, publication, start_lsn::text FROM {}").format(
+        sql.Identifier(STATE_TABLE))).fetchall()
+    return {str(s): (str(p), str(lsn)) for s, p, lsn in rows}
+
+
+def setup(
+    conn: psycopg.Connection,
+    *,
+    publication: str,
+    slot: str,
+    replica_identity: str = "default",
+    all_tables: bool = False,
+) -> SetupResult:
+    """Create the publication, set replica identity, create the verifier's slot (autocommit conn).
+
+    Idempotent: an existing publication or slot is kept (the slot keeps its start LSN).
+
+    Raises:
+        DatabaseUnavailableError: the server lacks wal_level=logical or slots (message has the fix).
+        ConfigError: bad replica identity.
+    """
+    if replica_identity not in ("default", "full"):
+        raise ConfigError(f"--replica-identity {replica_identity!r}: use default or full")
+    problems = check_server(conn)
+    free_slots = int(conn.execute(
+        "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"
+    ).fetchone()[0])  # type: ignore[index]
+    has_slot = conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+                            (slot,)).fetchone() is not None
+    hard = [p for p in problems if p.setting == "wal_level"
+            or (p.setting == "max_replication_slots" and free_slots < 1 and not has_slot)]
+    if hard:
+        lines = "; ".join(f"{p.setting}={p.value} (need {p.need}): {p.fix}" for p in hard)
+        raise DatabaseUnavailableError(f"server not ready for logical decoding: {lines}")
+    qtables = qualified_tables(conn)
+    notes = [f"{p.setting}={p.value} (need {p.need}): {p.fix}" for p in problems]
+    ident = sql.Identifier
+    for schema, table in qtables:
+        conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
+            ident(schema, table), sql.SQL(replica_identity.upper())))
+    pub_exists = conn.execute(
+        "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone() is not None
+    if not pub_exists:
+        if all_tables:
+            conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(ident(publication)))
+        else:
+            conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                ident(publication), sql.SQL(", ").join(ident(s, t) for s, t in qtables)))
+    else:
+        have = set(publication_tables(conn, publication))
+        missing = [f"{s}.{t}" for s, t in qtables if f"{s}.{t}" not in have]
+        if missing and not all_tables:
+            conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+                ident(publication),
+                sql.SQL(", ").join(ident(*m.split(".", 1)) for m in missing)))
+            notes.append(f"added to existing publication {publication}: {', '.join(missing)}")
+    _ensure_state_table(conn)
+    row = conn.execute(
+        "SELECT confirmed_flush_lsn::text, plugin FROM pg_replication_slots WHERE slot_name = %s",
+        (slot,)).fetchone()
+    if row is None:
+        start_lsn = str(conn.execute(
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+            (slot,)).fetchone()[0])  # type: ignore[index]
+        conn.execute(sql.SQL(
+            "INSERT INTO {} (slot_name, publication, start_lsn) VALUES (%s, %s, %s::pg_lsn)"
+            " ON CONFLICT (slot_name) DO UPDATE SET publication = EXCLUDED.publication,"
+            " start_lsn = EXCLUDED.start_lsn, created_at = now()").format(ident(STATE_TABLE)),
+            (slot, publication, start_lsn))
+        created = True
+    else:
+        if row[1] != "pgoutput":
+            raise ConfigError(f"--slot {slot!r}: exists with plugin {row[1]}, need pgoutput")
+        recorded = recorded_slots(conn).get(slot)
+        start_lsn = recorded[1] if recorded else str(row[0])
+        created = False
+    rows_before = 0
+    for schema, table in qtables:
+        rows_before += int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            ident(schema, table))).fetchone()[0])  # type: ignore[index]
+    notes.append(
+        f"slot {slot} sees only transactions that commit after it was created (LSN {start_lsn}):"
+        " run setup before the load starts")
+    if rows_before and created:
+        notes.append(f"{rows_before} rows were already in the tables: their history is not in"
+                     " the stream; verify covers the changes recorded from now on")
+    return SetupResult(publication, slot, start_lsn, created, not pub_exists, replica_identity,
+                       [f"{s}.{t}" for s, t in qtables], rows_before, notes)
+
+
+def publication_tables(conn: psycopg.Connection, publication: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = %s"
+        " ORDER BY 1", (publication,)).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def status(conn: psycopg.Connection, publication: str) -> CdcStatus:
+    """Slots of this database with lag and retained WAL, the publication, replica identities."""
+    wal_level = str(conn.execute("SHOW wal_level").fetchone()[0])  # type: ignore[index]
+    current = str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
+    rows = conn.execute(
+        "SELECT slot_name, coalesce(plugin, ''), coalesce(database, ''), active, temporary,"
+        " restart_lsn::text, confirmed_flush_lsn::text,"
+        " (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint,"
+        " (pg_current_wal_lsn() - restart_lsn)::bigint"
+        " FROM pg_replication_slots WHERE database = current_database() OR database IS NULL"
+        " ORDER BY slot_name").fetchall()
+    slots = [SlotStatus(*r) for r in rows]
+    idents = {}
+    for schema, table in qualified_tables(conn):
+        r = conn.execute("SELECT relreplident FROM pg_class WHERE oid = to_regclass(%s)",
+                         (f"{schema}.{table}",)).fetchone()
+        name = _REPLICA_IDENTITY_NAMES.get(str(r[0]), "?") if r else "missing"
+        idents[f"{schema}.{table}"] = name
+    recorded = {s: lsn for s, (_, lsn) in recorded_slots(conn).items()}
+    return CdcStatus(wal_level, current, slots, publication, publication_tables(conn, publication),
+                     idents, recorded, check_server(conn))
+
+
+def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) -> list[str]:
+    """Drop the verifier's slot (and the publication when named); return warnings.
+
+    Warns about other slots left in this database: every slot pins WAL until it is dropped.
+    """
+    warnings = []
+    r = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                     (slot,)).fetchone()
+    if r is None:
+        warnings.append(f"slot {slot} does not exist")
+    elif r[0]:
+        warnings.append(f"slot {slot} is active (a consumer is connected): not dropped")
+    else:
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]:  # type: ignore[index]
+        conn.execute(sql.SQL("DELETE FROM {} WHERE slot_name = %s").format(
+            sql.Identifier(STATE_TABLE)), (slot,))
+    if publication:
+        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
+    for name, active in conn.execute(
+            "SELECT slot_name, active FROM pg_replication_slots WHERE database = current_database()"
+            " AND NOT temporary").fetchall():
+        if name != slot or active:
+            warnings.append(f"slot {name} is still there and pins WAL until dropped"
+                            f" (SELECT pg_drop_replication_slot('{name}'))")
+    return warnings
+
+
+def iter_slot(
+    conn: psycopg.Connection,
+    slot: str,
+    publication: str,
+    *,
+    upto_lsn: str | None = None,
+    batch_changes: int = DEFAULT_BATCH_CHANGES,
+    consume: bool = False,
+    copy_name: str | None = None,
+) -> Iterator[list[tuple[int, int, bytes]]]:
+    """Yield batches of ``(lsn, xid, message bytes)`` from ``slot`` up to ``upto_lsn``.
+
+    Reads a temporary copy of the slot (``copy_name``, created and dropped here) unless
+    ``consume`` is set. Each batch holds about ``batch_changes`` messages (whole transactions:
+    a call only stops at a commit), so memory stays bounded by the largest transaction.
+    ``conn`` must be in autocommit mode. Blocks on the server's decoding.
+
+    Raises:
+        ConfigError: the slot does not exist or is not a pgoutput slot.
+    """
+    row = conn.execute("SELECT plugin, active FROM pg_replication_slots WHERE slot_name = %s",
+                       (slot,)).fetchone()
+    if row is None:
+        raise ConfigError(f"--slot {slot!r}: no such replication slot (run `loadgen cdc setup`)")
+    if row[0] != "pgoutput":
+        raise ConfigError(f"--slot {slot!r}: plugin {row[0]}, need pgoutput")
+    if upto_lsn is None:
+        upto_lsn = str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
+    read_slot = slot
+    if not consume:
+        read_slot = copy_name or f"{slot[:40]}_v{conn.info.backend_pid}"
+        conn.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, read_slot))
+    options = ["proto_version", "1", "publication_names", publication]
+    if conn.info.server_version >= 140000:
+        options += ["messages", "true"]
+    query = sql.SQL(
+        "SELECT (lsn - '0/0')::bigint, xid::text::bigint, data"
+        " FROM pg_logical_slot_get_binary_changes(%s, %s::pg_lsn, %s, {})"
+    ).format(sql.SQL(", ").join(sql.Literal(o) for o in options))
+    try:
+        with conn.cursor(binary=True) as cur:
+            while True:
+                cur.execute(query, (read_slot, upto_lsn, batch_changes))
+                rows = cur.fetchall()
+                if not rows:
+                    break
+                yield rows
+    finally:
+        if not consume:
+            try:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (read_slot,))
+            except psycopg.Error as exc:  # a temporary slot also goes when the session ends
+                logger.debug("dropping temporary slot %s: %s", read_slot, exc)
+
+
+def iter_messages(
+    conn: psycopg.Connection, slot: str, publication: str, **kwargs: object
+) -> Iterator[tuple[int, int, PgOutputMessage]]:
+    """Yield ``(lsn, xid, decoded message)`` for every message of ``iter_slot`` (same args)."""
+    encoding = python_encoding(conn)
+    for batch in iter_slot(conn, slot, publication, **kwargs):  # type: ignore[arg-type]
+        for lsn, xid, data in batch:
+            yield lsn, xid, decode(data, encoding)
