@@ -1,0 +1,67 @@
+# loadgen — the original simulator's targets plus demo, test and bench.
+# Every target that needs the virtual environment creates it first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LOADGEN := $(BIN)/loadgen
+STAMP := $(VENV)/.installed
+
+# demo knobs
+DEMO_SCALE ?= 1
+DEMO_RATE ?= 50/s
+DEMO_DURATION ?= 30s
+
+.PHONY: install init seed stream reset counts check fmt lint clean demo test bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install loadgen with its dev tools
+
+init: $(STAMP)  ## create the database, schema, indexes, triggers and lookup rows
+	$(LOADGEN) init
+
+seed: $(STAMP)  ## seed all tables with COPY (SCALE=1 by default)
+	$(LOADGEN) seed --scale $(or $(SCALE),1)
+
+stream: $(STAMP)  ## stream operations until Ctrl-C (RATE=200/min by default)
+	$(LOADGEN) stream --rate $(or $(RATE),200/min)
+
+reset: $(STAMP)  ## drop, recreate and seed
+	$(LOADGEN) reset --yes
+
+counts: $(STAMP)
+	$(LOADGEN) counts
+
+check: $(STAMP)
+	$(LOADGEN) check
+
+fmt: $(STAMP)
+	$(BIN)/ruff format loadgen tests bench
+	$(BIN)/ruff check --fix loadgen tests bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check loadgen tests bench
+
+demo: $(STAMP)  ## init + seed + 30 s stream + counts + check, on the configured or embedded server
+	$(LOADGEN) init
+	$(LOADGEN) seed --scale $(DEMO_SCALE) --append
+	$(LOADGEN) stream --rate $(DEMO_RATE) --duration $(DEMO_DURATION)
+	$(LOADGEN) counts
+	$(LOADGEN) check
+	@echo; echo "database: $$($(LOADGEN) db url 2>/dev/null || echo 'the one you configured (see: loadgen config show)')"
+	@echo "look around with:  psql \"\$$($(LOADGEN) db url)\""
+
+test: $(STAMP)  ## the test suite (LOADGEN_TEST_DSN, else an embedded server)
+	$(BIN)/pytest -q
+
+bench: $(STAMP)  ## benchmarks side by side (needs a running server; see README)
+	$(BIN)/pytest -q bench -p no:cacheprovider --benchmark-columns=min,mean,ops
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,62 @@
+"""The CLI as a user runs it: exit codes, one-line errors, no tracebacks, masked secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loadgen", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.db
+def test_init_twice_then_counts_and_check(cli_env: dict[str, str], tmp_path: Path) -> None:
+    first = run(["init"], cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = run(["init"], cli_env, tmp_path)
+    assert second.returncode == 0, second.stderr
+    counts = run(["counts", "--json"], cli_env, tmp_path)
+    assert counts.returncode == 0 and '"convenios":12' in counts.stdout
+    check = run(["check"], cli_env, tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.db
+def test_commands_before_init_exit_3_with_fix(cli_env: dict[str, str], tmp_path: Path) -> None:
+    result = run(["counts"], cli_env, tmp_path)
+    assert result.returncode == 3
+    assert "loadgen init" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_database_exit_3_password_masked(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "LOADGEN_DB_CONNECT_RETRY_S": "1",
+           "LOADGEN_LOGGING_FILE": ""}
+    result = run(["--dsn", "postgresql://alice:hunter2@127.0.0.1:1/x", "counts"], env, tmp_path)
+    assert result.returncode == 3
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "alice:***@127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "files", "needle"), [
+    (["counts", "--bogus"], {}, "No such option"),
+    (["counts"], {"config/settings.toml": "[db]\nport = 'x'\n"}, "db.port = 'x'"),
+    (["counts"], {"config/settings.toml": "[stream\n"}, "not valid TOML"),
+    (["--config", "missing.toml", "counts"], {}, "missing.toml"),
+    (["counts"], {"config/.env": "BATCH_SIZE=-3\n"}, "stream.batch_size = -3"),
+])
+def test_bad_input_exit_2_one_line(tmp_path: Path, args: list[str], files: dict[str, str],
+                                   needle: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    env = {"PATH": "/usr/bin:/bin", "LOADGEN_LOGGING_FILE": ""}
+    result = run(args, env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
