@@ -17,19 +17,11 @@ from datetime import UTC, datetime
 import numpy as np
 import psycopg
 
-from loadgen import tables
-
-try:
-    from loadgen.datagen import generate_rows
-except ImportError:  # XXX: until loadgen.datagen lands; remove with _datagen_shim.py
-    from loadgen.ops._datagen_shim import generate_rows  # type: ignore[assignment]
+from loadgen import datagen, tables
 
 MIN_BLOCK_ROWS = 16
 MAX_BLOCK_ROWS = 1024
 MAX_BUFFER_AGE_S = 30.0
-_MINUTE_US = 60_000_000
-_HOUR_US = 60 * _MINUTE_US
-_DAY_US = 24 * _HOUR_US
 
 # Columns each insert statement writes (``id`` only for pacientes, whose CPF derives from it;
 # the others take their id from the BIGSERIAL default).
@@ -37,15 +29,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     spec.name: spec.columns if spec.name == "pacientes" else spec.columns[1:]
     for spec in tables.TABLES
 }
-# What ``take`` returns per kind: (source table, columns).
-_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+# What ``take`` returns per kind: (source table or None for field helpers, columns).
+_KINDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "pacientes": ("pacientes", COLUMNS["pacientes"]),
     "consultas": ("consultas", COLUMNS["consultas"]),
     "exames": ("exames", COLUMNS["exames"]),
     "internacoes": ("internacoes", COLUMNS["internacoes"]),
     "pacientes_convenios": ("pacientes_convenios", ("numero_carteira", "validade")),
-    "update_paciente": ("pacientes", ("telefone", "endereco")),
-    "update_exame": ("exames", ("resultado",)),
+    "update_paciente": (None, ("telefone", "endereco")),
+    "update_consulta": (None, ("status",)),
+    "update_exame": (None, ("resultado",)),
 }
 
 
@@ -91,27 +84,40 @@ class RowGenerator:
     def _refill(self, cur: psycopg.Cursor, kind: str, buf: _Buffer, n: int,
                 parents: dict[str, np.ndarray]) -> None:
         table, columns = _KINDS[kind]
+        ids: list[int] = []
         if kind == "pacientes":
             # keep unused ids (in order of use), allocate the rest from the sequence
             ids = buf.ids[::-1] + _nextval(cur, "pacientes", n - len(buf.ids))
-            id_array = np.array(ids, dtype=np.int64)
-        else:
-            ids = []
-            id_array = np.arange(1, n + 1, dtype=np.int64)
         now = datetime.now(UTC).replace(tzinfo=None)
-        rows: list[tuple] = []
-        while len(rows) < n:  # update values: datagen may leave some NULL; draw again
-            batch = generate_rows(table, id_array, self._rng, parents=parents, now=now)
-            _make_current(kind, batch, np.datetime64(now, "us"), self._rng)
-            if kind in ("update_paciente", "update_exame"):
-                keep = np.ones(len(id_array), dtype=bool)
-                for column in columns:
-                    keep &= np.array([v is not None for v in batch[column]], dtype=bool)
-                batch = {c: batch[c][keep] for c in columns}
-            rows.extend(zip(*(batch[c].tolist() for c in columns), strict=True))
-        buf.rows = rows[:n][::-1]
-        buf.ids = ids[::-1] if kind == "pacientes" else []
+        batch = self._generate(kind, table, ids, n, parents, now)
+        rows = list(zip(*(batch[c].tolist() for c in columns), strict=True))
+        buf.rows = rows[::-1]
+        buf.ids = ids[::-1]
         buf.made_at_s = time.monotonic()
+
+    def _generate(self, kind: str, table: str | None, ids: list[int], n: int,
+                  parents: dict[str, np.ndarray], now: datetime) -> dict[str, np.ndarray]:
+        rng = self._rng
+        if kind == "update_paciente":
+            return {"telefone": datagen.new_phones(rng, n),
+                    "endereco": datagen.new_addresses(rng, n)}
+        if kind == "update_consulta":
+            return {"status": datagen.consulta_outcomes(rng, n)}
+        if kind == "update_exame":
+            return {"resultado": datagen.exam_results(rng, n)}
+        assert table is not None
+        id_array = np.array(ids, dtype=np.int64) if ids else np.arange(1, n + 1, dtype=np.int64)
+        if kind == "pacientes_convenios":
+            # only numero_carteira/validade are used (the workload picks the pair); n fake
+            # pacientes give datagen's link slots room
+            known = datagen.ParentIds(pacientes=id_array, convenios=parents["convenios"])
+        else:
+            known = datagen.ParentIds(pacientes=parents["pacientes"],
+                                      medicos=parents["medicos"],
+                                      convenios=parents["convenios"])
+        # fresh: rows as a live hospital creates them (pacientes registered now, consultas
+        # agendada ahead, exames scheduled without result, internações just opened)
+        return datagen.generate_rows(table, id_array, rng, parents=known, now=now, fresh=True)
 
 
 def _nextval(cur: psycopg.Cursor, table: str, n: int) -> list[int]:
@@ -120,42 +126,3 @@ def _nextval(cur: psycopg.Cursor, table: str, n: int) -> list[int]:
     cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
                 "FROM generate_series(1, %s)", (table, n))
     return [int(row[0]) for row in cur.fetchall()]
-
-
-def _offsets_us(rng: np.random.Generator, n: int, p_past: float, past_us: int, future_lo_us: int,
-                future_hi_us: int) -> np.ndarray:
-    """Signed offsets from now in µs: ``p_past`` of them in (-past_us, 0], the rest ahead."""
-    is_past = rng.random(n) < p_past
-    past = -rng.integers(0, past_us, n)
-    future = rng.integers(future_lo_us, future_hi_us, n)
-    return np.where(is_past, past, future)
-
-
-def _make_current(kind: str, batch: dict[str, np.ndarray], now: np.datetime64,
-                  rng: np.random.Generator) -> None:
-    """Overwrite, in place, what a new row in a live hospital looks like at ``now``.
-
-    A new consulta is agendada (a quarter already due in the last 2 h, the rest 1 h to 14 days
-    ahead, on the minute); a new exame has no result (half collected in the last 6 h, half
-    scheduled 1 h to 3 days ahead); a new internação is open and started in the last 6 h; a new
-    paciente registers now.
-    """
-    n = len(next(iter(batch.values())))
-    if kind == "pacientes":
-        batch["data_cadastro"] = np.full(n, now, dtype="datetime64[us]")
-    elif kind == "consultas":
-        offsets = _offsets_us(rng, n, 0.25, 2 * _HOUR_US, _HOUR_US, 14 * _DAY_US)
-        batch["data"] = _floor_minute(now + offsets.astype("timedelta64[us]"))
-        batch["status"] = np.full(n, "agendada", dtype=object)
-    elif kind == "exames":
-        offsets = _offsets_us(rng, n, 0.5, 6 * _HOUR_US, _HOUR_US, 3 * _DAY_US)
-        batch["data"] = _floor_minute(now + offsets.astype("timedelta64[us]"))
-        batch["resultado"] = np.full(n, None, dtype=object)
-    elif kind == "internacoes":
-        offsets = -rng.integers(0, 6 * _HOUR_US, n)
-        batch["data_entrada"] = _floor_minute(now + offsets.astype("timedelta64[us]"))
-        batch["data_saida"] = np.full(n, None, dtype=object)
-
-
-def _floor_minute(values: np.ndarray) -> np.ndarray:
-    return values.astype("datetime64[m]").astype("datetime64[us]")

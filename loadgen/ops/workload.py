@@ -9,11 +9,14 @@ Every operation succeeds against the constraints by construction: FK parents com
 to exist (loaded at start, plus this worker's committed inserts); new paciente ids come from the
 sequence in blocks and their CPF is a bijection of the id; links are owned by their paciente, so
 a (paciente, convenio) pair is known to be free; rows to update or delete are owned by one
-worker (``id % num_workers == worker_id`` at start, plus rows it inserted). Date coherence
-follows ``loadgen.schema.CHECKS``: only due (past-dated) consultas become realizada/faltou, a
-future one can only be cancelled; exam results only for exams whose date has passed; discharge
-at ``GREATEST(data_entrada, now)``. The SQL re-checks each of these, so clock skew between
-this host and the server can make a statement change nothing but never break a check.
+worker (``id % num_workers == worker_id`` at start, plus rows it inserted).
+
+Date coherence follows ``loadgen.schema.CHECKS``. A consulta is closed due-first (its time has
+passed); when none is due, the next upcoming one is closed, and if it becomes realizada or
+faltou its ``data`` moves to now (the appointment happened now), a cancellation keeps its date.
+Likewise an exam result is recorded for a due exam first, else for the next scheduled one,
+whose ``data`` becomes now (performed now). A discharge happens at
+``GREATEST(data_entrada, now)``. The SQL applies these rules itself, with the server's clock.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import random
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -40,23 +44,24 @@ from loadgen.ops.registry import BY_NAME, OP_NAMES
 logger = logging.getLogger(__name__)
 
 DUE_MARGIN_S = 2.0  # a row counts as due this long after its date (clock skew to the server)
-# update_consulta outcomes of a due agendada appointment, with their probabilities
-CONSULTA_OUTCOMES: tuple[tuple[str, float], ...] = (
-    ("realizada", 0.75), ("faltou", 0.10), ("cancelada", 0.15))
 # Types in the hospital tables, loaded as PostgreSQL's text output (the after-image format).
 _TEXT_TYPES = ("int2", "int4", "int8", "numeric", "float4", "float8", "bool", "text", "varchar",
                "bpchar", "name", "date", "time", "timestamp", "timestamptz", "interval", "uuid",
                "json", "jsonb", "bytea")
 
 _UPDATE_PACIENTE = "UPDATE pacientes SET telefone = %s, endereco = %s WHERE id = %s RETURNING *"
+# "happened now": a realizada/faltou consulta or an exam result may not be dated in the future
+_NOW_MINUTE = "date_trunc('minute', LOCALTIMESTAMP)"
 _UPDATE_CONSULTA = (
-    "UPDATE consultas SET status = CASE WHEN data <= LOCALTIMESTAMP THEN %s::varchar "
-    "ELSE 'cancelada' END WHERE id = %s AND status = 'agendada' RETURNING *")
-_UPDATE_EXAME = ("UPDATE exames SET resultado = %s WHERE id = %s AND resultado IS NULL "
-                 "AND data <= LOCALTIMESTAMP RETURNING *")
+    "UPDATE consultas SET status = %(status)s::varchar, data = CASE WHEN %(status)s::varchar "
+    f"<> 'cancelada' AND data > {_NOW_MINUTE} THEN {_NOW_MINUTE} ELSE data END "
+    "WHERE id = %(id)s AND status = 'agendada' RETURNING *")
+_UPDATE_EXAME = (
+    f"UPDATE exames SET resultado = %(resultado)s, data = LEAST(data, {_NOW_MINUTE}) "
+    "WHERE id = %(id)s AND resultado IS NULL RETURNING *")
 _UPDATE_INTERNACAO = (
-    "UPDATE internacoes SET data_saida = GREATEST(data_entrada, date_trunc('minute', "
-    "LOCALTIMESTAMP)) WHERE id = %s AND data_saida IS NULL RETURNING *")
+    f"UPDATE internacoes SET data_saida = GREATEST(data_entrada, {_NOW_MINUTE}) "
+    "WHERE id = %s AND data_saida IS NULL RETURNING *")
 _DELETE_CONSULTA = "DELETE FROM consultas WHERE id = %s AND status = 'cancelada' RETURNING id"
 _DELETE_LINK = "DELETE FROM pacientes_convenios WHERE id = %s RETURNING id"
 
@@ -183,7 +188,7 @@ class Workload:
         cap = {
             "update_paciente": inf if len(self._pacientes) else 0,
             "update_consulta": len(self._agendadas),
-            "update_exame": len(self._pendentes.due),
+            "update_exame": len(self._pendentes),
             "update_internacao": len(self._abertas),
             "insert_paciente_convenio": self._links.num_free,
             "delete_paciente_convenio": len(self._links.links),
@@ -263,7 +268,7 @@ class Workload:
 
     # ----------------------------------------------------------------- helpers
     def _many(self, cur: psycopg.Cursor, table: str, op: str, op_name: str,
-              query: str | sql.Composed, params: list[tuple]) -> list[RowChange]:
+              query: str | sql.Composed, params: Sequence[Any]) -> list[RowChange]:
         if not params:
             return []
         cur.executemany(query, params, returning=True)  # type: ignore[arg-type]
@@ -325,17 +330,15 @@ class Workload:
         params = [(*v, self._pacientes.sample(self._rnd)) for v in values]
         return self._many(cur, "pacientes", "u", "update_paciente", _UPDATE_PACIENTE, params)
 
+    @staticmethod
+    def _take_due_first(pool: DatedPool, rnd: random.Random) -> int:
+        return pool.due.take(rnd) if len(pool.due) else pool.take_soonest_future()[1]
+
     def _run_update_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
-        due = self._agendadas.due
-        outcomes = [o for o, _ in CONSULTA_OUTCOMES]
-        probs = [p for _, p in CONSULTA_OUTCOMES]
-        params = []
-        for _ in range(min(k, len(self._agendadas))):
-            if len(due):
-                status = self._rnd.choices(outcomes, probs)[0]
-                params.append((status, due.take(self._rnd)))
-            else:  # nothing due yet: the patient cancels the next appointment
-                params.append(("cancelada", self._agendadas.take_soonest_future()[1]))
+        k = min(k, len(self._agendadas))
+        outcomes = self._gen.take(cur, "update_consulta", k, self._parents)
+        params = [{"status": o[0], "id": self._take_due_first(self._agendadas, self._rnd)}
+                  for o in outcomes]
         changes = self._many(cur, "consultas", "u", "update_consulta", _UPDATE_CONSULTA, params)
         for change in changes:
             if change.after is not None and change.after["status"] == "cancelada":
@@ -343,17 +346,11 @@ class Workload:
         return changes
 
     def _run_update_exame(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
-        due = self._pendentes.due
-        ids = [due.take(self._rnd) for _ in range(min(k, len(due)))]
-        values = self._gen.take(cur, "update_exame", len(ids), self._parents)
-        params = [(v[0], i) for v, i in zip(values, ids, strict=True)]
-        changes = self._many(cur, "exames", "u", "update_exame", _UPDATE_EXAME, params)
-        if len(changes) < len(ids):  # the server's clock says not due yet: try again later
-            done = {c.pk for c in changes}
-            for i in ids:
-                if i not in done:
-                    self._pendentes.add(time.time() + DUE_MARGIN_S, i)
-        return changes
+        k = min(k, len(self._pendentes))
+        results = self._gen.take(cur, "update_exame", k, self._parents)
+        params = [{"resultado": r[0], "id": self._take_due_first(self._pendentes, self._rnd)}
+                  for r in results]
+        return self._many(cur, "exames", "u", "update_exame", _UPDATE_EXAME, params)
 
     def _run_update_internacao(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         params = [(self._abertas.take(self._rnd),) for _ in range(min(k, len(self._abertas)))]
