@@ -1,0 +1,413 @@
+"""Coordinator: plan the run, spawn the workers, merge their deltas, watch them, shut down.
+
+Runs in the CLI's process and main thread. It owns the clock (the shared start time), the
+progress display, liveness checks and the summary. Workers are started with the spawn method
+(nothing forked), each gets its share of the rate and of ``--max-ops`` and an independent RNG
+stream from ``SeedSequence(seed).spawn(n)``. Deltas are attributed to the tick in which they
+arrive, so interval edges can be off by up to one report interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import queue as queue_mod
+import secrets
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from loadgen import db
+from loadgen.clock import NS_PER_S, SystemClock
+from loadgen.config import StreamConfig
+from loadgen.errors import ConfigError, RunAbortedError, SchemaMissingError
+from loadgen.messages import PROTOCOL_VERSION, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.rates import parse_duration, parse_rate
+from loadgen.report import NullReporter, Progress, Reporter, RunSummary
+from loadgen.stats import IntervalStats
+from loadgen.worker import WorkerSpec, run_worker
+
+logger = logging.getLogger(__name__)
+
+ARRIVALS = ("token-bucket", "poisson", "uniform")
+START_DELAY_S = 0.05  # between "all ready" and the common start time
+START_TIMEOUT_S = 120.0  # for every worker to connect and prepare its workload
+STOP_TIMEOUT_S = 4.0  # after a stop request, before stragglers are terminated (exit < 5 s)
+MIN_SILENCE_TIMEOUT_S = 15.0  # a worker silent this long (or 10 report intervals) is stuck
+BURST_WINDOW_S = 1.0  # default token-bucket capacity: one second of operations per worker
+
+WorkerTarget = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated plan for one stream run (from ``StreamConfig`` and the DSN)."""
+
+    dsn: str
+    num_workers: int
+    rate_per_s: float | None  # total over all workers; None = unlimited or paced
+    is_paced: bool  # no --rate: the original's pace (interval_s + jitter)
+    arrivals: str  # token-bucket | poisson | uniform
+    burst: int | None  # token-bucket capacity, total over workers; None = default
+    duration_s: float | None
+    max_ops: int | None
+    batch_size: int
+    mix: dict[str, float]
+    seed: int
+    report_interval_s: float
+    interval_s: float
+    max_jitter_ms: int
+    fail_fast_on_critical: bool = False
+    ledger: str | None = None
+    reconnect_timeout_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, stream: StreamConfig, dsn: str) -> RunSpec:
+        """Parse and check the ``[stream]`` settings. Raises ConfigError (exit 2)."""
+        from loadgen.ops.mix import parse_mix
+
+        if stream.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {stream.workers}")
+        if stream.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {stream.batch_size}")
+        if stream.max_ops is not None and stream.max_ops < 1:
+            raise ConfigError(f"--max-ops must be at least 1, got {stream.max_ops}")
+        if stream.burst is not None and stream.burst < 1:
+            raise ConfigError(f"--burst must be at least 1, got {stream.burst}")
+        if not stream.report_interval_s > 0:
+            raise ConfigError(
+                f"--report-interval must be greater than 0, got {stream.report_interval_s}")
+        if stream.arrivals not in ARRIVALS:
+            raise ConfigError(f"--arrivals: unknown schedule {stream.arrivals!r}; "
+                              f"expected one of {', '.join(ARRIVALS)}")
+        rate_text = (stream.rate or "").strip()
+        rate_per_s = parse_rate(rate_text) if rate_text else None
+        duration_s = parse_duration(stream.duration) if stream.duration else None
+        if stream.ledger:
+            try:
+                import loadgen.ledger  # noqa: F401
+            except ImportError:
+                raise ConfigError("--ledger: the ledger module is not available in this build"
+                                  ) from None
+        seed = stream.seed if stream.seed is not None else secrets.randbits(63)
+        return cls(
+            dsn=dsn, num_workers=stream.workers, rate_per_s=rate_per_s, is_paced=not rate_text,
+            arrivals=stream.arrivals, burst=stream.burst, duration_s=duration_s,
+            max_ops=stream.max_ops, batch_size=stream.batch_size, mix=parse_mix(stream.mix),
+            seed=seed, report_interval_s=stream.report_interval_s, interval_s=stream.interval_s,
+            max_jitter_ms=stream.max_jitter_ms,
+            fail_fast_on_critical=stream.fail_fast_on_critical, ledger=stream.ledger,
+        )
+
+    @property
+    def target_rate_per_s(self) -> float | None:
+        """Operations per second asked for (None when unlimited)."""
+        if self.is_paced:
+            return 1.0 / self.interval_s if self.interval_s > 0 else None
+        return self.rate_per_s
+
+    def worker_specs(self) -> list[WorkerSpec]:
+        """Split rate, burst and max-ops across workers; the shares add up exactly."""
+        n = self.num_workers
+        children = np.random.SeedSequence(self.seed).spawn(n)
+        per_worker_rate = None if self.rate_per_s is None else self.rate_per_s / n
+        if self.burst is not None:
+            burst = max(1, math.ceil(self.burst / n))
+        else:
+            burst = max(self.batch_size, math.ceil((per_worker_rate or 0) * BURST_WINDOW_S))
+        if self.is_paced:
+            arrivals = "pace" if self.interval_s > 0 else "closed"
+        else:
+            arrivals = "closed" if self.rate_per_s is None else self.arrivals
+        specs = []
+        for i in range(n):
+            share = None
+            if self.max_ops is not None:
+                share = self.max_ops // n + (1 if i < self.max_ops % n else 0)
+            specs.append(WorkerSpec(
+                worker_id=i, num_workers=n, dsn=self.dsn, seed_seq=children[i], mix=self.mix,
+                arrivals=arrivals, rate_per_s=per_worker_rate, burst=burst,
+                interval_s=self.interval_s, max_jitter_ms=self.max_jitter_ms,
+                duration_s=self.duration_s, max_ops=share, batch_size=self.batch_size,
+                report_interval_s=self.report_interval_s,
+                fail_fast_on_critical=self.fail_fast_on_critical, ledger=self.ledger,
+                reconnect_timeout_s=self.reconnect_timeout_s,
+            ))
+        return specs
+
+
+def check_database(dsn: str) -> None:
+    """Fail fast before spawning: server reachable, tables present and seeded.
+
+    Raises:
+        DatabaseUnavailableError: no server after retries (exit 3).
+        SchemaMissingError: tables missing or empty, with "run `loadgen init` and
+            `loadgen seed` first" (exit 3).
+    """
+    with db.connect(dsn, autocommit=True) as conn:
+        try:
+            db.require_schema(conn, need_rows=True)
+        except SchemaMissingError as exc:
+            text = str(exc)
+            if "loadgen init" not in text:
+                text = text.split(";")[0] + "; run `loadgen init` and `loadgen seed` first"
+            raise SchemaMissingError(text) from None
+
+
+@dataclass
+class _WorkerState:
+    process: Any  # multiprocessing Process
+    is_ready: bool = False
+    is_done: bool = False
+    last_seen_ns: int = 0  # monotonic ns of the last message
+    is_reconnecting: bool = False
+    backend_pid: int = 0
+
+
+@dataclass
+class _Run:
+    """Mutable state of one run inside ``run``; reset never (one per run)."""
+
+    total: IntervalStats = field(default_factory=IntervalStats)
+    interval: IntervalStats = field(default_factory=IntervalStats)
+    stop_requests: int = 0  # SIGINT/SIGTERM received
+    abort_reason: str | None = None
+    abort_error_type: str | None = None
+    stop_reason: str | None = None
+
+
+def run(
+    spec: RunSpec,
+    reporter: Reporter | None = None,
+    *,
+    worker_target: WorkerTarget = run_worker,
+    should_check_database: bool = True,
+    silence_timeout_s: float | None = None,
+    start_timeout_s: float = START_TIMEOUT_S,
+    stop_timeout_s: float = STOP_TIMEOUT_S,
+) -> RunSummary:
+    """Run the stream to its end (duration, max-ops or a signal) and return the summary.
+
+    Blocks; call from the main thread (it installs SIGINT/SIGTERM handlers for the duration).
+
+    Raises:
+        SchemaMissingError, DatabaseUnavailableError: before any worker starts (exit 3).
+        RunAbortedError: a worker died, went silent or failed; ``.summary`` holds the partial
+            summary (exit 4).
+    """
+    reporter = reporter or NullReporter()
+    if should_check_database:
+        check_database(spec.dsn)
+    if silence_timeout_s is None:
+        silence_timeout_s = max(MIN_SILENCE_TIMEOUT_S, 10 * spec.report_interval_s)
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    stop_event, start_event = ctx.Event(), ctx.Event()
+    start_at_ns = ctx.Value("q", 0)
+    clock = SystemClock()
+    state = _Run()
+    workers = {
+        ws.worker_id: _WorkerState(ctx.Process(
+            target=worker_target, name=f"loadgen-worker-{ws.worker_id}",
+            args=(ws, messages, stop_event, start_event, start_at_ns), daemon=True))
+        for ws in spec.worker_specs()
+    }
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        state.stop_requests += 1
+        stop_event.set()
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    t_start_ns = clock.now_ns()
+    t_end_ns = t_start_ns
+    try:
+        for w in workers.values():
+            w.process.start()
+            w.last_seen_ns = clock.now_ns()
+        _wait_ready(workers, messages, state, clock, start_timeout_s)
+        if state.abort_reason is None and not state.stop_requests:
+            t_start_ns = clock.now_ns() + round(START_DELAY_S * NS_PER_S)
+            start_at_ns.value = t_start_ns
+            start_event.set()
+            reporter.start()
+            try:
+                _main_loop(spec, workers, messages, state, clock, reporter, t_start_ns,
+                           silence_timeout_s, stop_event)
+            finally:
+                reporter.stop()
+        else:
+            t_start_ns = clock.now_ns()
+        t_end_ns = clock.now_ns()
+        stop_event.set()
+        _drain_until_done(workers, messages, state, clock, stop_timeout_s)
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        _shut_down(workers, messages)
+    summary = RunSummary(
+        total=state.total, elapsed_s=max(t_end_ns - t_start_ns, 0) / NS_PER_S,
+        num_workers=spec.num_workers, target_rate_per_s=spec.target_rate_per_s, seed=spec.seed,
+        stop_reason="aborted" if state.abort_reason else (state.stop_reason or "stopped"),
+    )
+    if state.abort_reason is not None:
+        if state.abort_error_type == "SchemaMissingError":
+            raise SchemaMissingError(state.abort_reason)
+        error = RunAbortedError(f"run aborted: {state.abort_reason}")
+        error.summary = summary  # type: ignore[attr-defined]
+        raise error
+    return summary
+
+
+def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int) -> None:
+    w = workers.get(getattr(msg, "worker_id", -1))
+    if w is None or getattr(msg, "protocol", None) != PROTOCOL_VERSION:
+        logger.warning("ignoring unexpected message %r", type(msg).__name__)
+        return
+    w.last_seen_ns = now_ns
+    if isinstance(msg, StatsDelta):
+        state.total.merge(msg.stats)
+        state.interval.merge(msg.stats)
+        w.is_reconnecting = msg.is_reconnecting
+        w.backend_pid = msg.backend_pid or w.backend_pid
+    elif isinstance(msg, WorkerReady):
+        w.is_ready = True
+        w.backend_pid = msg.backend_pid
+    elif isinstance(msg, WorkerDone):
+        w.is_done = True
+        if state.stop_reason is None or msg.reason != "stopped":
+            state.stop_reason = msg.reason
+        if msg.num_ops != 0:
+            logger.debug("worker %d done (%s): %d ops", msg.worker_id, msg.reason, msg.num_ops)
+    elif isinstance(msg, WorkerFailed):
+        w.is_done = True
+        logger.debug("worker %d traceback:\n%s", msg.worker_id, msg.traceback_text)
+        if state.abort_reason is None:
+            state.abort_reason = f"worker {msg.worker_id} failed: {msg.error_type}: {msg.message}"
+            state.abort_error_type = msg.error_type
+
+
+def _poll(messages: Any, workers: dict[int, _WorkerState], state: _Run, clock: SystemClock,
+          timeout_s: float) -> None:
+    """Handle one message (waiting up to ``timeout_s``), then whatever else is queued."""
+    try:
+        _handle(messages.get(timeout=max(timeout_s, 0.001)), workers, state, clock.now_ns())
+        while True:
+            _handle(messages.get_nowait(), workers, state, clock.now_ns())
+    except queue_mod.Empty:
+        pass
+
+
+def _check_liveness(workers: dict[int, _WorkerState], messages: Any, state: _Run,
+                    clock: SystemClock, silence_timeout_s: float) -> None:
+    for worker_id, w in workers.items():
+        if w.is_done or state.abort_reason is not None:
+            continue
+        if not w.process.is_alive():
+            _poll(messages, workers, state, clock, 0.5)  # its last words may still be queued
+            if not w.is_done and state.abort_reason is None:
+                state.abort_reason = (f"worker {worker_id} died "
+                                      f"(exit code {w.process.exitcode})")
+        elif (clock.now_ns() - w.last_seen_ns) / NS_PER_S > silence_timeout_s:
+            state.abort_reason = (f"worker {worker_id} silent for more than "
+                                  f"{silence_timeout_s:g} s")
+
+
+def _wait_ready(workers: dict[int, _WorkerState], messages: Any, state: _Run,
+                clock: SystemClock, start_timeout_s: float) -> None:
+    deadline_ns = clock.now_ns() + round(start_timeout_s * NS_PER_S)
+    while not all(w.is_ready for w in workers.values()):
+        _poll(messages, workers, state, clock, 0.1)
+        for w in workers.values():
+            w.last_seen_ns = max(w.last_seen_ns, clock.now_ns() - 1)  # not silent while starting
+        _check_liveness(workers, messages, state, clock, start_timeout_s)
+        if state.abort_reason is not None or state.stop_requests:
+            return
+        if clock.now_ns() > deadline_ns:
+            late = [str(i) for i, w in workers.items() if not w.is_ready]
+            state.abort_reason = (f"worker {', '.join(late)} not ready after "
+                                  f"{start_timeout_s:g} s")
+            return
+
+
+def _main_loop(spec: RunSpec, workers: dict[int, _WorkerState], messages: Any, state: _Run,
+               clock: SystemClock, reporter: Reporter, t_start_ns: int,
+               silence_timeout_s: float, stop_event: Any) -> None:
+    tick_ns = round(spec.report_interval_s * NS_PER_S)
+    next_tick_ns = t_start_ns + tick_ns
+    last_tick_ns = t_start_ns
+    end_ns = t_start_ns + round(spec.duration_s * NS_PER_S) if spec.duration_s else None
+    for w in workers.values():
+        w.last_seen_ns = t_start_ns
+    while True:
+        now_ns = clock.now_ns()
+        _poll(messages, workers, state, clock, min((next_tick_ns - now_ns) / NS_PER_S, 0.2))
+        now_ns = clock.now_ns()
+        if now_ns >= next_tick_ns:
+            reporter.progress(Progress(
+                elapsed_s=(now_ns - t_start_ns) / NS_PER_S,
+                interval_s=(now_ns - last_tick_ns) / NS_PER_S,
+                interval=state.interval, total=state.total,
+                remaining_s=None if end_ns is None else max(end_ns - now_ns, 0) / NS_PER_S,
+                max_ops=spec.max_ops, num_workers=spec.num_workers,
+                num_reconnecting=sum(w.is_reconnecting for w in workers.values()),
+                target_rate_per_s=spec.target_rate_per_s,
+            ))
+            state.interval = IntervalStats()
+            last_tick_ns = now_ns
+            while next_tick_ns <= now_ns:  # skip ticks we were too busy for (pgbench)
+                next_tick_ns += tick_ns
+        if all(w.is_done for w in workers.values()):
+            return
+        if state.stop_requests:
+            state.stop_reason = "stopped"
+            return
+        _check_liveness(workers, messages, state, clock, silence_timeout_s)
+        if state.abort_reason is not None:
+            return
+        if end_ns is not None and now_ns > end_ns + round(2 * NS_PER_S):
+            stop_event.set()  # backstop: workers stop at the end time themselves
+
+
+def _drain_until_done(workers: dict[int, _WorkerState], messages: Any, state: _Run,
+                      clock: SystemClock, stop_timeout_s: float) -> None:
+    """After the stop: collect final deltas until every worker is done, dead or late."""
+    deadline_ns = clock.now_ns() + round(stop_timeout_s * NS_PER_S)
+    while clock.now_ns() < deadline_ns:
+        pending = [w for w in workers.values() if not w.is_done and w.process.is_alive()]
+        if not pending:
+            break
+        _poll(messages, workers, state, clock, 0.05)
+    _poll(messages, workers, state, clock, 0.001)
+    late = [i for i, w in workers.items() if not w.is_done]
+    if late and state.abort_reason is None:
+        if state.stop_requests:
+            logger.warning("worker %s did not stop within %.1f s; terminated",
+                           ", ".join(map(str, late)), stop_timeout_s)
+        else:
+            dead = [i for i in late if not workers[i].process.is_alive()]
+            state.abort_reason = (
+                f"worker {', '.join(map(str, late))} "
+                + (f"died (exit code {workers[dead[0]].process.exitcode})" if dead
+                   else f"did not finish within {stop_timeout_s:g} s of the end"))
+
+
+def _shut_down(workers: dict[int, _WorkerState], messages: Any) -> None:
+    for w in workers.values():
+        if w.process.is_alive():
+            w.process.join(timeout=0.5)
+        if w.process.is_alive():
+            w.process.terminate()
+            w.process.join(timeout=1.0)
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join(timeout=1.0)
+    messages.close()
+    messages.cancel_join_thread()
+
+
+__all__ = ["RunSpec", "check_database", "run"]

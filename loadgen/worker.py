@@ -1,0 +1,451 @@
+"""Worker process: one connection, one open-loop schedule, batched transactions, stats deltas.
+
+The coordinator starts each worker with the spawn method, so nothing (sockets, RNG state) is
+inherited. A worker connects, builds its ``Workload``, says ``WorkerReady``, waits for the
+shared start time, then repeats: take the next slot from its arrival schedule, sleep until it,
+gather every further slot already due (up to ``batch_size``) and run them as one transaction.
+Latency is ``commit end - slot`` and lag ``transaction start - slot`` (pgbench's model), so
+queueing behind a slow server is measured, not hidden. Every ``report_interval_s`` it swaps
+its ``IntervalStats`` out and sends the delta; at the end it sends a final delta and
+``WorkerDone``. Only ``run_worker`` catches everything: it turns an exception into
+``WorkerFailed`` and exits non-zero.
+
+Faults: a lost connection is counted (class ``08``), the connection is reopened with backoff and
+jitter and the batch is retried. When the connection dies during COMMIT the outcome is unknown;
+after reconnecting, ``txid_status`` on the transaction id taken inside it says whether it
+committed, and the batch is counted accordingly (``num_in_doubt`` when it cannot be resolved).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psycopg
+
+from loadgen import db
+from loadgen.arrivals import (
+    Arrivals,
+    ClosedLoop,
+    JitteredArrivals,
+    PoissonArrivals,
+    TokenBucket,
+    UniformArrivals,
+)
+from loadgen.clock import NS_PER_MS, NS_PER_S, SystemClock
+from loadgen.errors import DatabaseUnavailableError
+from loadgen.messages import StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.stats import IntervalStats
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.sharedctypes import Synchronized
+    from multiprocessing.synchronize import Event
+
+    from loadgen.changes import RowChange
+
+logger = logging.getLogger(__name__)
+
+SLEEP_SLICE_NS = 100 * NS_PER_MS  # longest uninterrupted sleep: stop requests stay responsive
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+# classes that mean a bug or a broken server rather than bad luck: fail_fast_on_critical stops
+CRITICAL_CLASSES = frozenset({"0A", "28", "3D", "3F", "42", "53", "58", "F0", "XX"})
+CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})  # admin/crash shutdown, starting
+MAX_CONSECUTIVE_FAILURES = 1_000  # a worker that never commits gives up instead of spinning
+IN_DOUBT_POLL_S = 5.0  # how long to wait for an in-doubt transaction to leave "in progress"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything one worker needs; built by the coordinator, pickled to the worker."""
+
+    worker_id: int
+    num_workers: int
+    dsn: str
+    seed_seq: np.random.SeedSequence  # this worker's child of SeedSequence(run seed)
+    mix: dict[str, float]  # operation name -> relative weight
+    arrivals: str  # "token-bucket" | "poisson" | "uniform" | "pace" | "closed"
+    rate_per_s: float | None  # this worker's share of the rate; None with "pace"/"closed"
+    burst: int  # token-bucket capacity for this worker, operations
+    interval_s: float  # "pace": seconds between operations of the whole run
+    max_jitter_ms: int  # "pace": random extra delay per operation, ms
+    duration_s: float | None  # stop scheduling this long after the start; None = no limit
+    max_ops: int | None  # this worker's exact share of --max-ops; None = no limit
+    batch_size: int  # operations per transaction at most
+    report_interval_s: float  # seconds between stats deltas
+    fail_fast_on_critical: bool  # a critical SQL error ends the worker (and the run)
+    ledger: str | None  # ledger path for LedgerWriter; None = no ledger
+    reconnect_timeout_s: float = 60.0  # give up (and fail) after this long without a server
+    max_tries: int = 5  # attempts per transaction on serialization failure / deadlock
+
+
+def sqlstate_class(exc: BaseException) -> str:
+    """Two-char SQLSTATE class of a psycopg error; ``"08"`` when there is none (lost link)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return sqlstate[:2] if sqlstate else "08"
+
+
+def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) -> Arrivals:
+    """The schedule a worker follows (see ``loadgen.arrivals``)."""
+    if spec.arrivals == "closed" or (spec.rate_per_s is None and spec.arrivals != "pace"):
+        return ClosedLoop()
+    if spec.arrivals == "pace":
+        return JitteredArrivals(
+            round(spec.interval_s * NS_PER_S), spec.max_jitter_ms * NS_PER_MS, start_ns, rng,
+            worker_id=spec.worker_id, num_workers=spec.num_workers,
+        )
+    assert spec.rate_per_s is not None
+    if spec.arrivals == "poisson":
+        return PoissonArrivals(spec.rate_per_s, start_ns, rng)
+    if spec.arrivals == "uniform":
+        return UniformArrivals(spec.rate_per_s, start_ns)
+    return TokenBucket(spec.rate_per_s, spec.burst, start_ns)
+
+
+class _StopRequested(Exception):
+    """Raised inside waits when the run is stopping; the current batch is abandoned."""
+
+
+class _Worker:
+    """State of one worker process; ``run`` is its whole life after the process started."""
+
+    def __init__(self, spec: WorkerSpec, queue: Queue[Any], stop_event: Event,
+                 start_event: Event, start_at_ns: Synchronized[int]) -> None:
+        self.spec = spec
+        self.queue = queue
+        self.stop_event = stop_event
+        self.start_event = start_event
+        self.start_at_ns = start_at_ns
+        self.clock = SystemClock()
+        self.is_signalled = False  # SIGTERM sent to this process
+        self.conn: psycopg.Connection[Any] | None = None
+        self.stats = IntervalStats()  # reset at every report
+        self.seq = 0
+        self.t0_ns = self.clock.now_ns()
+        self.next_report_ns = self.t0_ns
+        self.num_ops = 0  # committed operations over the run
+        self.num_consecutive_failures = 0
+        self.num_dropped_reported = 0
+        self.arrivals: Arrivals | None = None
+        self.ledger: Any = None
+        self.app_name = f"loadgen stream worker {spec.worker_id}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def should_stop(self) -> bool:
+        return self.is_signalled or self.stop_event.is_set()
+
+    def run(self) -> None:
+        from loadgen.ops.workload import Workload
+
+        spec = self.spec
+        arrivals_ss, workload_ss = spec.seed_seq.spawn(2)
+        self.conn = db.connect(spec.dsn, application_name=self.app_name)
+        workload = Workload(self.conn, worker_id=spec.worker_id, num_workers=spec.num_workers,
+                            seed=int(workload_ss.generate_state(1, np.uint64)[0] >> 1),
+                            mix=spec.mix)
+        self._end_txn_quietly()
+        if spec.ledger:
+            from loadgen.ledger import LedgerWriter
+
+            self.ledger = LedgerWriter(spec.ledger, spec.worker_id)
+        self.queue.put(WorkerReady(spec.worker_id, _pid(), self._backend_pid()))
+        while not self.start_event.wait(0.1):
+            if self.should_stop():
+                self._finish("stopped")
+                return
+        start_ns = self.start_at_ns.value
+        self.clock.sleep_until_ns(start_ns)
+        self.t0_ns = start_ns
+        self.next_report_ns = start_ns + round(spec.report_interval_s * NS_PER_S)
+        self.arrivals = build_arrivals(spec, start_ns, np.random.default_rng(arrivals_ss))
+        end_ns = start_ns + round(spec.duration_s * NS_PER_S) if spec.duration_s else None
+        try:
+            reason = self._loop(workload, end_ns)
+        except _StopRequested:
+            reason = "stopped"
+        self._finish(reason)
+
+    def _loop(self, workload: Any, end_ns: int | None) -> str:
+        spec, clock, arrivals = self.spec, self.clock, self.arrivals
+        assert arrivals is not None
+        pending_ns: int | None = None
+        while True:
+            if self.should_stop():
+                return "stopped"
+            remaining = None if spec.max_ops is None else spec.max_ops - self.num_ops
+            if remaining is not None and remaining <= 0:
+                return "max-ops"
+            slot_ns = pending_ns if pending_ns is not None else arrivals.next_slot_ns(
+                clock.now_ns())
+            pending_ns = None
+            if end_ns is not None and slot_ns >= end_ns:
+                self._sleep_until(end_ns)
+                return "duration"
+            self._sleep_until(slot_ns)
+            # group every further slot already due into the same transaction
+            limit = spec.batch_size if remaining is None else min(spec.batch_size, remaining)
+            slots = [slot_ns]
+            now_ns = clock.now_ns()
+            while len(slots) < limit:
+                next_ns = arrivals.next_slot_ns(now_ns)
+                if next_ns > now_ns or (end_ns is not None and next_ns >= end_ns):
+                    pending_ns = next_ns
+                    break
+                slots.append(next_ns)
+            self._run_batch(workload, slots)
+            self._maybe_report()
+
+    def _finish(self, reason: str) -> None:
+        self._report(final=True)
+        self.queue.put(WorkerDone(self.spec.worker_id, reason, self.num_ops))
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.conn is not None:
+            self.conn.close()
+
+    # -- reporting and sleeping -------------------------------------------------------------
+
+    def _maybe_report(self) -> None:
+        if self.clock.now_ns() >= self.next_report_ns:
+            self._report()
+
+    def _report(self, *, final: bool = False, is_reconnecting: bool = False) -> None:
+        now_ns = self.clock.now_ns()
+        dropped = getattr(self.arrivals, "num_dropped", 0)
+        self.stats.num_dropped += dropped - self.num_dropped_reported
+        self.num_dropped_reported = dropped
+        delta = StatsDelta(self.spec.worker_id, self.seq, self.t0_ns, now_ns, self.stats,
+                           backend_pid=0 if final else self._backend_pid(),
+                           is_reconnecting=is_reconnecting)
+        self.queue.put(delta)
+        self.stats = IntervalStats()
+        self.seq += 1
+        self.t0_ns = now_ns
+        interval_ns = round(self.spec.report_interval_s * NS_PER_S)
+        while self.next_report_ns <= now_ns:
+            self.next_report_ns += interval_ns
+
+    def _sleep_until(self, deadline_ns: int, *, is_reconnecting: bool = False) -> None:
+        """Sleep in short slices, reporting on time; raise _StopRequested when stopping."""
+        while True:
+            now_ns = self.clock.now_ns()
+            if now_ns >= self.next_report_ns:
+                self._report(is_reconnecting=is_reconnecting)
+            if now_ns >= deadline_ns:
+                return
+            if self.should_stop():
+                raise _StopRequested
+            self.clock.sleep_until_ns(min(deadline_ns, now_ns + SLEEP_SLICE_NS,
+                                          self.next_report_ns))
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    def _run_batch(self, workload: Any, slots: list[int]) -> None:
+        """Run ``len(slots)`` operations as one transaction, retrying what may be retried."""
+        spec = self.spec
+        names: list[str] = workload.choose(len(slots))
+        start_ns = self.clock.now_ns()
+        tries = 0
+        while True:
+            tries += 1
+            if self.conn is None or self.conn.closed:
+                self._reconnect()
+            conn = self.conn
+            assert conn is not None
+            txid: int | None = None
+            try:
+                row = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+                txid = int(row[0]) if row else None
+                changes: list[RowChange] = workload.execute(conn, names)
+            except psycopg.Error as exc:
+                self._rollback_quietly()
+                workload.on_rollback()
+                if self._handle_failure(exc, names, tries):
+                    continue
+                return
+            try:
+                conn.commit()
+            except psycopg.Error as exc:
+                if not self._is_connection_lost(exc):
+                    self._rollback_quietly()
+                    workload.on_rollback()
+                    if self._handle_failure(exc, names, tries):
+                        continue
+                    return
+                self.stats.record_error(sqlstate_class(exc))
+                try:
+                    status = self._resolve_in_doubt(txid)
+                except _StopRequested:
+                    self.stats.num_in_doubt += len(names)
+                    raise
+                if status != "committed":
+                    workload.on_rollback()
+                    if status == "aborted":
+                        self.stats.num_resolved += len(names)
+                        continue  # nothing was applied: run the batch again
+                    logger.warning("worker %d: outcome of transaction %s unknown (%s)",
+                                   spec.worker_id, txid, status)
+                    self.stats.num_in_doubt += len(names)
+                    return
+                self.stats.num_resolved += len(names)
+            end_ns = self.clock.now_ns()
+            workload.on_commit()
+            self.num_ops += len(names)
+            self.num_consecutive_failures = 0
+            self.stats.record_commit(names, changes, slots, start_ns, end_ns)
+            if self.ledger is not None and txid is not None:
+                self.ledger.write_txn(txid, datetime.now(UTC).isoformat(), changes)
+            return
+
+    def _handle_failure(self, exc: psycopg.Error, names: list[str], tries: int) -> bool:
+        """Count a failed attempt; return True to retry the batch, False to drop it."""
+        error_class = sqlstate_class(exc)
+        if self._is_connection_lost(exc):
+            self.stats.record_error(error_class)
+            logger.warning("worker %d: connection lost (%s); reconnecting",
+                           self.spec.worker_id, _one_line(exc))
+            self._reconnect()
+            return True  # the transaction did not commit: run it again on the new connection
+        if exc.sqlstate in RETRYABLE_SQLSTATES and tries < self.spec.max_tries:
+            self.stats.num_retried += 1
+            return True
+        self.stats.record_error(error_class, num_ops=len(names))
+        self.num_consecutive_failures += 1
+        logger.warning("worker %d: %s failed: %s %s", self.spec.worker_id, ",".join(names),
+                       exc.sqlstate, _one_line(exc))
+        if error_class in CRITICAL_CLASSES and self.spec.fail_fast_on_critical:
+            raise exc
+        if self.num_consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+            raise RuntimeError(f"{self.num_consecutive_failures} transactions in a row failed; "
+                               f"last error {exc.sqlstate}: {_one_line(exc)}") from exc
+        return False
+
+    def _is_connection_lost(self, exc: BaseException) -> bool:
+        conn = self.conn
+        if conn is None or conn.closed or conn.broken:
+            return True
+        return isinstance(exc, psycopg.OperationalError) and (
+            exc.sqlstate is None or exc.sqlstate in CONNECTION_SQLSTATES
+            or exc.sqlstate.startswith("08"))
+
+    def _resolve_in_doubt(self, txid: int | None) -> str:
+        """After a connection died during COMMIT: reconnect and ask the server what happened.
+
+        Returns ``"committed"``, ``"aborted"`` or why it is unknown.
+        """
+        self._reconnect()
+        if txid is None:
+            return "no transaction id"
+        deadline_ns = self.clock.now_ns() + round(IN_DOUBT_POLL_S * NS_PER_S)
+        status: str | None = None
+        while True:
+            assert self.conn is not None
+            try:
+                row = self.conn.execute("SELECT txid_status(%s)", (txid,)).fetchone()
+                self.conn.rollback()
+            except psycopg.Error as exc:
+                if not self._is_connection_lost(exc):
+                    return f"txid_status failed: {_one_line(exc)}"
+                self._reconnect()
+                continue
+            status = row[0] if row else None
+            if status in ("committed", "aborted"):
+                return status
+            if status is None or self.clock.now_ns() >= deadline_ns:
+                return f"txid_status {status}"
+            self._sleep_until(self.clock.now_ns() + 50 * NS_PER_MS)
+
+    def _reconnect(self) -> None:
+        """Reopen the connection with exponential backoff and jitter; count the reconnect.
+
+        Raises:
+            _StopRequested: the run is stopping.
+            DatabaseUnavailableError: no server for ``reconnect_timeout_s`` seconds, or it
+                refused us for a reason retrying cannot fix.
+        """
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+        deadline_ns = self.clock.now_ns() + round(self.spec.reconnect_timeout_s * NS_PER_S)
+        conninfo = db.session_options(self.spec.dsn, {"application_name": self.app_name})
+        for delay_s in db.backoff_delays_s():
+            try:
+                self.conn = psycopg.connect(conninfo)
+                break
+            except psycopg.OperationalError as exc:
+                # XXX: every connect failure is retried until the deadline (a restarting server
+                # answers with several different errors); a wrong password costs a minute.
+                if self.clock.now_ns() >= deadline_ns:
+                    raise DatabaseUnavailableError(
+                        f"worker {self.spec.worker_id}: no connection to "
+                        f"{db.mask_dsn(self.spec.dsn)} for {self.spec.reconnect_timeout_s:g} s: "
+                        f"{_one_line(exc)}") from None
+                logger.info("worker %d: reconnect failed (%s), next try in %.2f s",
+                            self.spec.worker_id, _one_line(exc), delay_s)
+            self._sleep_until(self.clock.now_ns() + round(delay_s * NS_PER_S),
+                              is_reconnecting=True)
+        self.stats.num_reconnects += 1
+        logger.warning("worker %d: reconnected (backend %d)", self.spec.worker_id,
+                       self._backend_pid())
+
+    def _rollback_quietly(self) -> None:
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            try:
+                self.conn.rollback()
+            except psycopg.Error:
+                self.conn.close()
+
+    def _end_txn_quietly(self) -> None:
+        if self.conn is not None and not self.conn.autocommit:
+            self.conn.rollback()
+
+    def _backend_pid(self) -> int:
+        conn = self.conn
+        if conn is None or conn.closed or conn.broken:
+            return 0
+        return int(conn.info.backend_pid)
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_worker(spec: WorkerSpec, queue: Queue[Any], stop_event: Event, start_event: Event,
+               start_at_ns: Synchronized[int]) -> None:
+    """Process entry point of one worker (the coordinator's ``Process`` target).
+
+    SIGINT is ignored (a terminal's Ctrl-C reaches the whole process group; the coordinator
+    decides and sets ``stop_event``); SIGTERM sent to this process stops it gracefully.
+    Never raises: an exception becomes a ``WorkerFailed`` message and exit status 1.
+    """
+    worker = _Worker(spec, queue, stop_event, start_event, start_at_ns)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def _on_sigterm(signum: int, frame: object) -> None:
+        worker.is_signalled = True
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        worker.run()
+    except BaseException as exc:  # noqa: BLE001 - process boundary: report, never raise
+        try:
+            queue.put(WorkerFailed(spec.worker_id, type(exc).__name__, _one_line(exc),
+                                   traceback.format_exc()))
+            queue.close()
+            queue.join_thread()
+        finally:
+            sys.exit(1)

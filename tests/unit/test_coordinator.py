@@ -1,0 +1,163 @@
+"""Coordinator with scripted fake workers (real spawned processes and queues, no database)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from loadgen.changes import RowChange
+from loadgen.coordinator import RunSpec, run
+from loadgen.errors import RunAbortedError
+from loadgen.messages import StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.stats import IntervalStats
+from loadgen.worker import WorkerSpec
+
+NUM_DELTAS = 3
+OPS_PER_DELTA = 4
+
+
+def _spec(num_workers: int = 2, max_ops: int | None = 24) -> RunSpec:
+    return RunSpec(
+        dsn="", num_workers=num_workers, rate_per_s=None, is_paced=False,
+        arrivals="token-bucket", burst=None, duration_s=None, max_ops=max_ops, batch_size=5,
+        mix={"insert_consulta": 1.0}, seed=1, report_interval_s=0.1, interval_s=2.0,
+        max_jitter_ms=400,
+    )
+
+
+def _delta(spec: WorkerSpec, seq: int) -> StatsDelta:
+    stats = IntervalStats()
+    names = ["insert_consulta"] * OPS_PER_DELTA
+    changes = [RowChange("consultas", "c", i, {}, "insert_consulta") for i in range(4)]
+    stats.record_commit(names, changes, [0, 0, 0, 0], 1_000_000, 2_000_000 * (spec.worker_id + 1))
+    return StatsDelta(spec.worker_id, seq, 0, 1, stats)
+
+
+def _ready_and_started(spec: WorkerSpec, queue: Any, start_event: Any) -> None:
+    queue.put(WorkerReady(spec.worker_id, os.getpid(), 0))
+    assert start_event.wait(30)
+
+
+def _wait_until_started(queue: Any, start_event: Any, stop: Any) -> None:
+    while not start_event.wait(0.05):
+        if stop.is_set():
+            return
+
+
+def good_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, queue, start)
+    for seq in range(NUM_DELTAS):
+        queue.put(_delta(spec, seq))
+        time.sleep(0.05)
+    queue.put(WorkerDone(spec.worker_id, "max-ops", NUM_DELTAS * OPS_PER_DELTA))
+
+
+def crashing_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, queue, start)
+    if spec.worker_id == 1:
+        queue.put(_delta(spec, 0))
+        time.sleep(0.3)
+        os._exit(3)
+    while not stop.wait(0.05):
+        pass
+    queue.put(WorkerDone(spec.worker_id, "stopped", 0))
+
+
+def silent_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, queue, start)
+    if spec.worker_id == 0:
+        time.sleep(60)  # alive, but says nothing
+    while not stop.wait(0.05):
+        queue.put(StatsDelta(spec.worker_id, 0, 0, 1, IntervalStats()))
+    queue.put(WorkerDone(spec.worker_id, "stopped", 0))
+
+
+def failing_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, queue, start)
+    queue.put(WorkerFailed(spec.worker_id, "UndefinedTable", 'relation "exames" does not exist',
+                           "Traceback ..."))
+    queue.close()
+    queue.join_thread()
+    os._exit(1)
+
+
+def until_stopped_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any,
+                         start_at: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    queue.put(WorkerReady(spec.worker_id, os.getpid(), 0))
+    _wait_until_started(queue, start, stop)
+    seq = 0
+    while not stop.wait(0.05):
+        queue.put(_delta(spec, seq))
+        seq += 1
+    queue.put(_delta(spec, seq))
+    queue.put(WorkerDone(spec.worker_id, "stopped", 0))
+
+
+def test_merges_every_delta_from_every_worker() -> None:
+    summary = run(_spec(), worker_target=good_worker, should_check_database=False)
+    assert summary.total.num_ops == 2 * NUM_DELTAS * OPS_PER_DELTA
+    assert summary.total.num_txns == 2 * NUM_DELTAS
+    assert summary.total.latency_ns.count == 2 * NUM_DELTAS * OPS_PER_DELTA
+    assert summary.total.latency_ns.max == 4_000_000  # worker 1's latency
+    assert summary.stop_reason == "max-ops"
+    data = summary.to_json()
+    assert data["by_kind"] == {"insert": 24, "update": 0, "delete": 0}
+    assert data["by_op"] == {"insert_consulta": 24}
+    assert data["workers"] == 2
+
+
+def test_dead_worker_aborts_the_run_naming_it() -> None:
+    started = time.monotonic()
+    with pytest.raises(RunAbortedError, match=r"worker 1 died \(exit code 3\)") as info:
+        run(_spec(), worker_target=crashing_worker, should_check_database=False)
+    assert time.monotonic() - started < 15
+    partial = info.value.summary  # type: ignore[attr-defined]
+    assert partial.total.num_ops == OPS_PER_DELTA
+    assert partial.stop_reason == "aborted"
+
+
+def test_silent_worker_aborts_the_run() -> None:
+    with pytest.raises(RunAbortedError, match="worker 0 silent for more than 1.5 s"):
+        run(_spec(), worker_target=silent_worker, should_check_database=False,
+            silence_timeout_s=1.5)
+
+
+def test_worker_failure_message_is_passed_on() -> None:
+    with pytest.raises(RunAbortedError, match='UndefinedTable: relation "exames"'):
+        run(_spec(num_workers=1), worker_target=failing_worker, should_check_database=False)
+
+
+def test_sigterm_stops_gracefully_with_final_deltas() -> None:
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    started = time.monotonic()
+    try:
+        summary = run(_spec(max_ops=None), worker_target=until_stopped_worker,
+                      should_check_database=False)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 3.0 + 5.0  # exits within 5 s of the signal
+    assert summary.stop_reason == "stopped"
+    assert summary.total.num_ops > 0
+    assert summary.total.num_ops % OPS_PER_DELTA == 0
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+
+def test_worker_specs_split_rate_and_max_ops_exactly() -> None:
+    spec = RunSpec(
+        dsn="x", num_workers=3, rate_per_s=10.0, is_paced=False, arrivals="poisson", burst=None,
+        duration_s=None, max_ops=100, batch_size=50, mix={"insert_consulta": 1.0}, seed=7,
+        report_interval_s=1.0, interval_s=2.0, max_jitter_ms=400,
+    )
+    shares = spec.worker_specs()
+    assert [s.max_ops for s in shares] == [34, 33, 33]
+    assert sum(s.rate_per_s or 0 for s in shares) == pytest.approx(10.0)
+    assert {s.arrivals for s in shares} == {"poisson"}
+    seeds = {int(s.seed_seq.generate_state(1)[0]) for s in shares}
+    assert len(seeds) == 3
