@@ -66,7 +66,7 @@ class StreamConfig:
     mix: str | None = None  # "insert=70,update=30" or "insert_paciente=20,..."
     seed: int | None = None  # RNG seed
     report_interval_s: float = 1.0  # seconds between worker stats deltas and progress lines
-    interval_s: float = 2.0  # pace without --rate: seconds between batches (STREAM_INTERVAL_SECONDS)
+    interval_s: float = 2.0  # pace without --rate: s between batches (STREAM_INTERVAL_SECONDS)
     max_jitter_ms: int = 400  # pace without --rate: random extra delay, ms (MAX_JITTER_MS)
     fail_fast_on_critical: bool = False  # stop the run on the first non-retryable SQL error
     ledger: str | None = None  # ledger directory or prefix

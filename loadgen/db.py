@@ -94,7 +94,9 @@ def _is_retryable(exc: psycopg.OperationalError) -> bool:
     return "FATAL:" not in text or any(phrase in text for phrase in _RETRYABLE_FATALS)
 
 
-def backoff_delays_s(first_s: float = _BACKOFF_FIRST_S, cap_s: float = _BACKOFF_CAP_S) -> Iterable[float]:
+def backoff_delays_s(
+    first_s: float = _BACKOFF_FIRST_S, cap_s: float = _BACKOFF_CAP_S
+) -> Iterable[float]:
     """Yield exponential backoff delays in seconds with full jitter (AWS architecture blog)."""
     ceiling = first_s
     while True:
@@ -137,7 +139,8 @@ def connect(
             delay = next(delays)
             if time.monotonic() + delay > deadline:
                 raise DatabaseUnavailableError(
-                    f"cannot connect to {mask_dsn(dsn)} after {retry_for_s:g} s of retries: {reason}"
+                    f"cannot connect to {mask_dsn(dsn)} after {retry_for_s:g} s of retries: "
+                    f"{reason}"
                 ) from None
             if attempt == 0:
                 logger.warning("cannot connect to %s (%s); retrying for up to %g s",
@@ -151,7 +154,8 @@ def connect(
 def missing_tables(conn: psycopg.Connection) -> list[str]:
     """Names of the hospital tables not visible through the connection's search_path."""
     rows = conn.execute(
-        "SELECT t, to_regclass(t) IS NULL FROM unnest(%s::text[]) AS t", (list(tables.TABLE_NAMES),)
+        "SELECT t, to_regclass(t) IS NULL FROM unnest(%s::text[]) AS t",
+        (list(tables.TABLE_NAMES),),
     ).fetchall()
     return [name for name, missing in rows if missing]
 

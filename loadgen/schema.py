@@ -73,7 +73,8 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
     """Exact row count per hospital table, in foreign-key order."""
     result: dict[str, int] = {}
     for name in tables.TABLE_NAMES:
-        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))).fetchone()
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+        row = conn.execute(query).fetchone()
         result[name] = int(row[0]) if row else 0
     return result
 
@@ -156,7 +157,7 @@ def _future_timestamp_checks() -> list[Check]:
     # One minute of slack: the server's clock is the reference, and rows are written with now().
     return [Check(
         name=f"future:{spec.name}.created_at/updated_at",
-        description=f"{spec.name} has created_at/updated_at in the future or updated before created",
+        description=f"{spec.name} has created_at/updated_at in the future or out of order",
         query=(f"SELECT '{spec.name} id=' || id || ' created_at=' || created_at "
                f"|| ' updated_at=' || updated_at FROM {spec.name} "
                f"WHERE created_at > now() + interval '1 minute' "
@@ -177,8 +178,8 @@ CHECKS: tuple[Check, ...] = (
           "SELECT 'pacientes id=' || id || ' data_cadastro=' || data_cadastro FROM pacientes "
           "WHERE data_cadastro > now() + interval '1 minute'"),
     Check("internacoes:saida-before-entrada", "internacoes.data_saida < data_entrada",
-          "SELECT 'internacoes id=' || id || ' entrada=' || data_entrada || ' saida=' || data_saida "
-          "FROM internacoes WHERE data_saida < data_entrada"),
+          "SELECT 'internacoes id=' || id || ' entrada=' || data_entrada "
+          "|| ' saida=' || data_saida FROM internacoes WHERE data_saida < data_entrada"),
     Check("internacoes:dates-in-future", "an admission or discharge dated in the future",
           "SELECT 'internacoes id=' || id || ' entrada=' || data_entrada || ' saida=' "
           "|| coalesce(data_saida::text, 'NULL') FROM internacoes "

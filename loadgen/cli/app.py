@@ -17,7 +17,8 @@ app = typer.Typer(
         "OLTP hospital simulator for PostgreSQL: build the schema, seed it with COPY, stream a\n"
         "rate-controlled mix of INSERT/UPDATE/DELETE from N workers, and verify what a CDC\n"
         "consumer captured.\n\n"
-        "Typical run:  loadgen init && loadgen seed && loadgen stream --rate 200/min --duration 5m\n\n"
+        "Typical run:\n\n"
+        "  loadgen init && loadgen seed && loadgen stream --rate 200/min --duration 5m\n\n"
         "With no database configured, an embedded PostgreSQL is started under .loadgen/."
     ),
     no_args_is_help=True,

@@ -1,4 +1,4 @@
-"""Commands: init, counts, check, config show, and the embedded server (db start/stop/status/url)."""
+"""Commands: init, counts, check, config show, and the embedded server (db ...)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def init(
 
 
 @app.command()
-def counts(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def counts(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
+) -> None:
     """Row count per table, in foreign-key order."""
     settings = get_settings(ctx)
     with db.connect(get_dsn(ctx), retry_for_s=settings.db.connect_retry_s) as conn:
@@ -58,7 +60,9 @@ def counts(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
 
 
 @app.command()
-def check(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def check(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
+) -> None:
     """Consistency checks: FK orphans, duplicate natural keys, CPF/CNPJ check digits,
     timestamps and dates in the future, admissions that end before they start, status/date
     coherence. Exit 1 when any check fails."""
@@ -91,7 +95,7 @@ app.add_typer(config_app, name="config")
 @config_app.command("show")
 def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
                 ) -> None:
-    """Every setting, its value and where it came from (default, file, env, flag). Secrets masked."""
+    """Every setting, its value and its source (default, file, env, flag). Secrets masked."""
     settings = get_settings(ctx)
     values = config.as_dict(settings)
     if as_json:

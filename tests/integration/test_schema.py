@@ -27,7 +27,8 @@ def test_init_is_idempotent(conn: psycopg.Connection) -> None:
     assert _objects(conn) == first
     assert schema.counts(conn)["convenios"] == 12
     assert {n for k, n in first if k == "i"} >= set(schema.secondary_index_names())
-    assert {n for k, n in first if k == "trigger"} == {f"{t}_updated_at" for t in tables.TABLE_NAMES}
+    triggers = {n for k, n in first if k == "trigger"}
+    assert triggers == {f"{t}_updated_at" for t in tables.TABLE_NAMES}
     assert db.missing_tables(conn) == []
 
 
@@ -99,7 +100,8 @@ def test_orphan_and_status_checks(conn: psycopg.Connection) -> None:
     schema.init(conn)
     conn.execute("INSERT INTO pacientes (id, nome, nascimento, cpf) "
                  "VALUES (1, 'A', '1990-01-01', '529.982.247-25')")
-    conn.execute("INSERT INTO medicos (id, nome, crm, especialidade) VALUES (1, 'M', 'CRM/SP 1', 'x')")
+    conn.execute("INSERT INTO medicos (id, nome, crm, especialidade) "
+                 "VALUES (1, 'M', 'CRM/SP 1', 'x')")
     conn.execute("INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) "
                  "VALUES (1, 1, now() + interval '2 days', 'm', 'realizada')")
     conn.execute("ALTER TABLE exames DROP CONSTRAINT exames_paciente_id_fkey")
