@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -44,7 +45,7 @@ _KINDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
 
 @dataclass
 class _Buffer:
-    rows: list[tuple] = field(default_factory=list)  # next row last (pop from the end)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # next row last (pop from the end)
     ids: list[int] = field(default_factory=list)  # pacientes only: ids matching ``rows``
     made_at_s: float = 0.0  # monotonic time the block was generated
     block_rows: int = MIN_BLOCK_ROWS
@@ -58,7 +59,7 @@ class RowGenerator:
         self._buffers = {kind: _Buffer() for kind in _KINDS}
 
     def take(self, cur: psycopg.Cursor, kind: str, k: int,
-             parents: dict[str, np.ndarray]) -> list[tuple]:
+             parents: dict[str, np.ndarray]) -> list[tuple[Any, ...]]:
         """Return ``k`` parameter tuples of ``kind`` (columns as in ``_KINDS``).
 
         ``cur`` is used only to allocate paciente ids from the sequence (inside the caller's

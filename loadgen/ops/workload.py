@@ -67,9 +67,20 @@ _DELETE_LINK = "DELETE FROM pacientes_convenios WHERE id = %s RETURNING id"
 
 
 def _insert_sql(table: str, columns: Sequence[str]) -> sql.Composed:
-    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING *").format(
+    # A link's pair is free by construction; ON CONFLICT only matters after a commit whose
+    # outcome stayed unknown (the engine then rolls our state back although it may have
+    # committed): the insert then changes nothing instead of failing.
+    keys = tables.BY_NAME[table].natural_keys if table == "pacientes_convenios" else ()
+    conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
+        sql.SQL(", ").join(map(sql.Identifier, keys[0]))) if keys else sql.SQL("")
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING *").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)), conflict)
+
+
+def _link_of(change: RowChange) -> tuple[int, int]:
+    after = change.after or {}
+    return int(after["paciente_id"] or 0), int(after["convenio_id"] or 0)
 
 
 def _epoch_s(value: datetime) -> float:
@@ -167,7 +178,7 @@ class Workload:
     @staticmethod
     def _ids(conn: psycopg.Connection, query: str | sql.Composed,
              params: tuple[int, ...] | None = None) -> np.ndarray:
-        cur = conn.execute(query, params)  # type: ignore[arg-type]
+        cur = conn.execute(query, params)
         return np.fromiter((row[0] for row in cur), dtype=np.int64)
 
     def _refresh(self) -> None:
@@ -271,11 +282,13 @@ class Workload:
               query: str | sql.Composed, params: Sequence[Any]) -> list[RowChange]:
         if not params:
             return []
-        cur.executemany(query, params, returning=True)  # type: ignore[arg-type]
+        cur.executemany(query, params, returning=True)
         out: list[RowChange] = []
+        names: list[str] | None = None  # one statement: every result has the same columns
         while True:
-            if cur.description is not None:
-                names = [col.name for col in cur.description]
+            if cur.pgresult is not None and cur.pgresult.nfields:
+                if names is None:
+                    names = [col.name for col in cur.description or ()]
                 for row in cur.fetchall():
                     after = dict(zip(names, row, strict=True))
                     out.append(RowChange(table, op, int(after["id"]),
@@ -284,7 +297,7 @@ class Workload:
                 return out
 
     def _insert(self, cur: psycopg.Cursor, table: str, op_name: str,
-                columns: Sequence[str], rows: list[tuple]) -> list[RowChange]:
+                columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[RowChange]:
         return self._many(cur, table, "c", op_name, _insert_sql(table, columns), rows)
 
     def _insert_pacientes(self, cur: psycopg.Cursor, k: int, op_name: str) -> list[RowChange]:
@@ -364,8 +377,8 @@ class Workload:
         rows = [(*pair, *rest) for pair, rest in zip(pairs, extra, strict=True)]
         changes = self._insert(cur, "pacientes_convenios", "insert_paciente_convenio",
                                rowgen.COLUMNS["pacientes_convenios"], rows)
-        for change, (pid, cid) in zip(changes, pairs, strict=True):
-            self._links.link_inserted(change.pk, pid, cid)
+        for change in changes:
+            self._links.link_inserted(change.pk, *_link_of(change))
         return changes
 
     def _run_delete_paciente_convenio(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
@@ -389,8 +402,8 @@ class Workload:
                                                                  strict=True)]
         links = self._insert(cur, "pacientes_convenios", "admit_paciente",
                              rowgen.COLUMNS["pacientes_convenios"], link_rows)
-        for change, pid, cid in zip(links, pids, link_cids, strict=True):
-            self._links.link_inserted(change.pk, pid, cid)
+        for change in links:
+            self._links.link_inserted(change.pk, *_link_of(change))
         adm = self._gen.take(cur, "internacoes", len(pids), self._parents)
         adm_rows = [(pid, *row[1:]) for pid, row in zip(pids, adm, strict=True)]
         admissions = self._insert(cur, "internacoes", "admit_paciente",

@@ -216,3 +216,20 @@ def test_missing_or_empty_schema_is_reported(dsn: str) -> None:
         schema.init(conn)
         with pytest.raises(SchemaMissingError, match="pacientes is empty"):
             Workload(conn, worker_id=0, num_workers=1, seed=1, mix=parse_mix(None))
+
+
+def test_state_rolled_back_after_a_commit_that_did_happen_stays_safe(
+        seeded: psycopg.Connection) -> None:
+    """An in-doubt commit resolved as unknown: the engine calls on_rollback although the
+    transaction committed. Later operations must still succeed (guards, ON CONFLICT)."""
+    conn = seeded
+    mix = parse_mix("insert=1,update=1,delete=1,insert_paciente_convenio=3,admit_paciente=1")
+    work = Workload(conn, worker_id=0, num_workers=1, seed=21, mix=mix)
+    for _ in range(3):
+        names = work.choose(40)
+        with conn.transaction():
+            work.execute(conn, names)
+        work.on_rollback()  # committed, but the workload is told otherwise
+    changes = run_batches(conn, work, batches=10, size=40)
+    assert changes
+    assert failed_checks(conn) == []
