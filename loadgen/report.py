@@ -250,6 +250,8 @@ def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
     table.add_row("retried (serialization/deadlock)", str(summary.total.num_retried))
     table.add_row("reconnects", str(summary.total.num_reconnects))
     table.add_row("in doubt", str(data["in_doubt"]))
+    if summary.total.num_skipped:
+        table.add_row("slots skipped (no candidate rows)", str(summary.total.num_skipped))
     if summary.total.num_dropped:
         table.add_row("token-bucket slots dropped", str(summary.total.num_dropped))
     console.print(table)

@@ -165,6 +165,7 @@ class IntervalStats:
     num_in_doubt: int = 0  # ops of commits whose outcome could not be resolved
     num_resolved: int = 0  # ops of in-doubt commits resolved (either way) via txid_status
     num_dropped: int = 0  # token-bucket slots dropped because the bucket overflowed
+    num_skipped: int = 0  # slots with no operation possible (every candidate row used up)
     latency_ns: LatencyHistogram = field(default_factory=LatencyHistogram)  # commit end - slot
     lag_ns: LatencyHistogram = field(default_factory=LatencyHistogram)  # txn start - slot
 
@@ -223,6 +224,7 @@ class IntervalStats:
         self.num_in_doubt += other.num_in_doubt
         self.num_resolved += other.num_resolved
         self.num_dropped += other.num_dropped
+        self.num_skipped += other.num_skipped
         self.latency_ns.merge(other.latency_ns)
         self.lag_ns.merge(other.lag_ns)
 
@@ -233,6 +235,7 @@ class IntervalStats:
             and not self.errors_by_class
             and self.num_retried == self.num_reconnects == self.num_in_doubt == 0
             and self.num_resolved == self.num_dropped == self.num_failed_ops == 0
+            and self.num_skipped == 0
             and self.lag_ns.count == 0
         )
 

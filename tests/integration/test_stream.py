@@ -1,0 +1,238 @@
+"""``loadgen stream`` end to end against a real PostgreSQL: counts, faults, signals, bad input.
+
+Each run is a real CLI subprocess with 2 worker processes on a small seeded schema shared by
+the module (tests compare before/after counts, so they do not depend on each other's rows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from loadgen import db, schema, seed
+from loadgen.ops.registry import BY_NAME, OPERATIONS
+from tests.fixtures.db import with_search_path
+
+pytestmark = pytest.mark.db
+
+ALL_OPS_MIX = ",".join(f"{op.name}={op.default_weight or 4:g}" for op in OPERATIONS)
+
+
+@pytest.fixture(scope="module")
+def seeded_dsn(pg_dsn: str) -> Iterator[str]:
+    """A schema with ``loadgen init`` and a small ``loadgen seed`` (scale 0.05), for the module."""
+    name = f"lg_test_stream_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    dsn = with_search_path(pg_dsn, name)
+    try:
+        with db.connect(dsn) as conn:
+            schema.init(conn)
+        seed.seed(dsn, seed.SeedOptions(scale=0.05, workers=1, seed=11))
+        yield dsn
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def env(seeded_dsn: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG_"))}
+    env.pop("DATABASE_URL", None)
+    env.update({"LOADGEN_DSN": seeded_dsn, "LOADGEN_DB_CONNECT_RETRY_S": "2",
+                "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
+                "LOADGEN_SQL_DIR": str(schema.sql_dir())})
+    return env
+
+
+def _cli(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "loadgen", *args]
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path,
+         timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_cli(args), env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def _counts(dsn: str) -> dict[str, int]:
+    with db.connect(dsn, autocommit=True) as conn:
+        return schema.counts(conn)
+
+
+def _expected_deltas(by_op: dict[str, int]) -> Counter[str]:
+    """Row-count change per table implied by the committed operations (from the registry)."""
+    sign = {"insert": 1, "update": 0, "delete": -1}
+    deltas: Counter[str] = Counter()
+    for name, count in by_op.items():
+        spec = BY_NAME[name]
+        for table in spec.tables:
+            deltas[table] += sign[spec.kind] * count
+    return deltas
+
+
+def _deltas(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
+    return Counter({t: after[t] - before[t] for t in after if after[t] != before[t]})
+
+
+def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(_cli(args), env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_progress(proc: subprocess.Popen[str], min_total: int = 1,
+                       timeout_s: float = 30) -> list[str]:
+    """Read progress lines from stderr until the run has committed ``min_total`` operations."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("progress:") and ", total " in line:
+            total = int(line.split(", total ")[1].split(",")[0].split("/")[0])
+            if total >= min_total:
+                return lines
+    raise AssertionError("no progress: " + "".join(lines))
+
+
+def _worker_pids(parent_pid: int) -> list[int]:
+    """Spawned worker processes of ``parent_pid`` (not multiprocessing's resource tracker)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent_pid and "spawn_main" in cmdline:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def test_max_ops_exact_every_op_deltas_match_and_check_passes(
+        seeded_dsn: str, env: dict[str, str], tmp_path: Path) -> None:
+    before = _counts(seeded_dsn)
+    result = _run(["stream", "--workers", "2", "--rate", "unlimited", "--max-ops", "777",
+                   "--batch-size", "20", "--mix", ALL_OPS_MIX, "--seed", "5",
+                   "--summary-json", "s.json", "--no-progress"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["total_ops"] == 777
+    assert sum(summary["by_op"].values()) == 777
+    assert set(summary["by_op"]) == {op.name for op in OPERATIONS}  # every op ran
+    assert sum(summary["by_kind"].values()) == 777
+    assert summary["workers"] == 2
+    assert summary["target_rate_per_s"] is None
+    assert summary["errors"] == {} and summary["in_doubt"] == 0
+    assert set(summary) == {"total_ops", "committed_txns", "elapsed_s", "ops_per_s",
+                            "target_rate_per_s", "workers", "by_op", "by_kind", "errors",
+                            "in_doubt", "latency_ms", "schedule_lag_ms"}
+    assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+    assert _deltas(before, _counts(seeded_dsn)) == +_expected_deltas(summary["by_op"])
+    assert "operations committed" in result.stdout  # the summary table
+    check = _run(["check"], env, tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_sigterm_stops_within_5_s_with_summary(env: dict[str, str], tmp_path: Path) -> None:
+    proc = _start(["stream", "--rate", "40/s", "--summary-json", "s.json",
+                   "--report-interval", "0.5"], env, tmp_path)
+    try:
+        _wait_for_progress(proc, min_total=5)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=10)
+        assert time.monotonic() - started < 5.0
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "summary (stopped)" in stdout
+    assert json.loads((tmp_path / "s.json").read_text())["total_ops"] >= 5
+    assert "Traceback" not in stderr
+
+
+def test_killed_worker_process_exits_4_naming_it(env: dict[str, str], tmp_path: Path) -> None:
+    proc = _start(["stream", "--rate", "40/s", "--report-interval", "0.5"], env, tmp_path)
+    try:
+        _wait_for_progress(proc, min_total=1)
+        workers = _worker_pids(proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[1], signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 4, stderr
+    assert "run aborted: worker" in stderr and "died (exit code -9)" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_terminated_backend_reconnects_and_counts_match(
+        seeded_dsn: str, env: dict[str, str], tmp_path: Path) -> None:
+    before = _counts(seeded_dsn)
+    proc = _start(["stream", "--rate", "150/s", "--max-ops", "600", "--batch-size", "5",
+                   "--summary-json", "s.json", "--report-interval", "0.5"], env, tmp_path)
+    try:
+        _wait_for_progress(proc, min_total=50)
+        names = [f"loadgen-stream-w{i}-{pid}" for i, pid in enumerate(_worker_pids(proc.pid))]
+        with db.connect(seeded_dsn, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = ANY(%s)", (names,)).fetchone()
+        assert killed is not None and killed[0] >= 1
+        stdout, stderr = proc.communicate(timeout=40)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["total_ops"] == 600  # lost batches were retried on the new connection
+    assert summary["errors"], "the lost connection is counted"
+    reconnects = [line for line in stdout.splitlines() if "reconnects" in line]
+    assert reconnects and int(reconnects[0].split()[-2]) >= 1
+    assert _deltas(before, _counts(seeded_dsn)) == +_expected_deltas(summary["by_op"])
+
+
+BAD_VALUES = [
+    (["--rate", "5/fortnight"], "fortnight"),
+    (["--workers", "0"], "workers"),
+    (["--mix", "insert=-1"], "--mix"),
+    (["--mix", "insert_bogus=3"], "insert_bogus"),
+    (["--duration", "soon"], "--duration"),
+    (["--arrivals", "bursty"], "bursty"),
+]
+
+
+def test_bad_values_exit_2_without_traceback(env: dict[str, str], tmp_path: Path) -> None:
+    procs = [_start(["stream", *args], env, tmp_path) for args, _ in BAD_VALUES]  # in parallel
+    for (args, needle), proc in zip(BAD_VALUES, procs, strict=True):
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 2, (args, stdout + stderr)
+        assert needle in stderr, (args, stderr)
+        assert "Traceback" not in stderr
+        assert len(stderr.strip().splitlines()) <= 3, stderr
+
+
+def test_missing_schema_exits_3_with_the_fix(dsn: str, tmp_path: Path,
+                                             env: dict[str, str]) -> None:
+    env = {**env, "LOADGEN_DSN": dsn}  # an empty schema
+    result = _run(["stream", "--max-ops", "5"], env, tmp_path)
+    assert result.returncode == 3
+    assert "run `loadgen init` and `loadgen seed` first" in result.stderr
+    assert "Traceback" not in result.stderr
