@@ -1,0 +1,317 @@
+"""The verifier: match captured changes to the ledger and run the checks.
+
+A feeder (``capture.feed_slot`` for our pgoutput slot, ``debezium.feed_file`` for a Debezium
+dump) calls ``Verifier.add`` once per captured row change, in the order the consumer delivered
+them; the verifier matches them to the ledger in vectorized batches and keeps only int columns
+per change (see ``ledger_index`` for the memory plan). ``finish`` runs the checks that need the
+whole stream and returns a ``VerifyReport``.
+
+Checks: every ledger change captured (missing) exactly once (duplicated); no captured change the
+ledger does not explain (unexpected; transactions older than the ledger's first are excluded);
+per-key order as delivered versus the ledger; transaction grouping; values; final state.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from loadgen.cdc import final_state
+from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, key_hash
+from loadgen.ledger import read_line
+
+DEFAULT_MAX_EXAMPLES = 5
+DEFAULT_BATCH_CHANGES = 20_000
+# Two ledger changes of one key written by different writers are ordered by their monotonic
+# stamps only when these differ by more than this (a writer stamps just after its COMMIT
+# returns, so close stamps can invert). Within one writer, file order is commit order.
+ORDER_TOLERANCE_NS = 1_000_000_000
+_MASK32 = 0xFFFFFFFF
+
+# name → what a failure means (shown in the report)
+CHECKS: dict[str, str] = {
+    "ledger_lines": "ledger lines that cannot be parsed (other than a torn last line)",
+    "ledger_duplicates": "ledger lines recorded twice (same txid and seq)",
+    "missing": "ledger changes not captured",
+    "duplicated": "captured more than once",
+    "unexpected": "captured changes from transactions the ledger does not know",
+    "missing_from_ledger": "captured changes of ledger transactions that the ledger does not"
+    " list (a lost ledger line, or a trigger/cascade change the generator did not record)",
+    "order": "per-key order differs from the ledger's commit order",
+    "grouping": "ledger transactions captured partially or split over several transactions",
+    "values": "captured after-image differs from the ledger's",
+    "final_state": "replayed captured stream differs from the tables' current contents",
+}
+
+
+@dataclass
+class CheckResult:
+    name: str
+    is_ok: bool
+    count: int
+    description: str
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class VerifyReport:
+    source: str  # "slot NAME" or "debezium FILE"
+    counts: dict[str, int]
+    checks: list[CheckResult]
+    notes: list[str]
+    elapsed_s: float
+
+    @property
+    def is_ok(self) -> bool:
+        return all(c.is_ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.is_ok, "source": self.source, "counts": self.counts,
+            "elapsed_s": round(self.elapsed_s, 3), "notes": self.notes,
+            "checks": [{"name": c.name, "ok": c.is_ok, "count": c.count,
+                        "description": c.description, "examples": c.examples}
+                       for c in self.checks],
+        }
+
+
+# A captured change's description, built lazily only for report examples.
+Describe = Callable[[], dict[str, Any]]
+
+
+class Verifier:
+    """Match a captured stream against a ``LedgerIndex``. Single-threaded; not reusable."""
+
+    def __init__(self, ledger: LedgerIndex, *, max_examples: int = DEFAULT_MAX_EXAMPLES,
+                 batch_changes: int = DEFAULT_BATCH_CHANGES) -> None:
+        self.L = ledger
+        self.max_examples = max_examples
+        self.batch_changes = batch_changes
+        self.match_count = np.zeros(ledger.num_changes, np.int32)
+        self.ledger_xids = np.unique(ledger.xid[~ledger.is_dup])
+        self._b: list[tuple[int, int, int, int, int, int, int, int, bool]] = []
+        self._b_desc: list[Describe] = []
+        # per captured change, kept for the whole run (ints only)
+        self.c_table, self.c_pk, self.c_op = array("q"), array("q"), array("q")
+        self.c_txn, self.c_li, self.c_rowhash = array("q"), array("q"), array("q")
+        self.c_partial = array("b")
+        self.truncates: list[tuple[int, int]] = []  # (capture index, table code)
+        self.examples: dict[str, list[dict[str, Any]]] = {k: [] for k in CHECKS}
+        self.counts: dict[str, int] = {k: 0 for k in CHECKS}
+        self.num_captured = 0
+        self.num_excluded = 0  # from transactions older than the ledger
+        self.num_snapshot = 0  # Debezium snapshot reads (op r): not changes
+        self.notes: list[str] = []
+        self._t0_ns = time.monotonic_ns()
+
+    # -- feeding ---------------------------------------------------------------------------
+    def add(self, txn: int, xid32: int, table: int, op: int, pk: int, occ: int, rowhash: int,
+            is_partial: bool, describe: Describe) -> None:
+        """Record one captured row change (op codes as ``ledger_index.OP_CODES``).
+
+        ``rowhash`` is ``row_hash`` of the full after-image (unchanged TOAST resolved), 0 for
+        deletes; ``is_partial`` when some unchanged-TOAST value could not be resolved (the
+        value check then compares the known columns only, via ``describe``).
+        """
+        self._b.append((txn, xid32, table, op, pk, occ, rowhash, self.num_captured, is_partial))
+        self._b_desc.append(describe)
+        self.num_captured += 1
+        if len(self._b) >= self.batch_changes:
+            self._flush()
+
+    def add_truncate(self, table: int, describe: Describe) -> None:
+        """A captured TRUNCATE of ``table``: the ledger has none, so it is unexpected."""
+        self._flush()
+        self.truncates.append((len(self.c_table), table))
+        self._fail("unexpected", describe)
+
+    def add_duplicate(self, describe: Describe) -> None:
+        """A captured change delivered again (same LSN, table, key, op): a redelivery."""
+        self._fail("duplicated", describe)
+
+    def _fail(self, check: str, describe: Describe | dict[str, Any]) -> None:
+        self.counts[check] += 1
+        if len(self.examples[check]) < self.max_examples:
+            self.examples[check].append(describe() if callable(describe) else describe)
+
+    def _flush(self) -> None:
+        if not self._b:
+            return
+        L = self.L
+        b = np.array(self._b, dtype=np.int64).reshape(-1, 9)
+        descs = self._b_desc
+        self._b, self._b_desc = [], []
+        txn, xid32, table, op, pk, occ, rowhash, cidx, partial = b.T
+        base = L.min_xid
+        xid8 = (base & ~_MASK32) | xid32
+        xid8 = np.where(xid8 < base - 2**31, xid8 + 2**32, xid8)
+        xid8 = np.where(xid8 > base + 2**31, xid8 - 2**32, xid8)
+        in_scope = xid8 >= base
+        li = np.full(len(b), -1, np.int64)
+        if len(L.sorted_khash):
+            kh = key_hash(xid32, table, pk, op, occ)
+            pos = np.minimum(np.searchsorted(L.sorted_khash, kh), len(L.sorted_khash) - 1)
+            cand = L.sorted_idx[pos]
+            hit = ((L.sorted_khash[pos] == kh) & ((L.xid[cand] & _MASK32) == xid32)
+                   & (L.table[cand] == table) & (L.pk[cand] == pk) & (L.op[cand] == op))
+            li = np.where(hit, cand, -1)
+        hit = li >= 0
+        np.add.at(self.match_count, li[hit], 1)
+        self.num_excluded += int((~in_scope).sum())
+        known_txn = np.isin(xid8, self.ledger_xids)
+        for i in np.flatnonzero(~hit & in_scope):
+            self._fail("missing_from_ledger" if known_txn[i] else "unexpected", descs[i])
+        bad_value = hit & (op != 2) & (L.vhash[np.maximum(li, 0)] != rowhash) & (partial == 0)
+        for i in np.flatnonzero(bad_value):
+            self._fail("values", lambda i=i: self._value_example(int(li[i]), descs[i]()))
+        for i in np.flatnonzero(hit & (partial != 0) & (op != 2)):
+            self._check_partial(int(li[i]), descs[i]())
+        self.c_table.extend(table.tolist())
+        self.c_pk.extend(pk.tolist())
+        self.c_op.extend(op.tolist())
+        self.c_txn.extend(txn.tolist())
+        self.c_li.extend(li.tolist())
+        self.c_rowhash.extend(rowhash.tolist())
+        self.c_partial.extend(partial.tolist())
+
+    def _ledger_example(self, i: int) -> dict[str, Any]:
+        part, offset = self.L.line_locator(i)
+        line = read_line(part, offset)
+        return {"ledger_line": f"{part}@{offset}", **{k: line.get(k) for k in (
+            "txid", "seq", "table", "op", "pk", "op_name", "commit_time", "after")}}
+
+    def _value_example(self, li: int, captured: dict[str, Any]) -> dict[str, Any]:
+        led = self._ledger_example(li)
+        after_l = led.get("after") or {}
+        after_c = captured.get("after") or {}
+        diff = {k: {"ledger": after_l.get(k, "<absent>"), "captured": after_c.get(k, "<absent>")}
+                for k in sorted(set(after_l) | set(after_c)) if after_l.get(k) != after_c.get(k)}
+        return {"table": led["table"], "pk": led["pk"], "txid": led["txid"],
+                "op_name": led["op_name"], "differences": diff, "captured_at": captured.get("at")}
+
+    def _check_partial(self, li: int, captured: dict[str, Any]) -> None:
+        led = self._ledger_example(li)
+        after_l = led.get("after") or {}
+        unknown = set(captured.get("unchanged_toast_unknown") or ())
+        after_c = captured.get("after") or {}
+        if set(after_l) != set(after_c) or any(
+                after_l[k] != after_c[k] for k in after_l if k not in unknown):
+            self._fail("values", self._value_example(li, captured))
+
+    # -- checks over the whole stream --------------------------------------------------------
+    def finish(self, conn: psycopg.Connection | None, source: str) -> VerifyReport:
+        """Run the whole-stream checks; with ``conn``, also the final-state check (blocks)."""
+        self._flush()
+        L = self.L
+        self.counts["ledger_duplicates"] = int(L.is_dup.sum())
+        for i in np.flatnonzero(L.is_dup)[: self.max_examples]:
+            self.examples["ledger_duplicates"].append(self._ledger_example(int(i)))
+        bad = [b for b in L.bad_lines if not b.is_torn]
+        self.counts["ledger_lines"] = len(bad)
+        self.examples["ledger_lines"] = [
+            {"part": b.part, "line": b.line_no, "text": b.preview}
+            for b in bad[: self.max_examples]]
+        for b in L.bad_lines:
+            if b.is_torn:
+                self.notes.append(f"torn last line in {b.part} (line {b.line_no}): the writer"
+                                  " died mid-write; that transaction is not in the ledger")
+        live = ~L.is_dup
+        missing = np.flatnonzero(live & (self.match_count == 0))
+        self.counts["missing"] = len(missing)
+        self.examples["missing"] = [self._ledger_example(int(i))
+                                    for i in missing[: self.max_examples]]
+        dup = np.flatnonzero(self.match_count > 1)
+        self.counts["duplicated"] += int((self.match_count[dup] - 1).sum())
+        for i in dup[: max(0, self.max_examples - len(self.examples["duplicated"]))]:
+            self.examples["duplicated"].append(
+                {**self._ledger_example(int(i)), "times_captured": int(self.match_count[i])})
+        c = {k: _np(getattr(self, f"c_{k}")) for k in ("table", "pk", "op", "txn", "li",
+                                                      "rowhash")}
+        self._check_order(c)
+        self._check_grouping(c, live)
+        if conn is not None:
+            count, examples, notes = final_state.compare(
+                conn, L.codes.names, c["table"], c["pk"], c["op"], c["rowhash"],
+                _np(self.c_partial, np.int8), self.truncates, self.max_examples)
+            self.counts["final_state"] = count
+            self.examples["final_state"] = examples
+            self.notes.extend(notes)
+        else:
+            self.notes.append("final state not checked (no database connection)")
+        elapsed_s = (time.monotonic_ns() - self._t0_ns) / 1e9
+        checks = [CheckResult(k, self.counts[k] == 0, self.counts[k], d, self.examples[k])
+                  for k, d in CHECKS.items()]
+        counts = {
+            "ledger_changes": int(live.sum()),
+            "ledger_transactions": len(np.unique(L.xid[live])),
+            "captured_changes": self.num_captured,
+            "matched": int((self.match_count > 0).sum()),
+            "excluded_before_ledger": self.num_excluded,
+            "snapshot_reads_ignored": self.num_snapshot,
+            "captured_truncates": len(self.truncates),
+            "torn_ledger_lines": sum(b.is_torn for b in L.bad_lines),
+        }
+        return VerifyReport(source, counts, checks, self.notes, elapsed_s)
+
+    def _check_order(self, c: dict[str, npt.NDArray[np.int64]]) -> None:
+        L = self.L
+        m = np.flatnonzero(c["li"] >= 0)
+        if len(m) < 2:
+            return
+        idx = m[np.lexsort((m, c["pk"][m], c["table"][m]))]  # by key, then delivery order
+        a, b = idx[:-1], idx[1:]
+        same_key = (c["table"][a] == c["table"][b]) & (c["pk"][a] == c["pk"][b])
+        la, lb = c["li"][a], c["li"][b]
+        same_part = L.part[la] == L.part[lb]
+        inverted = np.where(same_part, lb < la, L.mono_ns[lb] + ORDER_TOLERANCE_NS < L.mono_ns[la])
+        bad = np.flatnonzero(same_key & inverted)
+        self.counts["order"] = len(bad)
+        for j in bad[: self.max_examples]:
+            first, second = self._ledger_example(int(la[j])), self._ledger_example(int(lb[j]))
+            def show(x: dict[str, Any]) -> str:
+                return f"{x['op']} txid {x['txid']} seq {x['seq']}"
+
+            self.examples["order"].append({
+                "table": first["table"], "pk": first["pk"],
+                "delivered": [show(first), show(second)],
+                "ledger_order": [show(second), show(first)]})
+
+    def _check_grouping(self, c: dict[str, npt.NDArray[np.int64]],
+                        live: npt.NDArray[np.bool_]) -> None:
+        L = self.L
+        m = np.flatnonzero(c["li"] >= 0)
+        if not len(m):
+            return
+        lxid = L.xid[c["li"][m]]
+        order = np.lexsort((c["txn"][m], lxid))
+        lx, tx = lxid[order], c["txn"][m][order]
+        starts = np.flatnonzero(np.r_[True, lx[1:] != lx[:-1]])
+        tmin, tmax = np.minimum.reduceat(tx, starts), np.maximum.reduceat(tx, starts)
+        split = set(lx[starts][tmin != tmax].tolist())
+        all_x, all_n = np.unique(L.xid[live], return_counts=True)
+        got_x, got_n = np.unique(lxid, return_counts=True)
+        want = all_n[np.searchsorted(all_x, got_x)]
+        partial = set(got_x[got_n < want].tolist())
+        bad = sorted(split | partial)
+        self.counts["grouping"] = len(bad)
+        for x in bad[: self.max_examples]:
+            n_all = int(all_n[np.searchsorted(all_x, x)])
+            n_got = int(got_n[np.searchsorted(got_x, x)])
+            self.examples["grouping"].append({
+                "txid": int(x), "ledger_changes": n_all, "captured": n_got,
+                "split_over_transactions": x in split})
+
+
+def _np(a: array[int], dtype: type = np.int64) -> npt.NDArray[Any]:
+    return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype)
+
+
+def op_letter(code: int) -> str:
+    return OP_LETTERS[code]
