@@ -4,6 +4,9 @@ A worker owns its candidates (``id % num_workers == worker_id`` at load time, pl
 inserts itself), so no two workers ever pick the same row. Every change made while a
 transaction is open is tentative: ``commit()`` confirms it, ``rollback()`` undoes it, so a
 retried transaction sees exactly the state it saw the first time.
+
+Pools stop growing at ``MAX_POOL_ROWS``: rows inserted beyond that are simply not candidates
+(rows loaded at start are all kept), so a worker's memory stays flat over long runs.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable
+
+MAX_POOL_ROWS = 20_000  # candidates a pool grows to through inserts; more are not tracked
 
 
 class IdPool:
@@ -44,9 +49,15 @@ class IdPool:
         self._added.append(row_id)
 
     def commit(self) -> None:
-        self._ids.extend(self._added)
+        room = MAX_POOL_ROWS - len(self._ids)
+        if room > 0:
+            self._ids.extend(self._added[:room])
         self._added.clear()
         self._taken.clear()
+
+    def has_room(self, num_rows: int = 1) -> bool:
+        """Whether ``num_rows`` more committed adds would be kept."""
+        return len(self._ids) + len(self._added) + num_rows <= MAX_POOL_ROWS
 
     def rollback(self) -> None:
         self._ids.extend(self._taken)
@@ -92,7 +103,7 @@ class DatedPool:
         self._added.append((time_s, row_id))
 
     def commit(self) -> None:
-        for item in self._added:
+        for item in self._added[:max(0, MAX_POOL_ROWS - len(self))]:
             heapq.heappush(self._future, item)
         self._added.clear()
         self._popped.clear()
@@ -206,11 +217,15 @@ class LinkState:
 
     def commit(self) -> None:
         for paciente_id in self._new_pacientes:
-            self.load_paciente(paciente_id)
+            if len(self._masks) < MAX_POOL_ROWS:
+                self.load_paciente(paciente_id)
         for link_id, paciente_id, convenio_id in self._new_links:
+            if paciente_id not in self._masks:  # a new paciente beyond MAX_POOL_ROWS
+                continue
             self._set(paciente_id, self._bit[convenio_id])  # no-op for pick_new_pair pairs
-            self.links.add(link_id)
-            self._link_pair[link_id] = (paciente_id, convenio_id)
+            if self.links.has_room():
+                self.links.add(link_id)
+                self._link_pair[link_id] = (paciente_id, convenio_id)
         for link_id in self.links._taken:  # noqa: SLF001 - deleted links free their pair
             paciente_id, convenio_id = self._link_pair.pop(link_id)
             self._clear(paciente_id, self._bit[convenio_id])

@@ -11,6 +11,7 @@ block are kept (CPF is a function of the id, so only the other columns are regen
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,12 +55,13 @@ class _Buffer:
 class RowGenerator:
     """Buffers of pre-generated parameters; one per Workload (single thread)."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator,
+                 parent_ids: Callable[[], dict[str, np.ndarray]]) -> None:
         self._rng = rng
+        self._parent_ids = parent_ids  # called at refill: table -> ids known to exist
         self._buffers = {kind: _Buffer() for kind in _KINDS}
 
-    def take(self, cur: psycopg.Cursor, kind: str, k: int,
-             parents: dict[str, np.ndarray]) -> list[tuple[Any, ...]]:
+    def take(self, cur: psycopg.Cursor, kind: str, k: int) -> list[tuple[Any, ...]]:
         """Return ``k`` parameter tuples of ``kind`` (columns as in ``_KINDS``).
 
         ``cur`` is used only to allocate paciente ids from the sequence (inside the caller's
@@ -75,29 +77,28 @@ class RowGenerator:
                 buf.block_rows = min(MAX_BLOCK_ROWS, buf.block_rows * 2)
             elif is_stale and buf.made_at_s:
                 buf.block_rows = max(MIN_BLOCK_ROWS, buf.block_rows // 2)
-            self._refill(cur, kind, buf, max(k, buf.block_rows), parents)
+            self._refill(cur, kind, buf, max(k, buf.block_rows))
         out = buf.rows[-k:][::-1]
         del buf.rows[-k:]
         if buf.ids:
             del buf.ids[-k:]
         return out
 
-    def _refill(self, cur: psycopg.Cursor, kind: str, buf: _Buffer, n: int,
-                parents: dict[str, np.ndarray]) -> None:
+    def _refill(self, cur: psycopg.Cursor, kind: str, buf: _Buffer, n: int) -> None:
         table, columns = _KINDS[kind]
         ids: list[int] = []
         if kind == "pacientes":
             # keep unused ids (in order of use), allocate the rest from the sequence
             ids = buf.ids[::-1] + _nextval(cur, "pacientes", n - len(buf.ids))
         now = datetime.now(UTC).replace(tzinfo=None)
-        batch = self._generate(kind, table, ids, n, parents, now)
+        batch = self._generate(kind, table, ids, n, now)
         rows = list(zip(*(batch[c].tolist() for c in columns), strict=True))
         buf.rows = rows[::-1]
         buf.ids = ids[::-1]
         buf.made_at_s = time.monotonic()
 
     def _generate(self, kind: str, table: str | None, ids: list[int], n: int,
-                  parents: dict[str, np.ndarray], now: datetime) -> dict[str, np.ndarray]:
+                  now: datetime) -> dict[str, np.ndarray]:
         rng = self._rng
         if kind == "update_paciente":
             return {"telefone": datagen.new_phones(rng, n),
@@ -107,6 +108,7 @@ class RowGenerator:
         if kind == "update_exame":
             return {"resultado": datagen.exam_results(rng, n)}
         assert table is not None
+        parents = self._parent_ids()
         id_array = np.array(ids, dtype=np.int64) if ids else np.arange(1, n + 1, dtype=np.int64)
         if kind == "pacientes_convenios":
             # only numero_carteira/validade are used (the workload picks the pair); n fake

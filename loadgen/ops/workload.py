@@ -121,7 +121,7 @@ class Workload:
             raise ConfigError("--mix: weights must be finite and not all zero")
         self._rng = np.random.default_rng(seed)
         self._rnd = random.Random(int(self._rng.integers(2**63)))
-        self._gen = rowgen.RowGenerator(self._rng)
+        self._gen = rowgen.RowGenerator(self._rng, self._parent_ids)
         self._runners = {name: getattr(self, f"_run_{name}") for name in OP_NAMES}
         self._load(conn)
 
@@ -156,6 +156,7 @@ class Workload:
             abertas = self._ids(conn, "SELECT id FROM internacoes "
                                 "WHERE data_saida IS NULL AND id %% %s = %s", (n, w))
         self._parents = parents  # table -> int64 ids known to exist (committed)
+        self._committed_pacientes: list[int] = []  # committed, not yet in _parents
         self._new_pacientes: list[int] = []  # inserted in the open transaction
         self._pacientes = IdPool(owned_pacientes.tolist())  # update_paciente (sampled)
         self._links = LinkState(parents["convenios"].tolist())
@@ -266,16 +267,22 @@ class Workload:
         """Confirm the tentative state of every ``execute`` since the last commit/rollback."""
         for pool in self._pools:
             pool.commit()
-        if self._new_pacientes:
-            self._parents["pacientes"] = np.concatenate(
-                (self._parents["pacientes"], np.array(self._new_pacientes, dtype=np.int64)))
-            self._new_pacientes.clear()
+        self._committed_pacientes.extend(self._new_pacientes)
+        self._new_pacientes.clear()
 
     def on_rollback(self) -> None:
         """Undo the tentative state: reserved rows become candidates again, inserts vanish."""
         for pool in self._pools:
             pool.rollback()
         self._new_pacientes.clear()
+
+    def _parent_ids(self) -> dict[str, np.ndarray]:
+        """Parent ids known to exist, for datagen (merged lazily: only when a block refills)."""
+        if self._committed_pacientes:
+            self._parents["pacientes"] = np.concatenate(
+                (self._parents["pacientes"], np.array(self._committed_pacientes, np.int64)))
+            self._committed_pacientes.clear()
+        return self._parents
 
     # ----------------------------------------------------------------- helpers
     def _many(self, cur: psycopg.Cursor, table: str, op: str, op_name: str,
@@ -301,7 +308,7 @@ class Workload:
         return self._many(cur, table, "c", op_name, _insert_sql(table, columns), rows)
 
     def _insert_pacientes(self, cur: psycopg.Cursor, k: int, op_name: str) -> list[RowChange]:
-        rows = self._gen.take(cur, "pacientes", k, self._parents)
+        rows = self._gen.take(cur, "pacientes", k)
         changes = self._insert(cur, "pacientes", op_name, tables.PACIENTES.columns, rows)
         for change in changes:
             self._new_pacientes.append(change.pk)
@@ -314,7 +321,7 @@ class Workload:
         return self._insert_pacientes(cur, k, "insert_paciente")
 
     def _run_insert_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
-        rows = self._gen.take(cur, "consultas", k, self._parents)
+        rows = self._gen.take(cur, "consultas", k)
         changes = self._insert(cur, "consultas", "insert_consulta",
                                rowgen.COLUMNS["consultas"], rows)
         for change, row in zip(changes, rows, strict=True):
@@ -322,14 +329,14 @@ class Workload:
         return changes
 
     def _run_insert_exame(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
-        rows = self._gen.take(cur, "exames", k, self._parents)
+        rows = self._gen.take(cur, "exames", k)
         changes = self._insert(cur, "exames", "insert_exame", rowgen.COLUMNS["exames"], rows)
         for change, row in zip(changes, rows, strict=True):
             self._pendentes.add(_epoch_s(row[2]), change.pk)
         return changes
 
     def _run_insert_internacao(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
-        rows = self._gen.take(cur, "internacoes", k, self._parents)
+        rows = self._gen.take(cur, "internacoes", k)
         changes = self._insert(cur, "internacoes", "insert_internacao",
                                rowgen.COLUMNS["internacoes"], rows)
         for change in changes:
@@ -339,7 +346,7 @@ class Workload:
     def _run_update_paciente(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         if not len(self._pacientes):
             return []
-        values = self._gen.take(cur, "update_paciente", k, self._parents)
+        values = self._gen.take(cur, "update_paciente", k)
         params = [(*v, self._pacientes.sample(self._rnd)) for v in values]
         return self._many(cur, "pacientes", "u", "update_paciente", _UPDATE_PACIENTE, params)
 
@@ -349,7 +356,7 @@ class Workload:
 
     def _run_update_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         k = min(k, len(self._agendadas))
-        outcomes = self._gen.take(cur, "update_consulta", k, self._parents)
+        outcomes = self._gen.take(cur, "update_consulta", k)
         params = [{"status": o[0], "id": self._take_due_first(self._agendadas, self._rnd)}
                   for o in outcomes]
         changes = self._many(cur, "consultas", "u", "update_consulta", _UPDATE_CONSULTA, params)
@@ -360,7 +367,7 @@ class Workload:
 
     def _run_update_exame(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         k = min(k, len(self._pendentes))
-        results = self._gen.take(cur, "update_exame", k, self._parents)
+        results = self._gen.take(cur, "update_exame", k)
         params = [{"resultado": r[0], "id": self._take_due_first(self._pendentes, self._rnd)}
                   for r in results]
         return self._many(cur, "exames", "u", "update_exame", _UPDATE_EXAME, params)
@@ -373,7 +380,7 @@ class Workload:
     def _run_insert_paciente_convenio(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         pairs = [self._links.pick_new_pair(self._rnd)
                  for _ in range(min(k, self._links.num_free))]
-        extra = self._gen.take(cur, "pacientes_convenios", len(pairs), self._parents)
+        extra = self._gen.take(cur, "pacientes_convenios", len(pairs))
         rows = [(*pair, *rest) for pair, rest in zip(pairs, extra, strict=True)]
         changes = self._insert(cur, "pacientes_convenios", "insert_paciente_convenio",
                                rowgen.COLUMNS["pacientes_convenios"], rows)
@@ -397,14 +404,14 @@ class Workload:
         pids = [c.pk for c in changes]
         convenios = self._links.convenio_ids
         link_cids = [convenios[self._rnd.randrange(len(convenios))] for _ in pids]
-        extra = self._gen.take(cur, "pacientes_convenios", len(pids), self._parents)
+        extra = self._gen.take(cur, "pacientes_convenios", len(pids))
         link_rows = [(pid, cid, *rest) for pid, cid, rest in zip(pids, link_cids, extra,
                                                                  strict=True)]
         links = self._insert(cur, "pacientes_convenios", "admit_paciente",
                              rowgen.COLUMNS["pacientes_convenios"], link_rows)
         for change in links:
             self._links.link_inserted(change.pk, *_link_of(change))
-        adm = self._gen.take(cur, "internacoes", len(pids), self._parents)
+        adm = self._gen.take(cur, "internacoes", len(pids))
         adm_rows = [(pid, *row[1:]) for pid, row in zip(pids, adm, strict=True)]
         admissions = self._insert(cur, "internacoes", "admit_paciente",
                                   rowgen.COLUMNS["internacoes"], adm_rows)

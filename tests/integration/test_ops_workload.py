@@ -233,3 +233,19 @@ def test_state_rolled_back_after_a_commit_that_did_happen_stays_safe(
     changes = run_batches(conn, work, batches=10, size=40)
     assert changes
     assert failed_checks(conn) == []
+
+
+def test_candidate_pools_stop_growing_at_their_cap(
+        seeded: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays flat in long runs: inserted rows beyond MAX_POOL_ROWS are not tracked."""
+    from loadgen.ops import pools
+
+    conn = seeded
+    work = Workload(conn, worker_id=0, num_workers=1, seed=2,
+                    mix={"insert_internacao": 1.0, "admit_paciente": 1.0})
+    initial = work.counts()["update_internacao"] or 0
+    monkeypatch.setattr(pools, "MAX_POOL_ROWS", initial + 3)
+    changes = run_batches(conn, work, batches=5, size=10)
+    assert sum(c.table == "internacoes" for c in changes) == 50
+    assert work.counts()["update_internacao"] == initial + 3
+    assert failed_checks(conn) == []
