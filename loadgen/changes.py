@@ -15,7 +15,12 @@ class RowChange:
     """
 
     table: str  # unqualified table name
-    op: str  # "c" insert, "u" update, "d" delete (Debezium's letters)
-    pk: int  # the row's ``id`` (after the change; for deletes, the deleted id)
-    after: dict[str, str | None] | None  # text after-image; None for deletes
+    op: str  # "c" insert, "u" update, "d" delete, "t" truncate (Debezium's letters)
+    pk: int  # the row's ``id`` (after the change; for deletes, the deleted id; 0 for truncate)
+    after: dict[str, str | None] | None  # text after-image; None for deletes and truncates
     op_name: str  # registry name of the operation that made it, e.g. "insert_consulta"
+    # Optional, for the CDC scenarios (``loadgen.scenarios``); the defaults mean "not recorded".
+    old_pk: int | None = None  # an update that changed the row's ``id``: the ``id`` before it
+    # the before-image the replica identity obliges the server to send (column → text: the
+    # identity's columns, or every column under FULL); None when no old tuple is sent
+    before: dict[str, str | None] | None = None

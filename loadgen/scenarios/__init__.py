@@ -1,0 +1,30 @@
+"""CDC edge-case scenarios: named runs of the changes that break real pipelines.
+
+Each scenario writes only its own ``cdc_`` tables (``sql/10_scenarios.sql``), records every
+committed row change in the ledger (op_name ``scenario:<name>``) and states, as data, what a
+correct CDC stream shows. ``run`` serves ``loadgen scenario run``; ``run_step`` is the hook a
+stream worker calls to mix a scenario into a normal load.
+"""
+
+from __future__ import annotations
+
+from loadgen.scenarios.base import Context, Scenario, ScenarioOptions
+from loadgen.scenarios.recorder import CommittedTxn, Recorder
+from loadgen.scenarios.registry import SCENARIOS
+from loadgen.scenarios.runner import (
+    SCENARIO_WRITER_ID,
+    STREAM_STEP_OPTIONS,
+    ScenarioResult,
+    ensure_tables,
+    get,
+    run,
+    run_on,
+    run_step,
+    table_names,
+)
+
+__all__ = [
+    "SCENARIOS", "SCENARIO_WRITER_ID", "STREAM_STEP_OPTIONS", "CommittedTxn", "Context",
+    "Recorder", "Scenario", "ScenarioOptions", "ScenarioResult", "ensure_tables", "get", "run",
+    "run_on", "run_step", "table_names",
+]

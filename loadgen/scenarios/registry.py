@@ -1,0 +1,12 @@
+"""The scenario registry: every named CDC edge case, in order of value."""
+
+from __future__ import annotations
+
+from loadgen.scenarios.base import Scenario
+from loadgen.scenarios.identity import REPLICA_IDENTITY
+from loadgen.scenarios.toast import TOAST_UNCHANGED
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    TOAST_UNCHANGED,
+    REPLICA_IDENTITY,
+)}
