@@ -1,1 +1,158 @@
-"""CLI commands (not yet written)."""
+"""Commands: cdc setup / status / verify / teardown / debezium-config."""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+import typer
+
+from loadgen import db
+from loadgen.cdc import capture, debezium, report, slot
+from loadgen.cli.app import app, get_dsn, get_settings
+from loadgen.config import Settings
+from loadgen.errors import CheckFailedError, ConfigError
+
+cdc_app = typer.Typer(
+    help="Change data capture: publication, slot and replica identity; verify what a CDC"
+    " consumer captured against the ledger; Debezium connector config.",
+    no_args_is_help=True)
+app.add_typer(cdc_app, name="cdc")
+
+PUB_HELP = "Publication name (default: cdc.publication, loadgen_pub)."
+SLOT_HELP = "The verifier's pgoutput slot (default: cdc.slot, loadgen_verify)."
+JSON_HELP = "Print JSON instead of text."
+
+
+def _settings(ctx: typer.Context, **cdc: object) -> Settings:
+    return get_settings(ctx, {"cdc": {k: v for k, v in cdc.items() if v is not None}})
+
+
+def _dump(doc: object) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+@cdc_app.command("setup")
+def cdc_setup(
+    ctx: typer.Context,
+    publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
+    slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
+    replica_identity: str | None = typer.Option(
+        None, "--replica-identity", help="default or full (default: cdc.replica_identity)."),
+    all_tables: bool = typer.Option(False, "--all-tables",
+                                    help="Publish every table (FOR ALL TABLES)."),
+) -> None:
+    """Check the server, create the publication for the 7 tables, set replica identity, and
+    create the verifier's slot. Run it BEFORE the load: a slot only sees transactions that
+    commit after it exists."""
+    s = _settings(ctx, publication=publication, slot=slot_name, replica_identity=replica_identity)
+    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+        db.require_schema(conn)
+        result = slot.setup(conn, publication=s.cdc.publication, slot=s.cdc.slot,
+                            replica_identity=s.cdc.replica_identity, all_tables=all_tables)
+    print(report.setup_text(result))
+
+
+@cdc_app.command("status")
+def cdc_status(
+    ctx: typer.Context,
+    publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Slots with lag and retained WAL, the publication's tables, replica identity per table."""
+    s = _settings(ctx, publication=publication)
+    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+        st = slot.status(conn, s.cdc.publication)
+    if as_json:
+        _dump(report.status_dict(st))
+    else:
+        print(report.status_text(st))
+
+
+@cdc_app.command("verify")
+def cdc_verify(
+    ctx: typer.Context,
+    ledger: str = typer.Option(..., "--ledger", help="Ledger directory or prefix written by"
+                               " `loadgen stream --ledger`."),
+    slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
+    publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
+    debezium_file: str | None = typer.Option(
+        None, "--debezium", help="Verify a file of Debezium change events (one JSON document"
+        " per line) instead of the slot."),
+    consume: bool = typer.Option(False, "--consume", help="Advance the slot past what was read"
+                                 " (releases WAL; a second verify then sees nothing)."),
+    max_examples: int = typer.Option(5, "--examples", min=0, help="Examples shown per check."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Check that the captured changes are exactly the ledger's: none missing, duplicated,
+    unexpected, reordered per key, regrouped or altered, and that replaying them gives the
+    tables' current contents. Exit 0 when all hold, 1 otherwise."""
+    s = _settings(ctx, slot=slot_name, publication=publication)
+    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+        db.require_schema(conn)
+        if debezium_file:
+            result = debezium.verify_file(conn, ledger, debezium_file, max_examples=max_examples)
+        else:
+            result = capture.verify_slot(conn, ledger, slot=s.cdc.slot,
+                                         publication=s.cdc.publication, consume=consume,
+                                         max_examples=max_examples)
+    if as_json:
+        _dump(result.to_dict())
+    else:
+        print(report.verify_text(result))
+    if not result.is_ok:
+        failed = [c.name for c in result.checks if not c.is_ok]
+        raise CheckFailedError(f"cdc verify: {len(failed)} check(s) failed: {', '.join(failed)}")
+
+
+@cdc_app.command("teardown")
+def cdc_teardown(
+    ctx: typer.Context,
+    slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
+    publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
+    keep_publication: bool = typer.Option(False, "--keep-publication",
+                                          help="Drop only the slot."),
+) -> None:
+    """Drop the verifier's slot (slots pin WAL) and the publication; warn about leftovers."""
+    s = _settings(ctx, slot=slot_name, publication=publication)
+    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+        warnings = slot.teardown(conn, slot=s.cdc.slot,
+                                 publication=None if keep_publication else s.cdc.publication)
+    print(f"dropped slot {s.cdc.slot}" + ("" if keep_publication
+                                          else f" and publication {s.cdc.publication}"))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+@cdc_app.command("debezium-config")
+def cdc_debezium_config(
+    ctx: typer.Context,
+    topic_prefix: str | None = typer.Option(None, "--topic-prefix",
+                                            help="topic.prefix (default: cdc.topic_prefix)."),
+    fmt: str = typer.Option("json", "--format", help="json (Kafka Connect REST) or properties."),
+    show_password: bool = typer.Option(False, "--show-password",
+                                       help="Print the real database password."),
+    db_host: str | None = typer.Option(None, "--db-host", help="database.hostname as Kafka"
+                                       " Connect must see it (e.g. postgres in compose)."),
+    slot_name: str | None = typer.Option(None, "--slot", help="Debezium's slot (default:"
+                                         " cdc.debezium_slot; never the verifier's)."),
+    publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
+) -> None:
+    """Print a Debezium PostgreSQL connector configuration consistent with `cdc setup`."""
+    if fmt not in ("json", "properties"):
+        raise ConfigError(f"--format {fmt!r}: use json or properties")
+    s = _settings(ctx, topic_prefix=topic_prefix, debezium_slot=slot_name,
+                  publication=publication)
+    if s.cdc.debezium_slot == s.cdc.slot:
+        raise ConfigError(f"--slot {s.cdc.debezium_slot!r}: that is the verifier's slot;"
+                          " Debezium needs its own")
+    dsn = get_dsn(ctx)
+    with db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn:
+        schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    doc = debezium.debezium_config(dsn, schema=schema, publication=s.cdc.publication,
+                                   slot=s.cdc.debezium_slot, topic_prefix=s.cdc.topic_prefix,
+                                   show_password=show_password, db_host=db_host)
+    if fmt == "json":
+        _dump(doc)
+    else:
+        sys.stdout.write(debezium.to_properties(doc))

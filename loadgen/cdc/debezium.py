@@ -1,0 +1,320 @@
+"""Debezium: the connector configuration ``setup`` implies, and a reader for dumped change events.
+
+The reader takes one JSON document per line, as ``kafka-console-consumer`` or ``kcat`` print
+them: the value alone (with or without the JsonConverter ``schema``/``payload`` envelope),
+optionally preceded by the key and a tab; a delete's tombstone is the line ``null``. Values are
+turned back into PostgreSQL's text output using the column types in the database and the
+settings ``debezium_config`` emits (``decimal.handling.mode=string``,
+``time.precision.mode=adaptive_time_microseconds``, ``binary.handling.mode=hex``), so they
+compare exactly with the ledger.
+
+Debezium delivers at least once: an event seen again (same LSN, table, key and op) is a
+duplicate, reported apart from losses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from loadgen import tables
+from loadgen.cdc import ledger_index
+from loadgen.cdc.capture import TOAST_TRACK_MIN_CHARS, UNCHANGED
+from loadgen.cdc.ledger_index import OP_CODES, occurrences
+from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport
+from loadgen.errors import ConfigError
+
+CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
+UNAVAILABLE_PLACEHOLDER = "__debezium_unavailable_value"  # unavailable.value.placeholder default
+DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000
+_EPOCH_DATE = dt.date(1970, 1, 1)
+_EPOCH = dt.datetime(1970, 1, 1)
+_SNAPSHOT, _TRUNCATE = "r", "t"
+
+
+def debezium_config(
+    dsn: str, *, schema: str, publication: str, slot: str, topic_prefix: str,
+    show_password: bool = False, db_host: str | None = None, name: str = "loadgen-hospital",
+) -> dict[str, Any]:
+    """Build the Kafka Connect registration document for the Debezium PostgreSQL connector.
+
+    Consistent with ``loadgen cdc setup``: the same publication (not auto-created), its own
+    slot (never the verifier's), the 7 tables, and value renderings the verifier can read back.
+    """
+    p = conninfo_to_dict(dsn)
+    password = str(p.get("password") or "")
+    host = db_host or str(p.get("host") or "localhost")
+    cfg = {
+        "connector.class": CONNECTOR_CLASS,
+        "plugin.name": "pgoutput",
+        "database.hostname": host,
+        "database.port": str(p.get("port") or "5432"),
+        "database.user": str(p.get("user") or "postgres"),
+        "database.password": password if show_password or not password else "********",
+        "database.dbname": str(p.get("dbname") or "postgres"),
+        "topic.prefix": topic_prefix,
+        "publication.name": publication,
+        "publication.autocreate.mode": "disabled",
+        "slot.name": slot,
+        "table.include.list": ",".join(f"{schema}.{t}" for t in tables.TABLE_NAMES),
+        "heartbeat.interval.ms": str(DEFAULT_HEARTBEAT_INTERVAL_MS),
+        "decimal.handling.mode": "string",
+        "time.precision.mode": "adaptive_time_microseconds",
+        "binary.handling.mode": "hex",
+        "tombstones.on.delete": "true",
+        "provide.transaction.metadata": "false",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    }
+    return {"name": name, "config": cfg}
+
+
+def to_properties(doc: dict[str, Any]) -> str:
+    """Render a registration document as a Kafka Connect ``.properties`` file."""
+    lines = [f"name={doc['name']}"] + [f"{k}={v}" for k, v in doc["config"].items()]
+    return "\n".join(lines) + "\n"
+
+
+# -- value conversion: Debezium JSON → PostgreSQL text output -------------------------------
+
+Converter = Callable[[Any], Any]
+
+
+def _pg_timestamp(t: dt.datetime) -> str:
+    s = t.strftime("%Y-%m-%d %H:%M:%S")
+    if t.microsecond:
+        s += f".{t.microsecond:06d}".rstrip("0")
+    return s
+
+
+def _ts_micros(v: Any) -> str:
+    return _pg_timestamp(_EPOCH + dt.timedelta(microseconds=int(v)))
+
+
+def _ts_millis(v: Any) -> str:
+    return _pg_timestamp(_EPOCH + dt.timedelta(milliseconds=int(v)))
+
+
+def _date_days(v: Any) -> str:
+    return (_EPOCH_DATE + dt.timedelta(days=int(v))).isoformat()
+
+
+def _timestamptz(v: Any) -> str:
+    t = dt.datetime.fromisoformat(str(v).replace("Z", "+00:00")).astimezone(dt.UTC)
+    return _pg_timestamp(t.replace(tzinfo=None)) + "+00"
+
+
+def _float(v: Any) -> str:
+    if isinstance(v, str):  # NaN / Infinity arrive as strings
+        return v
+    s = repr(float(v))
+    return s[:-2] if s.endswith(".0") else s
+
+
+def _bytea_hex(v: Any) -> str:
+    return "\\x" + str(v).lower()
+
+
+def _converter(type_name: str, typmod: int) -> Converter:
+    if type_name in ("int2", "int4", "int8", "oid"):
+        return lambda v: str(int(v))
+    if type_name == "bool":
+        return lambda v: "t" if v else "f"
+    if type_name == "date":
+        return _date_days
+    if type_name == "timestamp":
+        return _ts_millis if 0 <= typmod <= 3 else _ts_micros  # adaptive: precision ≤ 3 → ms
+    if type_name == "timestamptz":
+        return _timestamptz
+    if type_name in ("float4", "float8"):
+        return _float
+    if type_name == "bytea":
+        return _bytea_hex
+    return str  # text, varchar, numeric (string mode), uuid, json, ...
+
+
+def column_converters(conn: psycopg.Connection, table: str) -> dict[str, Converter]:
+    """column → converter for ``table`` in the connection's current schema."""
+    rows = conn.execute(
+        "SELECT a.attname, t.typname, a.atttypmod FROM pg_attribute a JOIN pg_type t"
+        " ON t.oid = a.atttypid WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
+        " AND NOT a.attisdropped", (sql.Identifier(table).as_string(conn),)).fetchall()
+    return {str(n): _converter(str(t), int(m)) for n, t, m in rows}
+
+
+def to_text(row: dict[str, Any], conv: dict[str, Converter]) -> dict[str, Any]:
+    """Convert one Debezium row image to PostgreSQL text (unavailable values → the marker)."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if v is None:
+            out[k] = None
+        elif v == UNAVAILABLE_PLACEHOLDER:
+            out[k] = UNCHANGED
+        else:
+            out[k] = conv.get(k, str)(v)
+    return out
+
+
+# -- reading events -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    line_no: int  # 1-based
+    op: str  # c u d r t
+    table: str
+    schema: str
+    tx_id: int
+    lsn: int
+    pk: int  # the row's id (after the change; for deletes, from before)
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def parse_line(raw: bytes) -> dict[str, Any] | None:
+    """The value document of one dump line; None for a tombstone. Raises ValueError."""
+    raw = raw.strip()
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        key, sep, value = raw.partition(b"\t")  # "key<TAB>value" (print.key=true)
+        if not sep:
+            raise ValueError("not JSON") from None
+        doc = orjson.loads(value)
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    if "payload" in doc and "schema" in doc:
+        doc = doc["payload"]
+    return doc if isinstance(doc, dict) or doc is None else None
+
+
+def iter_events(path: str, stats: dict[str, int]) -> Iterator[Event]:
+    """Yield the change events of a dump file in file order (tombstones and others counted)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(f"--debezium {path!r}: {exc}") from exc
+    with f:
+        for line_no, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                doc = parse_line(raw)
+            except (ValueError, orjson.JSONDecodeError):
+                stats["unparseable_lines"] = stats.get("unparseable_lines", 0) + 1
+                continue
+            if doc is None:
+                stats["tombstones"] = stats.get("tombstones", 0) + 1
+                continue
+            source = doc.get("source") or {}
+            op = doc.get("op")
+            if op not in ("c", "u", "d", "r", "t") or "table" not in source:
+                stats["other_events"] = stats.get("other_events", 0) + 1
+                continue
+            row = doc.get("before") if op == "d" else doc.get("after")
+            pk = (row or {}).get("id")
+            if pk is None and op != "t":
+                stats["events_without_key"] = stats.get("events_without_key", 0) + 1
+                continue
+            yield Event(line_no, op, str(source["table"]), str(source.get("schema", "")),
+                        int(source.get("txId") or 0), int(source.get("lsn") or 0),
+                        int(pk or 0), doc.get("before"), doc.get("after"))
+
+
+def verify_file(
+    conn: psycopg.Connection, ledger_path: str, events_path: str, *,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
+) -> VerifyReport:
+    """Verify a Debezium dump against the ledger, and replay it against the tables.
+
+    Two passes over the file: the first finds redeliveries and each change's occurrence rank
+    within its transaction (by LSN), the second feeds the verifier in file order.
+
+    Raises:
+        ConfigError: missing ledger or events file, or an empty ledger.
+    """
+    ledger = ledger_index.load(ledger_path)
+    if ledger.num_changes == 0:
+        raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
+    schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    codes = ledger.codes
+    wanted = set(codes.names)
+    stats: dict[str, int] = {}
+    keys: list[tuple[int, int, int, int, int]] = []
+    for ev in iter_events(events_path, {}):
+        if ev.op in (_SNAPSHOT, _TRUNCATE) or ev.table not in wanted:
+            continue
+        if ev.schema and ev.schema != schema:
+            continue
+        keys.append((ev.tx_id & 0xFFFFFFFF, codes.code(ev.table), ev.pk, OP_CODES[ev.op],
+                     ev.lsn))
+    k = np.array(keys, np.int64).reshape(-1, 5)
+    order = np.arange(len(k), dtype=np.int64)
+    is_dup = occurrences([k[:, 0], k[:, 1], k[:, 2], k[:, 3], k[:, 4]], order) > 0
+    keep = np.flatnonzero(~is_dup)
+    occ = np.zeros(len(k), np.int64)
+    occ[keep] = occurrences([k[keep, 0], k[keep, 1], k[keep, 2], k[keep, 3]], k[keep, 4])
+
+    verifier = Verifier(ledger, max_examples=max_examples)
+    convs = {t: column_converters(conn, t) for t in wanted}
+    wide: dict[tuple[int, int], dict[str, Any]] = {}
+    i = 0
+    for ev in iter_events(events_path, stats):
+        if ev.op == _SNAPSHOT:
+            verifier.num_snapshot += 1
+            continue
+        if ev.table not in wanted or (ev.schema and ev.schema != schema):
+            stats["other_table_events"] = stats.get("other_table_events", 0) + 1
+            continue
+        code = codes.code(ev.table)
+        where = f"{events_path}:{ev.line_no} lsn {ev.lsn} txId {ev.tx_id}"
+        if ev.op == _TRUNCATE:
+            verifier.add_truncate(code, lambda t=ev.table, w=where: {
+                "table": t, "op": "truncate", "at": w})
+            wide = {key: v for key, v in wide.items() if key[0] != code}
+            continue
+        j, i = i, i + 1
+        op = OP_CODES[ev.op]
+        after = to_text(ev.after, convs[ev.table]) if ev.after is not None and op != 2 else None
+        pk = ev.pk
+        desc = _describe(ev, after, where)
+        if is_dup[j]:
+            verifier.add_duplicate(desc)
+            continue
+        unknown: list[str] = []
+        if after is not None:
+            if UNCHANGED in after.values():
+                prev = wide.get((code, pk), {})
+                for col, v in after.items():
+                    if v == UNCHANGED:
+                        if col in prev and prev[col] != UNCHANGED:
+                            after[col] = prev[col]
+                        else:
+                            unknown.append(col)
+            if sum(len(v) for v in after.values() if isinstance(v, str)) > TOAST_TRACK_MIN_CHARS:
+                wide[(code, pk)] = after
+            rowhash = ledger_index.dict_hash(after)
+        else:
+            wide.pop((code, pk), None)
+            rowhash = 0
+        verifier.add(ev.tx_id, ev.tx_id & 0xFFFFFFFF, code, op, pk, int(occ[j]), rowhash,
+                     bool(unknown), lambda d=desc, u=tuple(unknown): {
+                         **d(), "unchanged_toast_unknown": list(u)})
+    report = verifier.finish(conn, f"debezium {events_path}")
+    report.counts.update(stats)
+    return report
+
+
+def _describe(ev: Event, after: dict[str, Any] | None, where: str) -> Callable[[], dict[str, Any]]:
+    return lambda: {"table": ev.table, "op": ev.op, "pk": ev.pk, "at": where, "after": after}
