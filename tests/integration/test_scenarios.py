@@ -258,3 +258,58 @@ def test_replica_identity(cdc: Cdc) -> None:
     # default: the id update and 2 deletes; full: all 5; index: the codigo update and 2 deletes
     assert counts["befores"] == 3 + 5 + 3
     assert counts["old_keys"] == 2
+
+
+def test_pk_update(cdc: Cdc) -> None:
+    results = cdc.run("pk-update")
+    counts = check_stream(cdc, results, cdc.capture())
+    assert counts["changes"] == results[0].num_changes == 4 + (1 + 3) + (3 + 3) + 1
+    assert counts["old_keys"] == 3  # two patient key changes and one exame's
+
+
+def test_delete_tombstone(cdc: Cdc) -> None:
+    results = cdc.run("delete-tombstone")
+    captured = cdc.capture()
+    counts = check_stream(cdc, results, captured)
+    assert counts["changes"] == results[0].num_changes == 4 + 1 + 3 + 4
+    deletes = [e for txn in captured.txns.values() for e in txn if e.kind == "d"]
+    assert len(deletes) == 1 + 3 + 2
+    assert table_rows(cdc.conn, "cdc_pacientes") == {}
+
+
+def test_truncate(cdc: Cdc) -> None:
+    results = cdc.run("truncate")
+    captured = cdc.capture()
+    counts = check_stream(cdc, results, captured)
+    assert counts["truncates"] == 2  # one message per TRUNCATE statement
+    cascade = [e for txn in captured.txns.values() for e in txn if e.kind == "t"][1]
+    assert set(cascade.truncated) == {"cdc_lotes", "cdc_lote_itens"} and cascade.options & 1
+    assert [c.op for c in results[0].txns[1].changes] == ["t"]
+    assert len(table_rows(cdc.conn, "cdc_fila")) == 1
+
+
+def test_big_transaction_with_concurrent_small_ones(cdc: Cdc) -> None:
+    results = cdc.run("big-transaction")
+    captured = cdc.capture()
+    counts = check_stream(cdc, results, captured)
+    big = max(captured.txns.values(), key=len)
+    assert len(big) == SMALL.big_txn_changes
+    order = list(captured.txns)
+    big_xid = next(x for x, txn in captured.txns.items() if txn is big)
+    # small transactions that began after the big one and committed before it: interleaved
+    assert any(x > big_xid for x in order[:order.index(big_xid)])
+    small = [txn for txn in captured.txns.values() if txn is not big]
+    assert len(small) >= SMALL.num_concurrent_workers * SMALL.small_txns_per_worker
+    assert counts["changes"] == results[0].num_changes
+    writers = {e.writer for e in read_ledger(cdc.ledger).entries}
+    assert writers == {scenarios.SCENARIO_WRITER_ID + i for i in range(3)}
+
+
+def test_rollback_leaves_nothing(cdc: Cdc) -> None:
+    results = cdc.run("rollback")
+    captured = cdc.capture()
+    counts = check_stream(cdc, results, captured)
+    assert counts["changes"] == results[0].num_changes == 1 + 2 + 1
+    texts = [str(e.new) for txn in captured.txns.values() for e in txn]
+    assert not any("descartado" in t or "nunca" in t for t in texts)
+    assert counts["truncates"] == 0
