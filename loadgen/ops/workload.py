@@ -40,44 +40,20 @@ from loadgen.errors import ConfigError, SchemaMissingError
 from loadgen.ops import rowgen
 from loadgen.ops.pools import DatedPool, IdPool, LinkState
 from loadgen.ops.registry import BY_NAME, OP_NAMES
+from loadgen.ops.statements import (
+    DELETE_CONSULTA,
+    DELETE_LINK,
+    TEXT_TYPES,
+    UPDATE_CONSULTA,
+    UPDATE_EXAME,
+    UPDATE_INTERNACAO,
+    UPDATE_PACIENTE,
+    insert_sql,
+)
 
 logger = logging.getLogger(__name__)
 
 DUE_MARGIN_S = 2.0  # a row counts as due this long after its date (clock skew to the server)
-# Types in the hospital tables, loaded as PostgreSQL's text output (the after-image format).
-_TEXT_TYPES = ("int2", "int4", "int8", "numeric", "float4", "float8", "bool", "text", "varchar",
-               "bpchar", "name", "date", "time", "timestamp", "timestamptz", "interval", "uuid",
-               "json", "jsonb", "bytea")
-
-_UPDATE_PACIENTE = "UPDATE pacientes SET telefone = %s, endereco = %s WHERE id = %s RETURNING *"
-# "happened now": a realizada/faltou consulta or an exam result may not be dated in the future
-_NOW_MINUTE = "date_trunc('minute', LOCALTIMESTAMP)"
-_UPDATE_CONSULTA = (
-    "UPDATE consultas SET status = %(status)s::varchar, data = CASE WHEN %(status)s::varchar "
-    f"<> 'cancelada' AND data > {_NOW_MINUTE} THEN {_NOW_MINUTE} ELSE data END "
-    "WHERE id = %(id)s AND status = 'agendada' RETURNING *")
-_UPDATE_EXAME = (
-    f"UPDATE exames SET resultado = %(resultado)s, data = LEAST(data, {_NOW_MINUTE}) "
-    "WHERE id = %(id)s AND resultado IS NULL RETURNING *")
-_UPDATE_INTERNACAO = (
-    f"UPDATE internacoes SET data_saida = GREATEST(data_entrada, {_NOW_MINUTE}) "
-    "WHERE id = %s AND data_saida IS NULL RETURNING *")
-_DELETE_CONSULTA = "DELETE FROM consultas WHERE id = %s AND status = 'cancelada' RETURNING id"
-_DELETE_LINK = "DELETE FROM pacientes_convenios WHERE id = %s RETURNING id"
-
-
-def _insert_sql(table: str, columns: Sequence[str]) -> sql.Composed:
-    # A link's pair is free by construction; ON CONFLICT only matters after a commit whose
-    # outcome stayed unknown (the engine then rolls our state back although it may have
-    # committed): the insert then changes nothing instead of failing.
-    keys = tables.BY_NAME[table].natural_keys if table == "pacientes_convenios" else ()
-    conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
-        sql.SQL(", ").join(map(sql.Identifier, keys[0]))) if keys else sql.SQL("")
-    return sql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING *").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(sql.Placeholder() * len(columns)), conflict)
-
-
 def _link_of(change: RowChange) -> tuple[int, int]:
     after = change.after or {}
     return int(after["paciente_id"] or 0), int(after["convenio_id"] or 0)
@@ -253,7 +229,7 @@ class Workload:
             groups[name] = groups.get(name, 0) + 1
         changes: list[RowChange] = []
         cur = conn.cursor()
-        for type_name in _TEXT_TYPES:
+        for type_name in TEXT_TYPES:
             cur.adapters.register_loader(type_name, TextLoader)
         try:
             with conn.pipeline():
@@ -304,8 +280,8 @@ class Workload:
                 return out
 
     def _insert(self, cur: psycopg.Cursor, table: str, op_name: str,
-                columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[RowChange]:
-        return self._many(cur, table, "c", op_name, _insert_sql(table, columns), rows)
+                columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[RowChange]:
+        return self._many(cur, table, "c", op_name, insert_sql(table, columns), rows)
 
     def _insert_pacientes(self, cur: psycopg.Cursor, k: int, op_name: str) -> list[RowChange]:
         rows = self._gen.take(cur, "pacientes", k)
@@ -348,7 +324,7 @@ class Workload:
             return []
         values = self._gen.take(cur, "update_paciente", k)
         params = [(*v, self._pacientes.sample(self._rnd)) for v in values]
-        return self._many(cur, "pacientes", "u", "update_paciente", _UPDATE_PACIENTE, params)
+        return self._many(cur, "pacientes", "u", "update_paciente", UPDATE_PACIENTE, params)
 
     @staticmethod
     def _take_due_first(pool: DatedPool, rnd: random.Random) -> int:
@@ -359,7 +335,7 @@ class Workload:
         outcomes = self._gen.take(cur, "update_consulta", k)
         params = [{"status": o[0], "id": self._take_due_first(self._agendadas, self._rnd)}
                   for o in outcomes]
-        changes = self._many(cur, "consultas", "u", "update_consulta", _UPDATE_CONSULTA, params)
+        changes = self._many(cur, "consultas", "u", "update_consulta", UPDATE_CONSULTA, params)
         for change in changes:
             if change.after is not None and change.after["status"] == "cancelada":
                 self._canceladas.add(change.pk)
@@ -370,11 +346,11 @@ class Workload:
         results = self._gen.take(cur, "update_exame", k)
         params = [{"resultado": r[0], "id": self._take_due_first(self._pendentes, self._rnd)}
                   for r in results]
-        return self._many(cur, "exames", "u", "update_exame", _UPDATE_EXAME, params)
+        return self._many(cur, "exames", "u", "update_exame", UPDATE_EXAME, params)
 
     def _run_update_internacao(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         params = [(self._abertas.take(self._rnd),) for _ in range(min(k, len(self._abertas)))]
-        return self._many(cur, "internacoes", "u", "update_internacao", _UPDATE_INTERNACAO,
+        return self._many(cur, "internacoes", "u", "update_internacao", UPDATE_INTERNACAO,
                           params)
 
     def _run_insert_paciente_convenio(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
@@ -392,12 +368,12 @@ class Workload:
         links = self._links.links
         params = [(links.take(self._rnd),) for _ in range(min(k, len(links)))]
         return self._many(cur, "pacientes_convenios", "d", "delete_paciente_convenio",
-                          _DELETE_LINK, params)
+                          DELETE_LINK, params)
 
     def _run_delete_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         params = [(self._canceladas.take(self._rnd),)
                   for _ in range(min(k, len(self._canceladas)))]
-        return self._many(cur, "consultas", "d", "delete_consulta", _DELETE_CONSULTA, params)
+        return self._many(cur, "consultas", "d", "delete_consulta", DELETE_CONSULTA, params)
 
     def _run_admit_paciente(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         changes = self._insert_pacientes(cur, k, "admit_paciente")
