@@ -10,10 +10,12 @@ Layout of ``PATH``: a directory (existing, or a new path without a suffix) holds
 ``run1.part-<writer>.jsonl`` next to it. Readers take every part.
 
 Line fields: ``txid`` (``pg_current_xact_id()``, 64-bit with epoch), ``seq`` (order of the
-change within its transaction, from 0), ``table``, ``op`` (``c``/``u``/``d``), ``pk``, ``after``
-(column → PostgreSQL text output, or null for deletes), ``op_name``, ``commit_time`` (as given
-by the caller), ``writer`` and ``mono_ns`` (``time.monotonic_ns()`` when the transaction was
-recorded; system-wide on Linux, so comparable across the writers of one run).
+change within its transaction, from 0), ``table``, ``op`` (``c``/``u``/``d``/``t``), ``pk``,
+``after`` (column → PostgreSQL text output, or null for deletes and truncates), ``op_name``,
+``commit_time`` (as given by the caller), ``writer`` and ``mono_ns`` (``time.monotonic_ns()``
+when the transaction was recorded; system-wide on Linux, so comparable across the writers of
+one run); and, only when the change carries them, ``old_pk`` (an update that changed ``id``)
+and ``before``.
 """
 
 from __future__ import annotations
@@ -111,24 +113,26 @@ class LedgerWriter:
             return
         mono_ns = time.monotonic_ns()
         dumps = orjson.dumps
-        buf = b"".join(
-            dumps(
-                {
-                    "txid": txid,
-                    "seq": seq,
-                    "table": ch.table,
-                    "op": ch.op,
-                    "pk": ch.pk,
-                    "after": ch.after,
-                    "op_name": ch.op_name,
-                    "commit_time": commit_time,
-                    "writer": self.worker_id,
-                    "mono_ns": mono_ns,
-                },
-                option=orjson.OPT_APPEND_NEWLINE,
-            )
-            for seq, ch in enumerate(changes)
-        )
+        lines = []
+        for seq, ch in enumerate(changes):
+            obj: dict[str, Any] = {
+                "txid": txid,
+                "seq": seq,
+                "table": ch.table,
+                "op": ch.op,
+                "pk": ch.pk,
+                "after": ch.after,
+                "op_name": ch.op_name,
+                "commit_time": commit_time,
+                "writer": self.worker_id,
+                "mono_ns": mono_ns,
+            }
+            if ch.old_pk is not None:  # optional fields only when recorded (scenarios)
+                obj["old_pk"] = ch.old_pk
+            if ch.before is not None:
+                obj["before"] = ch.before
+            lines.append(dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
+        buf = b"".join(lines)
         self._file.write(buf)
         self._file.flush()
         self.num_txns += 1
@@ -163,6 +167,8 @@ class LedgerEntry:
     mono_ns: int  # monotonic ns when recorded (system-wide clock)
     part: int  # index into LedgerContents.parts
     offset: int  # byte offset of the line in its part
+    old_pk: int | None = None  # an update that changed id: the id before it
+    before: dict[str, str | None] | None = None  # before-image, when recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +210,8 @@ def entry_from_obj(obj: dict[str, Any], part: int, offset: int) -> LedgerEntry:
         mono_ns=int(obj.get("mono_ns", 0)),
         part=part,
         offset=offset,
+        old_pk=None if obj.get("old_pk") is None else int(obj["old_pk"]),
+        before=obj.get("before"),
     )
 
 

@@ -85,6 +85,11 @@ def feed_slot(verifier: Verifier, messages: Iterable[tuple[int, int, P.PgOutputM
             op = c_op if isinstance(msg, P.Insert) else u_op
             pk = int(vals[r.id_pos])  # type: ignore[arg-type]
             unknown: tuple[str, ...] = ()
+            if op == u_op and msg.old is not None and msg.old[r.id_pos] != vals[r.id_pos]:
+                old_pk = int(msg.old[r.id_pos])  # type: ignore[arg-type]
+                verifier.add_state_only(r.code, old_pk, d_op)  # the old key is gone
+                if (r.code, old_pk) in wide:
+                    wide[(r.code, pk)] = wide.pop((r.code, old_pk))
             if P.UNCHANGED_TOAST in vals:
                 vals, unknown = _resolve(vals, msg, wide.get((r.code, pk)), r.names)
             if sum(len(v) for v in vals if isinstance(v, str)) > TOAST_TRACK_MIN_CHARS:
@@ -121,7 +126,7 @@ def feed_slot(verifier: Verifier, messages: Iterable[tuple[int, int, P.PgOutputM
                 r = rels[relid]
                 if r.code is not None:
                     code = r.code
-                    verifier.add_truncate(code, lambda r=r, lsn=lsn, xid=xid: {
+                    verifier.add_truncate(code, xid, lambda r=r, lsn=lsn, xid=xid: {
                         "table": r.name, "op": "truncate", "at": _at(lsn, xid)})
                     for key in [k for k in wide if k[0] == code]:
                         del wide[key]

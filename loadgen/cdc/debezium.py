@@ -244,7 +244,7 @@ def verify_file(
     Raises:
         ConfigError: missing ledger or events file, or an empty ledger.
     """
-    ledger = ledger_index.load(ledger_path)
+    ledger = ledger_index.load(ledger_path, split_pk_updates=True)
     if ledger.num_changes == 0:
         raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
     schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
@@ -280,7 +280,7 @@ def verify_file(
         code = codes.code(ev.table)
         where = f"{events_path}:{ev.line_no} lsn {ev.lsn} txId {ev.tx_id}"
         if ev.op == _TRUNCATE:
-            verifier.add_truncate(code, lambda t=ev.table, w=where: {
+            verifier.add_truncate(code, ev.tx_id & 0xFFFFFFFF, lambda t=ev.table, w=where: {
                 "table": t, "op": "truncate", "at": w})
             wide = {key: v for key, v in wide.items() if key[0] != code}
             continue

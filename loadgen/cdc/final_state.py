@@ -96,7 +96,7 @@ def compare(
             continue
         sel = last[c_table[last] == t]
         tr = last_trunc.get(t, -1)
-        present = (c_op[sel] != _DELETE) & (sel > tr)
+        present = (c_op[sel] != _DELETE) & (sel >= tr)  # tr: index of the first change after it
         keys, want, partial = c_pk[sel], c_rowhash[sel], c_partial[sel] != 0
         num_partial += int(partial.sum())
         tab_pk, tab_h = table_hashes(conn, name, columns)

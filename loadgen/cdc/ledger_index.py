@@ -112,7 +112,7 @@ class LedgerIndex:
     parts: list[str]
     codes: TableCodes
     xid: npt.NDArray[np.int64]  # xid8 (epoch << 32 | xid)
-    seq: npt.NDArray[np.int64]
+    seq: npt.NDArray[np.int64]  # 2 × the line's seq (+1 for the second half of a split)
     table: npt.NDArray[np.int64]
     pk: npt.NDArray[np.int64]
     op: npt.NDArray[np.int64]
@@ -125,6 +125,8 @@ class LedgerIndex:
     sorted_idx: npt.NDArray[np.int64]  # lpos of non-duplicates, ordered by khash
     sorted_khash: npt.NDArray[np.int64]
     bad_lines: list[BadLine]
+    truncates: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # ^ (xid8, table code, part, offset) of each TRUNCATE the ledger records (few; kept apart)
 
     @property
     def num_changes(self) -> int:
@@ -148,8 +150,12 @@ class LedgerIndex:
         return self.parts[int(self.part[i])], int(self.offset[i])
 
 
-def load(path: str, codes: TableCodes | None = None) -> LedgerIndex:
+def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool = False
+         ) -> LedgerIndex:
     """Read every part of the ledger at ``path`` into a ``LedgerIndex`` (streams the files).
+
+    ``split_pk_updates``: record an update that changed ``id`` (``old_pk``) as a delete of the
+    old key and a create of the new one, as Debezium emits it (pgoutput sends one update).
 
     Raises:
         ConfigError: no part files at ``path``.
@@ -161,15 +167,27 @@ def load(path: str, codes: TableCodes | None = None) -> LedgerIndex:
                                     "mono")}
     a_xid, a_seq, a_tab, a_pk, a_op, a_vh, a_part, a_off, a_mono = cols.values()
     code = codes.code
+    truncates: list[tuple[int, int, int, int]] = []
     for pi, offset, obj in iter_lines(parts, bad):
         try:
             after = obj["after"]
+            if obj["op"] == "t":
+                truncates.append((int(obj["txid"]), code(str(obj["table"])), pi, offset))
+                continue
             op = OP_CODES[obj["op"]]
-            row = (int(obj["txid"]), int(obj["seq"]), code(str(obj["table"])), int(obj["pk"]), op,
-                   dict_hash(after) if after is not None else 0)
+            row = [int(obj["txid"]), 2 * int(obj["seq"]), code(str(obj["table"])),
+                   int(obj["pk"]), op, dict_hash(after) if after is not None else 0]
+            old_pk = obj.get("old_pk")
         except (KeyError, TypeError, ValueError, AttributeError):
             bad.append(BadLine(parts[pi], -1, offset, False, str(obj)[:80]))
             continue
+        mono = int(obj.get("mono_ns", 0))
+        if split_pk_updates and op == OP_CODES["u"] and old_pk is not None and old_pk != row[3]:
+            for col, v in zip(cols.values(), (row[0], row[1], row[2], int(old_pk), OP_CODES["d"],
+                                               0, pi, offset, mono), strict=True):
+                col.append(v)
+            row[1] += 1
+            row[4] = OP_CODES["c"]
         a_xid.append(row[0])
         a_seq.append(row[1])
         a_tab.append(row[2])
@@ -178,7 +196,7 @@ def load(path: str, codes: TableCodes | None = None) -> LedgerIndex:
         a_vh.append(row[5])
         a_part.append(pi)
         a_off.append(offset)
-        a_mono.append(int(obj.get("mono_ns", 0)))
+        a_mono.append(mono)
     arr = {k: np.frombuffer(v, dtype=np.int64) if len(v) else np.zeros(0, np.int64)
            for k, v in cols.items()}
     xid, seq = arr["xid"], arr["seq"]
@@ -194,4 +212,4 @@ def load(path: str, codes: TableCodes | None = None) -> LedgerIndex:
     order = keep[np.argsort(khash[keep], kind="stable")]
     return LedgerIndex(parts, codes, xid, seq, arr["table"], arr["pk"], arr["op"], arr["vhash"],
                        arr["part"], arr["offset"], arr["mono"], is_dup, khash, order,
-                       khash[order], bad)
+                       khash[order], bad, truncates)

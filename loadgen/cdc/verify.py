@@ -96,6 +96,9 @@ class Verifier:
         self.batch_changes = batch_changes
         self.match_count = np.zeros(ledger.num_changes, np.int32)
         self.ledger_xids = np.unique(ledger.xid[~ledger.is_dup])
+        self._ledger_truncates: dict[tuple[int, int], list[int]] = {}
+        for i, (x, t, _, _) in enumerate(ledger.truncates):
+            self._ledger_truncates.setdefault((x & _MASK32, t), []).append(i)
         self._b: list[tuple[int, int, int, int, int, int, int, int, bool]] = []
         self._b_desc: list[Describe] = []
         # per captured change, kept for the whole run (ints only)
@@ -126,11 +129,26 @@ class Verifier:
         if len(self._b) >= self.batch_changes:
             self._flush()
 
-    def add_truncate(self, table: int, describe: Describe) -> None:
-        """A captured TRUNCATE of ``table``: the ledger has none, so it is unexpected."""
+    def add_truncate(self, table: int, xid32: int, describe: Describe) -> None:
+        """A captured TRUNCATE of ``table``, matched to a ledger truncate of its transaction."""
         self._flush()
         self.truncates.append((len(self.c_table), table))
-        self._fail("unexpected", describe)
+        waiting = self._ledger_truncates.get((xid32, table))
+        if waiting:
+            waiting.pop(0)
+        elif self.L.xid8_of(xid32) >= self.L.min_xid:
+            self._fail("unexpected", describe)
+        else:
+            self.num_excluded += 1
+
+    def add_state_only(self, table: int, pk: int, op: int) -> None:
+        """A change a consumer must apply that the ledger does not list on its own (the delete
+        of the old key when an update changes ``id``): final state only, never matched."""
+        self._flush()
+        for col, v in ((self.c_table, table), (self.c_pk, pk), (self.c_op, op),
+                       (self.c_txn, -1), (self.c_li, -2), (self.c_rowhash, 0)):
+            col.append(v)
+        self.c_partial.append(0)
 
     def add_duplicate(self, describe: Describe) -> None:
         """A captured change delivered again (same LSN, table, key, op): a redelivery."""
@@ -227,6 +245,15 @@ class Verifier:
         self.counts["missing"] = len(missing)
         self.examples["missing"] = [self._ledger_example(int(i))
                                     for i in missing[: self.max_examples]]
+        for idxs in self._ledger_truncates.values():
+            for i in idxs:
+                self.counts["missing"] += 1
+                if len(self.examples["missing"]) < self.max_examples:
+                    _, _, part, offset = L.truncates[i]
+                    line = read_line(L.parts[part], offset)
+                    self.examples["missing"].append({"ledger_line": f"{L.parts[part]}@{offset}",
+                                                     **{k: line.get(k) for k in (
+                                                         "txid", "table", "op", "op_name")}})
         dup = np.flatnonzero(self.match_count > 1)
         self.counts["duplicated"] += int((self.match_count[dup] - 1).sum())
         for i in dup[: max(0, self.max_examples - len(self.examples["duplicated"]))]:
@@ -256,6 +283,7 @@ class Verifier:
             "excluded_before_ledger": self.num_excluded,
             "snapshot_reads_ignored": self.num_snapshot,
             "captured_truncates": len(self.truncates),
+            "ledger_truncates": len(L.truncates),
             "torn_ledger_lines": sum(b.is_torn for b in L.bad_lines),
         }
         return VerifyReport(source, counts, checks, self.notes, elapsed_s)

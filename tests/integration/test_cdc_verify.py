@@ -232,3 +232,33 @@ def test_unchanged_toast_carried_forward(run_both: Run) -> None:
     report = run.verify()
     assert report["ok"], _failed(report)
     assert report["counts"]["matched"] == 13
+
+
+def test_truncate_and_primary_key_update(run: Run) -> None:
+    c = run.conn
+    c.execute("CREATE TABLE cdc_probe (id bigint PRIMARY KEY, v text)")
+    c.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE cdc_probe").format(
+        sql.Identifier(run.publication)))
+    with LedgerWriter(str(run.ledger), 2) as writer:
+        txn(c, writer, ("cdc_probe", "c", "INSERT INTO cdc_probe VALUES (1, 'a')", (), "ins"),
+            ("cdc_probe", "c", "INSERT INTO cdc_probe VALUES (2, 'b')", (), "ins"))
+        with c.transaction():
+            txid = c.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+            moved = change(c, "cdc_probe", "u", "UPDATE cdc_probe SET id = 100 WHERE id = 1", (),
+                           "probe_pk_update")
+        writer.write_txn(txid, "t", [RowChange("cdc_probe", "u", 100, moved.after,
+                                               "probe_pk_update", old_pk=1)])
+        assert moved.pk == 100
+        assert run.verify()["ok"]
+        with c.transaction():
+            txid = c.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+            c.execute("TRUNCATE cdc_probe")
+            c.execute("INSERT INTO cdc_probe VALUES (7, 'z')")
+        writer.write_txn(txid, "t", [RowChange("cdc_probe", "t", 0, None, "probe_truncate"),
+                                     RowChange("cdc_probe", "c", 7, {"id": "7", "v": "z"}, "p")])
+    report = run.verify()
+    assert report["ok"], _failed(report)
+    assert report["counts"]["ledger_truncates"] == 1 and report["counts"]["captured_truncates"] == 1
+    c.execute("INSERT INTO cdc_probe VALUES (8, 'behind')")
+    c.execute("TRUNCATE cdc_probe")  # a truncate the ledger does not know
+    assert _failed(run.verify()) == {"unexpected": 2}
