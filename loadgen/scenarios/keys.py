@@ -68,7 +68,7 @@ def run_delete_tombstone(ctx: Context) -> None:
         try:
             with t.savepoint(rollback=False):  # children still there: the FK refuses it
                 t.delete(PARENT, parent)
-        except psycopg.errors.ForeignKeyViolation:
+        except psycopg.errors.IntegrityError:  # 23503, or 23001 on PostgreSQL 18+
             pass
         for pk in exams:
             t.delete(CHILD, pk)

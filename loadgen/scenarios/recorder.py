@@ -1,10 +1,10 @@
 """Run a scenario's transactions and record the committed ones, with text after-images.
 
-Every row a scenario writes comes back through ``RETURNING col::text, ...`` (or a ``SELECT``
-of the same list), so the after-image is exactly PostgreSQL's text output under the session
-settings ``loadgen.db`` pins: the text a pgoutput stream carries. A transaction's changes reach
-the ledger only after its COMMIT returned; rolled-back work (a whole transaction, or a savepoint
-inside one) is never recorded.
+Every row a scenario writes comes back through ``RETURNING`` every column (or a ``SELECT``),
+read as the raw text result (``text_rows``), so the after-image is exactly PostgreSQL's text
+output under the session settings ``loadgen.db`` pins: the text a pgoutput stream carries. A
+transaction's changes reach the ledger only after its COMMIT returned; rolled-back work (a whole
+transaction, or a savepoint inside one) is never recorded.
 """
 
 from __future__ import annotations
@@ -68,10 +68,33 @@ def replica_identity(conn: psycopg.Connection, table: str) -> Identity:
     return Identity(kind, tuple(str(r[0]) for r in rows))
 
 
-def text_list(columns: Sequence[str]) -> sql.Composable:
-    """``"a"::text AS "a", "b"::text AS "b"``: every column as its text output."""
-    return sql.SQL(", ").join(
-        sql.SQL("{}::text AS {}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns)
+def column_list(columns: Sequence[str]) -> sql.Composable:
+    """``"a", "b"``: the columns, as identifiers."""
+    return sql.SQL(", ").join(map(sql.Identifier, columns))
+
+
+def text_rows(conn: psycopg.Connection, query: sql.Composable,
+              params: Sequence[Any] | Mapping[str, Any] | None = None
+              ) -> list[tuple[str | None, ...]]:
+    """Run ``query``; return its rows as the server's text output, untouched.
+
+    The values are the bytes the server's output functions produced (text result format),
+    decoded, so they equal what pgoutput sends. ``col::text`` is not the same: the casts of
+    boolean (``true`` vs ``t``) and inet (``/32`` kept) differ from their output functions.
+    """
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        res = cur.pgresult
+        if res is None or res.nfields == 0:
+            return []
+        enc = conn.info.encoding
+        get = res.get_value
+        nf = res.nfields
+        out = []
+        for i in range(res.ntuples):
+            vals = [get(i, j) for j in range(nf)]
+            out.append(tuple(None if v is None else v.decode(enc) for v in vals))
+        return out
 
 
 def _value(v: Any) -> sql.Composable:
@@ -113,8 +136,8 @@ class Txn:
         order it wrote them). Returns the text rows.
         """
         cols = self.rec.columns(table)
-        query = sql.SQL("{} RETURNING {}").format(statement, text_list(cols))
-        rows = [dict(zip(cols, r, strict=True)) for r in self.conn.execute(query, params)]
+        query = sql.SQL("{} RETURNING {}").format(statement, column_list(cols))
+        rows = [dict(zip(cols, r, strict=True)) for r in text_rows(self.conn, query, params)]
         for row in rows:
             pk = int(row["id"])  # type: ignore[arg-type]
             self._change(table, op, None if op == "d" else row, pk)
@@ -141,11 +164,11 @@ class Txn:
         """The row ``id = pk`` as text (``lock``: SELECT ... FOR UPDATE)."""
         cols = self.rec.columns(table)
         query = sql.SQL("SELECT {} FROM {} WHERE id = %s{}").format(
-            text_list(cols), sql.Identifier(table), sql.SQL(" FOR UPDATE" if lock else ""))
-        row = self.conn.execute(query, (pk,)).fetchone()
-        if row is None:
+            column_list(cols), sql.Identifier(table), sql.SQL(" FOR UPDATE" if lock else ""))
+        rows = text_rows(self.conn, query, (pk,))
+        if not rows:
             raise LookupError(f"{table} id {pk} not found")
-        return dict(zip(cols, row, strict=True))
+        return dict(zip(cols, rows[0], strict=True))
 
     def update(self, table: str, pk: int, values: Mapping[str, Any]) -> TextRow:
         """Update the row ``id = pk``; return its after-image (``values`` may change ``id``).
@@ -161,11 +184,10 @@ class Txn:
                                for k, v in values.items()),
             sql.Literal(pk))
         cols = self.rec.columns(table)
-        query = sql.SQL("{} RETURNING {}").format(stmt, text_list(cols))
-        got = self.conn.execute(query).fetchone()
-        if got is None:
+        got = text_rows(self.conn, sql.SQL("{} RETURNING {}").format(stmt, column_list(cols)))
+        if not got:
             raise LookupError(f"{table} id {pk} not found")
-        row = dict(zip(cols, got, strict=True))
+        row = dict(zip(cols, got[0], strict=True))
         new_pk = int(row["id"])  # type: ignore[arg-type]
         before = self.rec.before_image(table, old, row) if old is not None else None
         self._change(table, "u", row, new_pk, old_pk=pk if new_pk != pk else None, before=before)

@@ -6,6 +6,7 @@ from loadgen.scenarios.base import Scenario
 from loadgen.scenarios.identity import REPLICA_IDENTITY
 from loadgen.scenarios.keys import DELETE_TOMBSTONE, PK_UPDATE
 from loadgen.scenarios.toast import TOAST_UNCHANGED
+from loadgen.scenarios.values import NUMERIC_EXTREMES, TIME_EXTREMES, TYPES_SCENARIO, UNICODE
 from loadgen.scenarios.volume import BIG_TRANSACTION, ROLLBACK, TRUNCATE
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
@@ -16,4 +17,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     TRUNCATE,
     BIG_TRANSACTION,
     ROLLBACK,
+    NUMERIC_EXTREMES,
+    TIME_EXTREMES,
+    TYPES_SCENARIO,
+    UNICODE,
 )}

@@ -124,9 +124,10 @@ def capture(conn: psycopg.Connection, slot: str, publication: str,
 
 def table_rows(conn: psycopg.Connection, table: str) -> dict[int, TextRow]:
     cols = scenarios.recorder.table_columns(conn, table)
-    q = sql.SQL("SELECT {} FROM {}").format(scenarios.recorder.text_list(cols),
+    q = sql.SQL("SELECT {} FROM {}").format(scenarios.recorder.column_list(cols),
                                             sql.Identifier(table))
-    return {int(r[0]): dict(zip(cols, r, strict=True)) for r in conn.execute(q)}
+    return {int(r[0]): dict(zip(cols, r, strict=True))  # type: ignore[arg-type]
+            for r in scenarios.recorder.text_rows(conn, q)}
 
 
 def check_stream(cdc: Cdc, results: list[ScenarioResult], captured: Captured) -> dict[str, int]:
@@ -313,3 +314,66 @@ def test_rollback_leaves_nothing(cdc: Cdc) -> None:
     texts = [str(e.new) for txn in captured.txns.values() for e in txn]
     assert not any("descartado" in t or "nunca" in t for t in texts)
     assert counts["truncates"] == 0
+
+
+def _by_rotulo(results: list[ScenarioResult], table: str) -> dict[str, TextRow]:
+    """The last after-image the ledger holds for each row, by its rotulo."""
+    last: dict[int, TextRow] = {}
+    for t in results[0].txns:
+        for ch in t.changes:
+            if ch.table == table and ch.after is not None:
+                last[ch.pk] = ch.after
+    return {str(a["rotulo"]): a for a in last.values()}
+
+
+def test_numeric_extremes(cdc: Cdc) -> None:
+    results = cdc.run("numeric-extremes")
+    counts = check_stream(cdc, results, cdc.capture())
+    assert counts["changes"] == results[0].num_changes == 7 + 3
+    rows = _by_rotulo(results, "cdc_numericos")
+    assert rows["nan"]["duplo"] == rows["nan"]["simples"] == "NaN"
+    assert rows["maximos"]["livre"] == "-" + "9" * 300 + "." + "9" * 300
+    assert rows["minimos"]["livre"] == "-0." + "0" * 999 + "1"
+    assert rows["minimos"]["duplo"] == "5e-324" and rows["minimos"]["inteiro"] == str(-2**63)
+    assert rows["zero-negativo"]["duplo"] == "-0"
+    assert rows["infinitos"]["duplo"] == "Infinity"
+
+
+def test_time_extremes(cdc: Cdc) -> None:
+    results = cdc.run("time-extremes")
+    counts = check_stream(cdc, results, cdc.capture())
+    assert counts["changes"] == results[0].num_changes == 6 + 2 * 5 + 1
+    rows = _by_rotulo(results, "cdc_tempos")
+    assert rows["infinito"]["instante"] == "-infinity" and rows["infinito"]["dia"] == "infinity"
+    assert rows["antes-de-cristo"]["dia"] == "4713-01-01 BC"
+    assert rows["futuro-distante"]["local_ts"] == "294276-12-31 23:59:59.999999"
+    assert rows["fuso Asia/Kolkata"]["instante"] == "2025-11-01 19:00:00.000001+00"
+    assert rows["fuso Pacific/Chatham"]["hora_tz"] == "08:00:00+13:45"
+
+
+def test_types(cdc: Cdc) -> None:
+    results = cdc.run("types")
+    counts = check_stream(cdc, results, cdc.capture())
+    assert counts["changes"] == results[0].num_changes == 4 + 2
+    rows = _by_rotulo(results, "cdc_tipos")
+    assert rows["json-null"]["doc"] == "null" and rows["nulos"]["doc"] is None
+    assert rows["cheio"]["dados"] == "\\x000000c3a7c3a3" + "6f"
+    assert rows["vazios"]["dados"] == "\\x" and rows["vazios"]["textos"] == "{}"
+    assert rows["nulos"]["textos"] == '{a,NULL,"b c"}'
+    assert rows["nulos"]["ativo"] == "t" and rows["json-null"]["ip"] == "192.168.0.1/24"
+    assert rows["vazios"]["ip"] == "0.0.0.0/0" and rows["nulos"]["ip"] == "::ffff:10.0.0.1"
+
+
+def test_unicode_by_insert_and_copy(cdc: Cdc) -> None:
+    from loadgen.scenarios.values import UNICODE_TEXTS
+
+    results = cdc.run("unicode")
+    counts = check_stream(cdc, results, cdc.capture())
+    n = len(UNICODE_TEXTS)
+    assert counts["changes"] == results[0].num_changes == 2 * n + 1
+    inserted, copied = results[0].txns[0].changes, results[0].txns[1].changes
+    for source, by_insert, by_copy in zip(UNICODE_TEXTS, inserted, copied, strict=True):
+        assert by_insert.after is not None and by_copy.after is not None
+        assert (by_insert.after["nome"], by_insert.after["endereco"], by_insert.after["obs"]) \
+            == source
+        assert (by_copy.after["nome"], by_copy.after["endereco"], by_copy.after["obs"]) == source
