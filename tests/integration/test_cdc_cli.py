@@ -1,0 +1,116 @@
+"""End to end through the CLI: cdc setup → stream (every operation, --ledger) → cdc verify.
+
+Runs ``loadgen`` in subprocesses against the test schema (the ``cli_env`` fixture), so the
+engine's ledger, the verifier and the exit codes are what a user gets.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+
+from loadgen import db
+from loadgen.cdc import slot as S
+from loadgen.ops.registry import OP_NAMES
+
+pytestmark = pytest.mark.db
+
+SEED_SQL = [
+    "INSERT INTO pacientes (nome, nascimento, cpf, telefone, endereco) SELECT 'Paciente ' || i,"
+    " date '1950-01-01' + i * 30, lpad(i::text, 11, '0'), '(11) 9' || i, 'Rua ' || i"
+    " FROM generate_series(1, 200) i",
+    "INSERT INTO medicos (nome, crm, especialidade) SELECT 'Médico ' || i, 'CRM/SP ' || i,"
+    " 'Clínica Geral' FROM generate_series(1, 20) i",
+    "INSERT INTO pacientes_convenios (paciente_id, convenio_id, numero_carteira, validade)"
+    " SELECT p.id, c.id, 'C' || p.id, date '2030-01-01' FROM pacientes p"
+    " JOIN convenios c ON c.id = (SELECT min(id) FROM convenios)",
+    "INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) SELECT p.id,"
+    " (SELECT min(id) FROM medicos), now()::timestamp - interval '1 day' * (p.id % 5),"
+    " 'Rotina', CASE WHEN p.id % 4 = 0 THEN 'cancelada' ELSE 'agendada' END FROM pacientes p",
+    "INSERT INTO exames (paciente_id, tipo_exame, data) SELECT p.id, 'Hemograma',"
+    " now()::timestamp - interval '2 days' FROM pacientes p",
+    "INSERT INTO internacoes (paciente_id, data_entrada, motivo, quarto) SELECT p.id,"
+    " now()::timestamp - interval '3 days', 'Observação', '10' || p.id FROM pacientes p"
+    " WHERE p.id % 3 = 0",
+]
+
+
+def loadgen(env: dict[str, str], cwd: Path, *args: str, timeout_s: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loadgen", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+@pytest.fixture
+def names(schema_dsn: str) -> Iterator[tuple[str, str]]:
+    tag = uuid.uuid4().hex[:10]
+    slot, pub = f"lg_test_slot_{tag}", f"lg_test_pub_{tag}"
+    yield slot, pub
+    with db.connect(schema_dsn, autocommit=True) as conn:  # whatever the test left behind
+        if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+                        (slot,)).fetchone():
+            S.teardown(conn, slot=slot, publication=pub)
+
+
+def test_setup_stream_every_operation_verify(
+    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path, names: tuple[str, str]
+) -> None:
+    slot, pub = names
+    with psycopg.connect(schema_dsn, autocommit=True) as conn:
+        for q in SEED_SQL:
+            conn.execute(q)
+    flags = ["--slot", slot, "--publication", pub]
+    r = loadgen(cli_env, tmp_path, "cdc", "setup", *flags)
+    assert r.returncode == 0, r.stderr
+    assert "created" in r.stdout and "only transactions that commit after" in r.stdout
+
+    ledger = tmp_path / "ledger"
+    mix = ",".join(f"{name}=1" for name in OP_NAMES)
+    r = loadgen(cli_env, tmp_path, "stream", "--workers", "2", "--rate", "300/s",
+                "--max-ops", "300", "--batch-size", "5", "--mix", mix, "--seed", "7",
+                "--ledger", str(ledger), "--no-progress")
+    assert r.returncode == 0, r.stderr
+
+    r = loadgen(cli_env, tmp_path, "cdc", "verify", "--ledger", str(ledger), "--json", *flags)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = orjson.loads(r.stdout)
+    assert report["ok"]
+    counts = report["counts"]
+    assert counts["ledger_changes"] >= 300 and counts["matched"] == counts["ledger_changes"]
+    ops = {orjson.loads(line)["op_name"] for part in ledger.iterdir()
+           for line in part.read_bytes().splitlines()}
+    assert ops == set(OP_NAMES), f"operations that never ran: {set(OP_NAMES) - ops}"
+
+    # a change behind the generator's back: verify fails (exit 1) and names it
+    with psycopg.connect(schema_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE medicos SET telefone = 'x' WHERE id = (SELECT min(id) FROM medicos)")
+    r = loadgen(cli_env, tmp_path, "cdc", "verify", "--ledger", str(ledger), *flags)
+    assert r.returncode == 1
+    assert "FAIL unexpected" in r.stdout and "check(s) failed: unexpected" in r.stderr
+
+    r = loadgen(cli_env, tmp_path, "cdc", "status", "--json", "--publication", pub)
+    assert r.returncode == 0, r.stderr
+    status = orjson.loads(r.stdout)
+    assert slot in [s["slot_name"] for s in status["slots"]]
+    assert len(status["publication_tables"]) == 7
+    assert set(status["replica_identity"].values()) == {"default"}
+
+    r = loadgen(cli_env, tmp_path, "cdc", "teardown", *flags)
+    assert r.returncode == 0, r.stderr
+    with db.connect(schema_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+                            (slot,)).fetchone() == (0,)
+
+
+def test_bad_input_exits_2(cli_env: dict[str, str], tmp_path: Path, schema_dsn: str) -> None:
+    r = loadgen(cli_env, tmp_path, "cdc", "debezium-config", "--format", "yaml")
+    assert r.returncode == 2 and "--format 'yaml'" in r.stderr and "Traceback" not in r.stderr
+    r = loadgen(cli_env, tmp_path, "cdc", "verify", "--ledger", str(tmp_path / "none"))
+    assert r.returncode == 2 and "no ledger part files" in r.stderr
