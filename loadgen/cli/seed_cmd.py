@@ -1,1 +1,149 @@
-"""CLI commands (not yet written)."""
+"""``loadgen seed`` and ``loadgen reset``: fill the tables with COPY, or recreate and fill."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from loadgen import db, schema
+from loadgen import seed as seeder
+from loadgen.cli.app import app, get_dsn, get_settings
+from loadgen.config import Settings
+from loadgen.errors import ConfigError
+
+PLAIN_PROGRESS_EVERY_S = 1.0  # at most one plain progress line per table per second
+
+
+def _seed_overrides(**flags: Any) -> dict[str, dict[str, Any]]:
+    return {"seed": {k: v for k, v in flags.items() if v is not None}}
+
+
+class _PlainProgress:
+    """pgbench-style stderr lines: ``rows N of M (P%) of <table>, elapsed X s, remaining Y s``."""
+
+    def __init__(self) -> None:
+        self._last_s: dict[str, float] = {}
+
+    def __call__(self, table: str, done: int, total: int, elapsed_s: float) -> None:
+        now_s = time.monotonic()
+        is_last = done >= total
+        if done == 0 and total:
+            return
+        if not is_last and now_s - self._last_s.get(table, -1e9) < PLAIN_PROGRESS_EVERY_S:
+            return
+        self._last_s[table] = now_s
+        pct = 100.0 * done / total if total else 100.0
+        remaining_s = elapsed_s * (total - done) / done if done else 0.0
+        print(f"rows {done} of {total} ({pct:.0f}%) of {table}, elapsed {elapsed_s:.1f} s, "
+              f"remaining {remaining_s:.1f} s", file=sys.stderr, flush=True)
+
+
+class _RichProgress:
+    """One bar per table on a terminal (stderr)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<20}"), BarColumn(),
+            TextColumn("{task.completed:>10,.0f} / {task.total:,.0f} rows"),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __call__(self, table: str, done: int, total: int, elapsed_s: float) -> None:
+        if table not in self._tasks:
+            self._tasks[table] = self.progress.add_task(table, total=max(total, 1))
+        self.progress.update(self._tasks[table], completed=done if total else 1)
+
+
+def _print_summary(result: seeder.SeedResult) -> None:
+    table = Table("table", "rows", "seconds", "rows/s", box=None)
+    for name, rows, seconds, rate in seeder.table_rows(result):
+        style = "bold" if name == "total" else None
+        table.add_row(name, f"{rows:,}", f"{seconds:.2f}", f"{rate:,.0f}", style=style)
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(table)
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.phases_s.items())
+    out.print(f"done in {result.seconds:.2f} s ({phases}); method {result.method}, "
+              f"{result.workers} worker(s), seed {result.seed} (pass --seed {result.seed} to "
+              f"reproduce), reference {result.reference:%Y-%m-%d %H:%M} UTC")
+
+
+def _run_seed(ctx: typer.Context, settings: Settings, **overrides: Any) -> seeder.SeedResult:
+    options = seeder.SeedOptions.from_config(settings.seed, **overrides)
+    seeder.validate(options)  # bad input: exit 2 before connecting
+    dsn = get_dsn(ctx)
+    print(f"seed: scale {options.scale:g}, {options.workers} worker(s), method {options.method}"
+          f"{', append' if options.append else ''}, db {db.mask_dsn(dsn)}",
+          file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        rich_progress = _RichProgress(Console(stderr=True))
+        with rich_progress.progress:
+            result = seeder.seed(dsn, options, rich_progress)
+    else:
+        result = seeder.seed(dsn, options, _PlainProgress())
+    _print_summary(result)
+    return result
+
+
+_COPY_HELP = "COPY FROM STDIN (default) or batched INSERT (executemany, for comparison)."
+_SCALE_HELP = "Multiply every table's rows (SEED_*) but the 12 convenios [default: 1]."
+_WORKERS_HELP = "Loader processes, each with its own connection and key ranges [default: 2]."
+_SEED_HELP = "RNG seed: same seed and scale give identical rows whatever --workers is."
+
+
+@app.command("seed")
+def seed_command(
+    ctx: typer.Context,
+    copy: bool | None = typer.Option(None, "--copy/--insert", help=_COPY_HELP,
+                                     show_default=False),
+    scale: float | None = typer.Option(None, "--scale", help=_SCALE_HELP, show_default=False),
+    workers: int | None = typer.Option(None, "--workers", "-w", help=_WORKERS_HELP,
+                                       show_default=False),
+    seed: int | None = typer.Option(None, "--seed", help=_SEED_HELP, show_default=False),
+    append: bool | None = typer.Option(
+        None, "--append", help="Add rows to tables that already hold data (keys continue "
+        "after the existing ones).", show_default=False),
+) -> None:
+    """Populate the 7 tables in foreign-key order (COPY by default), then index and ANALYZE.
+
+    Refuses tables that already hold rows unless --append. Data is anchored to today 00:00 UTC.
+    """
+    method = None if copy is None else ("copy" if copy else "insert")
+    settings = get_settings(ctx, _seed_overrides(
+        method=method, scale=scale, workers=workers, seed=seed, append=append))
+    _run_seed(ctx, settings)
+
+
+@app.command("reset")
+def reset_command(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: every loadgen table and its "
+                             "data is dropped."),
+    copy: bool | None = typer.Option(None, "--copy/--insert", help=_COPY_HELP,
+                                     show_default=False),
+    scale: float | None = typer.Option(None, "--scale", help=_SCALE_HELP, show_default=False),
+    workers: int | None = typer.Option(None, "--workers", "-w", help=_WORKERS_HELP,
+                                       show_default=False),
+    seed: int | None = typer.Option(None, "--seed", help=_SEED_HELP, show_default=False),
+) -> None:
+    """Drop every loadgen table, recreate the schema, and seed it (needs --yes)."""
+    method = None if copy is None else ("copy" if copy else "insert")
+    settings = get_settings(ctx, _seed_overrides(
+        method=method, scale=scale, workers=workers, seed=seed))
+    seeder.validate(seeder.SeedOptions.from_config(settings.seed))
+    if not yes:
+        raise ConfigError("reset drops every loadgen table and all its data; "
+                          "pass --yes to confirm")
+    dsn = get_dsn(ctx)
+    db.ensure_database(dsn, retry_for_s=settings.db.connect_retry_s)
+    with db.connect(dsn, retry_for_s=settings.db.connect_retry_s) as conn:
+        schema.init(conn, drop=True)
+    print(f"schema recreated in database {db.database_name(dsn)!r} at {db.mask_dsn(dsn)}",
+          file=sys.stderr, flush=True)
+    _run_seed(ctx, settings, append=False)
