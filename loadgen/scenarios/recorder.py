@@ -124,8 +124,9 @@ class Txn:
     def conn(self) -> psycopg.Connection:
         return self.rec.conn
 
-    def _change(self, table: str, op: str, row: TextRow | None, pk: int, *,
-                old_pk: int | None = None, before: TextRow | None = None) -> None:
+    def add(self, table: str, op: str, row: TextRow | None, pk: int, *,
+            old_pk: int | None = None, before: TextRow | None = None) -> None:
+        """Record a change the helpers did not make (e.g. the halves of a partition move)."""
         self.changes.append(RowChange(table, op, pk, row, self.rec.op_name, old_pk, before))
 
     def dml(self, op: str, table: str, statement: sql.Composable,
@@ -140,7 +141,7 @@ class Txn:
         rows = [dict(zip(cols, r, strict=True)) for r in text_rows(self.conn, query, params)]
         for row in rows:
             pk = int(row["id"])  # type: ignore[arg-type]
-            self._change(table, op, None if op == "d" else row, pk)
+            self.add(table, op, None if op == "d" else row, pk)
         return rows
 
     def insert(self, table: str, values: Mapping[str, Any]) -> TextRow:
@@ -157,7 +158,7 @@ class Txn:
         session setting (e.g. another TimeZone) that must not leak into the text image.
         """
         row = self.read(table, pk)
-        self._change(table, op, row, pk)
+        self.add(table, op, row, pk)
         return row
 
     def read(self, table: str, pk: int, *, lock: bool = False) -> TextRow:
@@ -190,7 +191,7 @@ class Txn:
         row = dict(zip(cols, got[0], strict=True))
         new_pk = int(row["id"])  # type: ignore[arg-type]
         before = self.rec.before_image(table, old, row) if old is not None else None
-        self._change(table, "u", row, new_pk, old_pk=pk if new_pk != pk else None, before=before)
+        self.add(table, "u", row, new_pk, old_pk=pk if new_pk != pk else None, before=before)
         return row
 
     def delete(self, table: str, pk: int) -> None:
@@ -201,7 +202,7 @@ class Txn:
         if n != 1:
             raise LookupError(f"{table} id {pk} not found")
         before = self.rec.before_image(table, old, None) if old is not None else None
-        self._change(table, "d", None, pk, before=before)
+        self.add(table, "d", None, pk, before=before)
 
     def truncate(self, tables: Sequence[str], *, cascade_to: Sequence[str] = ()) -> None:
         """TRUNCATE ``tables`` (CASCADE when ``cascade_to`` names the tables it reaches).
@@ -212,7 +213,7 @@ class Txn:
             sql.SQL(", ").join(map(sql.Identifier, tables)),
             sql.SQL(" CASCADE" if cascade_to else "")))
         for t in (*tables, *cascade_to):
-            self._change(t, "t", None, 0)
+            self.add(t, "t", None, 0)
 
     @contextmanager
     def savepoint(self, *, rollback: bool) -> Iterator[None]:

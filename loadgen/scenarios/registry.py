@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadgen.scenarios.base import Scenario
+from loadgen.scenarios.ddl import PARTITIONED, SCHEMA_CHANGE
 from loadgen.scenarios.identity import REPLICA_IDENTITY
 from loadgen.scenarios.keys import DELETE_TOMBSTONE, PK_UPDATE
 from loadgen.scenarios.toast import TOAST_UNCHANGED
@@ -21,4 +22,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     TIME_EXTREMES,
     TYPES_SCENARIO,
     UNICODE,
+    SCHEMA_CHANGE,
+    PARTITIONED,
 )}

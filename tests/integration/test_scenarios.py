@@ -67,8 +67,9 @@ class Cdc:
     conn: psycopg.Connection
     dsn: str
     slot: str
-    publication: str
+    publication: str  # every scenario table; partitions published under their own names
     ledger: str
+    root_publication: str  # cdc_agenda with publish_via_partition_root = true
 
     def run(self, *names: str, options: ScenarioOptions = SMALL) -> list[ScenarioResult]:
         return scenarios.run(self.dsn, names, ledger_path=self.ledger, options=options,
@@ -231,13 +232,19 @@ def cdc(request: pytest.FixtureRequest, dsn: str, tmp_path: Path) -> Iterator[Cd
                     sql.Identifier(t)))
         conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
             sql.Identifier(pub), sql.SQL(", ").join(map(sql.Identifier, tables))))
+        # Publications must exist before the slot: decoding any change (anyone's) looks them
+        # up in the catalog as of that change.
+        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE cdc_agenda WITH "
+                             "(publish_via_partition_root = true)").format(
+            sql.Identifier(pub + "_root")))
         conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
         has_slot = True
-        yield Cdc(conn, dsn, slot, pub, str(tmp_path / "ledger"))
+        yield Cdc(conn, dsn, slot, pub, str(tmp_path / "ledger"), pub + "_root")
     finally:
         if has_slot:
             conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(pub)))
+        for p in (pub, pub + "_root"):
+            conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(p)))
         conn.close()
 
 
@@ -377,3 +384,31 @@ def test_unicode_by_insert_and_copy(cdc: Cdc) -> None:
         assert (by_insert.after["nome"], by_insert.after["endereco"], by_insert.after["obs"]) \
             == source
         assert (by_copy.after["nome"], by_copy.after["endereco"], by_copy.after["obs"]) == source
+
+
+def test_schema_change(cdc: Cdc) -> None:
+    results = cdc.run("schema-change")
+    captured = cdc.capture()
+    counts = check_stream(cdc, results, captured)
+    assert counts["changes"] == results[0].num_changes == 3 + 2 + 2 + 1 + 2 + 1 + 4
+    shapes = {cols for cols in captured.relations["cdc_evolucao"]}
+    assert ("id", "nome") in shapes and ("id", "nome", "prioridade", "registrado_em") in shapes
+    assert ("id", "nome", "obs", "prioridade") in shapes
+    changes = [c for t in results[0].txns for c in t.changes]
+    by_default = next(c for c in changes if c.after and c.after["nome"].startswith("prioridade"))
+    assert by_default.after is not None and by_default.after["prioridade"] == "3"
+
+
+def test_partitioned_via_root_on_and_off(cdc: Cdc) -> None:
+    results = cdc.run("partitioned")
+    on = cdc.capture(publication=cdc.root_publication)
+    assert {e.table for txn in on.txns.values() for e in txn} == {"cdc_agenda"}
+    counts = check_stream(cdc, results, on)
+    assert counts["changes"] == results[0].num_changes == 3 + 1 + 2 + 3 + 1
+    assert ["d", "c"] in [[e.kind for e in txn] for txn in on.txns.values()]
+    leaf_to_root = {p: "cdc_agenda" for p in ("cdc_agenda_2024", "cdc_agenda_2025",
+                                              "cdc_agenda_outros")}
+    off = cdc.capture(table_of=leaf_to_root)
+    assert {"cdc_agenda_2024", "cdc_agenda_2025", "cdc_agenda_outros"} <= set(off.relations)
+    assert "cdc_agenda" not in off.relations
+    check_stream(cdc, results, off)
