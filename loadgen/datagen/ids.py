@@ -66,7 +66,7 @@ CRM_UF_WEIGHTS: dict[str, float] = {
     "AP": 0.3,
     "RR": 0.3,
 }
-_CRM_UFS = np.array(list(CRM_UF_WEIGHTS), dtype=object)
+CRM_UFS = np.array(list(CRM_UF_WEIGHTS), dtype=object)
 _CRM_CAPACITY = np.array(
     [max(1_000, int(w / 28.0 * 999_999)) for w in CRM_UF_WEIGHTS.values()], dtype=np.int64
 )
@@ -174,18 +174,19 @@ def cnpj(ids: Int64Array) -> ObjArray:
     return _ascii(out)
 
 
-def crm_parts(ids: Int64Array) -> tuple[ObjArray, Int64Array]:
-    """Return ``(uf, number)`` of each medico's CRM: UF object array and ``int64`` number >= 1."""
+def crm_parts(ids: Int64Array) -> tuple[Int64Array, Int64Array]:
+    """Return ``(uf_index, number)`` of each medico's CRM: ``int64`` index into ``CRM_UFS``
+    and ``int64`` number >= 1 (at most 6 digits)."""
     ids = _check_ids(ids, CRM_SPACE, "medico")
     v = (_CRM_A * (ids - 1) + _CRM_B) % CRM_SPACE
     uf_idx = np.searchsorted(_CRM_START, v, side="right") - 1
-    return _CRM_UFS[uf_idx], v - _CRM_START[uf_idx] + 1
+    return uf_idx, v - _CRM_START[uf_idx] + 1
 
 
 def crm(ids: Int64Array) -> ObjArray:
     """Return CRMs (``"CRM/SP 123456"``) for medico ids, unique per id (ids in ``1..CRM_SPACE``)."""
-    uf, number = crm_parts(ids)
-    return "CRM/" + uf + " " + number.astype("U7").astype(object)  # type: ignore[no-any-return]
+    uf_idx, number = crm_parts(ids)
+    return "CRM/" + CRM_UFS[uf_idx] + " " + number.astype("U7").astype(object)  # type: ignore[no-any-return]
 
 
 def is_valid_cpf(text: str) -> bool:
