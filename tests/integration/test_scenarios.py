@@ -412,3 +412,70 @@ def test_partitioned_via_root_on_and_off(cdc: Cdc) -> None:
     assert {"cdc_agenda_2024", "cdc_agenda_2025", "cdc_agenda_outros"} <= set(off.relations)
     assert "cdc_agenda" not in off.relations
     check_stream(cdc, results, off)
+
+
+FAULTS = ("drop_event", "toast_marker_as_data", "reorder_pk_update", "leak_rolled_back",
+          "alter_value", "old_key_lost")
+
+
+def inject(good: Captured, fault: str) -> Captured:
+    """A copy of ``good`` with one fault injected."""
+    txns = {x: list(evs) for x, evs in good.txns.items()}
+    events = [(x, i, e) for x, evs in txns.items() for i, e in enumerate(evs)]
+    if fault == "drop_event":
+        x, i, _ = next((x, i, e) for x, i, e in events if e.table == "cdc_exames")
+        del txns[x][i]
+    elif fault == "toast_marker_as_data":
+        x, i, e = next((x, i, e) for x, i, e in events
+                       if e.new and P.UNCHANGED_TOAST in e.new.values())
+        assert e.new is not None
+        txns[x][i] = Event(e.kind, e.table, new={k: "UNCHANGED_TOAST" if v is P.UNCHANGED_TOAST
+                                                 else v for k, v in e.new.items()},
+                           old=e.old, old_kind=e.old_kind)
+    elif fault == "reorder_pk_update":  # the key change delivered before the update preceding it
+        x = next(x for x, evs in txns.items()
+                 if sum(e.table == "cdc_pacientes" for e in evs) == 3)
+        first, second = [i for i, e in enumerate(txns[x]) if e.table == "cdc_pacientes"][:2]
+        txns[x][first], txns[x][second] = txns[x][second], txns[x][first]
+    elif fault == "leak_rolled_back":
+        txns[next(iter(txns))].append(Event("c", "cdc_rascunhos", new={
+            "id": "999999", "texto": "nunca existiu", "etapa": "descartado"}))
+    elif fault == "alter_value":
+        x, i, e = next((x, i, e) for x, i, e in events if e.kind == "c")
+        assert e.new is not None
+        txns[x][i] = Event("c", e.table, new={**e.new, list(e.new)[1]: "alterado"})
+    elif fault == "old_key_lost":
+        x, i, e = next((x, i, e) for x, i, e in events if e.kind == "u" and e.old is not None
+                       and e.table == "cdc_pacientes")
+        txns[x][i] = Event("u", e.table, new=e.new, old=None)
+    return Captured(txns, good.num_toast_markers, good.relations)
+
+
+@pytest.mark.parametrize("cdc", ["default"], indirect=True)
+def test_check_catches_injected_faults(cdc: Cdc) -> None:
+    """The stream check is not vacuous: each corruption of a good capture makes it fail."""
+    results = cdc.run("toast-unchanged", "pk-update", "rollback")
+    good = cdc.capture()
+    check_stream(cdc, results, good)
+    for fault in FAULTS:
+        with pytest.raises(AssertionError):
+            check_stream(cdc, results, inject(good, fault))
+
+
+def test_run_step_on_a_worker_connection(dsn: str, tmp_path: Path) -> None:
+    """The engine hook: every scenario once on one non-autocommit connection and one ledger
+    writer, as a stream worker would call it."""
+    from loadgen.ledger import LedgerWriter
+
+    with db.connect(dsn) as conn, LedgerWriter(str(tmp_path / "l"), 3) as writer:
+        scenarios.ensure_tables(conn)
+        total = 0
+        for name in scenarios.SCENARIOS:
+            r = scenarios.run_step(conn, name, ledger=writer)
+            assert r.num_changes > 0 and conn.info.transaction_status == 0  # idle
+            total += r.num_changes
+    entries = read_ledger(str(tmp_path / "l")).entries
+    assert len(entries) == total
+    assert {e.op_name for e in entries} == {f"scenario:{n}" for n in scenarios.SCENARIOS}
+    big = max(entries, key=lambda e: e.seq)
+    assert big.seq + 1 == scenarios.STREAM_STEP_OPTIONS.big_txn_changes
