@@ -15,7 +15,7 @@ import heapq
 import random
 from collections.abc import Iterable
 
-MAX_POOL_ROWS = 20_000  # candidates a pool grows to through inserts; more are not tracked
+MAX_POOL_ROWS = 10_000  # candidates a pool grows to through inserts; more are not tracked
 
 
 class IdPool:
