@@ -249,3 +249,22 @@ def test_candidate_pools_stop_growing_at_their_cap(
     assert sum(c.table == "internacoes" for c in changes) == 50
     assert work.counts()["update_internacao"] == initial + 3
     assert failed_checks(conn) == []
+
+
+def test_server_errors_propagate_unchanged_and_the_retry_succeeds(
+        seeded: psycopg.Connection) -> None:
+    conn = seeded
+    work = Workload(conn, worker_id=0, num_workers=1, seed=4,
+                    mix=parse_mix("insert=1,update=1"))
+    conn.execute("ALTER TABLE consultas ADD CONSTRAINT lg_no_new CHECK (false) NOT VALID")
+    names = ["update_internacao", "insert_consulta", "update_paciente"]
+    before = work.counts()
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        work.execute(conn, names)
+    work.on_rollback()
+    assert work.counts() == before
+    conn.execute("ALTER TABLE consultas DROP CONSTRAINT lg_no_new")
+    with conn.transaction():
+        changes = work.execute(conn, names)
+    work.on_commit()
+    assert [c.op_name for c in changes] == names
