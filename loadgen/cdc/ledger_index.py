@@ -9,17 +9,22 @@ few lines they show. 5M changes ≈ 300 MB of columns, plus transient parsing bu
 
 from __future__ import annotations
 
+import itertools
+import operator
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from loadgen import tables
-from loadgen.ledger import BadLine, iter_lines, part_files
+from loadgen.ledger import BadLine, part_files
 
 OP_CODES: Mapping[str, int] = {"c": 0, "u": 1, "d": 2}
+_CHUNK_BYTES = 4 * 1024 * 1024  # ledger lines parsed per chunk (bounded transient memory)
 OP_LETTERS = "cud"
 _U64 = np.uint64
 _MIX1 = _U64(0xBF58476D1CE4E5B9)
@@ -28,20 +33,35 @@ _PRIMES = [_U64(p) for p in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19
                               0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD)]
 
 
-def row_hash(names: Sequence[str], values: Sequence[object]) -> int:
+Canon = tuple[tuple[str, ...], Callable[[Sequence[object]], tuple[object, ...]]]
+_CANON: dict[tuple[str, ...], Canon] = {}
+
+
+def canon(names: tuple[str, ...]) -> Canon:
+    """(names sorted, a getter putting values in that order) for a column-name tuple (cached)."""
+    c = _CANON.get(names)
+    if c is None:
+        order = sorted(range(len(names)), key=names.__getitem__)
+        getter = operator.itemgetter(*order) if len(order) > 1 else (
+            lambda v, i=order[0] if order else 0: (v[i],) if len(v) else ())
+        c = _CANON[names] = (tuple(names[i] for i in order), getter)
+    return c
+
+
+def row_hash(names: tuple[str, ...], values: Sequence[object]) -> int:
     """64-bit hash of a row image in canonical (column-name-sorted) order.
 
     ``names``/``values`` are parallel; the result does not depend on their order. Python's
     str hash is salted per process, so hashes are only comparable within one process.
     """
-    order = sorted(range(len(names)), key=names.__getitem__)
-    return hash((tuple(names[i] for i in order), tuple(values[i] for i in order)))
+    sorted_names, getter = canon(names)
+    return hash((sorted_names, getter(values)))
 
 
 def dict_hash(after: Mapping[str, object]) -> int:
     """``row_hash`` of a column → value mapping."""
-    keys = sorted(after)
-    return hash((tuple(keys), tuple(after[k] for k in keys)))
+    sorted_names, getter = canon(tuple(after))
+    return hash((sorted_names, getter(tuple(after.values()))))
 
 
 def key_hash(
@@ -112,17 +132,17 @@ class LedgerIndex:
     parts: list[str]
     codes: TableCodes
     xid: npt.NDArray[np.int64]  # xid8 (epoch << 32 | xid)
-    seq: npt.NDArray[np.int64]  # 2 × the line's seq (+1 for the second half of a split)
-    table: npt.NDArray[np.int64]
+    seq: npt.NDArray[np.int32]  # 2 × the line's seq (+1 for the second half of a split)
+    table: npt.NDArray[np.int16]
     pk: npt.NDArray[np.int64]
-    op: npt.NDArray[np.int64]
+    op: npt.NDArray[np.int8]
     vhash: npt.NDArray[np.int64]  # dict_hash(after), 0 for deletes
-    part: npt.NDArray[np.int64]
+    part: npt.NDArray[np.int32]
     offset: npt.NDArray[np.int64]  # byte offset of the line in its part
     mono_ns: npt.NDArray[np.int64]
     is_dup: npt.NDArray[np.bool_]  # same (txid, seq) as an earlier line
-    khash: npt.NDArray[np.int64]  # key_hash, for matching (duplicates excluded below)
-    sorted_idx: npt.NDArray[np.int64]  # lpos of non-duplicates, ordered by khash
+    khash: npt.NDArray[np.int64]  # unused after load (emptied to save memory)
+    sorted_idx: npt.NDArray[np.int32]  # lpos of non-duplicates, ordered by their key hash
     sorted_khash: npt.NDArray[np.int64]
     bad_lines: list[BadLine]
     truncates: list[tuple[int, int, int, int]] = field(default_factory=list)
@@ -150,6 +170,49 @@ class LedgerIndex:
         return self.parts[int(self.part[i])], int(self.offset[i])
 
 
+def _chunks(parts: Sequence[str], bad: list[BadLine]
+            ) -> Iterator[tuple[int, list[int], list[dict[str, Any]]]]:
+    """Yield (part index, byte offsets, parsed objects) in chunks of about ``_CHUNK_BYTES``."""
+    loads = orjson.loads
+    for pi, part in enumerate(parts):
+        offset = 0
+        line_no = 0
+        with open(part, "rb") as f:
+            while lines := f.readlines(_CHUNK_BYTES):
+                offs = list(itertools.accumulate(map(len, lines), initial=offset))
+                offset = offs.pop()
+                try:
+                    objs = [loads(raw) for raw in lines]
+                    ok = lines[-1].endswith(b"\n") and all(type(o) is dict for o in objs)
+                except orjson.JSONDecodeError:
+                    ok = False
+                if not ok:
+                    good_offs, objs = [], []
+                    for i, (raw, off) in enumerate(zip(lines, offs, strict=True)):
+                        obj = _parse(raw)
+                        if obj is None:
+                            if raw.strip():
+                                bad.append(BadLine(part, line_no + i + 1, off,
+                                                   not raw.endswith(b"\n"),
+                                                   raw[:80].decode("utf-8", "replace")))
+                            continue
+                        good_offs.append(off)
+                        objs.append(obj)
+                    offs = good_offs
+                line_no += len(lines)
+                yield pi, offs, objs
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    if not raw.endswith(b"\n"):
+        return None  # torn: the writer died mid-line
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool = False
          ) -> LedgerIndex:
     """Read every part of the ledger at ``path`` into a ``LedgerIndex`` (streams the files).
@@ -168,35 +231,51 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
     a_xid, a_seq, a_tab, a_pk, a_op, a_vh, a_part, a_off, a_mono = cols.values()
     code = codes.code
     truncates: list[tuple[int, int, int, int]] = []
-    for pi, offset, obj in iter_lines(parts, bad):
+    u_code = OP_CODES["u"]
+
+    def add_slow(pi: int, offset: int, obj: dict[str, Any]) -> None:
         try:
             after = obj["after"]
             if obj["op"] == "t":
                 truncates.append((int(obj["txid"]), code(str(obj["table"])), pi, offset))
-                continue
+                return
             op = OP_CODES[obj["op"]]
             row = [int(obj["txid"]), 2 * int(obj["seq"]), code(str(obj["table"])),
                    int(obj["pk"]), op, dict_hash(after) if after is not None else 0]
             old_pk = obj.get("old_pk")
         except (KeyError, TypeError, ValueError, AttributeError):
             bad.append(BadLine(parts[pi], -1, offset, False, str(obj)[:80]))
-            continue
+            return
         mono = int(obj.get("mono_ns", 0))
-        if split_pk_updates and op == OP_CODES["u"] and old_pk is not None and old_pk != row[3]:
+        if split_pk_updates and op == u_code and old_pk is not None and old_pk != row[3]:
             for col, v in zip(cols.values(), (row[0], row[1], row[2], int(old_pk), OP_CODES["d"],
                                                0, pi, offset, mono), strict=True):
                 col.append(v)
             row[1] += 1
             row[4] = OP_CODES["c"]
-        a_xid.append(row[0])
-        a_seq.append(row[1])
-        a_tab.append(row[2])
-        a_pk.append(row[3])
-        a_op.append(row[4])
-        a_vh.append(row[5])
-        a_part.append(pi)
-        a_off.append(offset)
-        a_mono.append(mono)
+        for col, v in zip(cols.values(), (*row, pi, offset, mono), strict=True):
+            col.append(v)
+
+    for pi, offs, objs in _chunks(parts, bad):
+        try:  # fast path: whole columns by comprehension (the common, well-formed case)
+            ops = [OP_CODES[o["op"]] for o in objs]
+            if split_pk_updates and any(o.get("old_pk") is not None for o in objs):
+                raise KeyError("old_pk")
+            tabs = [code(o["table"]) for o in objs]
+            vh = [0 if o["after"] is None else dict_hash(o["after"]) for o in objs]
+            a_xid.extend([o["txid"] for o in objs])
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            for offset, obj in zip(offs, objs, strict=True):
+                add_slow(pi, offset, obj)
+            continue
+        a_seq.extend([2 * o["seq"] for o in objs])
+        a_tab.extend(tabs)
+        a_pk.extend([o["pk"] for o in objs])
+        a_op.extend(ops)
+        a_vh.extend(vh)
+        a_part.extend([pi] * len(objs))
+        a_off.extend(offs)
+        a_mono.extend([o.get("mono_ns", 0) for o in objs])
     arr = {k: np.frombuffer(v, dtype=np.int64) if len(v) else np.zeros(0, np.int64)
            for k, v in cols.items()}
     xid, seq = arr["xid"], arr["seq"]
@@ -209,7 +288,12 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
     occ[keep] = occurrences([xid[keep], arr["table"][keep], arr["pk"][keep], arr["op"][keep]],
                             lpos[keep])
     khash = key_hash(xid & 0xFFFFFFFF, arr["table"], arr["pk"], arr["op"], occ)
-    order = keep[np.argsort(khash[keep], kind="stable")]
-    return LedgerIndex(parts, codes, xid, seq, arr["table"], arr["pk"], arr["op"], arr["vhash"],
-                       arr["part"], arr["offset"], arr["mono"], is_dup, khash, order,
-                       khash[order], bad, truncates)
+    del occ
+    order = keep[np.argsort(khash[keep], kind="stable")].astype(np.int32)
+    sorted_khash = khash[order]
+    del khash, keep
+    # narrow the small columns (memory plan: ~60 bytes per ledger change)
+    return LedgerIndex(parts, codes, xid, seq.astype(np.int32), arr["table"].astype(np.int16),
+                       arr["pk"], arr["op"].astype(np.int8), arr["vhash"],
+                       arr["part"].astype(np.int32), arr["offset"], arr["mono"], is_dup,
+                       np.zeros(0, np.int64), order, sorted_khash, bad, truncates)

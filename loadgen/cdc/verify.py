@@ -102,8 +102,9 @@ class Verifier:
         self._b: list[tuple[int, int, int, int, int, int, int, int, bool]] = []
         self._b_desc: list[Describe] = []
         # per captured change, kept for the whole run (ints only)
-        self.c_table, self.c_pk, self.c_op = array("q"), array("q"), array("q")
-        self.c_txn, self.c_li, self.c_rowhash = array("q"), array("q"), array("q")
+        # ~31 bytes per captured change: int8 table/op/partial, int32 ledger index, int64 rest
+        self.c_table, self.c_pk, self.c_op = array("b"), array("q"), array("b")
+        self.c_txn, self.c_li, self.c_rowhash = array("q"), array("i"), array("q")
         self.c_partial = array("b")
         self.truncates: list[tuple[int, int]] = []  # (capture index, table code)
         self.examples: dict[str, list[dict[str, Any]]] = {k: [] for k in CHECKS}
@@ -223,6 +224,9 @@ class Verifier:
                 after_l[k] != after_c[k] for k in after_l if k not in unknown):
             self._fail("values", self._value_example(li, captured))
 
+    def _release_batches(self) -> None:
+        self._b, self._b_desc = [], []
+
     # -- checks over the whole stream --------------------------------------------------------
     def finish(self, conn: psycopg.Connection | None, source: str) -> VerifyReport:
         """Run the whole-stream checks; with ``conn``, also the final-state check (blocks)."""
@@ -261,6 +265,7 @@ class Verifier:
                 {**self._ledger_example(int(i)), "times_captured": int(self.match_count[i])})
         c = {k: _np(getattr(self, f"c_{k}")) for k in ("table", "pk", "op", "txn", "li",
                                                       "rowhash")}
+        self._release_batches()
         self._check_order(c)
         self._check_grouping(c, live)
         if conn is not None:
@@ -337,8 +342,13 @@ class Verifier:
                 "split_over_transactions": x in split})
 
 
-def _np(a: array[int], dtype: type = np.int64) -> npt.NDArray[Any]:
-    return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype)
+_TYPECODE_DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
+
+
+def _np(a: array[int], dtype: Any = None) -> npt.NDArray[Any]:
+    """View an ``array.array`` as numpy (no copy) with the matching dtype."""
+    dt = dtype or _TYPECODE_DTYPES[a.typecode]
+    return np.frombuffer(a, dtype=dt) if len(a) else np.zeros(0, dt)
 
 
 def op_letter(code: int) -> str:
