@@ -248,7 +248,9 @@ def load_piece(
     Blocks until committed. ``method`` is ``copy`` (``copy.write`` of COPY text blocks) or
     ``insert`` (``executemany`` in batches of ``block_rows``).
     """
-    batch = datagen.generate_piece(table, seed, lo, hi, parents=parents, now=now)
+    batch = datagen.generate_piece(
+        table, seed, lo, hi, parents=parents, now=now, lazy=(method == "copy")
+    )
     columns = tables.BY_NAME[table].columns
     target = sql.SQL("{} ({})").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -262,11 +264,15 @@ def load_piece(
             stmt = sql.SQL("INSERT INTO {} VALUES ({})").format(
                 target, sql.SQL(", ").join(sql.Placeholder() * len(columns))
             )
-            values = [batch[c].tolist() for c in columns]
+            values = [_python_values(batch[c]) for c in columns]
             rows = list(zip(*values, strict=True))
             for i in range(0, len(rows), block_rows):
                 cur.executemany(stmt, rows[i : i + block_rows])
     return hi - lo
+
+
+def _python_values(col: Any) -> list[Any]:
+    return (col.to_objects() if isinstance(col, datagen.Text) else col).tolist()  # type: ignore[no-any-return]
 
 
 def _worker_load(args: tuple[Any, ...]) -> tuple[str, int]:

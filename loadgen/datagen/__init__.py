@@ -27,7 +27,15 @@ from loadgen.datagen.fields import (
     new_quartos,
 )
 from loadgen.datagen.ids import CPF_SPACE, CRM_SPACE, cnpj, cpf, crm, is_valid_cpf
-from loadgen.datagen.rows import Batch, ParentIds, generate_rows, link_pairs
+from loadgen.datagen.rows import (
+    Batch,
+    LazyBatch,
+    ParentIds,
+    generate_lazy,
+    generate_rows,
+    link_pairs,
+)
+from loadgen.datagen.text import Pool, Text
 from loadgen.datagen.vocab import build_vocab
 
 __all__ = [
@@ -35,6 +43,9 @@ __all__ = [
     "CPF_SPACE",
     "CRM_SPACE",
     "Batch",
+    "LazyBatch",
+    "Pool",
+    "Text",
     "ParentIds",
     "build_vocab",
     "chunk_rng",
@@ -46,6 +57,7 @@ __all__ = [
     "encode_column",
     "encode_rows",
     "exam_results",
+    "generate_lazy",
     "generate_piece",
     "generate_rows",
     "is_valid_cpf",

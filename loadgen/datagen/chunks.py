@@ -15,7 +15,7 @@ from datetime import datetime
 import numpy as np
 
 from loadgen import tables
-from loadgen.datagen.rows import Batch, ParentIds, generate_rows
+from loadgen.datagen.rows import Batch, LazyBatch, ParentIds, generate_lazy, generate_rows
 
 CHUNK_IDS = 16_384  # fixed: changing it changes the data a --seed produces
 TABLE_INDEX: dict[str, int] = {name: i for i, name in enumerate(tables.TABLE_NAMES)}
@@ -38,8 +38,15 @@ def iter_pieces(first_id: int, stop_id: int) -> Iterator[tuple[int, int]]:
 
 
 def generate_piece(
-    table: str, seed: int, lo: int, hi: int, *, parents: ParentIds, now: datetime
-) -> Batch:
+    table: str,
+    seed: int,
+    lo: int,
+    hi: int,
+    *,
+    parents: ParentIds,
+    now: datetime,
+    lazy: bool = False,
+) -> Batch | LazyBatch:
     """Generate rows with ids ``[lo, hi)`` (one piece from ``iter_pieces``) for the seeder.
 
     Args:
@@ -49,6 +56,7 @@ def generate_piece(
         parents: parent ids for foreign keys (for ``pacientes_convenios``: the run's new
             pacientes, with ``link_base_id`` = the run's first link id).
         now: the run's reference instant (see ``dates.reference_day``).
+        lazy: keep text columns as ``Text`` (what the COPY encoder wants; same values).
 
     Returns:
         a batch as ``generate_rows`` documents it, ``hi - lo`` rows.
@@ -59,4 +67,7 @@ def generate_piece(
     if (lo - 1) // CHUNK_IDS != (hi - 2) // CHUNK_IDS:
         raise ValueError(f"piece {lo}..{hi - 1} crosses a chunk boundary")
     ids = np.arange(lo, hi, dtype=np.int64)
-    return generate_rows(table, ids, chunk_rng(seed, table, lo), parents=parents, now=now)
+    rng = chunk_rng(seed, table, lo)
+    if lazy:
+        return generate_lazy(table, ids, rng, parents=parents, now=now)
+    return generate_rows(table, ids, rng, parents=parents, now=now)

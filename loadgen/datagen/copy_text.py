@@ -17,10 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from loadgen.datagen.dates import DAY_S
+from loadgen.datagen.text import NULL, Text, escape
 
-NULL = b"\\N"
+__all__ = ["escape"]  # re-exported: the one COPY escaping function lives in text
+
 _SPECIALS = ("\\", "\t", "\n", "\r")
-_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 DEFAULT_BLOCK_ROWS = 16_384
 
 
@@ -79,13 +80,6 @@ def format_instants(values: npt.NDArray[np.datetime64]) -> list[bytes]:
     return encoded
 
 
-def escape(text: str) -> str:
-    """Escape one value for COPY text format (backslash first)."""
-    for old, new in _ESCAPES:
-        text = text.replace(old, new)
-    return text
-
-
 def encode_text_column(values: npt.NDArray[np.object_] | Sequence[str | None]) -> list[bytes]:
     """Encode a text column (``str`` or ``None``) to escaped UTF-8 values, NULL as ``\\N``.
 
@@ -111,13 +105,15 @@ def encode_text_column(values: npt.NDArray[np.object_] | Sequence[str | None]) -
     return encoded
 
 
-def encode_column(values: npt.NDArray[np.generic]) -> list[bytes]:
+def encode_column(values: npt.NDArray[np.generic] | Text) -> list[bytes]:
     """Encode one column of a batch to COPY text values (one ``bytes`` per row).
 
     Args:
-        values: ``int``/``uint``/``bool``/``float`` arrays, ``datetime64`` (NaT = NULL) or
-            object arrays of ``str``/``None`` (other objects are ``str()``-ed).
+        values: ``int``/``uint``/``bool``/``float`` arrays, ``datetime64`` (NaT = NULL),
+            object arrays of ``str``/``None`` (other objects are ``str()``-ed), or ``Text``.
     """
+    if isinstance(values, Text):
+        return values.copy_values()
     kind = values.dtype.kind
     if kind in "iu":
         return values.astype("S21").tolist()  # type: ignore[no-any-return]
@@ -130,7 +126,7 @@ def encode_column(values: npt.NDArray[np.generic]) -> list[bytes]:
     return encode_text_column(values)  # type: ignore[arg-type]
 
 
-def encode_rows(columns: Sequence[npt.NDArray[np.generic]]) -> bytes:
+def encode_rows(columns: Sequence[npt.NDArray[np.generic] | Text]) -> bytes:
     """Encode equal-length columns (COPY order) into one COPY text block, ``\\n`` after each row."""
     if not columns or len(columns[0]) == 0:
         return b""
@@ -139,7 +135,7 @@ def encode_rows(columns: Sequence[npt.NDArray[np.generic]]) -> bytes:
 
 
 def iter_copy_blocks(
-    batch: Mapping[str, npt.NDArray[np.generic]],
+    batch: Mapping[str, npt.NDArray[np.generic] | Text],
     columns: Sequence[str],
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> Iterator[bytes]:

@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from loadgen.datagen.dates import DAY_S, epoch_s, to_timestamp
-from loadgen.datagen.ids import _ascii, _digits
+from loadgen.datagen.ids import _digits
+from loadgen.datagen.text import Text, obj_array
 from loadgen.datagen.vocab import build_vocab
 
 ObjArray = npt.NDArray[np.object_]
@@ -23,37 +24,37 @@ CONSULTA_OUTCOMES: tuple[str, ...] = ("realizada", "cancelada", "faltou")
 CONSULTA_OUTCOME_PROBS: tuple[float, ...] = (0.75, 0.15, 0.10)
 
 
-def phones(rng: np.random.Generator, ddd: Int64Array) -> ObjArray:
-    """Draw Brazilian phone numbers for the given DDDs (area codes).
+def phones_text(rng: np.random.Generator, ddd: Int64Array) -> Text:
+    """Draw Brazilian phone numbers for the given DDDs (area codes), as a lazy text column.
 
-    70 % mobiles ``"(11) 9NNNN-NNNN"`` (15 chars), else landlines ``"(11) [2-5]NNN-NNNN"``.
+    70 % mobiles ``"(11) 9NNNN-NNNN"`` (15 chars), else landlines ``"(11) [2-5]NNN-NNNN"`` (14).
 
     Args:
         rng: generator.
         ddd: ``int64`` ``(n,)`` two-digit area codes.
-
-    Returns:
-        object array ``(n,)`` of ``str``.
     """
     n = len(ddd)
     is_mobile = rng.random(n) < MOBILE_SHARE
     first = np.where(is_mobile, 9, rng.integers(2, 6, n))
-    body = rng.integers(0, 10**8, n)  # 8 digits after the first one (mobiles: 9 + 8 digits)
-    d = _digits(body, 8)
-    dd = _digits(np.asarray(ddd, dtype=np.int64), 2)
-    mob = np.empty((n, 15), dtype=np.int64)
-    mob[:, 0], mob[:, 3], mob[:, 4], mob[:, 10] = ord("("), ord(")"), ord(" "), ord("-")
-    mob[:, 1:3] = dd + 48
-    mob[:, 5] = 48 + 9
-    mob[:, 6:10] = d[:, :4] + 48
-    mob[:, 11:15] = d[:, 4:] + 48
-    land = np.empty((n, 14), dtype=np.int64)
-    land[:, 0], land[:, 3], land[:, 4], land[:, 9] = ord("("), ord(")"), ord(" "), ord("-")
-    land[:, 1:3] = dd + 48
-    land[:, 5] = first + 48
-    land[:, 6:9] = d[:, :3] + 48
-    land[:, 10:14] = d[:, 4:] + 48
-    return np.where(is_mobile, _ascii(mob), _ascii(land))
+    d = _digits(rng.integers(0, 10**8, n), 8) + 48
+    out = np.zeros((n, 15), dtype=np.uint8)
+    out[:, 0], out[:, 3], out[:, 4] = ord("("), ord(")"), ord(" ")
+    out[:, 1:3] = _digits(np.asarray(ddd, dtype=np.int64), 2) + 48
+    out[:, 5] = first + 48
+    # mobile: 9 + 4 digits, '-', 4 digits; landline: first + 3 digits, '-', 4 digits, NUL
+    mob, land = is_mobile, ~is_mobile
+    out[mob, 6:10] = d[mob, :4]
+    out[mob, 10] = ord("-")
+    out[mob, 11:15] = d[mob, 4:]
+    out[land, 6:9] = d[land, :3]
+    out[land, 9] = ord("-")
+    out[land, 10:14] = d[land, 4:]
+    return Text.ascii(out)
+
+
+def phones(rng: np.random.Generator, ddd: Int64Array) -> ObjArray:
+    """Like ``phones_text``, as an object array of ``str`` ``(n,)``."""
+    return phones_text(rng, ddd).to_objects()
 
 
 def city_ddds(rng: np.random.Generator, n: int) -> Int64Array:
@@ -64,26 +65,26 @@ def city_ddds(rng: np.random.Generator, n: int) -> Int64Array:
 
 def new_phones(rng: np.random.Generator, n: int) -> ObjArray:
     """Draw ``n`` new phone numbers (for ``update`` operations): object array of ``str``."""
-    return phones(rng, city_ddds(rng, n))
+    return phones_text(rng, city_ddds(rng, n)).to_objects()
 
 
-def addresses(rng: np.random.Generator, n: int) -> tuple[ObjArray, Int64Array]:
+def addresses_text(rng: np.random.Generator, n: int) -> tuple[Text, Int64Array]:
     """Draw addresses and their city's DDD.
 
     Returns:
-        ``(endereco, ddd)``: object array of ``str`` like
+        ``(endereco, ddd)``: a lazy text column like
         ``"Rua Teixeira, 123 - Vila Nova, Recife - PE, CEP 50123-456"`` (< 200 chars) and the
         ``int64`` DDD of that city, both ``(n,)``.
     """
     v = build_vocab()
     li = rng.integers(0, len(v.localities), n)
-    street = v.streets[rng.integers(0, len(v.streets), n)]
-    return street + " - " + v.localities[li], v.locality_ddd[li]
+    street = v.streets.take(rng.integers(0, len(v.streets), n))
+    return street + " - " + v.localities.take(li), v.locality_ddd[li]
 
 
 def new_addresses(rng: np.random.Generator, n: int) -> ObjArray:
     """Draw ``n`` new addresses (for ``update`` operations): object array of ``str``."""
-    return addresses(rng, n)[0]
+    return addresses_text(rng, n)[0].to_objects()
 
 
 def exam_results(rng: np.random.Generator, n: int) -> ObjArray:
@@ -97,8 +98,7 @@ def consulta_outcomes(rng: np.random.Generator, n: int) -> ObjArray:
 
     The state machine is agendada -> realizada | cancelada | faltou (terminal states).
     """
-    out = np.empty(len(CONSULTA_OUTCOMES), dtype=object)
-    out[:] = CONSULTA_OUTCOMES
+    out = obj_array(CONSULTA_OUTCOMES)
     return out[rng.choice(len(out), n, p=np.asarray(CONSULTA_OUTCOME_PROBS))]
 
 
@@ -132,16 +132,16 @@ def discharge_times(
     return to_timestamp(np.maximum(saida, entrada))
 
 
-def digit_strings(rng: np.random.Generator, n: int, groups: tuple[int, ...]) -> ObjArray:
+def digit_strings(rng: np.random.Generator, n: int, groups: tuple[int, ...]) -> Text:
     """Draw random digit strings in space-separated groups, e.g. ``(4, 4, 4, 4)`` for a card."""
     total = sum(groups)
     digits = np.concatenate(
         [_digits(rng.integers(0, 10**8, n), 8) for _ in range((total + 7) // 8)], axis=1
     )[:, :total]
-    out = np.full((n, total + len(groups) - 1), ord(" "), dtype=np.int64)
+    out = np.full((n, total + len(groups) - 1), ord(" "), dtype=np.uint8)
     src = dst = 0
     for g in groups:
         out[:, dst : dst + g] = digits[:, src : src + g] + 48
         src += g
         dst += g + 1
-    return _ascii(out)
+    return Text.ascii(out)

@@ -17,6 +17,8 @@ from math import gcd
 import numpy as np
 import numpy.typing as npt
 
+from loadgen.datagen.text import Text
+
 Int64Array = npt.NDArray[np.int64]
 ObjArray = npt.NDArray[np.object_]
 
@@ -71,6 +73,7 @@ _CRM_CAPACITY = np.array(
     [max(1_000, int(w / 28.0 * 999_999)) for w in CRM_UF_WEIGHTS.values()], dtype=np.int64
 )
 _CRM_START = np.concatenate(([0], np.cumsum(_CRM_CAPACITY)[:-1])).astype(np.int64)
+_CRM_UF_CODES = np.frombuffer("".join(CRM_UF_WEIGHTS).encode(), dtype=np.uint8).reshape(-1, 2)
 CRM_SPACE = int(_CRM_CAPACITY.sum())  # largest medico id with a CRM
 _CRM_A = next(a for a in range(1_299_709, 10**7, 2) if gcd(a, CRM_SPACE) == 1)
 _CRM_B = 1_618_033
@@ -131,6 +134,16 @@ def cpf_digits(ids: Int64Array) -> npt.NDArray[np.int64]:
     return np.concatenate((with_dv1, dv2[:, None]), axis=1)
 
 
+def cpf_text(ids: Int64Array) -> Text:
+    """Formatted CPFs (``"123.456.789-09"``) as a lazy text column (see ``cpf``)."""
+    d = cpf_digits(ids)
+    out = np.empty((len(d), 14), dtype=np.uint8)
+    out[:, [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13]] = d + 48
+    out[:, [3, 7]] = ord(".")
+    out[:, 11] = ord("-")
+    return Text.ascii(out)
+
+
 def cpf(ids: Int64Array) -> ObjArray:
     """Return formatted CPFs (``"123.456.789-09"``) for paciente ids, unique per id.
 
@@ -140,12 +153,7 @@ def cpf(ids: Int64Array) -> ObjArray:
     Returns:
         object array ``(n,)`` of ``str`` (14 chars).
     """
-    d = cpf_digits(ids)
-    out = np.empty((len(d), 14), dtype=np.int64)
-    out[:, [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13]] = d + 48
-    out[:, [3, 7]] = ord(".")
-    out[:, 11] = ord("-")
-    return _ascii(out)
+    return cpf_text(ids).to_objects()
 
 
 def cnpj_digits(ids: Int64Array) -> npt.NDArray[np.int64]:
@@ -163,15 +171,33 @@ def cnpj_digits(ids: Int64Array) -> npt.NDArray[np.int64]:
     return np.concatenate((with_dv1, dv2[:, None]), axis=1)
 
 
-def cnpj(ids: Int64Array) -> ObjArray:
-    """Return formatted CNPJs (``"12.345.678/0002-95"``) for convenio ids, unique per id."""
+def cnpj_text(ids: Int64Array) -> Text:
+    """Formatted CNPJs (``"12.345.678/0002-95"``) as a lazy text column (see ``cnpj``)."""
     d = cnpj_digits(ids)
-    out = np.empty((len(d), 18), dtype=np.int64)
+    out = np.empty((len(d), 18), dtype=np.uint8)
     out[:, [0, 1, 3, 4, 5, 7, 8, 9, 11, 12, 13, 14, 16, 17]] = d + 48
     out[:, [2, 6]] = ord(".")
     out[:, 10] = ord("/")
     out[:, 15] = ord("-")
-    return _ascii(out)
+    return Text.ascii(out)
+
+
+def cnpj(ids: Int64Array) -> ObjArray:
+    """Return formatted CNPJs (``"12.345.678/0002-95"``) for convenio ids, unique per id."""
+    return cnpj_text(ids).to_objects()
+
+
+def left_digits(values: Int64Array, width: int) -> npt.NDArray[np.uint8]:
+    """ASCII digits of non-negative ints, left-aligned and NUL-padded: ``uint8`` ``(n, width)``."""
+    values = np.asarray(values, dtype=np.int64)
+    num = np.ones(len(values), dtype=np.int64)
+    for k in range(1, width):
+        num += values >= 10**k
+    pos = np.arange(width, dtype=np.int64)[None, :]
+    power = 10 ** np.clip(num[:, None] - 1 - pos, 0, None)
+    out = (48 + (values[:, None] // power) % 10).astype(np.uint8)
+    out[pos >= num[:, None]] = 0
+    return out
 
 
 def crm_parts(ids: Int64Array) -> tuple[Int64Array, Int64Array]:
@@ -183,10 +209,20 @@ def crm_parts(ids: Int64Array) -> tuple[Int64Array, Int64Array]:
     return uf_idx, v - _CRM_START[uf_idx] + 1
 
 
+def crm_text(ids: Int64Array) -> Text:
+    """CRMs (``"CRM/SP 123456"``) as a lazy text column (see ``crm``)."""
+    uf_idx, number = crm_parts(ids)
+    out = np.zeros((len(uf_idx), 13), dtype=np.uint8)
+    out[:, :4] = np.frombuffer(b"CRM/", dtype=np.uint8)
+    out[:, 4:6] = _CRM_UF_CODES[uf_idx]
+    out[:, 6] = ord(" ")
+    out[:, 7:] = left_digits(number, 6)
+    return Text.ascii(out)
+
+
 def crm(ids: Int64Array) -> ObjArray:
     """Return CRMs (``"CRM/SP 123456"``) for medico ids, unique per id (ids in ``1..CRM_SPACE``)."""
-    uf_idx, number = crm_parts(ids)
-    return "CRM/" + CRM_UFS[uf_idx] + " " + number.astype("U7").astype(object)  # type: ignore[no-any-return]
+    return crm_text(ids).to_objects()
 
 
 def is_valid_cpf(text: str) -> bool:

@@ -37,10 +37,12 @@ from loadgen.datagen.dates import (
     to_date,
     to_timestamp,
 )
+from loadgen.datagen.text import Pool, Text
 from loadgen.datagen.vocab import build_vocab
 
 Int64Array = npt.NDArray[np.int64]
 Batch = dict[str, npt.NDArray[np.generic]]
+LazyBatch = dict[str, "npt.NDArray[np.generic] | Text"]
 
 # Shares (documented in the README): realistic mixes that keep every stream operation fed.
 PHONE_NULL_SHARE = 0.02
@@ -56,6 +58,9 @@ EXAME_FUTURE_SHARE = 0.15  # scheduled exams (no result)
 EXAME_PENDING_SHARE = 0.15  # past exams still waiting for their result (NULL resultado)
 INTERNACAO_OPEN_SHARE = 0.08  # open admissions (data_saida NULL), admitted in the last 30 days
 CARTEIRA_EXPIRED_SHARE = 0.15  # insurance cards already expired
+
+
+_TITLES = Pool(["Dr. ", "Dra. "])  # by name_is_female
 
 
 def _empty() -> Int64Array:
@@ -86,30 +91,28 @@ def _need(arr: Int64Array, table: str, parent: str) -> Int64Array:
     return arr
 
 
-def _pick(
-    rng: np.random.Generator, pool: npt.NDArray[np.generic], n: int
-) -> npt.NDArray[np.generic]:
-    return pool[rng.integers(0, len(pool), n)]
+def _pick(rng: np.random.Generator, pool: Pool, n: int) -> Text:
+    return pool.take(rng.integers(0, len(pool), n))
 
 
-def _with_nulls(
-    rng: np.random.Generator, values: npt.NDArray[np.object_], share: float
-) -> npt.NDArray[np.object_]:
-    values = values.copy()
-    values[rng.random(len(values)) < share] = None
-    return values
+def _pick_id(rng: np.random.Generator, ids: Int64Array, n: int) -> Int64Array:
+    return ids[rng.integers(0, len(ids), n)]
+
+
+def _with_nulls(rng: np.random.Generator, values: Text, share: float) -> Text:
+    return values.with_nulls(rng.random(len(values)) < share)
 
 
 def _pacientes(
     rng: np.random.Generator, ids: Int64Array, parents: ParentIds, now_s: int, fresh: bool
-) -> Batch:
+) -> LazyBatch:
     n = len(ids)
     v = build_vocab()
     day0 = now_s - now_s % DAY_S
     band = rng.choice(len(v.age_band_probs), n, p=v.age_band_probs)
     age_s = ((band + rng.random(n)) * 5 * YEAR_S).astype(np.int64)
     birth_s = day0 - DAY_S - age_s  # at least one day before the reference day
-    endereco, ddd = fields.addresses(rng, n)
+    endereco, ddd = fields.addresses_text(rng, n)
     if fresh:
         cadastro_s = np.full(n, now_s, dtype=np.int64)
     else:  # registered some time in the last 10 years, never before birth, at least 1 h ago
@@ -119,8 +122,8 @@ def _pacientes(
         "id": ids,
         "nome": _pick(rng, v.names, n),
         "nascimento": to_date(birth_s),
-        "cpf": idgen.cpf(ids),
-        "telefone": _with_nulls(rng, fields.phones(rng, ddd), PHONE_NULL_SHARE),
+        "cpf": idgen.cpf_text(ids),
+        "telefone": _with_nulls(rng, fields.phones_text(rng, ddd), PHONE_NULL_SHARE),
         "endereco": endereco,
         "data_cadastro": to_timestamp(cadastro_s),
     }
@@ -128,30 +131,30 @@ def _pacientes(
 
 def _medicos(
     rng: np.random.Generator, ids: Int64Array, parents: ParentIds, now_s: int, fresh: bool
-) -> Batch:
+) -> LazyBatch:
     n = len(ids)
     v = build_vocab()
     k = rng.integers(0, len(v.names), n)
-    title = np.where(v.name_is_female[k], "Dra. ", "Dr. ").astype(object)
+    title = _TITLES.take(v.name_is_female[k].astype(np.int64))
     return {
         "id": ids,
-        "nome": title + v.names[k],
-        "crm": idgen.crm(ids),
+        "nome": title + v.names.take(k),
+        "crm": idgen.crm_text(ids),
         "especialidade": _pick(rng, v.especialidades, n),
-        "telefone": fields.new_phones(rng, n),
+        "telefone": fields.phones_text(rng, fields.city_ddds(rng, n)),
     }
 
 
 def _convenios(
     rng: np.random.Generator, ids: Int64Array, parents: ParentIds, now_s: int, fresh: bool
-) -> Batch:
+) -> LazyBatch:
     n = len(ids)
     v = build_vocab()
     return {
         "id": ids,
         "nome": _pick(rng, v.convenio_nomes, n),
-        "cnpj": idgen.cnpj(ids),
-        "tipo": _pick(rng, v.convenio_tipos[:2], n),
+        "cnpj": idgen.cnpj_text(ids),
+        "tipo": v.convenio_tipos.take(rng.integers(0, 2, n)),
         "cobertura": _pick(rng, v.convenio_coberturas, n),
     }
 
@@ -180,7 +183,7 @@ def link_pairs(ids: Int64Array, parents: ParentIds) -> tuple[Int64Array, Int64Ar
 
 def _pacientes_convenios(
     rng: np.random.Generator, ids: Int64Array, parents: ParentIds, now_s: int, fresh: bool
-) -> Batch:
+) -> LazyBatch:
     n = len(ids)
     paciente, convenio = link_pairs(ids, parents)
     day0 = now_s - now_s % DAY_S
@@ -197,7 +200,7 @@ def _pacientes_convenios(
 
 def _consultas(
     rng: np.random.Generator, ids: Int64Array, parents: ParentIds, now_s: int, fresh: bool
-) -> Batch:
+) -> LazyBatch:
     n = len(ids)
     v = build_vocab()
     pac = _need(parents.pacientes, "consultas", "pacientes")
@@ -209,24 +212,23 @@ def _consultas(
         if fresh
         else rng.choice(len(names), n, p=np.array(list(CONSULTA_STATUS_PROBS.values())))
     )
-    status = np.empty(len(names), dtype=object)
-    status[:] = names
+    status = Pool(names)
     future = status_idx == 0  # agendada: strictly after today; the others: strictly before
     past_s = slot_times(rng, day0, -CONSULTA_PAST_DAYS, -1, n)
     future_s = slot_times(rng, day0, 1, CONSULTA_FUTURE_DAYS, n)
     return {
         "id": ids,
-        "paciente_id": _pick(rng, pac, n),
-        "medico_id": _pick(rng, med, n),
+        "paciente_id": _pick_id(rng, pac, n),
+        "medico_id": _pick_id(rng, med, n),
         "data": to_timestamp(np.where(future, future_s, past_s)),
         "motivo": _pick(rng, v.motivos_consulta, n),
-        "status": status[status_idx],
+        "status": status.take(status_idx),
     }
 
 
 def _exames(
     rng: np.random.Generator, ids: Int64Array, parents: ParentIds, now_s: int, fresh: bool
-) -> Batch:
+) -> LazyBatch:
     n = len(ids)
     v = build_vocab()
     pac = _need(parents.pacientes, "exames", "pacientes")
@@ -238,11 +240,11 @@ def _exames(
         slot_times(rng, day0, -CONSULTA_PAST_DAYS, -1, n),
     )
     has_result = ~future & (rng.random(n) >= EXAME_PENDING_SHARE)
-    resultado = fields.exam_results(rng, n)
-    resultado[~has_result] = None
+    resultado = v.resultados.take(rng.choice(len(v.resultados), n, p=v.resultado_probs))
+    resultado = resultado.with_nulls(~has_result)
     return {
         "id": ids,
-        "paciente_id": _pick(rng, pac, n),
+        "paciente_id": _pick_id(rng, pac, n),
         "tipo_exame": _pick(rng, v.tipos_exame, n),
         "data": to_timestamp(when_s),
         "resultado": resultado,
@@ -251,7 +253,7 @@ def _exames(
 
 def _internacoes(
     rng: np.random.Generator, ids: Int64Array, parents: ParentIds, now_s: int, fresh: bool
-) -> Batch:
+) -> LazyBatch:
     n = len(ids)
     v = build_vocab()
     pac = _need(parents.pacientes, "internacoes", "pacientes")
@@ -270,15 +272,15 @@ def _internacoes(
     saida_s = np.where(is_open, NAT, np.maximum(saida_s, entrada_s))
     return {
         "id": ids,
-        "paciente_id": _pick(rng, pac, n),
+        "paciente_id": _pick_id(rng, pac, n),
         "data_entrada": to_timestamp(entrada_s),
         "data_saida": to_timestamp(saida_s),
         "motivo": _pick(rng, v.motivos_internacao, n),
-        "quarto": fields.new_quartos(rng, n),
+        "quarto": _pick(rng, v.quartos, n),
     }
 
 
-_Generator = Callable[[np.random.Generator, Int64Array, ParentIds, int, bool], Batch]
+_Generator = Callable[[np.random.Generator, Int64Array, ParentIds, int, bool], LazyBatch]
 GENERATORS: dict[str, _Generator] = {
     "pacientes": _pacientes,
     "medicos": _medicos,
@@ -323,4 +325,24 @@ def generate_rows(
     gen = GENERATORS[table]
     ids = np.asarray(ids, dtype=np.int64)
     batch = gen(rng, ids, parents or ParentIds(), epoch_s(now), fresh)
+    return {
+        c: (v.to_objects() if isinstance(v, Text) else v)
+        for c, v in ((c, batch[c]) for c in tables.BY_NAME[table].columns)
+    }
+
+
+def generate_lazy(
+    table: str,
+    ids: Int64Array,
+    rng: np.random.Generator,
+    *,
+    parents: ParentIds | None = None,
+    now: datetime,
+) -> LazyBatch:
+    """Like ``generate_rows``, but text columns stay ``Text`` (for COPY encoding, no ``str``).
+
+    Same draws, same values: ``Text.to_objects()`` of each column equals ``generate_rows``'s.
+    """
+    gen = GENERATORS[table]
+    batch = gen(rng, np.asarray(ids, dtype=np.int64), parents or ParentIds(), epoch_s(now), False)
     return {c: batch[c] for c in tables.BY_NAME[table].columns}

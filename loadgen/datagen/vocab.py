@@ -16,6 +16,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from loadgen.datagen.text import Pool
+
 ObjArray = npt.NDArray[np.object_]
 FloatArray = npt.NDArray[np.float64]
 Int64Array = npt.NDArray[np.int64]
@@ -255,25 +257,25 @@ def _clean(text: str) -> str:
 
 @dataclass(frozen=True)
 class Vocab:
-    """Pools sampled by the row generators. Arrays are object arrays of ``str`` unless noted."""
+    """Pools sampled by the row generators (``Pool``: entries as ``str`` and as COPY bytes)."""
 
-    names: ObjArray  # "Maria Souza Lima" (NAME_POOL_SIZE)
+    names: Pool  # "Maria Souza Lima" (NAME_POOL_SIZE)
     name_is_female: npt.NDArray[np.bool_]  # aligned with ``names``
-    streets: ObjArray  # "Rua Teixeira, 123" (STREET_POOL_SIZE * a few house numbers)
-    localities: ObjArray  # "Vila Nova, Recife - PE, CEP 50123-456"
+    streets: Pool  # "Rua Teixeira, 123" (STREET_POOL_SIZE * a few house numbers)
+    localities: Pool  # "Vila Nova, Recife - PE, CEP 50123-456"
     locality_ddd: Int64Array  # the locality city's DDD, aligned with ``localities``
     city_ddd: Int64Array  # DDD per CITIES entry
     city_probs: FloatArray  # population weights of CITIES, summing to 1
-    especialidades: ObjArray
-    tipos_exame: ObjArray
-    resultados: ObjArray
+    especialidades: Pool
+    tipos_exame: Pool
+    resultados: Pool
     resultado_probs: FloatArray
-    motivos_consulta: ObjArray
-    motivos_internacao: ObjArray
-    quartos: ObjArray  # "Enf 204-B", "Apto 312", "UTI 07"
-    convenio_nomes: ObjArray
-    convenio_tipos: ObjArray
-    convenio_coberturas: ObjArray
+    motivos_consulta: Pool
+    motivos_internacao: Pool
+    quartos: Pool  # "Enf 204-B", "Apto 312", "UTI 07"
+    convenio_nomes: Pool
+    convenio_tipos: Pool
+    convenio_coberturas: Pool
     age_band_probs: FloatArray  # 20 five-year bands
 
 
@@ -336,22 +338,22 @@ def build_vocab() -> Vocab:
 
     convenio_nomes = [f"{fake.last_name()} {m}" for m in CONVENIO_MARCAS for _ in range(8)]
     return Vocab(
-        names=names,
+        names=Pool(names.tolist()),
         name_is_female=is_female,
-        streets=streets,
-        localities=localities,
+        streets=Pool(streets.tolist()),
+        localities=Pool(localities.tolist()),
         locality_ddd=city_ddd[city_idx],
         city_ddd=city_ddd,
         city_probs=city_probs,
-        especialidades=_obj(ESPECIALIDADES),
-        tipos_exame=_obj(TIPOS_EXAME),
-        resultados=_obj(RESULTADOS),
+        especialidades=Pool(ESPECIALIDADES),
+        tipos_exame=Pool(TIPOS_EXAME),
+        resultados=Pool(RESULTADOS),
         resultado_probs=_probs(RESULTADO_WEIGHTS),
-        motivos_consulta=_obj(MOTIVOS_CONSULTA),
-        motivos_internacao=_obj(MOTIVOS_INTERNACAO),
-        quartos=_obj(quartos),
-        convenio_nomes=_obj(sorted(set(convenio_nomes))),
-        convenio_tipos=_obj(CONVENIO_TIPOS),
-        convenio_coberturas=_obj(CONVENIO_COBERTURAS),
+        motivos_consulta=Pool(MOTIVOS_CONSULTA),
+        motivos_internacao=Pool(MOTIVOS_INTERNACAO),
+        quartos=Pool(quartos),
+        convenio_nomes=Pool(sorted(set(convenio_nomes))),
+        convenio_tipos=Pool(CONVENIO_TIPOS),
+        convenio_coberturas=Pool(CONVENIO_COBERTURAS),
         age_band_probs=_probs(AGE_BAND_WEIGHTS),
     )

@@ -78,3 +78,35 @@ def test_generated_batches_encode_one_line_per_row(table: str) -> None:
     lines = text.split(b"\n")
     assert lines[-1] == b"" and len(lines) == 501
     assert all(line.count(b"\t") == len(columns) - 1 for line in lines[:-1])
+
+
+@pytest.mark.parametrize("table", tables.TABLE_NAMES)
+def test_lazy_text_encodes_like_materialised_strings(table: str) -> None:
+    """The seeder's path (Text straight to bytes) equals encoding the public str columns."""
+    parents = datagen.ParentIds(
+        pacientes=np.arange(1, 101), medicos=np.arange(1, 11), convenios=np.arange(1, 13)
+    )
+    now = datagen.reference_day()
+    lazy = datagen.generate_piece(table, 8, 1, 700, parents=parents, now=now, lazy=True)
+    eager = datagen.generate_piece(table, 8, 1, 700, parents=parents, now=now)
+    columns = tables.BY_NAME[table].columns
+    for c in columns:
+        col = lazy[c]
+        if isinstance(col, datagen.Text):
+            assert col.to_objects().tolist() == eager[c].tolist(), c
+            assert col.copy_values() == copy_text.encode_text_column(eager[c]), c
+    assert b"".join(datagen.iter_copy_blocks(lazy, columns, 100)) == b"".join(
+        datagen.iter_copy_blocks(eager, columns, 333)
+    )
+
+
+def test_text_parts_nulls_and_slices() -> None:
+    pool = datagen.Pool(["a\tb", "ção"])
+    t = "<" + pool.take(np.array([0, 1, 1])) + ">"
+    t = t.with_nulls(np.array([False, True, False]))
+    assert t.to_objects().tolist() == ["<a\tb>", None, "<ção>"]
+    assert t.copy_values() == [b"<a\\tb>", b"\\N", "<ção>".encode()]
+    assert t[1:].to_objects().tolist() == [None, "<ção>"]
+    ascii_col = datagen.Text.ascii(np.array([[65, 66, 0], [67, 68, 69]]))
+    assert ascii_col.to_objects().tolist() == ["AB", "CDE"]
+    assert ascii_col.copy_values() == [b"AB", b"CDE"]
