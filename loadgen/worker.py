@@ -59,6 +59,7 @@ CRITICAL_CLASSES = frozenset({"0A", "28", "3D", "3F", "42", "53", "58", "F0", "X
 CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})  # admin/crash shutdown, starting
 MAX_CONSECUTIVE_FAILURES = 1_000  # a worker that never commits gives up instead of spinning
 IN_DOUBT_POLL_S = 5.0  # how long to wait for an in-doubt transaction to leave "in progress"
+RECONNECT_BACKOFF_CAP_S = 2.0  # a load generator should notice a returning server quickly
 
 
 @dataclass(frozen=True)
@@ -387,7 +388,7 @@ class _Worker:
         self.conn = None
         deadline_ns = self.clock.now_ns() + round(self.spec.reconnect_timeout_s * NS_PER_S)
         conninfo = db.session_options(self.spec.dsn, {"application_name": self.app_name})
-        for delay_s in db.backoff_delays_s():
+        for delay_s in db.backoff_delays_s(cap_s=RECONNECT_BACKOFF_CAP_S):
             try:
                 self.conn = psycopg.connect(conninfo)
                 break

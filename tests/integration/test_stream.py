@@ -132,7 +132,8 @@ def test_max_ops_exact_every_op_deltas_match_and_check_passes(
     before = _counts(seeded_dsn)
     result = _run(["stream", "--workers", "2", "--rate", "unlimited", "--max-ops", "777",
                    "--batch-size", "20", "--mix", ALL_OPS_MIX, "--seed", "5",
-                   "--summary-json", "s.json", "--no-progress"], env, tmp_path)
+                   "--summary-json", "s.json", "--no-progress", "--ledger", "ledger"],
+                  env, tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["total_ops"] == 777
@@ -148,6 +149,11 @@ def test_max_ops_exact_every_op_deltas_match_and_check_passes(
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert _deltas(before, _counts(seeded_dsn)) == +_expected_deltas(summary["by_op"])
     assert "operations committed" in result.stdout  # the summary table
+    # the ledger holds one line per changed row, from exactly the committed transactions
+    lines = [json.loads(line) for part in sorted((tmp_path / "ledger").glob("part-*.jsonl"))
+             for line in part.read_text().splitlines()]
+    assert len(lines) == sum(n * len(BY_NAME[op].tables) for op, n in summary["by_op"].items())
+    assert len({line["txid"] for line in lines}) == summary["committed_txns"]
     check = _run(["check"], env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
 

@@ -125,7 +125,7 @@ def test_dead_worker_aborts_the_run_naming_it() -> None:
 def test_silent_worker_aborts_the_run() -> None:
     with pytest.raises(RunAbortedError, match="worker 0 silent for more than 1.5 s"):
         run(_spec(), worker_target=silent_worker, should_check_database=False,
-            silence_timeout_s=1.5)
+            silence_timeout_s=1.5, stop_timeout_s=1.0)
 
 
 def test_worker_failure_message_is_passed_on() -> None:
