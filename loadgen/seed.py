@@ -394,6 +394,7 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
                 with ProcessPoolExecutor(
                     num_procs, mp_context=ctx, initializer=_init_worker, initargs=(dsn,)
                 ) as pool:
+                    pool.submit(int)  # start the workers now: spawn + connect overlap our work
                     local = _open_loader(dsn)
                     for plan in plans:
                         results.append(

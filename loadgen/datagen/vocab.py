@@ -23,10 +23,10 @@ FloatArray = npt.NDArray[np.float64]
 Int64Array = npt.NDArray[np.int64]
 
 VOCAB_SEED = 20_240_501  # fixed: pools must not depend on the run's --seed
-NAME_POOL_SIZE = 65_536  # full names combined from Faker's first/last names
-STREET_POOL_SIZE = 4_096  # Faker street names
-BAIRRO_POOL_SIZE = 1_024  # Faker bairros
-LOCALITY_POOL_SIZE = 16_384  # "bairro, cidade - UF, CEP nnnnn-nnn" entries, with the city's DDD
+NAME_POOL_SIZE = 16_384  # full names combined from Faker's first/last names
+STREET_POOL_SIZE = 1_024  # Faker street names
+BAIRRO_POOL_SIZE = 512  # Faker bairros
+LOCALITY_POOL_SIZE = 8_192  # "bairro, cidade - UF, CEP nnnnn-nnn" entries, with the city's DDD
 
 # Real cities: (name, UF, DDD, first CEP, CEP count, population in millions as weight).
 CITIES: tuple[tuple[str, str, int, int, int, float], ...] = (
