@@ -179,6 +179,7 @@ class _Run:
     abort_reason: str | None = None
     abort_error_type: str | None = None
     stop_reason: str | None = None
+    last_t1_ns: int = 0  # latest interval end of any delta: when the last worker finished
 
 
 def run(
@@ -245,6 +246,9 @@ def run(
         t_end_ns = clock.now_ns()
         stop_event.set()
         _drain_until_done(workers, messages, state, clock, stop_timeout_s)
+        if state.last_t1_ns > t_start_ns and state.abort_reason is None:
+            # the workers' own end (their final deltas), not when this loop noticed it
+            t_end_ns = state.last_t1_ns
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
@@ -272,6 +276,7 @@ def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int
     if isinstance(msg, StatsDelta):
         state.total.merge(msg.stats)
         state.interval.merge(msg.stats)
+        state.last_t1_ns = max(state.last_t1_ns, msg.t1_ns)
         w.is_reconnecting = msg.is_reconnecting
         w.backend_pid = msg.backend_pid or w.backend_pid
     elif isinstance(msg, WorkerReady):
