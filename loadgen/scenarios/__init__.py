@@ -20,11 +20,12 @@ from loadgen.scenarios.runner import (
     run,
     run_on,
     run_step,
+    scenarios_of_table,
     table_names,
 )
 
 __all__ = [
     "SCENARIOS", "SCENARIO_WRITER_ID", "STREAM_STEP_OPTIONS", "CommittedTxn", "Context",
     "Recorder", "Scenario", "ScenarioOptions", "ScenarioResult", "ensure_tables", "get", "run",
-    "run_on", "run_step", "table_names",
+    "run_on", "run_step", "scenarios_of_table", "table_names",
 ]

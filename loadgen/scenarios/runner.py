@@ -58,6 +58,11 @@ def table_names(names: Sequence[str] | None = None) -> list[str]:
     return out
 
 
+def scenarios_of_table(table: str) -> list[str]:
+    """Names of the scenarios that write ``table`` (a verifier names them in its report)."""
+    return [s.name for s in SCENARIOS.values() if table in s.tables]
+
+
 def _idle(conn: psycopg.Connection) -> None:
     """End the implicit transaction a statement opened on a non-autocommit connection."""
     if not conn.autocommit:

@@ -41,6 +41,8 @@ def test_table_names_deduplicates_and_rejects_unknown() -> None:
     names = scenarios.table_names()
     assert len(names) == len(set(names))
     assert scenarios.table_names(["toast-unchanged"]) == ["cdc_laudos"]
+    assert scenarios.scenarios_of_table("cdc_pacientes") == [
+        "pk-update", "delete-tombstone", "big-transaction"]
     with pytest.raises(ConfigError, match="unknown.*toast-unchanged"):
         scenarios.get("toast")
 
