@@ -6,6 +6,8 @@ engine's ledger, the verifier and the exit codes are what a user gets.
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 import uuid
@@ -60,7 +62,8 @@ def names(schema_dsn: str) -> Iterator[tuple[str, str]]:
 
 
 def test_setup_stream_every_operation_verify(
-    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path, names: tuple[str, str]
+    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path, names: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     slot, pub = names
     with psycopg.connect(schema_dsn, autocommit=True) as conn:
@@ -95,22 +98,65 @@ def test_setup_stream_every_operation_verify(
     assert r.returncode == 1
     assert "FAIL unexpected" in r.stdout and "check(s) failed: unexpected" in r.stderr
 
-    r = loadgen(cli_env, tmp_path, "cdc", "status", "--json", "--publication", pub)
-    assert r.returncode == 0, r.stderr
-    status = orjson.loads(r.stdout)
+    # the cheap commands in-process (a subprocess costs seconds of imports)
+    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
+                                "cdc", "status", "--json", "--publication", pub)
+    assert code == 0, err
+    status = orjson.loads(out)
     assert slot in [s["slot_name"] for s in status["slots"]]
     assert len(status["publication_tables"]) == 7
     assert set(status["replica_identity"].values()) == {"default"}
 
-    r = loadgen(cli_env, tmp_path, "cdc", "teardown", *flags)
-    assert r.returncode == 0, r.stderr
+    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "teardown", *flags)
+    assert code == 0, err
+    assert f"dropped slot {slot}" in out
     with db.connect(schema_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
                             (slot,)).fetchone() == (0,)
 
 
-def test_bad_input_exits_2(cli_env: dict[str, str], tmp_path: Path, schema_dsn: str) -> None:
-    r = loadgen(cli_env, tmp_path, "cdc", "debezium-config", "--format", "yaml")
-    assert r.returncode == 2 and "--format 'yaml'" in r.stderr and "Traceback" not in r.stderr
-    r = loadgen(cli_env, tmp_path, "cdc", "verify", "--ledger", str(tmp_path / "none"))
-    assert r.returncode == 2 and "no ledger part files" in r.stderr
+def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+               env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``loadgen.cli.main(args)`` here with ``env``; return (exit code, stdout, stderr)."""
+    from loadgen.cli import main
+
+    for key in [k for k in os.environ if k.startswith(("LOADGEN_", "PG_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:  # the CLI installs its own log handlers (a file in cwd): close them, restore ours
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in saved:
+                handler.close()
+        for handler in saved:
+            root.addHandler(handler)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bad_input_exits_2(cli_env: dict[str, str], tmp_path: Path, schema_dsn: str,
+                           monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
+                              "cdc", "debezium-config", "--format", "yaml")
+    assert code == 2 and "--format 'yaml'" in err and "Traceback" not in err
+    code, _, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
+                              "cdc", "debezium-config", "--slot", "loadgen_verify")
+    assert code == 2 and "verifier's slot" in err
+    code, _, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
+                              "cdc", "verify", "--ledger", str(tmp_path / "none"))
+    assert code == 2 and "no ledger part files" in err
+    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
+                                "cdc", "debezium-config", "--format", "properties")
+    assert code == 0, err
+    assert "plugin.name=pgoutput" in out and "slot.name=loadgen_debezium" in out
