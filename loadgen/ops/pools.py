@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable
+from datetime import datetime
 
 MAX_POOL_ROWS = 10_000  # candidates a pool grows to through inserts; more are not tracked
 
@@ -68,16 +69,16 @@ class IdPool:
 class DatedPool:
     """Ids with a timestamp: those due (timestamp <= now) are ``due``; the rest wait in a heap.
 
-    Times are float seconds since the Unix epoch, UTC (the columns are ``timestamp`` read
-    under TimeZone=UTC). ``refresh(now_s)`` moves rows whose time has come into ``due``.
+    Times are naive ``datetime`` in UTC, as psycopg loads the ``timestamp`` columns (and as
+    datagen's rows carry them). ``refresh(now)`` moves rows whose time has come into ``due``.
     """
 
-    def __init__(self, rows: Iterable[tuple[float, int]] = ()) -> None:
+    def __init__(self, rows: Iterable[tuple[datetime, int]] = ()) -> None:
         self.due = IdPool()
-        self._future: list[tuple[float, int]] = list(rows)
+        self._future: list[tuple[datetime, int]] = list(rows)
         heapq.heapify(self._future)
-        self._popped: list[tuple[float, int]] = []  # future rows taken; back on rollback
-        self._added: list[tuple[float, int]] = []
+        self._popped: list[tuple[datetime, int]] = []  # future rows taken; back on rollback
+        self._added: list[tuple[datetime, int]] = []
 
     def __len__(self) -> int:
         return len(self.due) + len(self._future)
@@ -86,21 +87,21 @@ class DatedPool:
     def num_future(self) -> int:
         return len(self._future)
 
-    def refresh(self, now_s: float) -> None:
-        """Move every row dated at or before ``now_s`` into ``due`` (committed state only)."""
+    def refresh(self, now: datetime) -> None:
+        """Move every row dated at or before ``now`` into ``due`` (committed state only)."""
         future = self._future
         due_ids = self.due._ids  # noqa: SLF001 - same module
-        while future and future[0][0] <= now_s:
+        while future and future[0][0] <= now:
             due_ids.append(heapq.heappop(future)[1])
 
-    def take_soonest_future(self) -> tuple[float, int]:
+    def take_soonest_future(self) -> tuple[datetime, int]:
         """Remove and return the future row with the earliest time. Raises IndexError."""
         item = heapq.heappop(self._future)
         self._popped.append(item)
         return item
 
-    def add(self, time_s: float, row_id: int) -> None:
-        self._added.append((time_s, row_id))
+    def add(self, when: datetime, row_id: int) -> None:
+        self._added.append((when, row_id))
 
     def commit(self) -> None:
         for item in self._added[:max(0, MAX_POOL_ROWS - len(self))]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 
 from psycopg import sql
+from psycopg.adapt import PyFormat
 
 from loadgen import tables
 
@@ -47,3 +48,25 @@ def insert_sql(table: str, columns: tuple[str, ...]) -> sql.Composed:
     return sql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING *").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(sql.Placeholder() * len(columns)), conflict)
+
+
+@cache
+def insert_unnest_sql(table: str, columns: tuple[str, ...],
+                      types: tuple[str, ...]) -> sql.Composed:
+    """One multi-row INSERT from one array per column, rows inserted in array order.
+
+    ``INSERT INTO t (cols) SELECT cols FROM unnest(%s::type[], ...) WITH ORDINALITY ... ORDER BY
+    ord RETURNING *``: one statement per batch instead of one per row (the server and psycopg
+    then do per-batch work once), and RETURNING yields the rows in insertion order.
+    """
+    keys = tables.BY_NAME[table].natural_keys if table == "pacientes_convenios" else ()
+    conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
+        sql.SQL(", ").join(map(sql.Identifier, keys[0]))) if keys else sql.SQL("")
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    arrays = sql.SQL(", ").join(
+        sql.SQL("{}::{}[]").format(sql.Placeholder(format=PyFormat.BINARY), sql.SQL(t))
+        for t in types)
+    return sql.SQL(
+        "INSERT INTO {} ({}) SELECT {} FROM unnest({}) WITH ORDINALITY AS u({}, lg_ord) "
+        "ORDER BY lg_ord{} RETURNING *").format(
+        sql.Identifier(table), cols, cols, arrays, cols, conflict)

@@ -121,13 +121,19 @@ def test_operation_commits_and_changes_match_the_database(
             assert c.after == row
 
 
-def test_default_mix_keeps_every_check_passing(seeded: psycopg.Connection) -> None:
+@pytest.mark.parametrize("multirow_inserts", [True, False])
+def test_default_mix_keeps_every_check_passing(
+        seeded: psycopg.Connection, multirow_inserts: bool) -> None:
     conn = seeded
     work = Workload(conn, worker_id=0, num_workers=1, seed=3,
-                    mix=parse_mix("insert=70,update=30,delete=10,admit_paciente=5"))
+                    mix=parse_mix("insert=70,update=30,delete=10,admit_paciente=5"),
+                    multirow_inserts=multirow_inserts)
     changes = run_batches(conn, work, batches=20, size=25)
     assert len({c.op_name for c in changes}) >= 10
     assert failed_checks(conn) == []
+    latest = {(c.table, c.pk): c for c in changes}
+    for (table, pk), c in latest.items():
+        assert c.after == text_row(conn, table, pk)
     statuses = Counter(c.after["status"] for c in changes
                        if c.op_name == "update_consulta" and c.after)
     assert statuses["realizada"] > statuses["faltou"] > 0
