@@ -87,7 +87,7 @@ def encode_text_column(values: npt.NDArray[np.object_] | Sequence[str | None]) -
         ValueError: a value contains a NUL character (PostgreSQL text cannot hold one).
     """
     arr = values if isinstance(values, np.ndarray) else np.array(list(values), dtype=object)
-    null_at: list[int] = np.flatnonzero(np.equal(arr, None)).tolist()
+    null_at: list[int] = np.flatnonzero(np.equal(arr, None)).tolist()  # type: ignore[call-overload]
     items = arr.tolist()
     for i in null_at:
         items[i] = ""
