@@ -90,7 +90,7 @@ class DatedPool:
     def refresh(self, now: datetime) -> None:
         """Move every row dated at or before ``now`` into ``due`` (committed state only)."""
         future = self._future
-        due_ids = self.due._ids  # noqa: SLF001 - same module
+        due_ids = self.due._ids
         while future and future[0][0] <= now:
             due_ids.append(heapq.heappop(future)[1])
 
@@ -178,7 +178,7 @@ class LinkState:
     def load_link(self, link_id: int, paciente_id: int, convenio_id: int) -> None:
         """Record a committed link of an owned paciente (loading only)."""
         self._set(paciente_id, self._bit[convenio_id])
-        self.links._ids.append(link_id)  # noqa: SLF001 - same module
+        self.links._ids.append(link_id)
         self._link_pair[link_id] = (paciente_id, convenio_id)
 
     def _set(self, paciente_id: int, i: int) -> None:
@@ -227,7 +227,7 @@ class LinkState:
             if self.links.has_room():
                 self.links.add(link_id)
                 self._link_pair[link_id] = (paciente_id, convenio_id)
-        for link_id in self.links._taken:  # noqa: SLF001 - deleted links free their pair
+        for link_id in self.links._taken:  # deleted links free their pair
             paciente_id, convenio_id = self._link_pair.pop(link_id)
             self._clear(paciente_id, self._bit[convenio_id])
         self.links.commit()
