@@ -15,7 +15,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from loadgen.cdc.ledger_index import row_hash
+from loadgen.cdc.ledger_index import by_key_stable, row_hash
 
 _DELETE = 2
 
@@ -81,7 +81,7 @@ def compare(
     for cidx, t in truncates:
         last_trunc[t] = max(last_trunc.get(t, -1), cidx)
     if n:
-        idx = np.lexsort((np.arange(n), c_pk, c_table))
+        idx = by_key_stable(c_table, c_pk)
         ts, ps = c_table[idx], c_pk[idx]
         is_last = np.r_[(ts[1:] != ts[:-1]) | (ps[1:] != ps[:-1]), True]
         last = idx[is_last]

@@ -74,18 +74,69 @@ def key_hash(
     XXX: two different keys can collide (p ≈ n²/2^65, ~1e-6 at 5M); hits are confirmed field
     by field, so a collision can only hide a match (reported), never invent one.
     """
+    return mix_hash([xid32, table, pk, op, occ])
+
+
+def mix_hash(fields: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
+    """Vectorized 64-bit hash of rows of int columns (in place where it can: two buffers)."""
     with np.errstate(over="ignore"):
-        h = xid32.astype(_U64) * _PRIMES[0]
-        h = h + table.astype(_U64) * _PRIMES[1]
-        h = h + pk.astype(_U64) * _PRIMES[2]
-        h = h + op.astype(_U64) * _PRIMES[3]
-        h = h + occ.astype(_U64) * _PRIMES[4]
+        h = fields[0].astype(_U64)
+        h *= _PRIMES[0]
+        tmp = np.empty_like(h)
+        for f, prime in zip(fields[1:], _PRIMES[1:], strict=False):
+            tmp[...] = f
+            tmp *= prime
+            h += tmp
+        del tmp
         h ^= h >> _U64(30)
         h *= _MIX1
         h ^= h >> _U64(27)
         h *= _MIX2
         h ^= h >> _U64(31)
     return h.view(np.int64)
+
+
+def by_key_stable(table: npt.NDArray[Any], pk: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Indices sorting rows by (table, pk), keeping array order among equal keys.
+
+    One stable argsort of ``table << 55 | pk`` (ids are non-negative and far below 2^55);
+    falls back to ``lexsort`` when they are not.
+    """
+    if len(pk) and (pk.min() < 0 or pk.max() >= 2**55):
+        return np.lexsort((np.arange(len(pk)), pk, table))
+    key = table.astype(np.int64)
+    key <<= 55
+    key |= pk
+    return np.argsort(key, kind="stable")
+
+
+def ranks_in_file_order(fields: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
+    """Rank of each row among the earlier rows (in array order) with the same ``fields``.
+
+    Memory-lean version of ``occurrences`` for arrays already in the wanted order: one stable
+    argsort of a 64-bit hash of the fields, then exact confirmation of each hash tie.
+    """
+    n = len(fields[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    h = mix_hash(fields)
+    idx = np.argsort(h, kind="stable")  # stable: file order within a group
+    h = h[idx]
+    same = np.zeros(n, bool)
+    same[1:] = h[1:] == h[:-1]
+    del h
+    cand = np.flatnonzero(same)
+    for f in fields:  # a hash tie is a group only if every field is equal
+        same[cand] &= f[idx[cand]] == f[idx[cand - 1]]
+    pos = np.arange(n, dtype=np.int64)
+    starts = np.where(same, 0, pos)
+    del same
+    np.maximum.accumulate(starts, out=starts)
+    pos -= starts
+    del starts
+    occ = np.empty(n, np.int64)
+    occ[idx] = pos
+    return occ
 
 
 def occurrences(group_keys: Sequence[npt.NDArray[np.int64]], order: npt.NDArray[np.int64]
@@ -137,9 +188,9 @@ class LedgerIndex:
     pk: npt.NDArray[np.int64]
     op: npt.NDArray[np.int8]
     vhash: npt.NDArray[np.int64]  # dict_hash(after), 0 for deletes
-    part: npt.NDArray[np.int32]
+    part: npt.NDArray[np.int16]
     offset: npt.NDArray[np.int64]  # byte offset of the line in its part
-    mono_ns: npt.NDArray[np.int64]
+    mono_ms: npt.NDArray[np.int32]  # monotonic stamp, ms after the ledger's first
     is_dup: npt.NDArray[np.bool_]  # same (txid, seq) as an earlier line
     khash: npt.NDArray[np.int64]  # unused after load (emptied to save memory)
     sorted_idx: npt.NDArray[np.int32]  # lpos of non-duplicates, ordered by their key hash
@@ -276,24 +327,37 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
         a_part.extend([pi] * len(objs))
         a_off.extend(offs)
         a_mono.extend([o.get("mono_ns", 0) for o in objs])
-    arr = {k: np.frombuffer(v, dtype=np.int64) if len(v) else np.zeros(0, np.int64)
-           for k, v in cols.items()}
-    xid, seq = arr["xid"], arr["seq"]
+    # Narrow the small columns at once and drop their int64 buffers (memory plan: ~60 bytes
+    # per ledger change; the peak while indexing is about twice that).
+    narrow = {"seq": np.int32, "table": np.int16, "op": np.int8, "part": np.int16}
+    arr: dict[str, npt.NDArray[Any]] = {}
+    for k in list(cols):
+        a = cols.pop(k)
+        view = np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, np.int64)
+        arr[k] = view.astype(narrow[k]) if k in narrow else view
+        del a, view
+    mono = arr["mono"]
+    arr["mono"] = ((mono - mono.min()) // 1_000_000).astype(np.int32) if len(mono) else mono
+    del mono
+    xid, seq, table, pk, op = arr["xid"], arr["seq"], arr["table"], arr["pk"], arr["op"]
     n = len(xid)
-    lpos = np.arange(n, dtype=np.int64)
     # A (txid, seq) pair seen before is a duplicated ledger line: flag it, keep the first.
-    is_dup = occurrences([xid, seq], lpos) > 0
-    keep = np.flatnonzero(~is_dup)
-    occ = np.zeros(n, np.int64)
-    occ[keep] = occurrences([xid[keep], arr["table"][keep], arr["pk"][keep], arr["op"][keep]],
-                            lpos[keep])
-    khash = key_hash(xid & 0xFFFFFFFF, arr["table"], arr["pk"], arr["op"], occ)
+    is_dup = ranks_in_file_order([xid, seq]) > 0
+    if is_dup.any():
+        keep = np.flatnonzero(~is_dup)
+        occ = np.zeros(n, np.int64)
+        occ[keep] = ranks_in_file_order([xid[keep], table[keep], pk[keep], op[keep]])
+    else:
+        keep = None
+        occ = ranks_in_file_order([xid, table, pk, op])
+    khash = key_hash(xid & 0xFFFFFFFF, table, pk, op, occ)
     del occ
-    order = keep[np.argsort(khash[keep], kind="stable")].astype(np.int32)
+    if keep is None:
+        order = np.argsort(khash, kind="stable").astype(np.int32)
+    else:
+        order = keep[np.argsort(khash[keep], kind="stable")].astype(np.int32)
     sorted_khash = khash[order]
     del khash, keep
-    # narrow the small columns (memory plan: ~60 bytes per ledger change)
-    return LedgerIndex(parts, codes, xid, seq.astype(np.int32), arr["table"].astype(np.int16),
-                       arr["pk"], arr["op"].astype(np.int8), arr["vhash"],
-                       arr["part"].astype(np.int32), arr["offset"], arr["mono"], is_dup,
-                       np.zeros(0, np.int64), order, sorted_khash, bad, truncates)
+    return LedgerIndex(parts, codes, xid, seq, table, pk, op, arr["vhash"], arr["part"],
+                       arr["offset"], arr["mono"], is_dup, np.zeros(0, np.int64), order,
+                       sorted_khash, bad, truncates)

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import psycopg
 
 from loadgen.cdc import final_state
-from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, key_hash
+from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, by_key_stable, key_hash
 from loadgen.ledger import read_line
 
 DEFAULT_MAX_EXAMPLES = 5
@@ -32,7 +32,7 @@ DEFAULT_BATCH_CHANGES = 20_000
 # Two ledger changes of one key written by different writers are ordered by their monotonic
 # stamps only when these differ by more than this (a writer stamps just after its COMMIT
 # returns, so close stamps can invert). Within one writer, file order is commit order.
-ORDER_TOLERANCE_NS = 1_000_000_000
+ORDER_TOLERANCE_MS = 1_000
 _MASK32 = 0xFFFFFFFF
 
 # name → what a failure means (shown in the report)
@@ -102,9 +102,10 @@ class Verifier:
         self._b: list[tuple[int, int, int, int, int, int, int, int, bool]] = []
         self._b_desc: list[Describe] = []
         # per captured change, kept for the whole run (ints only)
-        # ~31 bytes per captured change: int8 table/op/partial, int32 ledger index, int64 rest
+        # 27 bytes per captured change: int8 table/op/partial, 32-bit ledger index and
+        # transaction (pgoutput: ordinal; Debezium: txId mod 2^32), int64 pk and row hash
         self.c_table, self.c_pk, self.c_op = array("b"), array("q"), array("b")
-        self.c_txn, self.c_li, self.c_rowhash = array("q"), array("i"), array("q")
+        self.c_txn, self.c_li, self.c_rowhash = array("I"), array("i"), array("q")
         self.c_partial = array("b")
         self.truncates: list[tuple[int, int]] = []  # (capture index, table code)
         self.examples: dict[str, list[dict[str, Any]]] = {k: [] for k in CHECKS}
@@ -147,7 +148,7 @@ class Verifier:
         of the old key when an update changes ``id``): final state only, never matched."""
         self._flush()
         for col, v in ((self.c_table, table), (self.c_pk, pk), (self.c_op, op),
-                       (self.c_txn, -1), (self.c_li, -2), (self.c_rowhash, 0)):
+                       (self.c_txn, _MASK32), (self.c_li, -2), (self.c_rowhash, 0)):
             col.append(v)
         self.c_partial.append(0)
 
@@ -195,7 +196,7 @@ class Verifier:
         self.c_table.extend(table.tolist())
         self.c_pk.extend(pk.tolist())
         self.c_op.extend(op.tolist())
-        self.c_txn.extend(txn.tolist())
+        self.c_txn.extend((txn & _MASK32).tolist())
         self.c_li.extend(li.tolist())
         self.c_rowhash.extend(rowhash.tolist())
         self.c_partial.extend(partial.tolist())
@@ -298,13 +299,19 @@ class Verifier:
         m = np.flatnonzero(c["li"] >= 0)
         if len(m) < 2:
             return
-        idx = m[np.lexsort((m, c["pk"][m], c["table"][m]))]  # by key, then delivery order
-        a, b = idx[:-1], idx[1:]
-        same_key = (c["table"][a] == c["table"][b]) & (c["pk"][a] == c["pk"][b])
-        la, lb = c["li"][a], c["li"][b]
+        idx = m[by_key_stable(c["table"][m], c["pk"][m])]  # by key, then delivery order
+        del m
+        ts, ps = c["table"][idx], c["pk"][idx]
+        pairs = np.flatnonzero((ts[1:] == ts[:-1]) & (ps[1:] == ps[:-1]))  # consecutive, same key
+        del ts, ps
+        li = c["li"][idx]
+        del idx
+        la, lb = li[pairs], li[pairs + 1]  # delivered first, delivered second
+        del li, pairs
         same_part = L.part[la] == L.part[lb]
-        inverted = np.where(same_part, lb < la, L.mono_ns[lb] + ORDER_TOLERANCE_NS < L.mono_ns[la])
-        bad = np.flatnonzero(same_key & inverted)
+        inverted = np.where(same_part, lb < la,
+                            L.mono_ms[lb].astype(np.int64) + ORDER_TOLERANCE_MS < L.mono_ms[la])
+        bad = np.flatnonzero(inverted)
         self.counts["order"] = len(bad)
         for j in bad[: self.max_examples]:
             first, second = self._ledger_example(int(la[j])), self._ledger_example(int(lb[j]))
@@ -342,7 +349,7 @@ class Verifier:
                 "split_over_transactions": x in split})
 
 
-_TYPECODE_DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
+_TYPECODE_DTYPES = {"b": np.int8, "i": np.int32, "I": np.uint32, "q": np.int64}
 
 
 def _np(a: array[int], dtype: Any = None) -> npt.NDArray[Any]:
