@@ -75,3 +75,28 @@ def test_closed_writer_refuses(tmp_path: Path) -> None:
     w.close()
     with pytest.raises(ValueError):
         w.write_txn(1, "t", _changes())
+
+
+def test_ledger_index_ranks_duplicates_and_occurrences(tmp_path: Path) -> None:
+    """The numpy ledger index: duplicated lines flagged, repeated keys ranked in file order."""
+    import numpy as np
+
+    from loadgen.cdc import ledger_index
+
+    rng = np.random.default_rng(5)
+    fields = [rng.integers(0, 4, 5000), rng.integers(0, 3, 5000), rng.integers(0, 50, 5000)]
+    fast = ledger_index.ranks_in_file_order(fields)
+    exact = ledger_index.occurrences(fields, np.arange(5000))
+    assert np.array_equal(fast, exact) and fast.max() > 3
+
+    led = tmp_path / "l"
+    with LedgerWriter(str(led), 0) as w:
+        w.write_txn(10, "t", _changes()[:2])  # insert then update of pacientes 7
+        w.write_txn(11, "t", [_changes()[1], _changes()[1]])  # the same update twice
+    part = part_files(str(led))[0]
+    lines = Path(part).read_bytes().splitlines(keepends=True)
+    Path(part).write_bytes(b"".join(lines + [lines[0]]))  # a duplicated line
+    index = ledger_index.load(str(led))
+    assert index.is_dup.tolist() == [False, False, False, False, True]
+    assert index.num_changes == 5 and len(index.sorted_idx) == 4
+    assert index.xid8_of(11) == 11 and index.xid8_of((2**32 + 11) % 2**32) == 11
