@@ -368,7 +368,7 @@ class _Worker:
                     return f"txid_status failed: {_one_line(exc)}"
                 self._reconnect()
                 continue
-            status = row[0] if row else None
+            status = str(row[0]) if row and row[0] is not None else None
             if status in ("committed", "aborted"):
                 return status
             if status is None or self.clock.now_ns() >= deadline_ns:
