@@ -8,6 +8,7 @@ are not compared, except in tables the stream truncated, where every row must co
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ def table_columns(conn: psycopg.Connection, table: str) -> list[str]:
 def table_hashes(conn: psycopg.Connection, table: str, columns: list[str]
                  ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(id, row_hash) of every row of ``table``, sorted by id. Streams the table with COPY."""
-    pks, hashes = [], []
+    pks, hashes = array("q"), array("q")  # 16 bytes per row, not two Python ints
     names = tuple(columns)
     id_pos = columns.index("id")
     q = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
@@ -42,7 +43,8 @@ def table_hashes(conn: psycopg.Connection, table: str, columns: list[str]
         for row in copy.rows():
             pks.append(int(row[id_pos]))
             hashes.append(row_hash(names, row))
-    pk_a, h_a = np.array(pks, np.int64), np.array(hashes, np.int64)
+    pk_a = np.frombuffer(pks, np.int64) if len(pks) else np.zeros(0, np.int64)
+    h_a = np.frombuffer(hashes, np.int64) if len(hashes) else np.zeros(0, np.int64)
     order = np.argsort(pk_a, kind="stable")
     return pk_a[order], h_a[order]
 
