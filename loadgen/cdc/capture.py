@@ -18,7 +18,7 @@ from loadgen.cdc import ledger_index
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as slot_mod
 from loadgen.cdc.ledger_index import OP_CODES, TableCodes
-from loadgen.cdc.verify import DEFAULT_BATCH_CHANGES, DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport
+from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport
 from loadgen.errors import CheckFailedError, ConfigError
 
 _U32 = struct.Struct(">I").unpack_from
@@ -229,7 +229,7 @@ def verify_slot(
     publication: str,
     consume: bool = False,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
-    batch_changes: int = DEFAULT_BATCH_CHANGES,
+    batch_changes: int = slot_mod.DEFAULT_BATCH_CHANGES,
 ) -> VerifyReport:
     """Verify the verifier's slot against the ledger at ``ledger_path`` (autocommit ``conn``).
 
