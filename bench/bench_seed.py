@@ -210,24 +210,40 @@ def main() -> None:
         "--compare-scale", type=float, default=10.0, help="copy/insert/pgbench scale (default 10)"
     )
     parser.add_argument("--pgbench-scale", type=int, default=10)
+    parser.add_argument("--sections", default="1,2,3", help="which parts to run (default 1,2,3)")
     args = parser.parse_args()
-    header = f"{'':<44}{'rows':>11}{'seconds':>9}{'rows/s':>12}"
+    sections = set(args.sections.split(","))
 
     print(f"server: {db.mask_dsn(BENCH_DSN)}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}\n")  # fmt: skip
+    if "1" in sections:
+        scale_1()
+    if "2" in sections:
+        scale_n_vs_raw(args.scale)
+    if "3" in sections:
+        copy_insert_pgbench(args.compare_scale, args.pgbench_scale)
+
+
+HEADER = f"{'':<44}{'rows':>11}{'seconds':>9}{'rows/s':>12}"
+
+
+def scale_1() -> None:
     print("1. scale 1 (13,400 rows)")
-    print(header)
+    print(HEADER)
     runs = [run_seed(1.0, 2) for _ in range(3)]
     best = min(runs, key=lambda r: r.seconds)
     print(_row("seed() in process, best of 3", best.rows, best.seconds))
-    seed_s, wall_s = cli_seed_scale_1()
-    print(_row("`loadgen seed` (done in ...)", best.rows, seed_s))
+    cli = [cli_seed_scale_1() for _ in range(3)]
+    seed_s, wall_s = min(cli)
+    print(_row("`loadgen seed` (done in ...), best of 3", best.rows, seed_s))
     print(_row("`loadgen seed` process wall incl. startup", best.rows, wall_s))
 
-    print(f"\n2. scale {args.scale:g}: seed --workers 2 vs the raw COPY ceiling")
-    print(header)
-    ours = run_seed(args.scale, 2)
-    encoded = encode_all(args.scale)
+
+def scale_n_vs_raw(scale: float) -> None:
+    print(f"\n2. scale {scale:g}: seed --workers 2 vs the raw COPY ceiling")
+    print(HEADER)
+    ours = run_seed(scale, 2)
+    encoded = encode_all(scale)
     raw = {n: raw_copy(encoded, n) for n in (1, 2)}
     del encoded
     rows = ours.rows
@@ -243,19 +259,21 @@ def main() -> None:
         f"load only {ceiling_load_s / ours.phases_s['load']:.2f}x (target >= 0.8x)"
     )
 
+
+def copy_insert_pgbench(compare_scale: float, pgbench_scale: int) -> None:
     print(
-        f"\n3. --copy vs --insert vs pgbench -i (loadgen scale {args.compare_scale:g}, "
-        f"pgbench scale {args.pgbench_scale})"
+        f"\n3. --copy vs --insert vs pgbench -i (loadgen scale {compare_scale:g}, "
+        f"pgbench scale {pgbench_scale})"
     )
-    print(header)
+    print(HEADER)
     for label, workers, method in (("seed --copy --workers 1", 1, "copy"),
                                    ("seed --copy --workers 2", 2, "copy"),
                                    ("seed --insert --workers 1", 1, "insert"),
                                    ("seed --insert --workers 2", 2, "insert")):  # fmt: skip
-        result = run_seed(args.compare_scale, workers, method)
+        result = run_seed(compare_scale, workers, method)
         print(_row(label, result.rows, result.seconds))
-    pg_rows, pg_s = pgbench_init(args.pgbench_scale)
-    print(_row(f"pgbench -i -s {args.pgbench_scale}", pg_rows, pg_s))
+    pg_rows, pg_s = pgbench_init(pgbench_scale)
+    print(_row(f"pgbench -i -s {pgbench_scale}", pg_rows, pg_s))
 
 
 if __name__ == "__main__":
