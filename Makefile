@@ -12,7 +12,7 @@ DEMO_SCALE ?= 1
 DEMO_RATE ?= 50/s
 DEMO_DURATION ?= 30s
 
-.PHONY: install init seed stream reset counts check fmt lint clean demo test bench
+.PHONY: install init seed stream reset counts check fmt lint clean demo test bench bench-pytest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +59,17 @@ demo: $(STAMP)  ## init + seed + 30 s stream + counts + check, on the configured
 test: $(STAMP)  ## the test suite (LOADGEN_TEST_DSN, else an embedded server)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)  ## benchmarks side by side (needs a running server; see README)
-	$(BIN)/pytest -q bench -p no:cacheprovider --benchmark-columns=min,mean,ops
+# Benchmarks print side-by-side tables (ours vs the reference, as ratios). They need a running
+# server: BENCH_DSN (default postgresql://postgres@127.0.0.1:5432/test) and pgbench (PGBENCH).
+bench: $(STAMP)  ## side-by-side benchmarks: datagen, seed vs COPY ceiling/pgbench -i, stream vs pgbench, verify
+	$(BIN)/python bench/bench_datagen.py
+	$(BIN)/python bench/bench_seed.py
+	$(BIN)/python bench/bench_ops.py
+	$(BIN)/python bench/bench_stream.py
+	$(BIN)/python bench/bench_verify.py
+
+bench-pytest: $(STAMP)  ## the same suites under pytest-benchmark (save/compare baselines)
+	$(BIN)/pytest -q bench --benchmark-only --benchmark-columns=min,mean,ops
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
