@@ -24,7 +24,7 @@ from typing import Any
 
 from loadgen.cdc import ledger_index
 from loadgen.cdc.capture import feed_slot
-from loadgen.cdc.verify import Verifier
+from loadgen.cdc.verify import Verifier, gc_paused
 from loadgen.changes import RowChange
 from loadgen.ledger import LedgerWriter
 
@@ -108,9 +108,10 @@ def stream(num_changes: int) -> Iterator[tuple[int, int, bytes]]:
 
 def run_verify(msgs: Iterable[tuple[int, int, bytes]], ledger_dir: Path) -> dict[str, Any]:
     """Load the ledger, decode and check the stream (no final-state check: no database)."""
-    ledger = ledger_index.load(str(ledger_dir))
-    verifier = Verifier(ledger)
-    feed_slot(verifier, msgs, "bench")
+    with gc_paused():  # as capture.verify_slot does
+        ledger = ledger_index.load(str(ledger_dir))
+        verifier = Verifier(ledger)
+        feed_slot(verifier, msgs, "bench")
     return verifier.finish(None, "bench").to_dict()
 
 

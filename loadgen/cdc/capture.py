@@ -18,7 +18,7 @@ from loadgen.cdc import ledger_index
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as slot_mod
 from loadgen.cdc.ledger_index import OP_CODES, TableCodes
-from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport
+from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport, gc_paused
 from loadgen.errors import CheckFailedError, ConfigError
 
 _U32 = struct.Struct(">I").unpack_from
@@ -107,7 +107,9 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
     wide: dict[tuple[int, int], tuple[P.Value, ...]] = {}
     occ: dict[tuple[int, int, int], int] = {}
     txn = xid = 0
-    add = verifier.add
+    # rows go straight into the verifier's batch (the inline form of Verifier.add)
+    batch, entries, limit = verifier._b, verifier._b_desc, verifier.batch_changes
+    verifier.describer = lambda e: _describe(*e)
     c_op, u_op, d_op = OP_CODES["c"], OP_CODES["u"], OP_CODES["d"]
     decode_tuple, u32, u64 = P.decode_tuple, _U32, _U64
     unknown: tuple[str, ...]
@@ -185,9 +187,11 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
         n = occ.get(k, 0)
         occ[k] = n + 1
         stats.num_changes += 1
-        add(txn, xid, r.code, op, pk, n, rowhash, bool(unknown),
-            lambda r=r, op=op, pk=pk, vals=vals, unknown=unknown, lsn=lsn, xid=xid:
-            _describe(r, op, pk, vals, unknown, lsn, xid))
+        batch.append((txn, xid, r.code, op, pk, n, rowhash, 0, 1 if unknown else 0))
+        entries.append((r, op, pk, vals, unknown, lsn, xid))
+        if len(batch) >= limit:
+            verifier._flush()
+    verifier._flush()
     return stats
 
 
@@ -240,17 +244,18 @@ def verify_slot(
     Raises:
         ConfigError: no ledger at ``ledger_path``, an empty ledger, or no such slot.
     """
-    ledger = ledger_index.load(ledger_path)
-    if ledger.num_changes == 0:
-        raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
-    schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
-    verifier = Verifier(ledger, max_examples=max_examples)
-    rows = (row for batch in slot_mod.iter_slot(conn, slot, publication, consume=consume,
-                                                batch_changes=batch_changes) for row in batch)
-    try:
-        stats = feed_slot(verifier, rows, schema, slot_mod.python_encoding(conn))
-    except P.DecodeError as exc:
-        raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
+    with gc_paused():
+        ledger = ledger_index.load(ledger_path)
+        if ledger.num_changes == 0:
+            raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
+        schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+        verifier = Verifier(ledger, max_examples=max_examples)
+        rows = (row for batch in slot_mod.iter_slot(conn, slot, publication, consume=consume,
+                                                    batch_changes=batch_changes) for row in batch)
+        try:
+            stats = feed_slot(verifier, rows, schema, slot_mod.python_encoding(conn))
+        except P.DecodeError as exc:
+            raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
     report = verifier.finish(conn, f"slot {slot}")
     report.counts.update({
         "captured_transactions": stats.num_transactions,

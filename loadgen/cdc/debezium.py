@@ -29,7 +29,7 @@ from loadgen import tables
 from loadgen.cdc import ledger_index
 from loadgen.cdc.capture import TOAST_TRACK_MIN_CHARS, UNCHANGED
 from loadgen.cdc.ledger_index import OP_CODES, occurrences
-from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport
+from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport, gc_paused
 from loadgen.errors import ConfigError
 
 CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
@@ -244,6 +244,12 @@ def verify_file(
     Raises:
         ConfigError: missing ledger or events file, or an empty ledger.
     """
+    with gc_paused():
+        return _verify_file(conn, ledger_path, events_path, max_examples)
+
+
+def _verify_file(conn: psycopg.Connection, ledger_path: str, events_path: str,
+                 max_examples: int) -> VerifyReport:
     ledger = ledger_index.load(ledger_path, split_pk_updates=True)
     if ledger.num_changes == 0:
         raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
