@@ -62,8 +62,6 @@ class _Rel:
     names: tuple[str, ...]
     code: int | None  # None: not a table we verify
     id_pos: int
-    sorted_names: tuple[str, ...]  # the canonical hash order (ledger_index.canon)
-    getter: Any  # values → values in sorted_names order
     can_toast: bool  # False: no unchanged-TOAST marker can ever come; skip the bookkeeping
 
 
@@ -81,10 +79,8 @@ class CaptureStats:
 def _rel(msg: P.Relation, schema: str, codes: TableCodes, wanted: set[str]) -> _Rel:
     names = msg.column_names
     ours = msg.namespace == schema and msg.name in wanted and "id" in names
-    sorted_names, getter = ledger_index.canon(names)
     return _Rel(msg.name, names, codes.code(msg.name) if ours else None,
-                names.index("id") if "id" in names else -1, sorted_names, getter,
-                can_toast(msg.columns))
+                names.index("id") if "id" in names else -1, can_toast(msg.columns))
 
 
 def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema: str,
@@ -141,7 +137,7 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
                     wide[(r.code, pk)] = vals
                 elif wide:
                     wide.pop((r.code, pk), None)
-            rowhash = hash((r.sorted_names, r.getter(vals)))
+            rowhash = hash((r.names, vals))  # ledger_index.row_hash, inlined
         elif kind == 0x42:  # 'B' begin: final LSN, commit time, xid
             txn += 1
             xid = u32(data, 17)[0]

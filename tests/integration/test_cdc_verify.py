@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from psycopg import sql
@@ -208,6 +209,19 @@ def test_one_value_altered(run: Run) -> None:
     example = next(c for c in report["checks"] if c["name"] == "values")["examples"][0]
     assert example["differences"] == {
         "nome": {"ledger": "Ana Lucia 🏥", "captured": "Ana Lúcia 🏥"}}
+
+
+def test_after_image_in_another_column_order_still_matches(run: Run) -> None:
+    dst, lines = run.faulty_copy()
+    out = []
+    for raw in lines:
+        obj = orjson.loads(raw)
+        if obj["after"]:
+            obj["after"] = dict(reversed(list(obj["after"].items())))
+        out.append(orjson.dumps(obj) + b"\n")
+    Path(part_files(str(dst))[0]).write_bytes(b"".join(out))
+    report = run.verify(dst)
+    assert report["ok"], _failed(report)
 
 
 def test_torn_last_line_is_reported_not_fatal(run: Run) -> None:
