@@ -63,6 +63,8 @@ class _Rel:
     code: int | None  # None: not a table we verify
     id_pos: int
     can_toast: bool  # False: no unchanged-TOAST marker can ever come; skip the bookkeeping
+    # replica identity without ``id`` (USING INDEX on other columns): positions of its columns
+    key_pos: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -76,20 +78,42 @@ class CaptureStats:
     relations: dict[int, str] = field(default_factory=dict)
 
 
-def _rel(msg: P.Relation, schema: str, codes: TableCodes, wanted: set[str]) -> _Rel:
+def _rel(msg: P.Relation, schema: str, codes: TableCodes, wanted: set[str],
+         table_of: dict[str, str]) -> _Rel:
     names = msg.column_names
-    ours = msg.namespace == schema and msg.name in wanted and "id" in names
-    return _Rel(msg.name, names, codes.code(msg.name) if ours else None,
-                names.index("id") if "id" in names else -1, can_toast(msg.columns))
+    name = table_of.get(msg.name, msg.name)  # a partition is verified as its root table
+    ours = msg.namespace == schema and name in wanted and "id" in names
+    id_pos = names.index("id") if "id" in names else -1
+    key_pos = None
+    if ours and not msg.columns[id_pos].is_key:
+        key_pos = tuple(i for i, c in enumerate(msg.columns) if c.is_key)
+    return _Rel(name, names, codes.code(name) if ours else None, id_pos,
+                can_toast(msg.columns), key_pos)
+
+
+def partition_roots(conn: psycopg.Connection) -> dict[str, str]:
+    """partition → its root table, for the partitioned tables of the current schema.
+
+    Without ``publish_via_partition_root`` pgoutput names the partition a row lives in; the
+    ledger names the table the scenario wrote (the root).
+    """
+    rows = conn.execute(
+        "SELECT c.relname, r.relname FROM pg_class c"
+        " JOIN pg_class r ON r.oid = pg_partition_root(c.oid)"
+        " WHERE c.relispartition AND c.relnamespace = current_schema()::regnamespace").fetchall()
+    return {str(a): str(b) for a, b in rows}
 
 
 def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema: str,
-              encoding: str = "utf-8") -> CaptureStats:
+              encoding: str = "utf-8", table_of: dict[str, str] | None = None) -> CaptureStats:
     """Feed every row change of ``rows`` (``slot.iter_slot`` rows: lsn, xid, message) to
     ``verifier``, decoding pgoutput v1 on the way.
 
     Only tables in ``schema`` named in the verifier's table codes (the 7 hospital tables plus
     any table the ledger names) are verified; changes to other tables are counted and skipped.
+    ``table_of`` renames relations (partition → root, see ``partition_roots``). A table whose
+    replica identity leaves out ``id`` (USING INDEX) has its rows found by the identity's
+    columns: from earlier images in the stream, else the ledger's before-images.
     Hot path: inserts, plain updates, begins and commits are decoded inline (no message
     object); every other kind goes through ``pgoutput.decode``.
 
@@ -102,6 +126,8 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
     rels: dict[int, _Rel] = {}
     wide: dict[tuple[int, int], tuple[P.Value, ...]] = {}
     occ: dict[tuple[int, int, int], int] = {}
+    table_of = table_of or {}
+    idents: dict[int, dict[tuple[P.Value, ...], int]] = {}  # table → identity key → id
     txn = xid = 0
     # rows go straight into the verifier's batch (the inline form of Verifier.add)
     batch, entries, limit = verifier._b, verifier._b_desc, verifier.batch_changes
@@ -116,17 +142,24 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
             if r.code is None:
                 stats.num_other += 1
                 continue
-            old = None
+            old = old_kind = old_pk = None
             if data[5] == 0x4E:  # 'N': no old tuple (the common case)
                 vals = decode_tuple(data, 6, encoding)[0]
             else:
                 msg = P.decode(data, encoding)
                 vals, old = msg.new, msg.old  # type: ignore[union-attr]
+                old_kind = msg.old_kind  # type: ignore[union-attr]
             op = c_op if kind == 0x49 else u_op
             pk = int(vals[r.id_pos])  # type: ignore[arg-type]
             unknown = ()
-            if old is not None and old[r.id_pos] != vals[r.id_pos]:
+            if old is not None and isinstance(old[r.id_pos], str):
                 old_pk = int(old[r.id_pos])  # type: ignore[arg-type]
+            if r.key_pos is not None:
+                old_pk = _track_identity(idents.setdefault(r.code, {}), r, vals, old, pk,
+                                         old_pk, op == u_op, verifier)
+            if old_pk == pk:
+                old_pk = None
+            if old_pk is not None:
                 verifier.add_state_only(r.code, old_pk, d_op)  # the old key is gone
                 if (r.code, old_pk) in wide:
                     wide[(r.code, pk)] = wide.pop((r.code, old_pk))
@@ -157,11 +190,16 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
                 if r.code is None:
                     stats.num_other += 1
                     continue
-                op, pk, vals, unknown, rowhash = d_op, int(msg.old[r.id_pos]), None, (), 0  # type: ignore[arg-type]
+                old, old_kind, old_pk = msg.old, msg.old_kind, None
+                op, vals, unknown, rowhash = d_op, None, (), 0
+                if isinstance(old[r.id_pos], str):
+                    pk = int(old[r.id_pos])  # type: ignore[arg-type]
+                else:  # USING INDEX: the old tuple has only the identity's columns
+                    pk = _pk_by_identity(idents.get(r.code, {}), r, old, verifier, pop=True)
                 if wide:
                     wide.pop((r.code, pk), None)
             elif isinstance(msg, P.Relation):
-                rels[msg.relid] = _rel(msg, schema, codes, wanted)
+                rels[msg.relid] = _rel(msg, schema, codes, wanted, table_of)
                 stats.relations[msg.relid] = f"{msg.namespace}.{msg.name}"
                 continue
             elif isinstance(msg, P.Truncate):
@@ -183,12 +221,51 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
         n = occ.get(k, 0)
         occ[k] = n + 1
         stats.num_changes += 1
-        batch.append((txn, xid, r.code, op, pk, n, rowhash, 0, 1 if unknown else 0))
-        entries.append((r, op, pk, vals, unknown, lsn, xid))
+        # column 7 flags a key change, so the verifier checks it against the ledger's old key
+        batch.append((txn, xid, r.code, op, pk, n, rowhash, old_pk is not None,
+                      1 if unknown else 0))
+        entries.append((r, op, pk, vals, unknown, lsn, xid, old_kind, old, old_pk))
         if len(batch) >= limit:
             verifier._flush()
     verifier._flush()
     return stats
+
+
+def _identity_key(r: _Rel, values: tuple[P.Value, ...]) -> tuple[P.Value, ...]:
+    return tuple(values[i] for i in r.key_pos or ())
+
+
+def _pk_by_identity(ids: dict[tuple[P.Value, ...], int], r: _Rel, old: tuple[P.Value, ...],
+                    verifier: Verifier, *, pop: bool) -> int:
+    """The id of the row an identity-only old tuple names: from earlier images in the stream,
+    else the ledger's before-images; -1 when neither knows it (then it cannot match)."""
+    key = _identity_key(r, old)
+    pk = ids.pop(key, None) if pop else ids.get(key)
+    if pk is None and r.code is not None:
+        pk = verifier.L.pk_by_identity(r.code, {r.names[i]: old[i] for i in r.key_pos or ()})
+    return -1 if pk is None else pk
+
+
+def _track_identity(ids: dict[tuple[P.Value, ...], int], r: _Rel, vals: tuple[P.Value, ...],
+                    old: tuple[P.Value, ...] | None, pk: int, old_pk: int | None,
+                    is_update: bool, verifier: Verifier) -> int | None:
+    """Keep identity key → id for a USING INDEX table; return the update's old id.
+
+    An update that changed the identity's columns sends them as the old tuple (K); one that
+    changed only ``id`` sends none, and the row is the one the unchanged identity named.
+    """
+    if old is not None and old_pk is None:
+        old_pk = _pk_by_identity(ids, r, old, verifier, pop=True)
+        old_pk = None if old_pk == -1 else old_pk
+    key = _identity_key(r, vals)
+    if is_update and old_pk is None:
+        prev = ids.get(key)
+        if prev is None and old is None:
+            prev = verifier.L.pk_by_identity(r.code, {r.names[i]: vals[i] for i in r.key_pos or ()}
+                                             ) if r.code is not None else None
+        old_pk = prev
+    ids[key] = pk
+    return old_pk
 
 
 def _resolve(vals: tuple[P.Value, ...], old: tuple[P.Value, ...] | None,
@@ -213,12 +290,17 @@ def _at(lsn: int, xid: int) -> str:
     return f"lsn {P.format_lsn(lsn)} xid {xid}"
 
 
-def _describe(r: _Rel, op: int, pk: int, vals: tuple[P.Value, ...] | None,
-              unknown: tuple[str, ...], lsn: int, xid: int) -> dict[str, Any]:
-    after = None if vals is None else {
+def _image(r: _Rel, vals: tuple[P.Value, ...] | None) -> dict[str, Any] | None:
+    return None if vals is None else {
         n: (UNCHANGED if v is P.UNCHANGED_TOAST else v) for n, v in zip(r.names, vals, strict=True)}
-    return {"table": r.name, "op": "cud"[op], "pk": pk, "at": _at(lsn, xid), "after": after,
-            "unchanged_toast_unknown": list(unknown)}
+
+
+def _describe(r: _Rel, op: int, pk: int, vals: tuple[P.Value, ...] | None,
+              unknown: tuple[str, ...], lsn: int, xid: int, old_kind: str | None,
+              old: tuple[P.Value, ...] | None, old_pk: int | None) -> dict[str, Any]:
+    return {"table": r.name, "op": "cud"[op], "pk": pk, "at": _at(lsn, xid),
+            "after": _image(r, vals), "unchanged_toast_unknown": list(unknown),
+            "old_kind": old_kind, "old": _image(r, old), "old_pk": old_pk}
 
 
 def verify_slot(
@@ -249,7 +331,8 @@ def verify_slot(
         rows = (row for batch in slot_mod.iter_slot(conn, slot, publication, consume=consume,
                                                     batch_changes=batch_changes) for row in batch)
         try:
-            stats = feed_slot(verifier, rows, schema, slot_mod.python_encoding(conn))
+            stats = feed_slot(verifier, rows, schema, slot_mod.python_encoding(conn),
+                              partition_roots(conn))
         except P.DecodeError as exc:
             raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
     report = verifier.finish(conn, f"slot {slot}")

@@ -23,6 +23,7 @@ from loadgen import tables
 from loadgen.ledger import BadLine, part_files
 
 OP_CODES: Mapping[str, int] = {"c": 0, "u": 1, "d": 2}
+_PLAIN_FIELDS = 10  # fields of a ledger line without old_pk/before (``LedgerWriter``)
 _CHUNK_BYTES = 4 * 1024 * 1024  # ledger lines parsed per chunk (bounded transient memory)
 OP_LETTERS = "cud"
 _U64 = np.uint64
@@ -160,6 +161,23 @@ class TableCodes:
         return c
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerExtra:
+    """What a ledger line says about the old tuple a consumer must receive (scenario lines)."""
+
+    old_pk: int | None  # the update changed ``id``: the id before it
+    before: dict[str, str | None] | None  # the before-image the replica identity obliges
+    op_name: str  # e.g. "scenario:replica-identity"
+    is_tracked: bool  # the writer tracked before-images: ``before`` None means "none is sent"
+
+
+def _track_before_ops() -> frozenset[str]:
+    """op_names whose ledger lines state before-images exactly (scenarios with track_before)."""
+    from loadgen.scenarios.registry import SCENARIOS  # lazy: the registry imports psycopg code
+
+    return frozenset(f"scenario:{s.name}" for s in SCENARIOS.values() if s.track_before)
+
+
 @dataclass
 class LedgerIndex:
     """Every ledger change as columns (one row per change, in ledger file order = ``lpos``)."""
@@ -182,6 +200,11 @@ class LedgerIndex:
     bad_lines: list[BadLine]
     truncates: list[tuple[int, int, int, int]] = field(default_factory=list)
     # ^ (xid8, table code, part, offset) of each TRUNCATE the ledger records (few; kept apart)
+    extras: dict[int, LedgerExtra] = field(default_factory=dict)
+    # ^ lpos → old key / before-image, for the few lines that carry them (scenarios; sparse)
+    extra_pos: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # ^ the keys of ``extras``, sorted (for ``np.isin`` on a batch of matches)
+    _identity: dict[tuple[int, tuple[tuple[str, object], ...]], int] | None = None
 
     @property
     def num_changes(self) -> int:
@@ -200,6 +223,17 @@ class LedgerIndex:
         elif full > base + 2**31:
             full -= 2**32
         return full
+
+    def pk_by_identity(self, table: int, key: Mapping[str, object]) -> int | None:
+        """The ``id`` of the row whose ledger before-image has the identity columns ``key``
+        (the fallback for a USING INDEX old tuple, which carries no ``id``); None if unknown."""
+        if self._identity is None:
+            self._identity = {}
+            for lpos, ex in self.extras.items():
+                if ex.before:
+                    k = (int(self.table[lpos]), tuple(sorted(ex.before.items())))
+                    self._identity[k] = int(self.pk[lpos])
+        return self._identity.get((table, tuple(sorted(key.items()))))  # type: ignore[arg-type]
 
     def line_locator(self, i: int) -> tuple[str, int]:
         return self.parts[int(self.part[i])], int(self.offset[i])
@@ -267,6 +301,12 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
     code = codes.code
     truncates: list[tuple[int, int, int, int]] = []
     u_code = OP_CODES["u"]
+    extras: dict[int, LedgerExtra] = {}
+    tracked = _track_before_ops()
+
+    def add_extra(pos: int, obj: dict[str, Any], *, old_pk: int | None = None) -> None:
+        op_name = str(obj.get("op_name", ""))
+        extras[pos] = LedgerExtra(old_pk, obj.get("before"), op_name, op_name in tracked)
 
     def add_slow(pi: int, offset: int, obj: dict[str, Any]) -> None:
         try:
@@ -282,12 +322,18 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
             bad.append(BadLine(parts[pi], -1, offset, False, str(obj)[:80]))
             return
         mono = int(obj.get("mono_ns", 0))
+        is_extra = len(obj) > _PLAIN_FIELDS or obj.get("op_name") in tracked
         if split_pk_updates and op == u_code and old_pk is not None and old_pk != row[3]:
+            if is_extra:
+                add_extra(len(a_xid), obj)
             for col, v in zip(cols.values(), (row[0], row[1], row[2], int(old_pk), OP_CODES["d"],
                                                0, pi, offset, mono), strict=True):
                 col.append(v)
             row[1] += 1
             row[4] = OP_CODES["c"]
+            old_pk = None  # Debezium: a delete and a create, neither with an old key
+        if is_extra:
+            add_extra(len(a_xid), obj, old_pk=None if old_pk is None else int(old_pk))
         for col, v in zip(cols.values(), (*row, pi, offset, mono), strict=True):
             col.append(v)
 
@@ -298,6 +344,9 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
                 raise KeyError("old_pk")
             tabs = [code(o["table"]) for o in objs]
             vh = [0 if o["after"] is None else dict_hash(o["after"]) for o in objs]
+            sparse = [i for i, o in enumerate(objs)
+                      if len(o) > _PLAIN_FIELDS or o.get("op_name") in tracked]
+            base = len(a_xid)
             a_xid.extend([o["txid"] for o in objs])
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             for offset, obj in zip(offs, objs, strict=True):
@@ -311,6 +360,9 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
         a_part.extend([pi] * len(objs))
         a_off.extend(offs)
         a_mono.extend([o.get("mono_ns", 0) for o in objs])
+        for i in sparse:
+            o = objs[i]
+            add_extra(base + i, o, old_pk=None if o.get("old_pk") is None else int(o["old_pk"]))
     # Narrow the small columns at once and drop their int64 buffers (memory plan: ~60 bytes
     # per ledger change; the peak while indexing is about twice that).
     narrow = {"seq": np.int32, "table": np.int16, "op": np.int8, "part": np.int16}
@@ -344,4 +396,5 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
     del khash, keep
     return LedgerIndex(parts, codes, xid, seq, table, pk, op, arr["vhash"], arr["part"],
                        arr["offset"], arr["mono"], is_dup, np.zeros(0, np.int64), order,
-                       sorted_khash, bad, truncates)
+                       sorted_khash, bad, truncates, extras,
+                       np.array(sorted(extras), np.int64))

@@ -140,10 +140,17 @@ def setup(
     slot: str,
     replica_identity: str = "default",
     all_tables: bool = False,
+    extra_tables: list[str] | None = None,
+    keep_identity: frozenset[str] = frozenset(),
+    via_partition_root: bool = False,
 ) -> SetupResult:
     """Create the publication, set replica identity, create the verifier's slot (autocommit conn).
 
-    Idempotent: an existing publication or slot is kept (the slot keeps its start LSN).
+    Idempotent: an existing publication or slot is kept (the slot keeps its start LSN); tables
+    missing from an existing publication are added. ``extra_tables`` (the scenarios' cdc_
+    tables, in the current schema) join the 7; their partitions get the replica identity too,
+    except the tables in ``keep_identity`` (replica-identity sets its own). The publication is
+    created before the slot: decoding looks publications up as of each change.
 
     Raises:
         DatabaseUnavailableError: the server lacks wal_level=logical or slots (message has the fix).
@@ -163,21 +170,31 @@ def setup(
         lines = "; ".join(f"{p.setting}={p.value} (need {p.need}): {p.fix}" for p in hard)
         raise DatabaseUnavailableError(f"server not ready for logical decoding: {lines}")
     qtables = qualified_tables(conn)
+    schema_name = qtables[0][0]
+    qtables += [(schema_name, t) for t in extra_tables or () if (schema_name, t) not in qtables]
     notes = [f"{p.setting}={p.value} (need {p.need}): {p.fix}" for p in problems]
     ident = sql.Identifier
-    for schema, table in qtables:
-        conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
-            ident(schema, table), sql.SQL(replica_identity.upper())))
+    partitions = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_class r ON r.oid = pg_partition_root(c.oid)"
+        " WHERE c.relispartition AND c.relnamespace = current_schema()::regnamespace"
+        " AND r.relname = ANY (%s)", ([t for _, t in qtables],)).fetchall()
+    for table in [t for _, t in qtables] + [str(r[0]) for r in partitions]:
+        if table not in keep_identity:
+            conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
+                ident(schema_name, table), sql.SQL(replica_identity.upper())))
     pub_exists = conn.execute(
         "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone() is not None
     if not pub_exists:
         if all_tables:
             conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(ident(publication)))
         else:
-            conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-                ident(publication), sql.SQL(", ").join(ident(s, t) for s, t in qtables)))
+            conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}{}").format(
+                ident(publication), sql.SQL(", ").join(ident(s, t) for s, t in qtables),
+                sql.SQL(" WITH (publish_via_partition_root = true)" if via_partition_root
+                        else "")))
     else:
-        have = set(publication_tables(conn, publication))
+        have = set(publication_tables(conn, publication)) | set(_published_roots(conn,
+                                                                                publication))
         missing = [f"{s}.{t}" for s, t in qtables if f"{s}.{t}" not in have]
         if missing and not all_tables:
             conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
@@ -216,6 +233,17 @@ def setup(
                      " the stream; verify covers the changes recorded from now on")
     return SetupResult(publication, slot, start_lsn, created, not pub_exists, replica_identity,
                        [f"{s}.{t}" for s, t in qtables], rows_before, notes)
+
+
+def _published_roots(conn: psycopg.Connection, publication: str) -> list[str]:
+    """Partitioned tables named in the publication (pg_publication_tables lists partitions
+    instead, unless publish_via_partition_root)."""
+    rows = conn.execute(
+        "SELECT n.nspname || '.' || c.relname FROM pg_publication_rel pr"
+        " JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_class c ON c.oid = pr.prrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = %s", (publication,)
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def publication_tables(conn: psycopg.Connection, publication: str) -> list[str]:

@@ -49,6 +49,10 @@ CHECKS: dict[str, str] = {
     "order": "per-key order differs from the ledger's commit order",
     "grouping": "ledger transactions captured partially or split over several transactions",
     "values": "captured after-image differs from the ledger's",
+    "old_keys": "a captured update's old key differs from the ledger's (a primary-key change lost,"
+    " invented or attributed to the wrong row)",
+    "before_images": "captured old tuple differs from the before-image the replica identity"
+    " requires (missing, extra, or other values)",
     "final_state": "replayed captured stream differs from the tables' current contents",
 }
 
@@ -60,6 +64,30 @@ class CheckResult:
     count: int
     description: str
     examples: list[dict[str, Any]] = field(default_factory=list)
+    scenarios: list[str] = field(default_factory=list)  # scenarios its failures belong to
+
+
+def scenario_of(example: dict[str, Any]) -> str | None:
+    """The scenario a failure belongs to: from the ledger's op_name (``scenario:<name>``), else
+    from the table (the scenarios that write it); None for the hospital tables."""
+    op_name = example.get("op_name")
+    if isinstance(op_name, str) and op_name.startswith("scenario:"):
+        return op_name.removeprefix("scenario:")
+    table = example.get("table")
+    if isinstance(table, str) and table.startswith("cdc_"):
+        from loadgen.scenarios.runner import scenarios_of_table  # lazy: imports psycopg code
+
+        names = scenarios_of_table(table)
+        return ", ".join(names) if names else None
+    return None
+
+
+def _named(example: dict[str, Any]) -> dict[str, Any]:
+    if "scenario" not in example:
+        name = scenario_of(example)
+        if name is not None:
+            example["scenario"] = name
+    return example
 
 
 @dataclass
@@ -79,7 +107,8 @@ class VerifyReport:
             "ok": self.is_ok, "source": self.source, "counts": self.counts,
             "elapsed_s": round(self.elapsed_s, 3), "notes": self.notes,
             "checks": [{"name": c.name, "ok": c.is_ok, "count": c.count,
-                        "description": c.description, "examples": c.examples}
+                        "description": c.description, "scenarios": c.scenarios,
+                        "examples": c.examples}
                        for c in self.checks],
         }
 
@@ -180,7 +209,7 @@ class Verifier:
     def _fail(self, check: str, describe: Describe | dict[str, Any]) -> None:
         self.counts[check] += 1
         if len(self.examples[check]) < self.max_examples:
-            self.examples[check].append(describe() if callable(describe) else describe)
+            self.examples[check].append(_named(describe() if callable(describe) else describe))
 
     def _flush(self) -> None:
         if not self._b:
@@ -223,6 +252,11 @@ class Verifier:
                 self._fail("values", example)
         for i in np.flatnonzero(hit & (partial != 0) & (op != 2)):
             self._check_partial(int(li[i]), descs(i))
+        # old keys and before-images: only where the ledger states them (sparse) or the
+        # captured change carries a key change (column 7: the feeder's flag)
+        has_extra = np.isin(li, L.extra_pos) if len(L.extra_pos) else np.zeros(len(b), bool)
+        for i in np.flatnonzero(hit & (has_extra | (cidx != 0))):
+            self._check_old(int(li[i]), descs(i))
         self.c_table.extend(table.tolist())
         self.c_pk.extend(pk.tolist())
         self.c_op.extend(op.tolist())
@@ -256,6 +290,41 @@ class Verifier:
         if set(after_l) != set(after_c) or any(
                 after_l[k] != after_c[k] for k in after_l if k not in unknown):
             self._fail("values", self._value_example(li, captured))
+
+    def _check_old(self, li: int, captured: dict[str, Any]) -> None:
+        """Compare a captured change's old key and old tuple with what its ledger line says.
+
+        ``captured`` may carry ``old_pk`` (the key the change moved the row from, None when it
+        kept it) and, from a pgoutput source, ``old_kind`` (K, O or None) and ``old`` (the old
+        tuple, column → text, None when not sent).
+        """
+        ex = self.L.extras.get(li)
+        want_old_pk = ex.old_pk if ex else None
+        got_old_pk = captured.get("old_pk")
+        base = {"table": captured.get("table"), "pk": captured.get("pk"),
+                "op": captured.get("op"), "at": captured.get("at"),
+                "op_name": ex.op_name if ex else None}
+        if got_old_pk != want_old_pk:
+            self._fail("old_keys", {**base, "ledger_old_pk": want_old_pk,
+                                    "captured_old_pk": got_old_pk})
+        if ex is None or "old_kind" not in captured:
+            return
+        old, kind, before = captured.get("old"), captured.get("old_kind"), ex.before
+        problem = None
+        if before is None:
+            if ex.is_tracked and old is not None:
+                problem = "an old tuple was sent though the replica identity requires none"
+        elif old is None:
+            problem = "before-image missing"
+        elif kind == "K":
+            if ({k: old.get(k, "<absent>") for k in before} != before
+                    or any(v is not None for k, v in old.items() if k not in before)):
+                problem = "key columns differ from the before-image"
+        elif old != before:
+            problem = "old row differs from the before-image"
+        if problem:
+            self._fail("before_images", {**base, "problem": problem, "old_kind": kind,
+                                         "ledger_before": before, "captured_old": old})
 
     def _release_batches(self) -> None:
         self._b.clear()
@@ -312,7 +381,12 @@ class Verifier:
         else:
             self.notes.append("final state not checked (no database connection)")
         elapsed_s = (time.monotonic_ns() - self._t0_ns) / 1e9
-        checks = [CheckResult(k, self.counts[k] == 0, self.counts[k], d, self.examples[k])
+        for exs in self.examples.values():  # every failure names its scenario (if any)
+            for e in exs:
+                _named(e)
+        checks = [CheckResult(k, self.counts[k] == 0, self.counts[k], d, self.examples[k],
+                              sorted({str(e["scenario"]) for e in self.examples[k]
+                                      if e.get("scenario")}))
                   for k, d in CHECKS.items()]
         counts = {
             "ledger_changes": int(live.sum()),
@@ -352,9 +426,32 @@ class Verifier:
                 return f"{x['op']} txid {x['txid']} seq {x['seq']}"
 
             self.examples["order"].append({
-                "table": first["table"], "pk": first["pk"],
+                "table": first["table"], "pk": first["pk"], "op_name": first["op_name"],
                 "delivered": [show(first), show(second)],
                 "ledger_order": [show(second), show(first)]})
+        self._check_split_order(c)
+
+    def _check_split_order(self, c: dict[str, npt.NDArray[np.int64]]) -> None:
+        """A primary-key update split into a delete of the old key and a create of the new one
+        (Debezium; ``ledger_index.load(split_pk_updates=True)``, odd ``seq``, the delete just
+        before it) must arrive delete first: a sink keyed on another unique column breaks
+        otherwise."""
+        L = self.L
+        second = np.flatnonzero(L.seq & 1)
+        if not len(second):
+            return
+        m = np.flatnonzero(c["li"] >= 0)
+        pos = np.full(L.num_changes, -1, np.int64)
+        pos[c["li"][m]] = m
+        p_del, p_new = pos[second - 1], pos[second]
+        bad = second[(p_del >= 0) & (p_new >= 0) & (p_new < p_del)]
+        self.counts["order"] += len(bad)
+        for lpos in bad[: max(0, self.max_examples - len(self.examples["order"]))]:
+            new = self._ledger_example(int(lpos))
+            self.examples["order"].append({
+                "table": new["table"], "pk": new["pk"], "op_name": new["op_name"],
+                "problem": "primary-key update: the create of the new key arrived before the"
+                           f" delete of the old key {new.get('old_pk')}"})
 
     def _check_grouping(self, c: dict[str, npt.NDArray[np.int64]],
                         live: npt.NDArray[np.bool_]) -> None:
@@ -377,8 +474,10 @@ class Verifier:
         for x in bad[: self.max_examples]:
             n_all = int(all_n[np.searchsorted(all_x, x)])
             n_got = int(got_n[np.searchsorted(got_x, x)])
+            first = self._ledger_example(int(np.flatnonzero(L.xid == x)[0]))
             self.examples["grouping"].append({
-                "txid": int(x), "ledger_changes": n_all, "captured": n_got,
+                "txid": int(x), "table": first["table"], "op_name": first["op_name"],
+                "ledger_changes": n_all, "captured": n_got,
                 "split_over_transactions": x in split})
 
 

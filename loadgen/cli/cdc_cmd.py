@@ -7,7 +7,7 @@ import sys
 import orjson
 import typer
 
-from loadgen import db
+from loadgen import db, scenarios
 from loadgen.cdc import capture, debezium, report, slot
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.config import Settings
@@ -41,6 +41,12 @@ def cdc_setup(
         None, "--replica-identity", help="default or full (default: cdc.replica_identity)."),
     all_tables: bool = typer.Option(False, "--all-tables",
                                     help="Publish every table (FOR ALL TABLES)."),
+    with_scenarios: bool = typer.Option(
+        False, "--with-scenarios", help="Also create the cdc_ scenario tables (`loadgen"
+        " scenario`) and publish them."),
+    via_partition_root: bool = typer.Option(
+        False, "--via-partition-root", help="Create the publication with"
+        " publish_via_partition_root (partitions' changes under the root table's name)."),
 ) -> None:
     """Check the server, create the publication for the 7 tables, set replica identity, and
     create the verifier's slot. Run it BEFORE the load: a slot only sees transactions that
@@ -48,8 +54,14 @@ def cdc_setup(
     s = _settings(ctx, publication=publication, slot=slot_name, replica_identity=replica_identity)
     with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
         db.require_schema(conn)
+        extra: list[str] = []
+        if with_scenarios:  # tables first: the publication must exist before the slot
+            scenarios.ensure_tables(conn)
+            extra = scenarios.table_names()
         result = slot.setup(conn, publication=s.cdc.publication, slot=s.cdc.slot,
-                            replica_identity=s.cdc.replica_identity, all_tables=all_tables)
+                            replica_identity=s.cdc.replica_identity, all_tables=all_tables,
+                            extra_tables=extra, keep_identity=scenarios.OWN_IDENTITY_TABLES,
+                            via_partition_root=via_partition_root)
     print(report.setup_text(result))
 
 

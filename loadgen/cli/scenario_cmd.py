@@ -67,3 +67,19 @@ def run_scenarios(
     total = sum(r.num_changes for r in results)
     print(f"done: {len(results)} runs, {total} changes committed"
           + (f", recorded in {ledger}" if ledger else ""))
+
+
+@scenario_app.command("drop")
+def drop_scenario_tables(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Drop every cdc_ scenario table (the 7 hospital tables are never touched)."""
+    s = get_settings(ctx)
+    dsn = get_dsn(ctx)
+    if not yes and not typer.confirm(f"drop the cdc_ scenario tables in {db.mask_dsn(dsn)}?"):
+        raise typer.Exit(1)
+    with db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+        dropped = scenarios.drop_tables(conn)
+    print(f"dropped {len(dropped)} scenario tables" + (f": {', '.join(dropped)}" if dropped
+                                                       else ""))

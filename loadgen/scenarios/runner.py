@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 
 from loadgen import db, schema
 from loadgen.errors import ConfigError, RunAbortedError, SchemaMissingError
@@ -84,6 +85,25 @@ def ensure_tables(conn: psycopg.Connection) -> None:
             f"cannot create the scenario tables ({SQL_FILE}) in database {conn.info.dbname!r}: "
             f"{str(exc).strip().splitlines()[0]}") from exc
     _idle(conn)
+
+
+def drop_tables(conn: psycopg.Connection) -> list[str]:
+    """Drop every cdc_ scenario table (and the sequence partitioned uses); return those dropped.
+
+    Tables named in a publication leave it with them. Blocks; serialised like ``ensure_tables``.
+    """
+    names = table_names()
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_CLASS,))
+        present = [str(r[0]) for r in conn.execute(
+            "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL",
+            (names,)).fetchall()]
+        if present:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+                sql.SQL(", ").join(map(sql.Identifier, present))))
+        conn.execute("DROP SEQUENCE IF EXISTS cdc_agenda_id_seq")
+    _idle(conn)
+    return present
 
 
 @contextmanager
