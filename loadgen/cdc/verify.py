@@ -291,6 +291,17 @@ class Verifier:
                 after_l[k] != after_c[k] for k in after_l if k not in unknown):
             self._fail("values", self._value_example(li, captured))
 
+    def _with_op_name(self, example: dict[str, Any]) -> dict[str, Any]:
+        """Add the op_name of the ledger's last change of the example's row (which operation,
+        or scenario, wrote it last)."""
+        code = self.L.codes.codes.get(str(example.get("table")))
+        if code is None or "op_name" in example:
+            return example
+        hits = np.flatnonzero((self.L.table == code) & (self.L.pk == example.get("pk", -1)))
+        if len(hits):
+            example["op_name"] = self._ledger_example(int(hits[-1]))["op_name"]
+        return example
+
     def _check_old(self, li: int, captured: dict[str, Any]) -> None:
         """Compare a captured change's old key and old tuple with what its ledger line says.
 
@@ -376,7 +387,7 @@ class Verifier:
                 conn, L.codes.names, c["table"], c["pk"], c["op"], c["rowhash"],
                 _np(self.c_partial, np.int8), self.truncates, self.max_examples)
             self.counts["final_state"] = count
-            self.examples["final_state"] = examples
+            self.examples["final_state"] = [self._with_op_name(e) for e in examples]
             self.notes.extend(notes)
         else:
             self.notes.append("final state not checked (no database connection)")

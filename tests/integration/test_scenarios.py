@@ -73,7 +73,7 @@ class Cdc:
     slot: str
     publication: str  # every scenario table; partitions published under their own names
     ledger: str
-    root_publication: str  # cdc_agenda with publish_via_partition_root = true
+    root_publication: str  # the same tables with publish_via_partition_root = true
 
     def run(self, *names: str, options: ScenarioOptions = SMALL) -> list[ScenarioResult]:
         return scenarios.run(self.dsn, names, ledger_path=self.ledger, options=options,
@@ -240,9 +240,9 @@ def cdc(request: pytest.FixtureRequest, dsn: str, tmp_path: Path) -> Iterator[Cd
             sql.Identifier(pub), sql.SQL(", ").join(map(sql.Identifier, tables))))
         # Publications must exist before the slot: decoding any change (anyone's) looks them
         # up in the catalog as of that change.
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE cdc_agenda WITH "
+        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH "
                              "(publish_via_partition_root = true)").format(
-            sql.Identifier(pub + "_root")))
+            sql.Identifier(pub + "_root"), sql.SQL(", ").join(map(sql.Identifier, tables))))
         conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
         has_slot = True
         yield Cdc(conn, dsn, slot, pub, str(tmp_path / "ledger"), pub + "_root")
@@ -491,38 +491,21 @@ def test_run_step_on_a_worker_connection(dsn: str, tmp_path: Path) -> None:
     assert big.seq + 1 == scenarios.STREAM_STEP_OPTIONS.big_txn_changes
 
 
-VERIFIER_GAPS: set[str] = set()
-_OLD_GAPS = {
-    # a USING INDEX delete carries no id: the verifier must find the row by the index's columns
-    "replica-identity",
-    # verified separately: partitions need publish_via_partition_root (or a partition→root map)
-    "partitioned",
-}
-
-
 @BOTH_IDENTITIES
 def test_loadgen_cdc_verify_accepts_every_scenario(cdc: Cdc) -> None:
-    """End to end with the project's verifier (``loadgen cdc verify``'s library call)."""
+    """End to end with the project's verifier (``loadgen cdc verify``'s library call): every
+    scenario, partitions published under their own names and via the root."""
     from loadgen.cdc import capture
 
-    names = [n for n in scenarios.SCENARIOS if n not in VERIFIER_GAPS]
-    results = cdc.run(*names)
-    report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot,
-                                 publication=cdc.publication)
-    failed = {c.name: c.examples[:2] for c in report.checks if not c.is_ok}
-    assert report.is_ok, failed
-    assert report.counts["matched"] == sum(
-        r.num_changes for r in results) - sum(
-        1 for r in results for t in r.txns for c in t.changes if c.op == "t")
-
-
-def test_loadgen_cdc_verify_partitioned_via_root(cdc: Cdc) -> None:
-    from loadgen.cdc import capture
-
-    cdc.run("partitioned")
-    report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot,
-                                 publication=cdc.root_publication)
-    assert report.is_ok, {c.name: c.examples[:2] for c in report.checks if not c.is_ok}
+    results = cdc.run(*scenarios.SCENARIOS)
+    num_rows = sum(1 for r in results for t in r.txns for c in t.changes if c.op != "t")
+    for publication in (cdc.publication, cdc.root_publication):
+        report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot,
+                                     publication=publication)
+        failed = {c.name: c.examples[:2] for c in report.checks if not c.is_ok}
+        assert report.is_ok, (publication, failed)
+        assert report.counts["matched"] == num_rows
+        assert report.counts["captured_truncates"] == report.counts["ledger_truncates"] == 3
 
 
 def test_loadgen_cdc_verify_names_the_scenario_of_a_fault(cdc: Cdc) -> None:
