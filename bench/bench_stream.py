@@ -174,7 +174,7 @@ def rss(seconds: float, rate: str = "1000/s") -> dict[str, Any]:
              "--rate", rate, "--duration", f"{seconds:g}", "--no-progress"],
             stdout=subprocess.DEVNULL)
         samples: dict[str, list[int]] = {}
-        time.sleep(min(10.0, seconds / 10))  # warm-up: workers loaded, buffers filled
+        time.sleep(min(60.0, seconds / 10))  # warm-up (10 %): pools and buffers filled
         while proc.poll() is None:
             try:
                 pids = {"coordinator": proc.pid, **{f"worker {i}": pid for i, pid in
@@ -187,7 +187,8 @@ def rss(seconds: float, rate: str = "1000/s") -> dict[str, Any]:
         assert proc.returncode == 0
     return {name: {"first_mb": round(s[0] / 1024, 1), "last_mb": round(s[-2] / 1024, 1),
                    "max_mb": round(max(s) / 1024, 1),
-                   "growth_pct": round(100 * (s[-2] / s[0] - 1), 1)}
+                   "growth_pct": round(100 * (s[-2] / s[0] - 1), 1),
+                   "every_60_s_mb": [round(v / 1024, 1) for v in s[::12]]}
             for name, s in samples.items() if len(s) >= 3}
 
 
