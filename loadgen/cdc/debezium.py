@@ -42,6 +42,7 @@ _SNAPSHOT, _TRUNCATE = "r", "t"
 def debezium_config(
     dsn: str, *, schema: str, publication: str, slot: str, topic_prefix: str,
     show_password: bool = False, db_host: str | None = None, name: str = "loadgen-hospital",
+    extra_tables: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Build the Kafka Connect registration document for the Debezium PostgreSQL connector.
 
@@ -63,7 +64,8 @@ def debezium_config(
         "publication.name": publication,
         "publication.autocreate.mode": "disabled",
         "slot.name": slot,
-        "table.include.list": ",".join(f"{schema}.{t}" for t in tables.TABLE_NAMES),
+        "table.include.list": ",".join(f"{schema}.{t}" for t in (*tables.TABLE_NAMES,
+                                                                  *extra_tables)),
         "heartbeat.interval.ms": str(DEFAULT_HEARTBEAT_INTERVAL_MS),
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive_time_microseconds",

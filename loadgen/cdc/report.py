@@ -32,6 +32,8 @@ def verify_text(report: VerifyReport) -> str:
     for check in report.checks:
         mark = "ok  " if check.is_ok else "FAIL"
         lines.append(f"{mark} {check.name:<20} {check.count:>8,}  {check.description}")
+        if check.scenarios:
+            lines.append(f"       scenarios: {', '.join(check.scenarios)}")
         for ex in check.examples:
             lines.append(f"       e.g. {_example(ex)}")
     lines.extend(f"note: {n}" for n in report.notes)

@@ -149,6 +149,8 @@ def cdc_debezium_config(
     slot_name: str | None = typer.Option(None, "--slot", help="Debezium's slot (default:"
                                          " cdc.debezium_slot; never the verifier's)."),
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
+    with_scenarios: bool = typer.Option(False, "--with-scenarios", help="Also capture the cdc_"
+                                        " scenario tables (as `cdc setup --with-scenarios`)."),
 ) -> None:
     """Print a Debezium PostgreSQL connector configuration consistent with `cdc setup`."""
     if fmt not in ("json", "properties"):
@@ -163,7 +165,9 @@ def cdc_debezium_config(
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
     doc = debezium.debezium_config(dsn, schema=schema, publication=s.cdc.publication,
                                    slot=s.cdc.debezium_slot, topic_prefix=s.cdc.topic_prefix,
-                                   show_password=show_password, db_host=db_host)
+                                   show_password=show_password, db_host=db_host,
+                                   extra_tables=tuple(scenarios.table_names())
+                                   if with_scenarios else ())
     if fmt == "json":
         _dump(doc)
     else:

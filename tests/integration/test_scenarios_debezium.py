@@ -119,3 +119,51 @@ def test_debezium_scenarios_and_their_faults(cdc: Cdc, tmp_path: Path) -> None:
     report = _verify(cdc, tmp_path / "reordered.jsonl", [orjson.dumps(d) for d in docs])
     failed = {c.name: c for c in report.checks if not c.is_ok}
     assert list(failed) == ["order"] and failed["order"].scenarios == ["pk-update"], failed
+
+
+def test_cli_setup_with_scenarios_run_verify_drop(
+    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`cdc setup --with-scenarios --replica-identity full` → `scenario run` → `cdc verify`
+    (exit 0; a leaked change fails naming the scenario) → teardown → `scenario drop`."""
+    import uuid
+
+    from loadgen import db
+    from loadgen.cdc import slot as S
+    from tests.integration.test_cdc_cli import in_process
+
+    tag = uuid.uuid4().hex[:10]
+    flags = ["--slot", f"lg_scn_cli_{tag}", "--publication", f"lg_scn_cli_pub_{tag}"]
+    ledger = str(tmp_path / "ledger")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        return in_process(monkeypatch, capsys, cli_env, tmp_path, *args)
+
+    try:
+        code, out, err = run("cdc", "setup", "--with-scenarios", "--replica-identity", "full",
+                             *flags)
+        assert code == 0, err
+        code, out, err = run("scenario", "run", "pk-update", "partitioned", "types",
+                             "--ledger", ledger)
+        assert code == 0, err
+        code, out, err = run("cdc", "status", "--json", flags[2], flags[3])
+        assert "cdc_agenda_2024" in out and "cdc_laudos" in out  # partitions, by name
+        code, out, err = run("cdc", "verify", "--ledger", ledger, *flags)
+        assert code == 0, out + err
+        with db.connect(schema_dsn, autocommit=True) as conn:  # a change the ledger lacks
+            conn.execute("INSERT INTO cdc_tipos (rotulo) VALUES ('fora do ledger')")
+        code, out, err = run("cdc", "verify", "--ledger", ledger, "--json", *flags)
+        assert code == 1
+        report = orjson.loads(out)
+        failed = {c["name"]: c for c in report["checks"] if not c["ok"]}
+        assert failed["unexpected"]["scenarios"] == ["types"], failed
+        assert failed["unexpected"]["examples"][0]["scenario"] == "types"
+    finally:
+        code, out, err = run("cdc", "teardown", *flags)
+        assert code == 0, err
+    code, out, err = run("scenario", "drop", "--yes")
+    assert code == 0 and "dropped 17 scenario tables" in out, out + err
+    with db.connect(schema_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('cdc_laudos')").fetchone() == (None,)
+        assert not S.recorded_slots(conn).get(flags[1])
