@@ -128,3 +128,33 @@ def test_server_restart_mid_run_continues_and_counts_match(tmp_path: Path) -> No
     finally:
         embedded.stop(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.parametrize("fail_fast", [False, True])
+def test_critical_sql_error_counted_or_fatal(schema_dsn: str, tmp_path: Path,
+                                             fail_fast: bool) -> None:
+    """A broken table (renamed column: SQLSTATE 42703) is counted; fail_fast ends the run."""
+    seed.seed(schema_dsn, seed.SeedOptions(scale=0.05, workers=1, seed=5))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG_"))}
+    env.update({"LOADGEN_DSN": schema_dsn, "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
+                "LOADGEN_STREAM_FAIL_FAST_ON_CRITICAL": str(fail_fast).lower()})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "stream", "--rate", "50/s", "--duration", "4",
+         "--batch-size", "1", "--mix", "insert_consulta=1,insert_exame=1",
+         "--summary-json", "s.json", "--report-interval", "0.5"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_progress(proc, min_total=5)
+        with db.connect(schema_dsn, autocommit=True) as conn:  # break one operation mid-run
+            conn.execute("ALTER TABLE exames RENAME COLUMN resultado TO resultado_old")
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    if fail_fast:
+        assert proc.returncode == 4, stderr
+        assert "UndefinedColumn" in stderr and "Traceback" not in stderr
+    else:
+        assert proc.returncode == 0, stderr
+        assert summary["errors"].get("42", 0) > 5
+        assert summary["total_ops"] > summary["errors"]["42"] + 5  # insert_consulta goes on
