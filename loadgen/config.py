@@ -139,7 +139,7 @@ _POSITIVE: set[tuple[str, str]] = {
 }
 _NON_NEGATIVE: set[tuple[str, str]] = {
     ("db", "connect_retry_s"), ("stream", "interval_s"), ("stream", "max_jitter_ms"),
-    ("logging", "backup_count"), ("db", "port"),
+    ("logging", "backup_count"), ("db", "port"), ("seed", "seed"), ("stream", "seed"),
     *{("seed", t.name) for t in tables.TABLES if not t.is_lookup},
 }
 
@@ -315,6 +315,14 @@ def load(
     return Settings(**sections, sources=sources)
 
 
+def _label(section: str, key: str, sources: Mapping[str, str]) -> str:
+    """How to name a setting in a message: the flag when it came from one, else source + key."""
+    where = sources.get(f"{section}.{key}", "default")
+    if where == "flag":
+        return "--" + key.removesuffix("_s").replace("_", "-")
+    return f"{where}: {section}.{key}"
+
+
 def _validate(built: dict[str, dict[str, Any]], sources: Mapping[str, str]) -> list[str]:
     problems: list[str] = []
     for (section, key), allowed in _CHOICES.items():
@@ -324,17 +332,17 @@ def _validate(built: dict[str, dict[str, Any]], sources: Mapping[str, str]) -> l
         if section == "logging":
             value = built[section][key] = str(value).upper()
         if value not in allowed:
-            problems.append(f"{sources[f'{section}.{key}']}: {section}.{key} = {value!r} "
+            problems.append(f"{_label(section, key, sources)} = {value!r} "
                             f"is not one of {', '.join(allowed)}")
     for section, key in _POSITIVE:
         value = built[section].get(key)
         if value is not None and value <= 0:
-            problems.append(f"{sources[f'{section}.{key}']}: {section}.{key} = {value!r} "
+            problems.append(f"{_label(section, key, sources)} = {value!r} "
                             "must be greater than 0")
     for section, key in _NON_NEGATIVE:
         value = built[section].get(key)
         if value is not None and value < 0:
-            problems.append(f"{sources[f'{section}.{key}']}: {section}.{key} = {value!r} "
+            problems.append(f"{_label(section, key, sources)} = {value!r} "
                             "must not be negative")
     return problems
 

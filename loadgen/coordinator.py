@@ -34,7 +34,6 @@ from loadgen.worker import WorkerSpec, run_worker
 
 logger = logging.getLogger(__name__)
 
-ARRIVALS = ("token-bucket", "poisson", "uniform")
 START_DELAY_S = 0.05  # between "all ready" and the common start time
 START_TIMEOUT_S = 120.0  # for every worker to connect and prepare its workload
 STOP_TIMEOUT_S = 4.0  # after a stop request, before stragglers are terminated (exit < 5 s)
@@ -68,23 +67,14 @@ class RunSpec:
 
     @classmethod
     def from_settings(cls, stream: StreamConfig, dsn: str) -> RunSpec:
-        """Parse and check the ``[stream]`` settings. Raises ConfigError (exit 2)."""
+        """Parse the ``[stream]`` strings (rate, duration, mix). Raises ConfigError (exit 2).
+
+        ``stream`` must come from ``config.load``, which has validated ranges and choices.
+        """
         from loadgen.ops.mix import parse_mix
 
-        if stream.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {stream.workers}")
-        if stream.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {stream.batch_size}")
-        if stream.max_ops is not None and stream.max_ops < 1:
-            raise ConfigError(f"--max-ops must be at least 1, got {stream.max_ops}")
-        if stream.burst is not None and stream.burst < 1:
-            raise ConfigError(f"--burst must be at least 1, got {stream.burst}")
-        if not stream.report_interval_s > 0:
-            raise ConfigError(
-                f"--report-interval must be greater than 0, got {stream.report_interval_s}")
-        if stream.arrivals not in ARRIVALS:
-            raise ConfigError(f"--arrivals: unknown schedule {stream.arrivals!r}; "
-                              f"expected one of {', '.join(ARRIVALS)}")
+        # Ranges and choices (workers, batch size, burst, max-ops, arrivals...) were checked by
+        # config.load, the one place that validates settings; only the strings parse here.
         rate_text = (stream.rate or "").strip()
         rate_per_s = parse_rate(rate_text) if rate_text else None
         duration_s = parse_duration(stream.duration) if stream.duration else None
