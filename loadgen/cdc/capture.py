@@ -222,7 +222,7 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
         occ[k] = n + 1
         stats.num_changes += 1
         # column 7 flags a key change, so the verifier checks it against the ledger's old key
-        batch.append((txn, xid, r.code, op, pk, n, rowhash, old_pk is not None,
+        batch.append((txn, xid, r.code, op, pk, n, rowhash, 0 if old_pk is None else 1,
                       1 if unknown else 0))
         entries.append((r, op, pk, vals, unknown, lsn, xid, old_kind, old, old_pk))
         if len(batch) >= limit:

@@ -25,16 +25,14 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from loadgen.cdc import final_state
-from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, by_key_stable, key_hash
+from loadgen.cdc import final_state, order_checks
+from loadgen.cdc.attribution import named as _named
+from loadgen.cdc.attribution import old_tuple_problems
+from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, key_hash
 from loadgen.ledger import read_line
 
 DEFAULT_MAX_EXAMPLES = 5
 DEFAULT_BATCH_CHANGES = 20_000
-# Two ledger changes of one key written by different writers are ordered by their monotonic
-# stamps only when these differ by more than this (a writer stamps just after its COMMIT
-# returns, so close stamps can invert). Within one writer, file order is commit order.
-ORDER_TOLERANCE_MS = 1_000
 _MASK32 = 0xFFFFFFFF
 
 # name → what a failure means (shown in the report)
@@ -65,29 +63,6 @@ class CheckResult:
     description: str
     examples: list[dict[str, Any]] = field(default_factory=list)
     scenarios: list[str] = field(default_factory=list)  # scenarios its failures belong to
-
-
-def scenario_of(example: dict[str, Any]) -> str | None:
-    """The scenario a failure belongs to: from the ledger's op_name (``scenario:<name>``), else
-    from the table (the scenarios that write it); None for the hospital tables."""
-    op_name = example.get("op_name")
-    if isinstance(op_name, str) and op_name.startswith("scenario:"):
-        return op_name.removeprefix("scenario:")
-    table = example.get("table")
-    if isinstance(table, str) and table.startswith("cdc_"):
-        from loadgen.scenarios.runner import scenarios_of_table  # lazy: imports psycopg code
-
-        names = scenarios_of_table(table)
-        return ", ".join(names) if names else None
-    return None
-
-
-def _named(example: dict[str, Any]) -> dict[str, Any]:
-    if "scenario" not in example:
-        name = scenario_of(example)
-        if name is not None:
-            example["scenario"] = name
-    return example
 
 
 @dataclass
@@ -303,39 +278,9 @@ class Verifier:
         return example
 
     def _check_old(self, li: int, captured: dict[str, Any]) -> None:
-        """Compare a captured change's old key and old tuple with what its ledger line says.
-
-        ``captured`` may carry ``old_pk`` (the key the change moved the row from, None when it
-        kept it) and, from a pgoutput source, ``old_kind`` (K, O or None) and ``old`` (the old
-        tuple, column → text, None when not sent).
-        """
-        ex = self.L.extras.get(li)
-        want_old_pk = ex.old_pk if ex else None
-        got_old_pk = captured.get("old_pk")
-        base = {"table": captured.get("table"), "pk": captured.get("pk"),
-                "op": captured.get("op"), "at": captured.get("at"),
-                "op_name": ex.op_name if ex else None}
-        if got_old_pk != want_old_pk:
-            self._fail("old_keys", {**base, "ledger_old_pk": want_old_pk,
-                                    "captured_old_pk": got_old_pk})
-        if ex is None or "old_kind" not in captured:
-            return
-        old, kind, before = captured.get("old"), captured.get("old_kind"), ex.before
-        problem = None
-        if before is None:
-            if ex.is_tracked and old is not None:
-                problem = "an old tuple was sent though the replica identity requires none"
-        elif old is None:
-            problem = "before-image missing"
-        elif kind == "K":
-            if ({k: old.get(k, "<absent>") for k in before} != before
-                    or any(v is not None for k, v in old.items() if k not in before)):
-                problem = "key columns differ from the before-image"
-        elif old != before:
-            problem = "old row differs from the before-image"
-        if problem:
-            self._fail("before_images", {**base, "problem": problem, "old_kind": kind,
-                                         "ledger_before": before, "captured_old": old})
+        """Check a matched change's old key and old tuple against its ledger line."""
+        for check, example in old_tuple_problems(self.L.extras.get(li), captured):
+            self._fail(check, example)
 
     def _release_batches(self) -> None:
         self._b.clear()
@@ -380,8 +325,8 @@ class Verifier:
         c = {k: _np(getattr(self, f"c_{k}")) for k in ("table", "pk", "op", "txn", "li",
                                                       "rowhash")}
         self._release_batches()
-        self._check_order(c)
-        self._check_grouping(c, live)
+        order_checks.check_order(self, c)
+        order_checks.check_grouping(self, c, live)
         if conn is not None:
             count, examples, notes = final_state.compare(
                 conn, L.codes.names, c["table"], c["pk"], c["op"], c["rowhash"],
@@ -411,85 +356,6 @@ class Verifier:
             "torn_ledger_lines": sum(b.is_torn for b in L.bad_lines),
         }
         return VerifyReport(source, counts, checks, self.notes, elapsed_s)
-
-    def _check_order(self, c: dict[str, npt.NDArray[np.int64]]) -> None:
-        L = self.L
-        m = np.flatnonzero(c["li"] >= 0)
-        if len(m) < 2:
-            return
-        idx = m[by_key_stable(c["table"][m], c["pk"][m])]  # by key, then delivery order
-        del m
-        ts, ps = c["table"][idx], c["pk"][idx]
-        pairs = np.flatnonzero((ts[1:] == ts[:-1]) & (ps[1:] == ps[:-1]))  # consecutive, same key
-        del ts, ps
-        li = c["li"][idx]
-        del idx
-        la, lb = li[pairs], li[pairs + 1]  # delivered first, delivered second
-        del li, pairs
-        same_part = L.part[la] == L.part[lb]
-        inverted = np.where(same_part, lb < la,
-                            L.mono_ms[lb].astype(np.int64) + ORDER_TOLERANCE_MS < L.mono_ms[la])
-        bad = np.flatnonzero(inverted)
-        self.counts["order"] = len(bad)
-        for j in bad[: self.max_examples]:
-            first, second = self._ledger_example(int(la[j])), self._ledger_example(int(lb[j]))
-            def show(x: dict[str, Any]) -> str:
-                return f"{x['op']} txid {x['txid']} seq {x['seq']}"
-
-            self.examples["order"].append({
-                "table": first["table"], "pk": first["pk"], "op_name": first["op_name"],
-                "delivered": [show(first), show(second)],
-                "ledger_order": [show(second), show(first)]})
-        self._check_split_order(c)
-
-    def _check_split_order(self, c: dict[str, npt.NDArray[np.int64]]) -> None:
-        """A primary-key update split into a delete of the old key and a create of the new one
-        (Debezium; ``ledger_index.load(split_pk_updates=True)``, odd ``seq``, the delete just
-        before it) must arrive delete first: a sink keyed on another unique column breaks
-        otherwise."""
-        L = self.L
-        second = np.flatnonzero(L.seq & 1)
-        if not len(second):
-            return
-        m = np.flatnonzero(c["li"] >= 0)
-        pos = np.full(L.num_changes, -1, np.int64)
-        pos[c["li"][m]] = m
-        p_del, p_new = pos[second - 1], pos[second]
-        bad = second[(p_del >= 0) & (p_new >= 0) & (p_new < p_del)]
-        self.counts["order"] += len(bad)
-        for lpos in bad[: max(0, self.max_examples - len(self.examples["order"]))]:
-            new = self._ledger_example(int(lpos))
-            self.examples["order"].append({
-                "table": new["table"], "pk": new["pk"], "op_name": new["op_name"],
-                "problem": "primary-key update: the create of the new key arrived before the"
-                           f" delete of the old key {new.get('old_pk')}"})
-
-    def _check_grouping(self, c: dict[str, npt.NDArray[np.int64]],
-                        live: npt.NDArray[np.bool_]) -> None:
-        L = self.L
-        m = np.flatnonzero(c["li"] >= 0)
-        if not len(m):
-            return
-        lxid = L.xid[c["li"][m]]
-        order = np.lexsort((c["txn"][m], lxid))
-        lx, tx = lxid[order], c["txn"][m][order]
-        starts = np.flatnonzero(np.r_[True, lx[1:] != lx[:-1]])
-        tmin, tmax = np.minimum.reduceat(tx, starts), np.maximum.reduceat(tx, starts)
-        split = set(lx[starts][tmin != tmax].tolist())
-        all_x, all_n = np.unique(L.xid[live], return_counts=True)
-        got_x, got_n = np.unique(lxid, return_counts=True)
-        want = all_n[np.searchsorted(all_x, got_x)]
-        partial = set(got_x[got_n < want].tolist())
-        bad = sorted(split | partial)
-        self.counts["grouping"] = len(bad)
-        for x in bad[: self.max_examples]:
-            n_all = int(all_n[np.searchsorted(all_x, x)])
-            n_got = int(got_n[np.searchsorted(got_x, x)])
-            first = self._ledger_example(int(np.flatnonzero(L.xid == x)[0]))
-            self.examples["grouping"].append({
-                "txid": int(x), "table": first["table"], "op_name": first["op_name"],
-                "ledger_changes": n_all, "captured": n_got,
-                "split_over_transactions": x in split})
 
 
 _TYPECODE_DTYPES = {"b": np.int8, "i": np.int32, "I": np.uint32, "q": np.int64}
