@@ -72,6 +72,9 @@ class StreamConfig:
     ledger: str | None = None  # ledger directory or prefix
     summary_json: str | None = None  # write the summary as JSON here
     progress: bool | None = None  # None = live progress only on a terminal
+    profile: str = "default"  # default | cdc-edge (loadgen.profiles.PROFILES)
+    scenarios: str | None = None  # cdc-edge: "all" or "pk-update,truncate"; None = profile's
+    scenario_weight: float | None = None  # fraction of ops that are scenario steps (0 < w <= 1)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 _POSITIVE: set[tuple[str, str]] = {
     ("seed", "workers"), ("seed", "chunk_rows"), ("stream", "workers"), ("stream", "batch_size"),
     ("stream", "report_interval_s"), ("stream", "burst"), ("stream", "max_ops"), ("seed", "scale"),
+    ("stream", "scenario_weight"),
 }
 _NON_NEGATIVE: set[tuple[str, str]] = {
     ("db", "connect_retry_s"), ("stream", "interval_s"), ("stream", "max_jitter_ms"),

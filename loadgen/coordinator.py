@@ -26,7 +26,14 @@ from loadgen import db
 from loadgen.clock import NS_PER_S, SystemClock
 from loadgen.config import StreamConfig
 from loadgen.errors import ConfigError, RunAbortedError, SchemaMissingError
-from loadgen.messages import PROTOCOL_VERSION, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.messages import (
+    PROTOCOL_VERSION,
+    Heartbeat,
+    StatsDelta,
+    WorkerDone,
+    WorkerFailed,
+    WorkerReady,
+)
 from loadgen.rates import parse_duration, parse_rate
 from loadgen.report import NullReporter, Progress, Reporter, RunSummary
 from loadgen.stats import IntervalStats
@@ -64,6 +71,10 @@ class RunSpec:
     fail_fast_on_critical: bool = False
     ledger: str | None = None
     reconnect_timeout_s: float = 60.0
+    profile: str = "default"  # loadgen.profiles.PROFILES
+    scenarios: tuple[str, ...] = ()  # scenarios mixed in (cdc-edge); empty = none
+    scenario_every_ops: int = 0  # one slot in this many is a scenario step (0 = none)
+    scenario_max_gap_s: float | None = None  # and at least one per worker this often, s
 
     @classmethod
     def from_settings(cls, stream: StreamConfig, dsn: str) -> RunSpec:
@@ -71,6 +82,7 @@ class RunSpec:
 
         ``stream`` must come from ``config.load``, which has validated ranges and choices.
         """
+        from loadgen import profiles
         from loadgen.ops.mix import parse_mix
 
         # Ranges and choices (workers, batch size, burst, max-ops, arrivals...) were checked by
@@ -85,6 +97,17 @@ class RunSpec:
                 raise ConfigError("--ledger: the ledger module is not available in this build"
                                   ) from None
         seed = stream.seed if stream.seed is not None else secrets.randbits(63)
+        profile = profiles.get(stream.profile)
+        scenarios: tuple[str, ...] = ()
+        if profile.scenario_weight > 0 or stream.scenarios is not None:
+            from loadgen.scenarios import SCENARIOS
+
+            scenarios = profiles.resolve_scenarios(profile, stream.scenarios, list(SCENARIOS))
+        if stream.scenario_weight is not None and not scenarios:
+            raise ConfigError(f"--scenario-weight: profile {profile.name!r} mixes no scenarios "
+                              "in; use --profile cdc-edge")
+        weight = (stream.scenario_weight if stream.scenario_weight is not None
+                  else profile.scenario_weight)
         return cls(
             dsn=dsn, num_workers=stream.workers, rate_per_s=rate_per_s, is_paced=not rate_text,
             arrivals=stream.arrivals, burst=stream.burst, duration_s=duration_s,
@@ -92,6 +115,9 @@ class RunSpec:
             seed=seed, report_interval_s=stream.report_interval_s, interval_s=stream.interval_s,
             max_jitter_ms=stream.max_jitter_ms,
             fail_fast_on_critical=stream.fail_fast_on_critical, ledger=stream.ledger,
+            profile=profile.name, scenarios=scenarios,
+            scenario_every_ops=profiles.every_ops(weight) if scenarios else 0,
+            scenario_max_gap_s=profile.scenario_max_gap_s if scenarios else None,
         )
 
     @property
@@ -126,7 +152,9 @@ class RunSpec:
                 duration_s=self.duration_s, max_ops=share, batch_size=self.batch_size,
                 report_interval_s=self.report_interval_s,
                 fail_fast_on_critical=self.fail_fast_on_critical, ledger=self.ledger,
-                reconnect_timeout_s=self.reconnect_timeout_s,
+                reconnect_timeout_s=self.reconnect_timeout_s, scenarios=self.scenarios,
+                scenario_every_ops=self.scenario_every_ops,
+                scenario_max_gap_s=self.scenario_max_gap_s,
             ))
         return specs
 
@@ -157,6 +185,7 @@ class _WorkerState:
     last_seen_ns: int = 0  # monotonic ns of the last message
     is_reconnecting: bool = False
     backend_pid: int = 0
+    is_busy_warned: bool = False  # logged that it was busy in one call for long
 
 
 @dataclass
@@ -247,6 +276,7 @@ def run(
         total=state.total, elapsed_s=max(t_end_ns - t_start_ns, 0) / NS_PER_S,
         num_workers=spec.num_workers, target_rate_per_s=spec.target_rate_per_s, seed=spec.seed,
         stop_reason="aborted" if state.abort_reason else (state.stop_reason or "stopped"),
+        profile=spec.profile, has_scenarios=bool(spec.scenarios),
     )
     if state.abort_reason is not None:
         if state.abort_error_type == "SchemaMissingError":
@@ -269,6 +299,11 @@ def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int
         state.last_t1_ns = max(state.last_t1_ns, msg.t1_ns)
         w.is_reconnecting = msg.is_reconnecting
         w.backend_pid = msg.backend_pid or w.backend_pid
+    elif isinstance(msg, Heartbeat):
+        if msg.busy_for_ns > 30 * NS_PER_S and not w.is_busy_warned:
+            w.is_busy_warned = True  # once per run: a long lock wait is worth one line
+            logger.warning("worker %d busy in one call for %.0f s (alive)", msg.worker_id,
+                           msg.busy_for_ns / NS_PER_S)
     elif isinstance(msg, WorkerReady):
         w.is_ready = True
         w.backend_pid = msg.backend_pid

@@ -58,4 +58,14 @@ class WorkerDone:
     protocol: int = PROTOCOL_VERSION
 
 
-Message = WorkerReady | StatsDelta | WorkerFailed | WorkerDone
+@dataclass(frozen=True)
+class Heartbeat:
+    """Sent by a worker's heartbeat thread while its loop is busy in one call (a statement or
+    lock wait longer than a report interval): the process is alive, only slow."""
+
+    worker_id: int
+    busy_for_ns: int  # since the loop's last message, monotonic ns
+    protocol: int = PROTOCOL_VERSION
+
+
+Message = WorkerReady | StatsDelta | WorkerFailed | WorkerDone | Heartbeat

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from loadgen.clock import NS_PER_MS
 from loadgen.ops.registry import BY_NAME, KINDS
+from loadgen.profiles import SCENARIO_KIND, is_scenario_op
 from loadgen.rates import format_rate
 from loadgen.stats import IntervalStats, LatencyHistogram
 
@@ -48,11 +49,13 @@ class RunSummary:
     target_rate_per_s: float | None
     seed: int
     stop_reason: str  # "duration", "max-ops", "stopped" (signal) or "aborted"
+    profile: str = "default"  # --profile
+    has_scenarios: bool = False  # the profile mixes scenario steps in (by_kind gets "scenario")
 
     def by_kind(self) -> dict[str, int]:
-        kinds = dict.fromkeys(KINDS, 0)
-        for name, count in self.total.ops_by_name.items():
-            kinds[BY_NAME[name].kind] += count
+        kinds = _kind_counts(self.total)
+        if not self.has_scenarios:
+            del kinds[SCENARIO_KIND]
         return kinds
 
     def to_json(self) -> dict[str, Any]:
@@ -73,6 +76,18 @@ class RunSummary:
                            "p99": _ms(lat.percentile(99)), "max": _ms(lat.max)},
             "schedule_lag_ms": {"p50": _ms(lag.percentile(50)), "p99": _ms(lag.percentile(99)),
                                 "max": _ms(lag.max)},
+            "profile": self.profile,
+            **({"scenario_steps": self._scenario_steps()} if self.has_scenarios else {}),
+        }
+
+    def _scenario_steps(self) -> dict[str, Any]:
+        total = self.total
+        hist = total.scenario_latency_ns
+        return {
+            "steps": sum(c for n, c in total.ops_by_name.items() if is_scenario_op(n)),
+            "row_changes": total.num_scenario_changes,
+            "latency_ms": {"p50": _ms(hist.percentile(50)), "p99": _ms(hist.percentile(99)),
+                           "max": _ms(hist.max)},
         }
 
 
@@ -108,11 +123,25 @@ class NullReporter:
         pass
 
 
-def _kind_rates(stats: IntervalStats, seconds: float) -> dict[str, float]:
-    counts = dict.fromkeys(KINDS, 0)
+def kind_of(op_name: str) -> str:
+    """The by_kind bucket of an operation: its registry kind, or "scenario" for a step."""
+    return SCENARIO_KIND if is_scenario_op(op_name) else BY_NAME[op_name].kind
+
+
+def _kind_counts(stats: IntervalStats) -> dict[str, int]:
+    counts = dict.fromkeys((*KINDS, SCENARIO_KIND), 0)
     for name, count in stats.ops_by_name.items():
-        counts[BY_NAME[name].kind] += count
+        counts[kind_of(name)] += count
+    return counts
+
+
+def _kind_rates(stats: IntervalStats, seconds: float) -> dict[str, float]:
+    counts = _kind_counts(stats)
     return {kind: count / seconds if seconds > 0 else 0.0 for kind, count in counts.items()}
+
+
+def _has_steps(stats: IntervalStats) -> bool:
+    return any(is_scenario_op(n) for n in stats.ops_by_name)
 
 
 def _lat(hist: LatencyHistogram, q: float) -> str:
@@ -128,7 +157,8 @@ def progress_line(tick: Progress) -> str:
     parts = [
         f"progress: {tick.elapsed_s:.1f} s",
         f"{ops_per_s:.1f} ops/s (ins {kinds['insert']:.1f} upd {kinds['update']:.1f} "
-        f"del {kinds['delete']:.1f})",
+        f"del {kinds['delete']:.1f}"
+        + (f" scn {kinds[SCENARIO_KIND]:.1f})" if _has_steps(tick.total) else ")"),
         f"lat p50 {_lat(iv.latency_ns, 50)} p95 {_lat(iv.latency_ns, 95)} "
         f"p99 {_lat(iv.latency_ns, 99)} ms",
         f"lag p99 {_lat(iv.lag_ns, 99)} ms",
@@ -193,7 +223,7 @@ def _progress_table(tick: Progress) -> Table:
     table.add_row("elapsed", "", elapsed)
     table.add_row("ops/s", f"{iv.num_ops / seconds if seconds > 0 else 0:.1f}",
                   f"{total.num_ops / tick.elapsed_s if tick.elapsed_s > 0 else 0:.1f}")
-    for kind in KINDS:
+    for kind in (*KINDS, SCENARIO_KIND) if _has_steps(total) else KINDS:
         table.add_row(f"  {kind}/s", f"{kinds[kind]:.1f}", "")
     table.add_row("ops committed", str(iv.num_ops), done)
     table.add_row("target rate", "", format_rate(tick.target_rate_per_s))
@@ -241,6 +271,13 @@ def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
     for name, count in data["by_op"].items():
         table.add_row(f"    {name}", str(count))
     lat, lag = data["latency_ms"], data["schedule_lag_ms"]
+    if "scenario_steps" in data:
+        steps = data["scenario_steps"]
+        slat = steps["latency_ms"]
+        table.add_row("profile", summary.profile)
+        table.add_row("scenario row changes", str(steps["row_changes"]))
+        table.add_row("scenario step ms p50/p99/max",
+                      f"{slat['p50']:.3f} / {slat['p99']:.3f} / {slat['max']:.3f}")
     table.add_row("latency ms p50/p95/p99/max",
                   f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} / {lat['max']:.3f}")
     table.add_row("schedule lag ms p50/p99/max",

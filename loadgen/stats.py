@@ -168,6 +168,10 @@ class IntervalStats:
     num_skipped: int = 0  # slots with no operation possible (every candidate row used up)
     latency_ns: LatencyHistogram = field(default_factory=LatencyHistogram)  # commit end - slot
     lag_ns: LatencyHistogram = field(default_factory=LatencyHistogram)  # txn start - slot
+    # scenario steps (--profile cdc-edge): kept apart so a step's several transactions do not
+    # skew the hospital operations' latency; their lag is in ``lag_ns`` like any slot's
+    scenario_latency_ns: LatencyHistogram = field(default_factory=LatencyHistogram)  # end - slot
+    num_scenario_changes: int = 0  # row changes (and truncates) committed by scenario steps
 
     @property
     def num_ops(self) -> int:
@@ -207,6 +211,21 @@ class IntervalStats:
             self.latency_ns.record_many(end_ns - slots)
             self.lag_ns.record_many(start_ns - slots)
 
+    def record_scenario_step(self, op_name: str, num_txns: int, num_changes: int, slot_ns: int,
+                             start_ns: int, end_ns: int) -> None:
+        """Count one completed scenario step (one operation, ``num_txns`` transactions).
+
+        Args:
+            op_name: ``scenario:<name>``.
+            num_txns: transactions it committed; num_changes: row changes they made.
+            slot_ns, start_ns, end_ns: its scheduled slot, start and end, monotonic ns.
+        """
+        self.ops_by_name[op_name] += 1
+        self.num_txns += num_txns
+        self.num_scenario_changes += num_changes
+        self.lag_ns.record(start_ns - slot_ns)
+        self.scenario_latency_ns.record(end_ns - slot_ns)
+
     def record_error(self, sqlstate_class: str, num_ops: int = 0) -> None:
         """Count one error of ``sqlstate_class`` (two chars, e.g. ``"23"``) losing ``num_ops``."""
         self.errors_by_class[sqlstate_class] += 1
@@ -227,6 +246,8 @@ class IntervalStats:
         self.num_skipped += other.num_skipped
         self.latency_ns.merge(other.latency_ns)
         self.lag_ns.merge(other.lag_ns)
+        self.scenario_latency_ns.merge(other.scenario_latency_ns)
+        self.num_scenario_changes += other.num_scenario_changes
 
     def is_empty(self) -> bool:
         """True when nothing at all was recorded."""
@@ -237,6 +258,7 @@ class IntervalStats:
             and self.num_resolved == self.num_dropped == self.num_failed_ops == 0
             and self.num_skipped == 0
             and self.lag_ns.count == 0
+            and self.scenario_latency_ns.count == 0
         )
 
 

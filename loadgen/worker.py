@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +41,8 @@ from loadgen.arrivals import (
 )
 from loadgen.clock import NS_PER_MS, NS_PER_S, SystemClock
 from loadgen.errors import DatabaseUnavailableError
-from loadgen.messages import StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.profiles import ScenarioSchedule, scenario_op_name
 from loadgen.stats import IntervalStats
 
 if TYPE_CHECKING:
@@ -84,6 +86,9 @@ class WorkerSpec:
     ledger: str | None  # ledger path for LedgerWriter; None = no ledger
     reconnect_timeout_s: float = 60.0  # give up (and fail) after this long without a server
     max_tries: int = 5  # attempts per transaction on serialization failure / deadlock
+    scenarios: tuple[str, ...] = ()  # scenarios mixed in (--profile cdc-edge); empty = none
+    scenario_every_ops: int = 0  # one slot in this many is a scenario step
+    scenario_max_gap_s: float | None = None  # and at least one step this often, s
 
 
 def sqlstate_class(exc: BaseException) -> str:
@@ -135,6 +140,9 @@ class _Worker:
         self.num_dropped_reported = 0
         self.arrivals: Arrivals | None = None
         self.ledger: Any = None
+        self.schedule: ScenarioSchedule | None = None  # scenario steps (--profile cdc-edge)
+        self.last_sent_ns = self.t0_ns  # when the loop last put a message (heartbeat thread)
+        self._heartbeat_stop = threading.Event()
         self.app_name = f"loadgen-stream-w{spec.worker_id}-{_pid()}"  # unique per run
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -152,6 +160,10 @@ class _Worker:
                             seed=int(workload_ss.generate_state(1, np.uint64)[0] >> 1),
                             mix=spec.mix)
         self._end_txn_quietly()
+        if spec.scenarios:
+            from loadgen.scenarios import ensure_tables
+
+            ensure_tables(self.conn)
         # build the Faker vocabulary now, not in the first measured operation (~0.6 s)
         from loadgen.datagen import build_vocab
 
@@ -161,6 +173,8 @@ class _Worker:
 
             self.ledger = LedgerWriter(spec.ledger, spec.worker_id)
         self.queue.put(WorkerReady(spec.worker_id, _pid(), self._backend_pid()))
+        self.last_sent_ns = self.clock.now_ns()
+        threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
         while not self.start_event.wait(0.1):
             if self.should_stop():
                 self._finish("stopped")
@@ -170,6 +184,10 @@ class _Worker:
         self.t0_ns = start_ns
         self.next_report_ns = start_ns + round(spec.report_interval_s * NS_PER_S)
         self.arrivals = build_arrivals(spec, start_ns, np.random.default_rng(arrivals_ss))
+        if spec.scenarios:
+            self.schedule = ScenarioSchedule(
+                spec.scenarios, spec.scenario_every_ops, spec.scenario_max_gap_s, start_ns,
+                worker_id=spec.worker_id, num_workers=spec.num_workers)
         end_ns = start_ns + round(spec.duration_s * NS_PER_S) if spec.duration_s else None
         try:
             reason = self._loop(workload, end_ns)
@@ -194,8 +212,15 @@ class _Worker:
                 self._sleep_until(end_ns)
                 return "duration"
             self._sleep_until(slot_ns)
+            schedule = self.schedule
+            if schedule is not None and schedule.is_due(clock.now_ns()):
+                self._run_scenario_step(schedule, slot_ns)  # this slot's token is the step's
+                self._maybe_report()
+                continue
             # group every further slot already due into the same transaction
             limit = spec.batch_size if remaining is None else min(spec.batch_size, remaining)
+            if schedule is not None:  # a batch never runs past the next step's slot
+                limit = min(limit, schedule.ops_until_due())
             slots = [slot_ns]
             now_ns = clock.now_ns()
             while len(slots) < limit:
@@ -205,9 +230,12 @@ class _Worker:
                     break
                 slots.append(next_ns)
             self._run_batch(workload, slots)
+            if schedule is not None:
+                schedule.record_ops(len(slots))
             self._maybe_report()
 
     def _finish(self, reason: str) -> None:
+        self._heartbeat_stop.set()
         self._report(final=True)
         self.queue.put(WorkerDone(self.spec.worker_id, reason, self.num_ops))
         if self.ledger is not None:
@@ -230,12 +258,23 @@ class _Worker:
                            backend_pid=0 if final else self._backend_pid(),
                            is_reconnecting=is_reconnecting)
         self.queue.put(delta)
+        self.last_sent_ns = now_ns
         self.stats = IntervalStats()
         self.seq += 1
         self.t0_ns = now_ns
         interval_ns = round(self.spec.report_interval_s * NS_PER_S)
         while self.next_report_ns <= now_ns:
             self.next_report_ns += interval_ns
+
+    def _heartbeats(self) -> None:
+        """Heartbeat thread: while the loop is stuck in one call (a long statement, a lock
+        wait), say every report interval that the process is alive, so liveness does not
+        depend on statement length. The loop's own deltas make heartbeats unnecessary."""
+        interval_ns = round(self.spec.report_interval_s * NS_PER_S)
+        while not self._heartbeat_stop.wait(self.spec.report_interval_s):
+            busy_ns = self.clock.now_ns() - self.last_sent_ns
+            if busy_ns >= interval_ns:
+                self.queue.put(Heartbeat(self.spec.worker_id, busy_ns))
 
     def _sleep_until(self, deadline_ns: int, *, is_reconnecting: bool = False) -> None:
         """Sleep in short slices, reporting on time; raise _StopRequested when stopping."""
@@ -316,6 +355,39 @@ class _Worker:
             if self.ledger is not None and txid is not None:
                 self.ledger.write_txn(txid, datetime.now(UTC).isoformat(), changes)
             return
+
+    def _run_scenario_step(self, schedule: ScenarioSchedule, slot_ns: int) -> None:
+        """Run the next scenario once (``loadgen.scenarios.run_step``) on this slot.
+
+        Its own transactions, on the idle worker connection, recorded in the worker's ledger
+        by the scenario's recorder (op_name ``scenario:<name>``); counted as one operation.
+        Failures are counted and retried like a batch's (a retry runs the scenario again:
+        committed parts are in the ledger, the failed transaction left nothing).
+        """
+        from loadgen.scenarios import run_step
+
+        name = schedule.next_scenario()
+        op_name = scenario_op_name(name)
+        start_ns = self.clock.now_ns()
+        tries = 0
+        while True:
+            tries += 1
+            if self.conn is None or self.conn.closed:
+                self._reconnect()
+            assert self.conn is not None
+            try:
+                result = run_step(self.conn, name, ledger=self.ledger)
+            except psycopg.Error as exc:
+                self._rollback_quietly()
+                if self._handle_failure(exc, [op_name], tries):
+                    continue
+                break
+            self.num_ops += 1
+            self.num_consecutive_failures = 0
+            self.stats.record_scenario_step(op_name, result.num_txns, result.num_changes,
+                                            slot_ns, start_ns, self.clock.now_ns())
+            break
+        schedule.record_step(self.clock.now_ns())
 
     def _handle_failure(self, exc: psycopg.Error, names: list[str], tries: int) -> bool:
         """Count a failed attempt; return True to retry the batch, False to drop it."""

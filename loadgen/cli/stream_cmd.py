@@ -7,11 +7,14 @@ import sys
 
 import typer
 
-from loadgen import coordinator, db
+from loadgen import coordinator, db, profiles
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.errors import RunAbortedError
 from loadgen.rates import format_rate
 from loadgen.report import choose_reporter, print_summary, write_summary_json
+
+_PROFILE_HELP = "Named profile: " + "; ".join(
+    f"{p.name}: {p.description}" for p in profiles.PROFILES.values()) + " [default: default]."
 
 
 @app.command("stream")
@@ -57,13 +60,24 @@ def stream(
     report_interval: float | None = typer.Option(
         None, "--report-interval", help="Seconds between progress updates and worker stats "
         "deltas [default: 1].", show_default=False),
+    profile: str | None = typer.Option(
+        None, "--profile", help=_PROFILE_HELP, show_default=False),
+    scenarios: str | None = typer.Option(
+        None, "--scenarios", help="With a profile that mixes scenarios in: which ones, "
+        "comma-separated (`loadgen scenario list`), or all [default: all].",
+        show_default=False),
+    scenario_weight: float | None = typer.Option(
+        None, "--scenario-weight", help="Fraction of operations that are scenario steps, "
+        "0 < F <= 1; each step is one operation (one token), counted as scenario:<name> "
+        "[default: the profile's, 0.01 for cdc-edge].", show_default=False),
 ) -> None:
     """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C."""
     settings = get_settings(ctx, {"stream": {
         "workers": workers, "rate": rate, "arrivals": arrivals, "burst": burst,
         "duration": duration, "max_ops": max_ops, "batch_size": batch_size, "mix": mix,
         "seed": seed, "ledger": ledger, "summary_json": summary_json, "progress": progress,
-        "report_interval_s": report_interval,
+        "report_interval_s": report_interval, "profile": profile, "scenarios": scenarios,
+        "scenario_weight": scenario_weight,
     }})
     spec = coordinator.RunSpec.from_settings(settings.stream, dsn="")  # bad input: exit 2 now
     spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
@@ -72,6 +86,9 @@ def stream(
             + (f" ({spec.arrivals})" if spec.rate_per_s is not None else ""))
     limits = [f"duration {spec.duration_s:g} s"] if spec.duration_s else []
     limits += [f"max-ops {spec.max_ops}"] if spec.max_ops else []
+    if spec.scenarios:
+        limits.append(f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
+                      f"every {spec.scenario_every_ops} operations per worker")
     print(f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
           f"{', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, db {db.mask_dsn(spec.dsn)}",
           file=sys.stderr, flush=True)
