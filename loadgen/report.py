@@ -76,8 +76,9 @@ class RunSummary:
                            "p99": _ms(lat.percentile(99)), "max": _ms(lat.max)},
             "schedule_lag_ms": {"p50": _ms(lag.percentile(50)), "p99": _ms(lag.percentile(99)),
                                 "max": _ms(lag.max)},
-            "profile": self.profile,
-            **({"scenario_steps": self._scenario_steps()} if self.has_scenarios else {}),
+            # only when scenarios are mixed in, so a default run's JSON keeps its exact keys
+            **({"profile": self.profile, "scenario_steps": self._scenario_steps()}
+               if self.has_scenarios else {}),
         }
 
     def _scenario_steps(self) -> dict[str, Any]:

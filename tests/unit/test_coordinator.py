@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -13,7 +14,7 @@ import pytest
 from loadgen.changes import RowChange
 from loadgen.coordinator import RunSpec, run
 from loadgen.errors import RunAbortedError
-from loadgen.messages import StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
 from loadgen.stats import IntervalStats
 from loadgen.worker import WorkerSpec
 
@@ -161,3 +162,31 @@ def test_worker_specs_split_rate_and_max_ops_exactly() -> None:
     assert {s.arrivals for s in shares} == {"poisson"}
     seeds = {int(s.seed_seq.generate_state(1)[0]) for s in shares}
     assert len(seeds) == 3
+
+
+def busy_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
+    """Stuck in one long call for 2 s: only its heartbeat thread speaks meanwhile."""
+    _ready_and_started(spec, queue, start)
+    t0 = time.monotonic_ns()
+    while time.monotonic_ns() - t0 < 2_000_000_000:
+        queue.put(Heartbeat(spec.worker_id, time.monotonic_ns() - t0))
+        time.sleep(0.2)
+    queue.put(_delta(spec, 0))
+    queue.put(WorkerDone(spec.worker_id, "max-ops", OPS_PER_DELTA))
+
+
+def test_heartbeats_keep_a_busy_worker_alive() -> None:
+    summary = run(_spec(), worker_target=busy_worker, should_check_database=False,
+                  silence_timeout_s=0.8, stop_timeout_s=1.0)
+    assert summary.stop_reason == "max-ops"
+    assert summary.total.num_ops == 2 * OPS_PER_DELTA
+
+
+def test_worker_specs_carry_the_scenario_schedule() -> None:
+    spec = dataclasses.replace(_spec(), profile="cdc-edge", scenarios=("pk-update", "types"),
+                               scenario_every_ops=100, scenario_max_gap_s=300.0)
+    shares = spec.worker_specs()
+    assert {(s.scenarios, s.scenario_every_ops, s.scenario_max_gap_s) for s in shares} == {
+        (("pk-update", "types"), 100, 300.0)}
+    assert "profile" not in run(_spec(num_workers=1), worker_target=good_worker,
+                                should_check_database=False).to_json()
