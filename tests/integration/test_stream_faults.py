@@ -158,3 +158,49 @@ def test_critical_sql_error_counted_or_fatal(schema_dsn: str, tmp_path: Path,
         assert proc.returncode == 0, stderr
         assert summary["errors"].get("42", 0) > 5
         assert summary["total_ops"] > summary["errors"]["42"] + 5  # insert_consulta goes on
+
+
+def test_worker_blocked_in_a_long_statement_stays_alive(schema_dsn: str) -> None:
+    """A lock held for longer than the silence timeout blocks every insert; the workers'
+    heartbeat threads keep them alive, so the run ends normally (before: exit 4, silent)."""
+    import psycopg
+
+    from loadgen import coordinator
+    from tests.integration.test_cdc_cli import SEED_SQL
+
+    with psycopg.connect(schema_dsn, autocommit=True) as conn:
+        for q in SEED_SQL:
+            conn.execute(q)
+    held_s = 2.5
+    locked = threading.Event()
+
+    def hold_lock() -> None:
+        with psycopg.connect(schema_dsn) as conn:
+            count_sql = "SELECT count(*) FROM consultas"
+            first = conn.execute(count_sql).fetchone()
+            conn.rollback()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # until the stream has committed something
+                n = conn.execute(count_sql).fetchone()
+                conn.rollback()
+                if n != first:
+                    break
+                time.sleep(0.02)
+            conn.execute("LOCK TABLE consultas IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            time.sleep(held_s)
+            conn.rollback()
+
+    spec = coordinator.RunSpec(
+        dsn=schema_dsn, num_workers=2, rate_per_s=20.0, is_paced=False, arrivals="uniform",
+        burst=None, duration_s=4.0, max_ops=None, batch_size=5,
+        mix=parse_mix("insert_consulta=1"), seed=3, report_interval_s=0.2, interval_s=2.0,
+        max_jitter_ms=0)
+    holder = threading.Thread(target=hold_lock, daemon=True)
+    holder.start()
+    summary = coordinator.run(spec, silence_timeout_s=1.0)
+    holder.join(10)
+    assert locked.is_set()
+    assert summary.stop_reason == "duration"
+    assert summary.total.num_ops > 0 and not summary.total.errors_by_class
+    assert summary.total.latency_ns.max >= (held_s - 0.5) * 1e9  # they did wait on the lock
