@@ -45,6 +45,7 @@ START_DELAY_S = 0.05  # between "all ready" and the common start time
 START_TIMEOUT_S = 120.0  # for every worker to connect and prepare its workload
 STOP_TIMEOUT_S = 4.0  # after a stop request, before stragglers are terminated (exit < 5 s)
 MIN_SILENCE_TIMEOUT_S = 15.0  # a worker silent this long (or 10 report intervals) is stuck
+BUSY_WARNING_S = 30.0  # log once when a worker's heartbeats say it is stuck in one call this long
 BURST_WINDOW_S = 1.0  # default token-bucket capacity: one second of operations per worker
 
 WorkerTarget = Callable[..., None]
@@ -300,7 +301,7 @@ def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int
         w.is_reconnecting = msg.is_reconnecting
         w.backend_pid = msg.backend_pid or w.backend_pid
     elif isinstance(msg, Heartbeat):
-        if msg.busy_for_ns > 30 * NS_PER_S and not w.is_busy_warned:
+        if msg.busy_for_ns > BUSY_WARNING_S * NS_PER_S and not w.is_busy_warned:
             w.is_busy_warned = True  # once per run: a long lock wait is worth one line
             logger.warning("worker %d busy in one call for %.0f s (alive)", msg.worker_id,
                            msg.busy_for_ns / NS_PER_S)

@@ -274,7 +274,10 @@ class _Worker:
         while not self._heartbeat_stop.wait(self.spec.report_interval_s):
             busy_ns = self.clock.now_ns() - self.last_sent_ns
             if busy_ns >= interval_ns:
-                self.queue.put(Heartbeat(self.spec.worker_id, busy_ns))
+                try:
+                    self.queue.put(Heartbeat(self.spec.worker_id, busy_ns))
+                except (ValueError, OSError):  # the queue closed: the process is ending
+                    return
 
     def _sleep_until(self, deadline_ns: int, *, is_reconnecting: bool = False) -> None:
         """Sleep in short slices, reporting on time; raise _StopRequested when stopping."""
@@ -527,6 +530,7 @@ def run_worker(spec: WorkerSpec, queue: Queue[Any], stop_event: Event, start_eve
     try:
         worker.run()
     except BaseException as exc:  # noqa: BLE001 - process boundary: report, never raise
+        worker._heartbeat_stop.set()
         try:
             queue.put(WorkerFailed(spec.worker_id, type(exc).__name__, _one_line(exc),
                                    traceback.format_exc()))

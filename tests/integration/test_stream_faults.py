@@ -62,7 +62,7 @@ def _worker(dsn: str) -> _Worker:
     )
     start_at = type("V", (), {"value": 0})()
     return _Worker(spec, _ListQueue(), threading.Event(), threading.Event(),  # type: ignore[arg-type]
-                   start_at)  # type: ignore[arg-type]
+                   start_at)
 
 
 def _txid(dsn: str, *, commit: bool) -> int:
