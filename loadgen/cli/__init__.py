@@ -5,9 +5,13 @@ Each group of commands lives in its own module and registers itself on ``app`` w
 
 from __future__ import annotations
 
+import importlib
+
 from loadgen.cli.app import app, main
 
-# Importing registers the commands on ``app`` (order = order in --help).
-from loadgen.cli import db_cmds, seed_cmd, stream_cmd, cdc_cmd, scenario_cmd  # noqa: E402,F401,I001
+# Importing a module registers its commands on ``app``; this order is the order in --help.
+COMMAND_MODULES = ("db_cmds", "seed_cmd", "stream_cmd", "cdc_cmd", "scenario_cmd")
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"loadgen.cli.{_name}")
 
 __all__ = ["app", "main"]
