@@ -133,6 +133,27 @@ def recorded_slots(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
     return {str(s): (str(p), str(lsn)) for s, p, lsn in rows}
 
 
+def slot_database(conn: psycopg.Connection, slot: str) -> str | None:
+    """The database ``slot`` belongs to ("" for a physical slot), or None when no such slot.
+
+    Slot names are unique across the server, but a logical slot can only be used, read or
+    dropped from its own database: every lookup goes through here or ``_slot_here``.
+    """
+    row = conn.execute("SELECT coalesce(database, '') FROM pg_replication_slots"
+                       " WHERE slot_name = %s", (slot,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _slot_here(conn: psycopg.Connection, slot: str) -> None:
+    """Raise ConfigError when ``slot`` exists but belongs to another database (or is physical)."""
+    where = slot_database(conn, slot)
+    here = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+    if where is not None and where != here:
+        owner = f"database {where}" if where else "physical replication"
+        raise ConfigError(f"--slot {slot!r}: that slot belongs to {owner}, not {here};"
+                          " slot names are server-wide: pick another name (left untouched)")
+
+
 def setup(
     conn: psycopg.Connection,
     *,
@@ -158,12 +179,12 @@ def setup(
     """
     if replica_identity not in ("default", "full"):
         raise ConfigError(f"--replica-identity {replica_identity!r}: use default or full")
+    _slot_here(conn, slot)
     problems = check_server(conn)
     free_slots = int(conn.execute(
         "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"
     ).fetchone()[0])  # type: ignore[index]
-    has_slot = conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
-                            (slot,)).fetchone() is not None
+    has_slot = slot_database(conn, slot) is not None  # ours: _slot_here checked
     hard = [p for p in problems if p.setting == "wal_level"
             or (p.setting == "max_replication_slots" and free_slots < 1 and not has_slot)]
     if hard:
@@ -203,8 +224,8 @@ def setup(
             notes.append(f"added to existing publication {publication}: {', '.join(missing)}")
     _ensure_state_table(conn)
     row = conn.execute(
-        "SELECT confirmed_flush_lsn::text, plugin FROM pg_replication_slots WHERE slot_name = %s",
-        (slot,)).fetchone()
+        "SELECT confirmed_flush_lsn::text, plugin FROM pg_replication_slots WHERE slot_name = %s"
+        " AND database = current_database()", (slot,)).fetchone()
     if row is None:
         start_lsn = str(conn.execute(
             "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
@@ -276,32 +297,52 @@ def status(conn: psycopg.Connection, publication: str) -> CdcStatus:
                      idents, recorded, check_server(conn))
 
 
-def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) -> list[str]:
-    """Drop the verifier's slot (and the publication when named); return warnings.
+@dataclass
+class TeardownResult:
+    dropped: list[str]  # what was dropped, e.g. "slot x", "publication y"
+    warnings: list[str]
 
-    Warns about other slots left in this database: every slot pins WAL until it is dropped.
+
+def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) -> TeardownResult:
+    """Drop the verifier's slot (and the publication when named); say what was done.
+
+    Only a slot of the current database is dropped: slot names are server-wide, and a slot of
+    another database (or a physical one) is someone else's. Warns about other slots left in
+    this database: every slot pins WAL until it is dropped.
+
+    Raises:
+        ConfigError: ``slot`` belongs to another database (nothing is dropped, not even the
+            publication).
     """
+    _slot_here(conn, slot)
+    dropped: list[str] = []
     warnings = []
-    r = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
-                     (slot,)).fetchone()
+    r = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s"
+                     " AND database = current_database()", (slot,)).fetchone()
     if r is None:
-        warnings.append(f"slot {slot} does not exist")
+        warnings.append(f"slot {slot} does not exist: nothing to drop")
     elif r[0]:
         warnings.append(f"slot {slot} is active (a consumer is connected): not dropped")
     else:
         conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        dropped.append(f"slot {slot}")
     if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]:  # type: ignore[index]
         conn.execute(sql.SQL("DELETE FROM {} WHERE slot_name = %s").format(
             sql.Identifier(STATE_TABLE)), (slot,))
     if publication:
-        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
+        if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s",
+                        (publication,)).fetchone() is None:
+            warnings.append(f"publication {publication} does not exist: nothing to drop")
+        else:
+            conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
+            dropped.append(f"publication {publication}")
     for name, active in conn.execute(
             "SELECT slot_name, active FROM pg_replication_slots WHERE database = current_database()"
             " AND NOT temporary").fetchall():
         if name != slot or active:
             warnings.append(f"slot {name} is still there and pins WAL until dropped"
                             f" (SELECT pg_drop_replication_slot('{name}'))")
-    return warnings
+    return TeardownResult(dropped, warnings)
 
 
 def iter_slot(
@@ -324,8 +365,9 @@ def iter_slot(
     Raises:
         ConfigError: the slot does not exist or is not a pgoutput slot.
     """
-    row = conn.execute("SELECT plugin, active FROM pg_replication_slots WHERE slot_name = %s",
-                       (slot,)).fetchone()
+    _slot_here(conn, slot)
+    row = conn.execute("SELECT plugin, active FROM pg_replication_slots WHERE slot_name = %s"
+                       " AND database = current_database()", (slot,)).fetchone()
     if row is None:
         raise ConfigError(f"--slot {slot!r}: no such replication slot (run `loadgen cdc setup`)")
     if row[0] != "pgoutput":

@@ -125,14 +125,15 @@ def cdc_teardown(
     keep_publication: bool = typer.Option(False, "--keep-publication",
                                           help="Drop only the slot."),
 ) -> None:
-    """Drop the verifier's slot (slots pin WAL) and the publication; warn about leftovers."""
+    """Drop the verifier's slot (slots pin WAL) and the publication; warn about leftovers.
+    Only a slot of this database is dropped: a slot of that name in another database is
+    left alone (exit 2)."""
     s = _settings(ctx, slot=slot_name, publication=publication)
     with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
-        warnings = slot.teardown(conn, slot=s.cdc.slot,
-                                 publication=None if keep_publication else s.cdc.publication)
-    print(f"dropped slot {s.cdc.slot}" + ("" if keep_publication
-                                          else f" and publication {s.cdc.publication}"))
-    for w in warnings:
+        result = slot.teardown(conn, slot=s.cdc.slot,
+                               publication=None if keep_publication else s.cdc.publication)
+    print(f"dropped {' and '.join(result.dropped)}" if result.dropped else "nothing dropped")
+    for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
 
 
