@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -206,8 +207,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML (UTF-8): {exc}") from None
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -217,6 +218,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text: {exc}") from None
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -227,13 +230,20 @@ def read_env_file(path: Path) -> dict[str, str]:
         if not sep or not key.strip():
             raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        if value[:1] in ("'", '"'):
+            closing = value.find(value[0], 1)
+            if closing < 0:
+                raise ConfigError(f"{path}:{number}: unterminated quote in {raw.strip()!r}")
+            value = value[1:closing]
+        else:  # an unquoted value ends at " #" (a trailing comment, as in .env.example)
+            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
         values[key.strip()] = value
     return values
 
 
-def _env_layer(env: Mapping[str, str], where: str) -> dict[tuple[str, str], tuple[Any, str]]:
+def _env_layer(env: Mapping[str, str], where: str, problems: list[str]
+               ) -> dict[tuple[str, str], tuple[Any, str]]:
+    """Settings named by environment variables; ``LOADGEN_<SECTION>_<typo>`` is a problem."""
     layer: dict[tuple[str, str], tuple[Any, str]] = {}
     for name, value in env.items():
         target = LEGACY_ENV.get(name)
@@ -241,9 +251,15 @@ def _env_layer(env: Mapping[str, str], where: str) -> dict[tuple[str, str], tupl
             rest = name[len("LOADGEN_"):].lower()
             for section in SECTIONS:
                 prefix = section + "_"
-                if rest.startswith(prefix) and rest[len(prefix):] in _field_types(section):
+                if not rest.startswith(prefix):
+                    continue
+                if rest[len(prefix):] in _field_types(section):
                     target = (section, rest[len(prefix):])
-                    break
+                else:
+                    problems.append(f"{where} {name}: unknown setting {section}."
+                                    f"{rest[len(prefix):]} (allowed: "
+                                    f"{', '.join(sorted(_field_types(section)))})")
+                break
         if target is not None:
             layer[target] = (value, f"{where} {name}")
     return layer
@@ -277,6 +293,10 @@ def load(
     if path is not None:
         document = _read_toml(path)
         for section, body in document.items():
+            if not isinstance(body, dict):
+                problems.append(f"{path}: top-level key {section!r} must sit in a section "
+                                f"([{'], ['.join(SECTIONS)}])")
+                continue
             if section not in SECTIONS:
                 problems.append(f"{path}: unknown section [{section}] "
                                 f"(allowed: {', '.join(SECTIONS)})")
@@ -293,8 +313,9 @@ def load(
                     values[(section, key)] = (value, str(path))
 
     if DEFAULT_ENV_PATH.exists():
-        values.update(_env_layer(read_env_file(DEFAULT_ENV_PATH), str(DEFAULT_ENV_PATH)))
-    values.update(_env_layer(env, "env"))
+        values.update(_env_layer(read_env_file(DEFAULT_ENV_PATH), str(DEFAULT_ENV_PATH),
+                                 problems))
+    values.update(_env_layer(env, "env", problems))
     for section, body in (overrides or {}).items():
         known = _field_types(section)
         for key, value in body.items():
@@ -319,11 +340,14 @@ def load(
     return Settings(**sections, sources=sources)
 
 
+_FLAG_NAMES = {("logging", "level"): "--log-level", ("db", "dsn"): "--dsn"}
+
+
 def _label(section: str, key: str, sources: Mapping[str, str]) -> str:
     """How to name a setting in a message: the flag when it came from one, else source + key."""
     where = sources.get(f"{section}.{key}", "default")
     if where == "flag":
-        return "--" + key.removesuffix("_s").replace("_", "-")
+        return _FLAG_NAMES.get((section, key), "--" + key.removesuffix("_s").replace("_", "-"))
     return f"{where}: {section}.{key}"
 
 
@@ -348,6 +372,31 @@ def _validate(built: dict[str, dict[str, Any]], sources: Mapping[str, str]) -> l
         if value is not None and value < 0:
             problems.append(f"{_label(section, key, sources)} = {value!r} "
                             "must not be negative")
+    problems.extend(_validate_stream_strings(built["stream"], sources))
+    return problems
+
+
+def _validate_stream_strings(stream: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
+    """Rate, duration and mix strings parse (the parsers live with the engine and the ops)."""
+    from loadgen.ops.mix import parse_mix
+    from loadgen.rates import parse_duration, parse_rate
+
+    problems: list[str] = []
+    checks = (("rate", lambda v, label: parse_rate(v, flag=label)),
+              ("duration", lambda v, label: parse_duration(v, flag=label)),
+              ("mix", lambda v, label: parse_mix(v)))
+    for key, parse in checks:
+        value = stream.get(key)
+        if value is None:
+            continue
+        label = _label("stream", key, sources)
+        try:
+            parse(value, label)
+        except ConfigError as exc:
+            text = str(exc)
+            flag = f"--{key}: "
+            problems.append(text if text.startswith(label) else
+                            f"{label}: {text.removeprefix(flag)}")
     return problems
 
 

@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen import tables
 from loadgen.config import DbConfig, Settings
-from loadgen.errors import DatabaseUnavailableError, SchemaMissingError
+from loadgen.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,24 @@ def mask_dsn(dsn: str) -> str:
     return _KV_PASSWORD.sub(r"\1***", dsn)
 
 
+def scrub(text: str, dsn: str) -> str:
+    """``text`` (e.g. a driver's error message) with every password in ``dsn`` replaced by ***.
+
+    libpq quotes the offending part of a malformed DSN verbatim, password included.
+    """
+    secrets = [m.group(2) for m in _URI_PASSWORD.finditer(dsn) if m.group(2)]
+    secrets += [m.group(2) for m in _QUERY_PASSWORD.finditer(dsn) if m.group(2)]
+    secrets += [m.group(2).strip("'") for m in _KV_PASSWORD.finditer(dsn) if m.group(2)]
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return mask_dsn(text)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
     """Return ``dsn`` as a conninfo string with the pinned session settings merged in.
 
@@ -59,12 +77,13 @@ def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
     pinned ones are appended, so they win for the keys they name.
 
     Raises:
-        DatabaseUnavailableError: the DSN cannot be parsed.
+        ConfigError: the DSN cannot be parsed (exit 2; the message never shows the password).
     """
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise DatabaseUnavailableError(f"invalid DSN {mask_dsn(dsn)!r}: {exc}") from None
+        raise ConfigError(
+            f"invalid DSN {mask_dsn(dsn)!r}: {scrub(_first_line(exc), dsn)}") from None
     settings = dict(PINNED_SETTINGS)
     settings.update(extra or {})
     pinned = " ".join(f"-c {key}={value}" for key, value in settings.items())
@@ -78,6 +97,11 @@ def database_name(dsn: str) -> str:
     """The database a DSN names (libpq's default: the user name, else ``postgres``)."""
     params = conninfo_to_dict(dsn)
     return str(params.get("dbname") or params.get("user") or "postgres")
+
+
+def _is_bad_option(reason: str) -> bool:
+    """libpq rejected a connection option before any network I/O (bad port, sslmode...)."""
+    return reason.startswith("connection is bad:") and "invalid" in reason
 
 
 _RETRYABLE_FATALS = ("starting up", "shutting down", "too many clients", "recovery mode")
@@ -129,7 +153,9 @@ def connect(
         try:
             return psycopg.connect(conninfo, autocommit=autocommit)
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = scrub(_first_line(exc), dsn)
+            if _is_bad_option(reason):
+                raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {reason}") from None
             if not _is_retryable(exc):
                 hint = ("; run `loadgen init` to create it"
                         if "does not exist" in reason and "database" in reason else "")

@@ -60,3 +60,17 @@ def test_bad_input_exit_2_one_line(tmp_path: Path, args: list[str], files: dict[
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://alice:S3cretPW@[::1/x",  # libpq quotes the whole URI in its message
+    "postgresql://alice:S3cret%PW@127.0.0.1/x",  # ... or the bad percent-encoded token
+    "postgresql://alice:S3cretPW@127.0.0.1:notaport/x",
+    "host=127.0.0.1 port=99999 password=S3cretPW",
+])
+def test_malformed_dsn_exit_2_password_never_shown(tmp_path: Path, dsn: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "LOADGEN_LOGGING_FILE": ""}
+    result = run(["--dsn", dsn, "counts"], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "S3cret" not in result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "invalid DSN" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,41 @@ def test_as_dict_masks_password() -> None:
     s = config.load(env={"PG_PASSWORD": "s3cret", "LOADGEN_DSN": "postgresql://u:s3cret@h/d"})
     text = repr(config.as_dict(s))
     assert "s3cret" not in text
+
+
+def test_dotenv_inline_comments_and_quotes() -> None:
+    _dotenv('BATCH_SIZE=20     # operations per transaction\nPG_HOST="db # not a comment"\n')
+    settings = config.load(env={})
+    assert settings.stream.batch_size == 20
+    assert settings.db.host == "db # not a comment"
+
+
+def test_dotenv_unterminated_quote() -> None:
+    _dotenv('PG_HOST="db\n')
+    with pytest.raises(ConfigError, match="unterminated quote"):
+        config.load(env={})
+
+
+@pytest.mark.parametrize(("setup", "env", "message"), [
+    (lambda: _toml("workers = 2\n"), {}, "top-level key 'workers' must sit in a section"),
+    (lambda: Path("config/settings.toml").write_bytes(b"[stream]\nmix = '\xff'\n"), {},
+     "not valid TOML"),
+    (lambda: Path("config/.env").write_bytes(b"PG_HOST=\xff\n"), {}, "is not UTF-8 text"),
+    (lambda: None, {"LOADGEN_STREAM_WRKERS": "3"}, "env LOADGEN_STREAM_WRKERS: unknown setting"),
+    (lambda: _toml("[stream]\nrate = '5/fortnight'\n"), {},
+     "config/settings.toml: stream.rate: unknown unit 'fortnight'"),
+    (lambda: None, {"LOADGEN_STREAM_DURATION": "soon"}, "env LOADGEN_STREAM_DURATION"),
+    (lambda: None, {"LOADGEN_STREAM_MIX": "insert=abc"}, "env LOADGEN_STREAM_MIX"),
+])
+def test_bad_input_names_its_source(setup: Any, env: dict[str, str], message: str) -> None:
+    setup()
+    with pytest.raises(ConfigError) as info:
+        config.load(env=env)
+    assert message in str(info.value)
+
+
+def test_flag_errors_name_the_flag() -> None:
+    with pytest.raises(ConfigError, match="^--log-level = 'LOUD' is not one of"):
+        config.load({"logging": {"level": "LOUD"}}, env={})
+    with pytest.raises(ConfigError, match="^--workers = 0 must be greater than 0"):
+        config.load({"stream": {"workers": 0}}, env={})
