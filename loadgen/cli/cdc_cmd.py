@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from loadgen import db, scenarios
-from loadgen.cdc import capture, debezium, report, slot
+from loadgen.cdc import capture, debezium, names, report, slot
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.config import Settings
 from loadgen.errors import CheckFailedError, ConfigError
@@ -25,7 +25,14 @@ JSON_HELP = "Print JSON instead of text."
 
 
 def _settings(ctx: typer.Context, **cdc: object) -> Settings:
-    return get_settings(ctx, {"cdc": {k: v for k, v in cdc.items() if v is not None}})
+    """Settings with the cdc flags given; slot and publication names checked (ConfigError)."""
+    s = get_settings(ctx, {"cdc": {k: v for k, v in cdc.items() if v is not None}})
+    names.check_slot(s.cdc.slot, "--slot" if cdc.get("slot") is not None else "cdc.slot")
+    names.check_slot(s.cdc.debezium_slot, "--slot" if cdc.get("debezium_slot") is not None
+                     else "cdc.debezium_slot")
+    names.check_publication(s.cdc.publication, "--publication"
+                            if cdc.get("publication") is not None else "cdc.publication")
+    return s
 
 
 def _dump(doc: object) -> None:
@@ -52,7 +59,8 @@ def cdc_setup(
     create the verifier's slot. Run it BEFORE the load: a slot only sees transactions that
     commit after it exists."""
     s = _settings(ctx, publication=publication, slot=slot_name, replica_identity=replica_identity)
-    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+    with (names.database_errors("cdc setup"),
+          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
         db.require_schema(conn)
         extra: list[str] = []
         if with_scenarios:  # tables first: the publication must exist before the slot
@@ -73,7 +81,8 @@ def cdc_status(
 ) -> None:
     """Slots with lag and retained WAL, the publication's tables, replica identity per table."""
     s = _settings(ctx, publication=publication)
-    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+    with (names.database_errors("cdc status"),
+          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
         st = slot.status(conn, s.cdc.publication)
     if as_json:
         _dump(report.status_dict(st))
@@ -100,7 +109,8 @@ def cdc_verify(
     unexpected, reordered per key, regrouped or altered, and that replaying them gives the
     tables' current contents. Exit 0 when all hold, 1 otherwise."""
     s = _settings(ctx, slot=slot_name, publication=publication)
-    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+    with (names.database_errors("cdc verify"),
+          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
         db.require_schema(conn)
         if debezium_file:
             result = debezium.verify_file(conn, ledger, debezium_file, max_examples=max_examples)
@@ -129,7 +139,8 @@ def cdc_teardown(
     Only a slot of this database is dropped: a slot of that name in another database is
     left alone (exit 2)."""
     s = _settings(ctx, slot=slot_name, publication=publication)
-    with db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+    with (names.database_errors("cdc teardown"),
+          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
         result = slot.teardown(conn, slot=s.cdc.slot,
                                publication=None if keep_publication else s.cdc.publication)
     print(f"dropped {' and '.join(result.dropped)}" if result.dropped else "nothing dropped")
@@ -162,7 +173,8 @@ def cdc_debezium_config(
         raise ConfigError(f"--slot {s.cdc.debezium_slot!r}: that is the verifier's slot;"
                           " Debezium needs its own")
     dsn = get_dsn(ctx)
-    with db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn:
+    with (names.database_errors("cdc debezium-config"),
+          db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn):
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
     doc = debezium.debezium_config(dsn, schema=schema, publication=s.cdc.publication,
                                    slot=s.cdc.debezium_slot, topic_prefix=s.cdc.topic_prefix,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from loadgen import db, scenarios
+from loadgen.cdc.names import database_errors
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.errors import ConfigError
 
@@ -60,7 +61,8 @@ def run_scenarios(
     dsn = get_dsn(ctx)
     print(f"scenario: {', '.join(chosen)} x{repeat}, db {db.mask_dsn(dsn)}"
           + (f", ledger {ledger}" if ledger else ""), file=sys.stderr, flush=True)
-    results = scenarios.run(dsn, chosen, ledger_path=ledger, repeat=repeat, options=options)
+    with database_errors("scenario run"):
+        results = scenarios.run(dsn, chosen, ledger_path=ledger, repeat=repeat, options=options)
     for r in results:
         print(f"{r.name}: {r.num_txns} transactions, {r.num_changes} changes, "
               f"{r.elapsed_s:.2f} s")
@@ -79,7 +81,8 @@ def drop_scenario_tables(
     dsn = get_dsn(ctx)
     if not yes and not typer.confirm(f"drop the cdc_ scenario tables in {db.mask_dsn(dsn)}?"):
         raise typer.Exit(1)
-    with db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn:
+    with (database_errors("scenario drop"),
+          db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
         dropped = scenarios.drop_tables(conn)
     print(f"dropped {len(dropped)} scenario tables" + (f": {', '.join(dropped)}" if dropped
                                                        else ""))

@@ -14,8 +14,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from loadgen.cdc import names
 from loadgen.cdc import slot as S
-from loadgen.errors import ConfigError
+from loadgen.errors import ConfigError, DatabaseUnavailableError
 from tests.integration.test_cdc_cli import in_process
 
 pytestmark = pytest.mark.db
@@ -78,3 +79,21 @@ def test_teardown_of_nothing_says_nothing_was_dropped(
     assert "nothing dropped" in out
     assert f"slot lg_test_none_{tag} does not exist" in err
     assert f"publication lg_none_{tag} does not exist" in err
+
+
+def test_bad_names_exit_2_and_db_errors_are_one_line(
+    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "setup",
+                                "--slot", "Bad-Slot!")
+    assert code == 2, out + err
+    assert "--slot 'Bad-Slot!'" in err and "lowercase" in err and "Traceback" not in err
+    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "teardown",
+                                "--publication", "bad-pub")
+    assert code == 2 and "--publication 'bad-pub'" in err, out + err
+    refused = r"^x: the server refused: division by zero \(SQLSTATE 22012\)$"
+    with (psycopg.connect(schema_dsn) as conn, pytest.raises(DatabaseUnavailableError,
+                                                              match=refused),
+          names.database_errors("x")):
+        conn.execute("SELECT 1/0")
