@@ -79,8 +79,11 @@ def drop_scenario_tables(
     """Drop every cdc_ scenario table (the 7 hospital tables are never touched)."""
     s = get_settings(ctx)
     dsn = get_dsn(ctx)
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError("scenario drop: no terminal to confirm on; pass --yes to drop the"
+                          " cdc_ scenario tables")
     if not yes and not typer.confirm(f"drop the cdc_ scenario tables in {db.mask_dsn(dsn)}?"):
-        raise typer.Exit(1)
+        raise ConfigError("scenario drop: not confirmed; nothing dropped")
     with (database_errors("scenario drop"),
           db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
         dropped = scenarios.drop_tables(conn)
