@@ -303,6 +303,25 @@ def _describe(r: _Rel, op: int, pk: int, vals: tuple[P.Value, ...] | None,
             "old_kind": old_kind, "old": _image(r, old), "old_pk": old_pk}
 
 
+def _before_slot_hint(verifier: Verifier, origin: slot_mod.SlotOrigin | None) -> str | None:
+    """A note when most missing changes belong to transactions that ended before the slot
+    existed (a slot only sees later commits): the ledger predates ``cdc setup``."""
+    if origin is None or origin.xmin_before is None:
+        return None
+    L = verifier.L
+    missing = ~L.is_dup & (verifier.match_count == 0)
+    truncate_xids = [L.truncates[i][0] for idxs in verifier._ledger_truncates.values()
+                     for i in idxs]
+    total = int(missing.sum()) + len(truncate_xids)
+    before = int((L.xid[missing] < origin.xmin_before).sum()) + sum(
+        1 for x in truncate_xids if x < origin.xmin_before)
+    if not before or before * 2 < total:
+        return None
+    return (f"{before:,} of the {total:,} missing changes committed before the slot was"
+            f" created at {origin.created_at} (LSN {origin.start_lsn}): a slot only sees later"
+            " commits; run `loadgen cdc setup` before the load")
+
+
 def verify_slot(
     conn: psycopg.Connection,
     ledger_path: str,
@@ -336,6 +355,9 @@ def verify_slot(
         except P.DecodeError as exc:
             raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
     report = verifier.finish(conn, f"slot {slot}")
+    hint = _before_slot_hint(verifier, slot_mod.slot_origin(conn, slot))
+    if hint:
+        report.notes.append(hint)
     report.counts.update({
         "captured_transactions": stats.num_transactions,
         "other_table_changes": stats.num_other,

@@ -121,6 +121,31 @@ def _ensure_state_table(conn: psycopg.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS {} (slot_name text PRIMARY KEY, publication text NOT NULL,"
         " start_lsn pg_lsn NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
     ).format(sql.Identifier(STATE_TABLE)))
+    # xmin_before: every transaction with a smaller xid8 had ended before the slot was created
+    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS xmin_before bigint").format(
+        sql.Identifier(STATE_TABLE)))
+
+
+@dataclass(frozen=True)
+class SlotOrigin:
+    start_lsn: str  # X/Y text
+    created_at: str  # ISO timestamp (UTC)
+    xmin_before: int | None  # xid8 as int: older transactions ended before the slot existed
+
+
+def slot_origin(conn: psycopg.Connection, slot: str) -> SlotOrigin | None:
+    """What ``setup`` recorded when it created ``slot`` (None when it did not record it)."""
+    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]:  # type: ignore[index]
+        return None
+    has_xmin = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'xmin_before'"
+        " AND NOT attisdropped", (STATE_TABLE,)).fetchone() is not None
+    row = conn.execute(sql.SQL(
+        "SELECT start_lsn::text, to_char(created_at AT TIME ZONE 'UTC',"
+        " 'YYYY-MM-DD HH24:MI:SS') || ' UTC', {} FROM {} WHERE slot_name = %s").format(
+        sql.SQL("xmin_before" if has_xmin else "NULL::bigint"), sql.Identifier(STATE_TABLE)),
+        (slot,)).fetchone()
+    return None if row is None else SlotOrigin(str(row[0]), str(row[1]), row[2])
 
 
 def recorded_slots(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
@@ -227,14 +252,18 @@ def setup(
         "SELECT confirmed_flush_lsn::text, plugin FROM pg_replication_slots WHERE slot_name = %s"
         " AND database = current_database()", (slot,)).fetchone()
     if row is None:
+        xmin_before = int(conn.execute(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0])  # type: ignore[index]
         start_lsn = str(conn.execute(
             "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
             (slot,)).fetchone()[0])  # type: ignore[index]
         conn.execute(sql.SQL(
-            "INSERT INTO {} (slot_name, publication, start_lsn) VALUES (%s, %s, %s::pg_lsn)"
+            "INSERT INTO {} (slot_name, publication, start_lsn, xmin_before)"
+            " VALUES (%s, %s, %s::pg_lsn, %s)"
             " ON CONFLICT (slot_name) DO UPDATE SET publication = EXCLUDED.publication,"
-            " start_lsn = EXCLUDED.start_lsn, created_at = now()").format(ident(STATE_TABLE)),
-            (slot, publication, start_lsn))
+            " start_lsn = EXCLUDED.start_lsn, created_at = now(),"
+            " xmin_before = EXCLUDED.xmin_before").format(ident(STATE_TABLE)),
+            (slot, publication, start_lsn, xmin_before))
         created = True
     else:
         if row[1] != "pgoutput":
