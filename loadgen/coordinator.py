@@ -49,6 +49,42 @@ BUSY_WARNING_S = 30.0  # log once when a worker's heartbeats say it is stuck in 
 BURST_WINDOW_S = 1.0  # default token-bucket capacity: one second of operations per worker
 
 WorkerTarget = Callable[..., None]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopFlag:
+    """SIGINT/SIGTERM as a counted stop request; the CLI installs it as early as it can.
+
+    A process started in the background by a shell inherits SIGINT ignored, and SIGTERM's default
+    kills without a summary, so the handlers go in before anything slow (the database check,
+    spawning workers, the start barrier) and every wait in ``run`` looks at ``count``.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0  # stop requests received
+        self.on_request: Callable[[], None] | None = None  # called in the handler (set an Event)
+        self._old_handlers: dict[int, Any] = {}
+
+    @property
+    def is_installed(self) -> bool:
+        return bool(self._old_handlers)
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM from now on (main thread only); idempotent."""
+        for sig in STOP_SIGNALS:
+            old = signal.signal(sig, self._on_signal)
+            self._old_handlers.setdefault(sig, old)
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before ``install``."""
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.on_request is not None:
+            self.on_request()
 
 
 @dataclass(frozen=True)
@@ -195,11 +231,14 @@ class _Run:
 
     total: IntervalStats = field(default_factory=IntervalStats)
     interval: IntervalStats = field(default_factory=IntervalStats)
-    stop_requests: int = 0  # SIGINT/SIGTERM received
+    stop: StopFlag = field(default_factory=StopFlag)  # SIGINT/SIGTERM received
     abort_reason: str | None = None
     abort_error_type: str | None = None
     stop_reason: str | None = None
     last_t1_ns: int = 0  # latest interval end of any delta: when the last worker finished
+    t_start_ns: int = 0  # the common start time (or when the run gave up before it)
+    t_end_ns: int = 0
+    messages: Any = None  # the workers' queue, once created
 
 
 def run(
@@ -211,10 +250,14 @@ def run(
     silence_timeout_s: float | None = None,
     start_timeout_s: float = START_TIMEOUT_S,
     stop_timeout_s: float = STOP_TIMEOUT_S,
+    stop: StopFlag | None = None,
 ) -> RunSummary:
     """Run the stream to its end (duration, max-ops or a signal) and return the summary.
 
-    Blocks; call from the main thread (it installs SIGINT/SIGTERM handlers for the duration).
+    Blocks; call from the main thread. SIGINT/SIGTERM stop the run at any stage: pass ``stop``
+    already installed (the CLI does, first thing) or ``run`` installs one for its duration.
+    Workers are spawned with SIGINT ignored, so a terminal's Ctrl-C reaches only this process's
+    decision.
 
     Raises:
         SchemaMissingError, DatabaseUnavailableError: before any worker starts (exit 3).
@@ -222,57 +265,25 @@ def run(
             summary (exit 4).
     """
     reporter = reporter or NullReporter()
-    if should_check_database:
-        check_database(spec.dsn)
-    if silence_timeout_s is None:
-        silence_timeout_s = max(MIN_SILENCE_TIMEOUT_S, 10 * spec.report_interval_s)
-    ctx = multiprocessing.get_context("spawn")
-    messages = ctx.Queue()
-    stop_event, start_event = ctx.Event(), ctx.Event()
-    start_at_ns = ctx.Value("q", 0)
+    state = _Run(stop=stop if stop is not None else StopFlag())
+    owns_handlers = not state.stop.is_installed
+    state.stop.install()
     clock = SystemClock()
-    state = _Run()
-    workers = {
-        ws.worker_id: _WorkerState(ctx.Process(
-            target=worker_target, name=f"loadgen-worker-{ws.worker_id}",
-            args=(ws, messages, stop_event, start_event, start_at_ns), daemon=True))
-        for ws in spec.worker_specs()
-    }
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        state.stop_requests += 1
-        stop_event.set()
-
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    t_start_ns = clock.now_ns()
-    t_end_ns = t_start_ns
+    t_start_ns = t_end_ns = clock.now_ns()
+    workers: dict[int, _WorkerState] = {}
     try:
-        for w in workers.values():
-            w.process.start()
-            w.last_seen_ns = clock.now_ns()
-        _wait_ready(workers, messages, state, clock, start_timeout_s)
-        if state.abort_reason is None and not state.stop_requests:
-            t_start_ns = clock.now_ns() + round(START_DELAY_S * NS_PER_S)
-            start_at_ns.value = t_start_ns
-            start_event.set()
-            reporter.start()
-            try:
-                _main_loop(spec, workers, messages, state, clock, reporter, t_start_ns,
-                           silence_timeout_s, stop_event)
-            finally:
-                reporter.stop()
-        else:
-            t_start_ns = clock.now_ns()
-        t_end_ns = clock.now_ns()
-        stop_event.set()
-        _drain_until_done(workers, messages, state, clock, stop_timeout_s)
-        if state.last_t1_ns > t_start_ns and state.abort_reason is None:
-            # the workers' own end (their final deltas), not when this loop noticed it
-            t_end_ns = state.last_t1_ns
+        if should_check_database and not state.stop.count:
+            check_database(spec.dsn)
+        if not state.stop.count:
+            _start_workers(spec, workers, worker_target, clock, state, silence_timeout_s,
+                           start_timeout_s, stop_timeout_s, reporter)
+            t_start_ns, t_end_ns = state.t_start_ns, state.t_end_ns
     finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        _shut_down(workers, messages)
+        state.stop.on_request = None
+        if owns_handlers:
+            state.stop.restore()
+        if state.messages is not None:
+            _shut_down(workers, state.messages)
     summary = RunSummary(
         total=state.total, elapsed_s=max(t_end_ns - t_start_ns, 0) / NS_PER_S,
         num_workers=spec.num_workers, target_rate_per_s=spec.target_rate_per_s, seed=spec.seed,
@@ -286,6 +297,57 @@ def run(
         error.summary = summary  # type: ignore[attr-defined]
         raise error
     return summary
+
+
+def _start_workers(spec: RunSpec, workers: dict[int, _WorkerState], worker_target: WorkerTarget,
+                   clock: SystemClock, state: _Run, silence_timeout_s: float | None,
+                   start_timeout_s: float, stop_timeout_s: float, reporter: Reporter) -> None:
+    """Spawn the workers into ``workers`` and run them to the end (queue in ``state``)."""
+    if silence_timeout_s is None:
+        silence_timeout_s = max(MIN_SILENCE_TIMEOUT_S, 10 * spec.report_interval_s)
+    ctx = multiprocessing.get_context("spawn")
+    messages = state.messages = ctx.Queue()
+    stop_event, start_event = ctx.Event(), ctx.Event()
+    start_at_ns = ctx.Value("q", 0)
+    state.stop.on_request = stop_event.set
+    if state.stop.count:
+        stop_event.set()
+    for ws in spec.worker_specs():
+        workers[ws.worker_id] = _WorkerState(ctx.Process(
+            target=worker_target, name=f"loadgen-worker-{ws.worker_id}",
+            args=(ws, messages, stop_event, start_event, start_at_ns), daemon=True))
+    t_start_ns = clock.now_ns()
+    # Children inherit SIG_IGN through exec (a caught signal would be reset to Python's default,
+    # KeyboardInterrupt, during their imports); SIGINT is held pending meanwhile, not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for w in workers.values():
+            w.process.start()
+            w.last_seen_ns = clock.now_ns()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _wait_ready(workers, messages, state, clock, start_timeout_s)
+    if state.abort_reason is None and not state.stop.count:
+        t_start_ns = clock.now_ns() + round(START_DELAY_S * NS_PER_S)
+        start_at_ns.value = t_start_ns
+        start_event.set()
+        reporter.start()
+        try:
+            _main_loop(spec, workers, messages, state, clock, reporter, t_start_ns,
+                       silence_timeout_s, stop_event)
+        finally:
+            reporter.stop()
+    else:
+        t_start_ns = clock.now_ns()
+    t_end_ns = clock.now_ns()
+    stop_event.set()
+    _drain_until_done(workers, messages, state, clock, stop_timeout_s)
+    if state.last_t1_ns > t_start_ns and state.abort_reason is None:
+        # the workers' own end (their final deltas), not when this loop noticed it
+        t_end_ns = state.last_t1_ns
+    state.t_start_ns, state.t_end_ns = t_start_ns, t_end_ns
 
 
 def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int) -> None:
@@ -356,7 +418,7 @@ def _wait_ready(workers: dict[int, _WorkerState], messages: Any, state: _Run,
         for w in workers.values():
             w.last_seen_ns = max(w.last_seen_ns, clock.now_ns() - 1)  # not silent while starting
         _check_liveness(workers, messages, state, clock, start_timeout_s)
-        if state.abort_reason is not None or state.stop_requests:
+        if state.abort_reason is not None or state.stop.count:
             return
         if clock.now_ns() > deadline_ns:
             late = [str(i) for i, w in workers.items() if not w.is_ready]
@@ -394,7 +456,7 @@ def _main_loop(spec: RunSpec, workers: dict[int, _WorkerState], messages: Any, s
                 next_tick_ns += tick_ns
         if all(w.is_done for w in workers.values()):
             return
-        if state.stop_requests:
+        if state.stop.count:
             state.stop_reason = "stopped"
             return
         _check_liveness(workers, messages, state, clock, silence_timeout_s)
@@ -416,7 +478,7 @@ def _drain_until_done(workers: dict[int, _WorkerState], messages: Any, state: _R
     _poll(messages, workers, state, clock, 0.001)
     late = [i for i, w in workers.items() if not w.is_done]
     if late and state.abort_reason is None:
-        if state.stop_requests:
+        if state.stop.count:
             logger.warning("worker %s did not stop within %.1f s; terminated",
                            ", ".join(map(str, late)), stop_timeout_s)
         else:
@@ -441,4 +503,4 @@ def _shut_down(workers: dict[int, _WorkerState], messages: Any) -> None:
     messages.cancel_join_thread()
 
 
-__all__ = ["RunSpec", "check_database", "run"]
+__all__ = ["RunSpec", "StopFlag", "check_database", "run"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 
 import typer
 
@@ -12,6 +13,13 @@ from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.errors import RunAbortedError
 from loadgen.rates import format_rate
 from loadgen.report import choose_reporter, print_summary, write_summary_json
+
+# SIGINT/SIGTERM handling starts as soon as this module is imported for a `stream` run (before
+# settings, the database check and spawning), so a signal in the first second is not lost.
+_STOP = coordinator.StopFlag()
+# (`stream` among the first words: after at most one global option and its value.)
+if "stream" in sys.argv[1:4] and threading.current_thread() is threading.main_thread():
+    _STOP.install()
 
 _PROFILE_HELP = "Named profile: " + "; ".join(
     f"{p.name}: {p.description}" for p in profiles.PROFILES.values()) + " [default: default]."
@@ -72,6 +80,7 @@ def stream(
         "[default: the profile's, 0.01 for cdc-edge].", show_default=False),
 ) -> None:
     """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C."""
+    _STOP.install()  # idempotent; the import-time install covers `loadgen stream` itself
     settings = get_settings(ctx, {"stream": {
         "workers": workers, "rate": rate, "arrivals": arrivals, "burst": burst,
         "duration": duration, "max_ops": max_ops, "batch_size": batch_size, "mix": mix,
@@ -94,7 +103,10 @@ def stream(
           file=sys.stderr, flush=True)
     reporter = choose_reporter(settings.stream.progress)
     try:
-        summary = coordinator.run(spec, reporter)
+        try:
+            summary = coordinator.run(spec, reporter, stop=_STOP)
+        finally:
+            _STOP.restore()
     except RunAbortedError as exc:
         partial = getattr(exc, "summary", None)
         if partial is not None:

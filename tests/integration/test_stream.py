@@ -242,3 +242,31 @@ def test_missing_schema_exits_3_with_the_fix(dsn: str, tmp_path: Path,
     assert result.returncode == 3
     assert "run `loadgen init` and `loadgen seed` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell's `loadgen stream ... &` gets
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_early_signal_stops_the_run_with_a_summary(sig: signal.Signals, env: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    """A signal right after the header (database check, spawning, start barrier) is not lost."""
+    proc = subprocess.Popen(_cli(["stream", "--rate", "50/s", "--duration", "25",
+                                  "--no-progress"]), env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ignore_sigint)
+    try:
+        assert proc.stderr is not None
+        header = proc.stderr.readline()
+        assert header.startswith("stream:"), header
+        proc.send_signal(sig)
+        started = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=15)
+        took_s = time.monotonic() - started
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, header + stderr
+    assert took_s < 5.0
+    assert "summary (stopped)" in stdout, stdout
+    assert "Traceback" not in stderr
