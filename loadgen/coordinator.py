@@ -165,7 +165,12 @@ class RunSpec:
         return self.rate_per_s
 
     def worker_specs(self) -> list[WorkerSpec]:
-        """Split rate, burst and max-ops across workers; the shares add up exactly."""
+        """Split rate, burst and max-ops across workers; the shares add up exactly.
+
+        Under a rate, worker ``i``'s first token comes at ``i / rate`` (a phase), so the run's
+        tokens interleave at the total rate from the start: at ``1/h`` one operation happens in
+        the first hour, not one per worker at t=0.
+        """
         n = self.num_workers
         children = np.random.SeedSequence(self.seed).spawn(n)
         per_worker_rate = None if self.rate_per_s is None else self.rate_per_s / n
@@ -192,6 +197,7 @@ class RunSpec:
                 reconnect_timeout_s=self.reconnect_timeout_s, scenarios=self.scenarios,
                 scenario_every_ops=self.scenario_every_ops,
                 scenario_max_gap_s=self.scenario_max_gap_s,
+                phase_s=0.0 if self.rate_per_s is None or self.is_paced else i / self.rate_per_s,
             ))
         return specs
 

@@ -89,6 +89,7 @@ class WorkerSpec:
     scenarios: tuple[str, ...] = ()  # scenarios mixed in (--profile cdc-edge); empty = none
     scenario_every_ops: int = 0  # one slot in this many is a scenario step
     scenario_max_gap_s: float | None = None  # and at least one step this often, s
+    phase_s: float = 0.0  # this worker's first token/slot comes this long after the start, s
 
 
 def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) -> Arrivals:
@@ -101,11 +102,12 @@ def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) ->
             worker_id=spec.worker_id, num_workers=spec.num_workers,
         )
     assert spec.rate_per_s is not None
-    if spec.arrivals == "poisson":
+    if spec.arrivals == "poisson":  # exponential first gaps already spread the workers
         return PoissonArrivals(spec.rate_per_s, start_ns, rng)
+    first_ns = start_ns + round(spec.phase_s * NS_PER_S)  # staggered: see RunSpec.worker_specs
     if spec.arrivals == "uniform":
-        return UniformArrivals(spec.rate_per_s, start_ns)
-    return TokenBucket(spec.rate_per_s, spec.burst, start_ns)
+        return UniformArrivals(spec.rate_per_s, first_ns)
+    return TokenBucket(spec.rate_per_s, spec.burst, first_ns)
 
 
 class _Worker(Recovery):

@@ -270,3 +270,11 @@ def test_early_signal_stops_the_run_with_a_summary(sig: signal.Signals, env: dic
     assert took_s < 5.0
     assert "summary (stopped)" in stdout, stdout
     assert "Traceback" not in stderr
+
+
+def test_low_rate_is_the_total_not_one_op_per_worker_at_start(env: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    result = _run(["stream", "--rate", "1/h", "--workers", "4", "--duration", "2",
+                   "--no-progress", "--summary-json", "s.json"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["total_ops"] == 1

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from loadgen.changes import RowChange
@@ -190,3 +191,30 @@ def test_worker_specs_carry_the_scenario_schedule() -> None:
         (("pk-update", "types"), 100, 300.0)}
     assert "profile" not in run(_spec(num_workers=1), worker_target=good_worker,
                                 should_check_database=False).to_json()
+
+
+def _run_slots(rate_per_s: float, num_workers: int, window_s: float,
+               arrivals: str = "token-bucket") -> list[int]:
+    """Slots (ns from the start) every worker of a run would take in the first ``window_s``."""
+    from loadgen.worker import build_arrivals
+
+    spec = RunSpec(
+        dsn="x", num_workers=num_workers, rate_per_s=rate_per_s, is_paced=False,
+        arrivals=arrivals, burst=None, duration_s=None, max_ops=None, batch_size=1,
+        mix={"insert_consulta": 1.0}, seed=3, report_interval_s=1.0, interval_s=2.0,
+        max_jitter_ms=400)
+    slots = []
+    for ws in spec.worker_specs():
+        schedule = build_arrivals(ws, 0, np.random.default_rng(0))
+        while (slot := schedule.next_slot_ns(0)) < window_s * 1e9:  # a caller keeping up
+            slots.append(slot)
+    return sorted(slots)
+
+
+@pytest.mark.parametrize("arrivals", ["token-bucket", "uniform"])
+def test_workers_are_staggered_so_the_total_rate_holds_from_the_start(arrivals: str) -> None:
+    assert len(_run_slots(1 / 3600, 4, 10.0, arrivals)) == 1  # 1/h: one op, not one per worker
+    assert len(_run_slots(1 / 60, 2, 6.0, arrivals)) == 1
+    slots = _run_slots(10.0, 4, 5.0, arrivals)  # interleaved: one slot every 100 ms
+    assert np.diff(slots) == pytest.approx(np.full(len(slots) - 1, 1e8), abs=2)
+    assert len(slots) == 50
