@@ -10,7 +10,7 @@ import typer
 
 from loadgen import coordinator, db, profiles
 from loadgen.cli.app import app, get_dsn, get_settings
-from loadgen.errors import RunAbortedError
+from loadgen.errors import ConfigError, RunAbortedError
 from loadgen.rates import format_rate
 from loadgen.report import choose_reporter, print_summary, write_summary_json
 
@@ -23,6 +23,17 @@ if "stream" in sys.argv[1:4] and threading.current_thread() is threading.main_th
 
 _PROFILE_HELP = "Named profile: " + "; ".join(
     f"{p.name}: {p.description}" for p in profiles.PROFILES.values()) + " [default: default]."
+
+
+def _reject_empty(values: dict[str, str | None]) -> None:
+    """An explicitly given empty value is bad input (None = not given = the default).
+
+    Raises:
+        ConfigError: naming the first flag given as "" or blanks (exit 2).
+    """
+    for flag, value in values.items():
+        if value is not None and not value.strip():
+            raise ConfigError(f"{flag}: empty value {value!r}; leave the flag out for the default")
 
 
 @app.command("stream")
@@ -81,6 +92,9 @@ def stream(
 ) -> None:
     """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C."""
     _STOP.install()  # idempotent; the import-time install covers `loadgen stream` itself
+    _reject_empty({"--rate": rate, "--mix": mix, "--duration": duration, "--arrivals": arrivals,
+                   "--ledger": ledger, "--summary-json": summary_json, "--profile": profile,
+                   "--scenarios": scenarios})
     settings = get_settings(ctx, {"stream": {
         "workers": workers, "rate": rate, "arrivals": arrivals, "burst": burst,
         "duration": duration, "max_ops": max_ops, "batch_size": batch_size, "mix": mix,
@@ -98,7 +112,8 @@ def stream(
     if spec.scenarios:
         limits.append(f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
                       f"every {spec.scenario_every_ops} operations per worker")
-    print(f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
+    mix_text = " ".join((settings.stream.mix or "default").split())
+    print(f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, mix {mix_text}, "
           f"{', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, db {db.mask_dsn(spec.dsn)}",
           file=sys.stderr, flush=True)
     reporter = choose_reporter(settings.stream.progress)

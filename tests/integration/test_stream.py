@@ -222,6 +222,9 @@ BAD_VALUES = [
     (["--mix", "insert_bogus=3"], "insert_bogus"),
     (["--duration", "soon"], "--duration"),
     (["--arrivals", "bursty"], "bursty"),
+    (["--mix", ""], "--mix: empty value"),
+    (["--mix", " "], "--mix: empty value"),
+    (["--rate", ""], "--rate: empty value"),
 ]
 
 
@@ -270,6 +273,13 @@ def test_early_signal_stops_the_run_with_a_summary(sig: signal.Signals, env: dic
     assert took_s < 5.0
     assert "summary (stopped)" in stdout, stdout
     assert "Traceback" not in stderr
+
+
+def test_header_names_the_mix(env: dict[str, str], tmp_path: Path) -> None:
+    result = _run(["stream", "--max-ops", "1", "--no-progress", "--mix", "insert=1"], env,
+                  tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ", mix insert=1," in result.stderr.splitlines()[0]
 
 
 def test_low_rate_is_the_total_not_one_op_per_worker_at_start(env: dict[str, str],
