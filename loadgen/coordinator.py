@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import os
 import queue as queue_mod
 import secrets
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -202,6 +204,26 @@ class RunSpec:
         return specs
 
 
+def check_ledger_path(path: str) -> None:
+    """Fail before spawning when the ledger's directory cannot be created or written.
+
+    Creates the directory (the workers would); writes nothing in it.
+
+    Raises:
+        ConfigError: naming ``--ledger``, the path and the OS error (exit 2).
+    """
+    from loadgen.ledger import part_path
+
+    directory = Path(part_path(path, 0)).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--ledger {path!r}: cannot create {directory}: "
+                          f"{exc.strerror or exc}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"--ledger {path!r}: directory {directory} is not writable")
+
+
 def check_database(dsn: str) -> None:
     """Fail fast before spawning: server reachable, tables present and seeded.
 
@@ -266,6 +288,8 @@ def run(
     decision.
 
     Raises:
+        ConfigError: the ledger directory cannot be created or written (exit 2), before any
+            worker starts.
         SchemaMissingError, DatabaseUnavailableError: before any worker starts (exit 3).
         RunAbortedError: a worker died, went silent or failed; ``.summary`` holds the partial
             summary (exit 4).
@@ -278,6 +302,8 @@ def run(
     t_start_ns = t_end_ns = clock.now_ns()
     workers: dict[int, _WorkerState] = {}
     try:
+        if spec.ledger:
+            check_ledger_path(spec.ledger)
         if should_check_database and not state.stop.count:
             check_database(spec.dsn)
         if not state.stop.count:
@@ -509,4 +535,4 @@ def _shut_down(workers: dict[int, _WorkerState], messages: Any) -> None:
     messages.cancel_join_thread()
 
 
-__all__ = ["RunSpec", "StopFlag", "check_database", "run"]
+__all__ = ["RunSpec", "StopFlag", "check_database", "check_ledger_path", "run"]

@@ -7,6 +7,7 @@ from ns to ms or s only here.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 
 from loadgen.clock import NS_PER_MS
+from loadgen.errors import ConfigError
 from loadgen.ops.registry import BY_NAME, KINDS
 from loadgen.profiles import SCENARIO_KIND, is_scenario_op
 from loadgen.rates import format_rate
@@ -94,6 +96,24 @@ class RunSummary:
 
 def _ms(value_ns: int | float) -> float:
     return round(value_ns / NS_PER_MS, 3)
+
+
+def check_summary_json_path(path: str | Path) -> None:
+    """Fail before the run when ``--summary-json`` could not be written at its end.
+
+    Raises:
+        ConfigError: the path is a directory, or its directory is missing or not writable
+            (exit 2).
+    """
+    target = Path(path)
+    directory = target.parent
+    if target.is_dir():
+        raise ConfigError(f"--summary-json {str(path)!r}: is a directory; give a file path")
+    if not directory.is_dir():
+        raise ConfigError(f"--summary-json {str(path)!r}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK) or (
+            target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"--summary-json {str(path)!r}: not writable")
 
 
 def write_summary_json(path: str | Path, summary: RunSummary) -> None:

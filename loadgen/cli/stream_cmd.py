@@ -12,7 +12,13 @@ from loadgen import coordinator, db, profiles
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.errors import ConfigError, RunAbortedError
 from loadgen.rates import format_rate
-from loadgen.report import choose_reporter, print_summary, write_summary_json
+from loadgen.report import (
+    RunSummary,
+    check_summary_json_path,
+    choose_reporter,
+    print_summary,
+    write_summary_json,
+)
 
 # SIGINT/SIGTERM handling starts as soon as this module is imported for a `stream` run (before
 # settings, the database check and spawning), so a signal in the first second is not lost.
@@ -103,6 +109,9 @@ def stream(
         "scenario_weight": scenario_weight,
     }})
     spec = coordinator.RunSpec.from_settings(settings.stream, dsn="")  # bad input: exit 2 now
+    summary_json_path = settings.stream.summary_json
+    if summary_json_path:
+        check_summary_json_path(summary_json_path)
     spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
     pace = (f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms" if spec.is_paced
             else f"rate {format_rate(spec.rate_per_s)}"
@@ -126,9 +135,18 @@ def stream(
         partial = getattr(exc, "summary", None)
         if partial is not None:
             print_summary(partial)
-            if settings.stream.summary_json:
-                write_summary_json(settings.stream.summary_json, partial)
+            _write_summary_json(summary_json_path, partial)
         raise
     print_summary(summary)
-    if settings.stream.summary_json:
-        write_summary_json(settings.stream.summary_json, summary)
+    _write_summary_json(summary_json_path, summary)
+
+
+def _write_summary_json(path: str | None, summary: RunSummary) -> None:
+    """Write the JSON summary; a failure now is one line on stderr, not the run's exit status."""
+    if not path:
+        return
+    try:
+        write_summary_json(path, summary)
+    except OSError as exc:
+        print(f"loadgen: error: --summary-json {path!r}: cannot write: {exc.strerror or exc}",
+              file=sys.stderr, flush=True)

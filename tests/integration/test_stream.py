@@ -225,6 +225,8 @@ BAD_VALUES = [
     (["--mix", ""], "--mix: empty value"),
     (["--mix", " "], "--mix: empty value"),
     (["--rate", ""], "--rate: empty value"),
+    (["--ledger", "/proc/x/"], "--ledger '/proc/x/': cannot create"),
+    (["--summary-json", "/proc/nope/x.json"], "--summary-json '/proc/nope/x.json'"),
 ]
 
 
@@ -288,3 +290,25 @@ def test_low_rate_is_the_total_not_one_op_per_worker_at_start(env: dict[str, str
                    "--no-progress", "--summary-json", "s.json"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "s.json").read_text())["total_ops"] == 1
+
+
+def test_summary_json_unwritable_at_the_end_is_one_line_and_keeps_exit_0(
+        env: dict[str, str], tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = _start(["stream", "--rate", "20/s", "--no-progress", "--summary-json",
+                   str(out_dir / "s.json")], env, tmp_path)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("stream:")
+        out_dir.rmdir()  # writable when checked up front, gone at the end
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "summary (stopped)" in stdout
+    assert "Traceback" not in stderr
+    assert [line for line in stderr.splitlines() if "--summary-json" in line] == [
+        f"loadgen: error: --summary-json {str(out_dir / 's.json')!r}: cannot write: "
+        "No such file or directory"]
