@@ -320,7 +320,7 @@ def run(
         total=state.total, elapsed_s=max(t_end_ns - t_start_ns, 0) / NS_PER_S,
         num_workers=spec.num_workers, target_rate_per_s=spec.target_rate_per_s, seed=spec.seed,
         stop_reason="aborted" if state.abort_reason else (state.stop_reason or "stopped"),
-        profile=spec.profile, has_scenarios=bool(spec.scenarios),
+        profile=spec.profile, has_scenarios=bool(spec.scenarios), ledger=spec.ledger,
     )
     if state.abort_reason is not None:
         if state.abort_error_type == "SchemaMissingError":

@@ -53,6 +53,7 @@ class RunSummary:
     stop_reason: str  # "duration", "max-ops", "stopped" (signal) or "aborted"
     profile: str = "default"  # --profile
     has_scenarios: bool = False  # the profile mixes scenario steps in (by_kind gets "scenario")
+    ledger: str | None = None  # --ledger path, when given
 
     def by_kind(self) -> dict[str, int]:
         kinds = _kind_counts(self.total)
@@ -78,7 +79,8 @@ class RunSummary:
                            "p99": _ms(lat.percentile(99)), "max": _ms(lat.max)},
             "schedule_lag_ms": {"p50": _ms(lag.percentile(50)), "p99": _ms(lag.percentile(99)),
                                 "max": _ms(lag.max)},
-            # only when scenarios are mixed in, so a default run's JSON keeps its exact keys
+            # only when given / mixed in, so a default run's JSON keeps its exact keys
+            **({"ledger": self.ledger} if self.ledger else {}),
             **({"profile": self.profile, "scenario_steps": self._scenario_steps()}
                if self.has_scenarios else {}),
         }
@@ -287,6 +289,8 @@ def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
     table.add_row("target rate", format_rate(summary.target_rate_per_s))
     table.add_row("workers", str(data["workers"]))
     table.add_row("seed", str(summary.seed))
+    if summary.ledger:
+        table.add_row("ledger", summary.ledger)
     for kind, count in data["by_kind"].items():
         table.add_row(f"  {kind}", str(count))
     for name, count in data["by_op"].items():

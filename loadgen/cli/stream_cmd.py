@@ -123,7 +123,8 @@ def stream(
                       f"every {spec.scenario_every_ops} operations per worker")
     mix_text = " ".join((settings.stream.mix or "default").split())
     print(f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, mix {mix_text}, "
-          f"{', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, db {db.mask_dsn(spec.dsn)}",
+          f"{', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, "
+          + (f"ledger {spec.ledger}, " if spec.ledger else "") + f"db {db.mask_dsn(spec.dsn)}",
           file=sys.stderr, flush=True)
     reporter = choose_reporter(settings.stream.progress)
     try:
