@@ -79,8 +79,7 @@ class RunSummary:
                            "p99": _ms(lat.percentile(99)), "max": _ms(lat.max)},
             "schedule_lag_ms": {"p50": _ms(lag.percentile(50)), "p99": _ms(lag.percentile(99)),
                                 "max": _ms(lag.max)},
-            # only when given / mixed in, so a default run's JSON keeps its exact keys
-            **({"ledger": self.ledger} if self.ledger else {}),
+            # only when scenarios are mixed in, so a default run's JSON keeps its exact keys
             **({"profile": self.profile, "scenario_steps": self._scenario_steps()}
                if self.has_scenarios else {}),
         }
