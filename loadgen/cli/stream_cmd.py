@@ -98,46 +98,47 @@ def stream(
 ) -> None:
     """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C."""
     _STOP.install()  # idempotent; the import-time install covers `loadgen stream` itself
-    _reject_empty({"--rate": rate, "--mix": mix, "--duration": duration, "--arrivals": arrivals,
-                   "--ledger": ledger, "--summary-json": summary_json, "--profile": profile,
-                   "--scenarios": scenarios})
-    settings = get_settings(ctx, {"stream": {
-        "workers": workers, "rate": rate, "arrivals": arrivals, "burst": burst,
-        "duration": duration, "max_ops": max_ops, "batch_size": batch_size, "mix": mix,
-        "seed": seed, "ledger": ledger, "summary_json": summary_json, "progress": progress,
-        "report_interval_s": report_interval, "profile": profile, "scenarios": scenarios,
-        "scenario_weight": scenario_weight,
-    }})
-    spec = coordinator.RunSpec.from_settings(settings.stream, dsn="")  # bad input: exit 2 now
-    summary_json_path = settings.stream.summary_json
-    if summary_json_path:
-        check_summary_json_path(summary_json_path)
-    spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
-    pace = (f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms" if spec.is_paced
-            else f"rate {format_rate(spec.rate_per_s)}"
-            + (f" ({spec.arrivals})" if spec.rate_per_s is not None else ""))
-    limits = [f"duration {spec.duration_s:g} s"] if spec.duration_s else []
-    limits += [f"max-ops {spec.max_ops}"] if spec.max_ops else []
-    if spec.scenarios:
-        limits.append(f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
-                      f"every {spec.scenario_every_ops} operations per worker")
-    mix_text = " ".join((settings.stream.mix or "default").split())
-    print(f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, mix {mix_text}, "
-          f"{', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, "
-          + (f"ledger {spec.ledger}, " if spec.ledger else "") + f"db {db.mask_dsn(spec.dsn)}",
-          file=sys.stderr, flush=True)
-    reporter = choose_reporter(settings.stream.progress)
-    try:
+    try:  # every exit restores the handlers, bad input included (in-process callers)
+        _reject_empty({"--rate": rate, "--mix": mix, "--duration": duration, "--arrivals": arrivals,
+                       "--ledger": ledger, "--summary-json": summary_json, "--profile": profile,
+                       "--scenarios": scenarios})
+        settings = get_settings(ctx, {"stream": {
+            "workers": workers, "rate": rate, "arrivals": arrivals, "burst": burst,
+            "duration": duration, "max_ops": max_ops, "batch_size": batch_size, "mix": mix,
+            "seed": seed, "ledger": ledger, "summary_json": summary_json, "progress": progress,
+            "report_interval_s": report_interval, "profile": profile, "scenarios": scenarios,
+            "scenario_weight": scenario_weight,
+        }})
+        # bad input: exit 2 now, before the database
+        spec = coordinator.RunSpec.from_settings(settings.stream, dsn="")
+        summary_json_path = settings.stream.summary_json
+        if summary_json_path:
+            check_summary_json_path(summary_json_path)
+        spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
+        pace = (f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms" if spec.is_paced
+                else f"rate {format_rate(spec.rate_per_s)}"
+                + (f" ({spec.arrivals})" if spec.rate_per_s is not None else ""))
+        limits = [f"duration {spec.duration_s:g} s"] if spec.duration_s else []
+        limits += [f"max-ops {spec.max_ops}"] if spec.max_ops else []
+        if spec.scenarios:
+            limits.append(f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
+                          f"every {spec.scenario_every_ops} operations per worker")
+        mix_text = " ".join((settings.stream.mix or "default").split())
+        ledger_text = f"ledger {spec.ledger}, " if spec.ledger else ""
+        print(f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
+              f"mix {mix_text}, {', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, "
+              f"{ledger_text}db {db.mask_dsn(spec.dsn)}", file=sys.stderr, flush=True)
+        reporter = choose_reporter(settings.stream.progress)
         try:
             summary = coordinator.run(spec, reporter, stop=_STOP)
-        finally:
-            _STOP.restore()
-    except RunAbortedError as exc:
-        partial = getattr(exc, "summary", None)
-        if partial is not None:
-            print_summary(partial)
-            _write_summary_json(summary_json_path, partial)
-        raise
+        except RunAbortedError as exc:
+            partial = getattr(exc, "summary", None)
+            if partial is not None:
+                print_summary(partial)
+                _write_summary_json(summary_json_path, partial)
+            raise
+    finally:
+        _STOP.restore()
     print_summary(summary)
     _write_summary_json(summary_json_path, summary)
 

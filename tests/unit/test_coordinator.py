@@ -218,3 +218,15 @@ def test_workers_are_staggered_so_the_total_rate_holds_from_the_start(arrivals: 
     slots = _run_slots(10.0, 4, 5.0, arrivals)  # interleaved: one slot every 100 ms
     assert np.diff(slots) == pytest.approx(np.full(len(slots) - 1, 1e8), abs=2)
     assert len(slots) == 50
+
+
+def test_stream_command_restores_signal_handlers_after_bad_input() -> None:
+    """In-process callers (tests, library users) must not inherit the run's stop handler."""
+    from typer.testing import CliRunner
+
+    from loadgen.cli import app
+
+    before = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(app, ["stream", "--rate", "5/fortnight"])
+    assert result.exit_code != 0
+    assert signal.getsignal(signal.SIGTERM) is before
