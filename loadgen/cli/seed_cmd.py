@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,8 +20,10 @@ from loadgen.errors import ConfigError
 PLAIN_PROGRESS_EVERY_S = 1.0  # at most one plain progress line per table per second
 
 
-def _seed_overrides(**flags: Any) -> dict[str, dict[str, Any]]:
-    return {"seed": {k: v for k, v in flags.items() if v is not None}}
+def _seed_settings(ctx: typer.Context, copy: bool | None, **flags: Any) -> Settings:
+    """Settings with the seed flags the user gave (``--copy/--insert`` becomes ``method``)."""
+    flags["method"] = None if copy is None else ("copy" if copy else "insert")
+    return get_settings(ctx, {"seed": {k: v for k, v in flags.items() if v is not None}})
 
 
 class _PlainProgress:
@@ -97,15 +99,23 @@ _WORKERS_HELP = "Loader processes, each with its own connection and key ranges [
 _SEED_HELP = "RNG seed: same seed and scale give identical rows whatever --workers is."
 
 
+# The options `seed` and `reset` share, declared once.
+CopyOption = Annotated[bool | None, typer.Option(
+    "--copy/--insert", help=_COPY_HELP, show_default=False)]
+ScaleOption = Annotated[float | None, typer.Option(
+    "--scale", help=_SCALE_HELP, show_default=False)]
+WorkersOption = Annotated[int | None, typer.Option(
+    "--workers", "-w", help=_WORKERS_HELP, show_default=False)]
+SeedOption = Annotated[int | None, typer.Option("--seed", help=_SEED_HELP, show_default=False)]
+
+
 @app.command("seed")
 def seed_command(
     ctx: typer.Context,
-    copy: bool | None = typer.Option(None, "--copy/--insert", help=_COPY_HELP,
-                                     show_default=False),
-    scale: float | None = typer.Option(None, "--scale", help=_SCALE_HELP, show_default=False),
-    workers: int | None = typer.Option(None, "--workers", "-w", help=_WORKERS_HELP,
-                                       show_default=False),
-    seed: int | None = typer.Option(None, "--seed", help=_SEED_HELP, show_default=False),
+    copy: CopyOption = None,
+    scale: ScaleOption = None,
+    workers: WorkersOption = None,
+    seed: SeedOption = None,
     append: bool | None = typer.Option(
         None, "--append", help="Add rows to tables that already hold data (keys continue "
         "after the existing ones).", show_default=False),
@@ -114,9 +124,7 @@ def seed_command(
 
     Refuses tables that already hold rows unless --append. Data is anchored to today 00:00 UTC.
     """
-    method = None if copy is None else ("copy" if copy else "insert")
-    settings = get_settings(ctx, _seed_overrides(
-        method=method, scale=scale, workers=workers, seed=seed, append=append))
+    settings = _seed_settings(ctx, copy, scale=scale, workers=workers, seed=seed, append=append)
     _run_seed(ctx, settings)
 
 
@@ -125,17 +133,13 @@ def reset_command(
     ctx: typer.Context,
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: every loadgen table and its "
                              "data is dropped."),
-    copy: bool | None = typer.Option(None, "--copy/--insert", help=_COPY_HELP,
-                                     show_default=False),
-    scale: float | None = typer.Option(None, "--scale", help=_SCALE_HELP, show_default=False),
-    workers: int | None = typer.Option(None, "--workers", "-w", help=_WORKERS_HELP,
-                                       show_default=False),
-    seed: int | None = typer.Option(None, "--seed", help=_SEED_HELP, show_default=False),
+    copy: CopyOption = None,
+    scale: ScaleOption = None,
+    workers: WorkersOption = None,
+    seed: SeedOption = None,
 ) -> None:
     """Drop every loadgen table, recreate the schema, and seed it (needs --yes)."""
-    method = None if copy is None else ("copy" if copy else "insert")
-    settings = get_settings(ctx, _seed_overrides(
-        method=method, scale=scale, workers=workers, seed=seed))
+    settings = _seed_settings(ctx, copy, scale=scale, workers=workers, seed=seed)
     seeder.validate(seeder.SeedOptions.from_config(settings.seed))
     if not yes:
         raise ConfigError("reset drops every loadgen table and all its data; "
