@@ -41,30 +41,45 @@ def _bare(conn: psycopg.Connection) -> Callable[[], int]:
     medicos = np.array([r[0] for r in conn.execute("SELECT id FROM medicos")], np.int64)
     parents = datagen.ParentIds(pacientes=pacientes, medicos=medicos)
     columns = ("paciente_id", "medico_id", "data", "motivo", "status")
-    batch = datagen.generate_rows("consultas", np.arange(1, 10_001, dtype=np.int64),
-                                  np.random.default_rng(1), parents=parents,
-                                  now=datetime.now(UTC).replace(tzinfo=None), fresh=True)
+    batch = datagen.generate_rows(
+        "consultas",
+        np.arange(1, 10_001, dtype=np.int64),
+        np.random.default_rng(1),
+        parents=parents,
+        now=datetime.now(UTC).replace(tzinfo=None),
+        fresh=True,
+    )
     rows = list(zip(*(batch[c].tolist() for c in columns), strict=True))
-    query = ("INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) "
-             "VALUES (%s, %s, %s, %s, %s) RETURNING *")
+    query = (
+        "INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING *"
+    )
     offset = [0]
 
     def run() -> int:
         start = offset[0] = (offset[0] + BATCH) % (len(rows) - BATCH)
         with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(query, rows[start:start + BATCH], returning=True)
+            cur.executemany(query, rows[start : start + BATCH], returning=True)
             n = 0
             while True:
                 n += len(cur.fetchall())
                 if not cur.nextset():
                     return n
+
     return run
 
 
-def _workload(conn: psycopg.Connection, mix: str | None,
-              multirow_inserts: bool = True) -> Callable[[], int]:
-    work = Workload(conn, worker_id=0, num_workers=1, seed=1, mix=parse_mix(mix),
-                    multirow_inserts=multirow_inserts)
+def _workload(
+    conn: psycopg.Connection, mix: str | None, multirow_inserts: bool = True
+) -> Callable[[], int]:
+    work = Workload(
+        conn,
+        worker_id=0,
+        num_workers=1,
+        seed=1,
+        mix=parse_mix(mix),
+        multirow_inserts=multirow_inserts,
+    )
 
     def run() -> int:
         names = work.choose(BATCH)
@@ -72,6 +87,7 @@ def _workload(conn: psycopg.Connection, mix: str | None,
             changes = work.execute(conn, names)
         work.on_commit()
         return len(changes)
+
     return run
 
 
@@ -94,10 +110,12 @@ def main(batches: int) -> None:
             schema.init(conn)
             seed.seed(dsn, seed.SeedOptions(scale=1, workers=1, seed=1))
             conn.execute("SET synchronous_commit = off")
-            runs = {"bare": _bare(conn),
-                    "workload-em": _workload(conn, "insert_consulta=1", False),
-                    "workload": _workload(conn, "insert_consulta=1"),
-                    "workload-mix": _workload(conn, None)}
+            runs = {
+                "bare": _bare(conn),
+                "workload-em": _workload(conn, "insert_consulta=1", False),
+                "workload": _workload(conn, "insert_consulta=1"),
+                "workload-mix": _workload(conn, None),
+            }
             rates: dict[str, list[float]] = {k: [] for k in runs}
             for _ in range(3):  # interleaved rounds: drift hits every variant alike
                 for key, run in runs.items():

@@ -56,16 +56,27 @@ def bench_schema(scale: float = 1.0) -> Iterator[str]:
         yield dsn
     finally:
         with psycopg.connect(BASE_DSN, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 def stream(dsn: str, *args: str, timeout_s: float = 3600) -> dict[str, Any]:
     """Run ``loadgen stream`` with ``args``; return its summary JSON."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "summary.json"
-        cmd = [sys.executable, "-m", "loadgen", "--dsn", dsn, "stream", "--workers",
-               str(WORKERS), "--no-progress", "--summary-json", str(out), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "loadgen",
+            "--dsn",
+            dsn,
+            "stream",
+            "--workers",
+            str(WORKERS),
+            "--no-progress",
+            "--summary-json",
+            str(out),
+            *args,
+        ]
         subprocess.run(cmd, check=True, timeout=timeout_s, stdout=subprocess.DEVNULL)
         return dict(json.loads(out.read_text()))
 
@@ -77,18 +88,24 @@ def rate_accuracy(rate: str, seconds: float, extra: tuple[str, ...] = ()) -> dic
     target = summary["target_rate_per_s"]
     achieved = summary["total_ops"] / seconds
     return {
-        "rate": rate, "seconds": seconds, "total_ops": summary["total_ops"],
-        "target_per_s": target, "achieved_per_s": round(achieved, 3),
+        "rate": rate,
+        "seconds": seconds,
+        "total_ops": summary["total_ops"],
+        "target_per_s": target,
+        "achieved_per_s": round(achieved, 3),
         "error_pct": round(100 * (achieved / target - 1), 3),
-        "lag_ms": summary["schedule_lag_ms"], "latency_ms": summary["latency_ms"],
+        "lag_ms": summary["schedule_lag_ms"],
+        "latency_ms": summary["latency_ms"],
         "errors": summary["errors"],
     }
 
 
 def _pgbench_script(path: Path, num_pacientes: int, num_medicos: int, pipeline: bool) -> None:
     """50 INSERTs per transaction, the same statement the insert_consulta operation sends."""
-    lines = [f"\\set p{i} random(1, {num_pacientes})\n\\set m{i} random(1, {num_medicos})"
-             for i in range(BATCH)]
+    lines = [
+        f"\\set p{i} random(1, {num_pacientes})\n\\set m{i} random(1, {num_medicos})"
+        for i in range(BATCH)
+    ]
     lines.append("BEGIN;")
     if pipeline:
         lines.append("\\startpipeline")
@@ -115,30 +132,71 @@ def pgbench_rows_per_s(dsn: str, seconds: float, pipeline: bool) -> float:
         script = Path(tmp) / "insert50.sql"
         _pgbench_script(script, n_p, n_m, pipeline)
         done = subprocess.run(
-            [PGBENCH, "-n", "-c", str(WORKERS), "-j", str(WORKERS), "-M", "prepared",
-             "-T", f"{seconds:g}", "-f", str(script), make_conninfo(**params)],
-            env=env, check=True, capture_output=True, text=True)
-    tps = next(float(line.split("=")[1].split()[0]) for line in done.stdout.splitlines()
-               if line.startswith("tps ="))
+            [
+                PGBENCH,
+                "-n",
+                "-c",
+                str(WORKERS),
+                "-j",
+                str(WORKERS),
+                "-M",
+                "prepared",
+                "-T",
+                f"{seconds:g}",
+                "-f",
+                str(script),
+                make_conninfo(**params),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    tps = next(
+        float(line.split("=")[1].split()[0])
+        for line in done.stdout.splitlines()
+        if line.startswith("tps =")
+    )
     return tps * BATCH
 
 
 def capacity(seconds: float) -> dict[str, Any]:
     """``--rate unlimited --workers 2 --batch-size 50`` vs pgbench, same schema, same run."""
     with bench_schema() as dsn:
-        ours = stream(dsn, "--rate", "unlimited", "--batch-size", str(BATCH), "--mix",
-                      "insert_consulta=1", "--duration", f"{seconds:g}")
+        ours = stream(
+            dsn,
+            "--rate",
+            "unlimited",
+            "--batch-size",
+            str(BATCH),
+            "--mix",
+            "insert_consulta=1",
+            "--duration",
+            f"{seconds:g}",
+        )
         plain = pgbench_rows_per_s(dsn, seconds, pipeline=False)
         piped = pgbench_rows_per_s(dsn, seconds, pipeline=True)
-        ours_again = stream(dsn, "--rate", "unlimited", "--batch-size", str(BATCH), "--mix",
-                            "insert_consulta=1", "--duration", f"{seconds:g}")
-        mixed = stream(dsn, "--rate", "unlimited", "--batch-size", str(BATCH),
-                       "--duration", f"{seconds:g}")
+        ours_again = stream(
+            dsn,
+            "--rate",
+            "unlimited",
+            "--batch-size",
+            str(BATCH),
+            "--mix",
+            "insert_consulta=1",
+            "--duration",
+            f"{seconds:g}",
+        )
+        mixed = stream(
+            dsn, "--rate", "unlimited", "--batch-size", str(BATCH), "--duration", f"{seconds:g}"
+        )
     ops = (ours["ops_per_s"] + ours_again["ops_per_s"]) / 2  # before and after pgbench
     return {
-        "seconds": seconds, "loadgen_ops_per_s": round(ops, 1),
+        "seconds": seconds,
+        "loadgen_ops_per_s": round(ops, 1),
         "loadgen_runs": [ours["ops_per_s"], ours_again["ops_per_s"]],
-        "pgbench_rows_per_s": round(plain, 1), "pgbench_pipeline_rows_per_s": round(piped, 1),
+        "pgbench_rows_per_s": round(plain, 1),
+        "pgbench_pipeline_rows_per_s": round(piped, 1),
         "ratio_vs_pgbench": round(ops / plain, 3),
         "ratio_vs_pgbench_pipeline": round(ops / piped, 3),
         "loadgen_default_mix_ops_per_s": mixed["ops_per_s"],
@@ -170,26 +228,48 @@ def rss(seconds: float, rate: str = "1000/s") -> dict[str, Any]:
     """RSS of the coordinator and each worker, sampled every 5 s; growth after warm-up."""
     with bench_schema() as dsn:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "loadgen", "--dsn", dsn, "stream", "--workers", str(WORKERS),
-             "--rate", rate, "--duration", f"{seconds:g}", "--no-progress"],
-            stdout=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "loadgen",
+                "--dsn",
+                dsn,
+                "stream",
+                "--workers",
+                str(WORKERS),
+                "--rate",
+                rate,
+                "--duration",
+                f"{seconds:g}",
+                "--no-progress",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         samples: dict[str, list[int]] = {}
         time.sleep(min(60.0, seconds / 10))  # warm-up (10 %): pools and buffers filled
         while proc.poll() is None:
             try:
-                pids = {"coordinator": proc.pid, **{f"worker {i}": pid for i, pid in
-                                                    enumerate(_children(proc.pid))}}
+                pids = {
+                    "coordinator": proc.pid,
+                    **{f"worker {i}": pid for i, pid in enumerate(_children(proc.pid))},
+                }
                 for name, pid in pids.items():
                     samples.setdefault(name, []).append(_rss_kb(pid))
             except (OSError, ValueError):
                 pass
             time.sleep(5)
         assert proc.returncode == 0
-    return {name: {"first_mb": round(s[0] / 1024, 1), "last_mb": round(s[-2] / 1024, 1),
-                   "max_mb": round(max(s) / 1024, 1),
-                   "growth_pct": round(100 * (s[-2] / s[0] - 1), 1),
-                   "every_60_s_mb": [round(v / 1024, 1) for v in s[::12]]}
-            for name, s in samples.items() if len(s) >= 3}
+    return {
+        name: {
+            "first_mb": round(s[0] / 1024, 1),
+            "last_mb": round(s[-2] / 1024, 1),
+            "max_mb": round(max(s) / 1024, 1),
+            "growth_pct": round(100 * (s[-2] / s[0] - 1), 1),
+            "every_60_s_mb": [round(v / 1024, 1) for v in s[::12]],
+        }
+        for name, s in samples.items()
+        if len(s) >= 3
+    }
 
 
 CASES = {

@@ -28,11 +28,9 @@ from loadgen.cdc.verify import Verifier, gc_paused
 from loadgen.changes import RowChange
 from loadgen.ledger import LedgerWriter
 
-COLUMNS = ("id", "paciente_id", "medico_id", "data", "motivo", "status", "created_at",
-           "updated_at")
+COLUMNS = ("id", "paciente_id", "medico_id", "data", "motivo", "status", "created_at", "updated_at")
 # (type oid, typmod) as the server sends them for sql/01_schema.sql's consultas
-TYPES = ((20, -1), (20, -1), (20, -1), (1114, -1), (1043, 204), (1043, 24), (1114, -1),
-         (1114, -1))
+TYPES = ((20, -1), (20, -1), (20, -1), (1114, -1), (1043, 204), (1043, 24), (1114, -1), (1114, -1))
 RELID = 16400
 CHANGES_PER_TXN = 4  # 1 insert + 2 updates + (every other txn) 1 delete of an older row
 
@@ -49,16 +47,30 @@ def _tuple(vals: tuple[str | None, ...]) -> bytes:
 
 
 def _relation() -> bytes:
-    body = b"".join(bytes([1 if c == "id" else 0]) + c.encode() + b"\x00"
-                    + struct.pack(">Ii", *t) for c, t in zip(COLUMNS, TYPES, strict=True))
-    return (b"R" + struct.pack(">I", RELID) + b"bench\x00consultas\x00d"
-            + struct.pack(">h", len(COLUMNS)) + body)
+    body = b"".join(
+        bytes([1 if c == "id" else 0]) + c.encode() + b"\x00" + struct.pack(">Ii", *t)
+        for c, t in zip(COLUMNS, TYPES, strict=True)
+    )
+    return (
+        b"R"
+        + struct.pack(">I", RELID)
+        + b"bench\x00consultas\x00d"
+        + struct.pack(">h", len(COLUMNS))
+        + body
+    )
 
 
 def _row(pk: int, status: str) -> tuple[str, ...]:
-    return (str(pk), str(pk % 5000 + 1), str(pk % 200 + 1), "2025-06-01 08:00:00",
-            f"Consulta de rotina número {pk} — retorno", status,
-            "2026-11-29 10:00:00.123456", f"2026-11-29 10:00:{pk % 60:02d}.654321")
+    return (
+        str(pk),
+        str(pk % 5000 + 1),
+        str(pk % 200 + 1),
+        "2025-06-01 08:00:00",
+        f"Consulta de rotina número {pk} — retorno",
+        status,
+        "2026-11-29 10:00:00.123456",
+        f"2026-11-29 10:00:{pk % 60:02d}.654321",
+    )
 
 
 def _txns(num_changes: int) -> Iterator[tuple[int, list[tuple[str, int, tuple[str, ...]]]]]:
@@ -66,8 +78,11 @@ def _txns(num_changes: int) -> Iterator[tuple[int, list[tuple[str, int, tuple[st
     while made < num_changes:
         xid += 1
         pk += 1
-        rows = [("c", pk, _row(pk, "agendada")), ("u", pk, _row(pk, "realizada")),
-                ("u", pk, _row(pk, "cancelada"))]
+        rows = [
+            ("c", pk, _row(pk, "agendada")),
+            ("u", pk, _row(pk, "realizada")),
+            ("u", pk, _row(pk, "cancelada")),
+        ]
         if pk > 10 and pk % 2 == 0:
             rows.append(("d", pk - 10, ()))
         made += len(rows)
@@ -78,10 +93,20 @@ def write_ledger(num_changes: int, ledger_dir: Path) -> None:
     """The ledger the engine would have written for ``stream(num_changes)``."""
     with LedgerWriter(str(ledger_dir), 0) as writer:
         for xid, rows in _txns(num_changes):
-            writer.write_txn(xid, "2026-11-29T10:00:00Z", [
-                RowChange("consultas", op, key,
-                          None if op == "d" else dict(zip(COLUMNS, vals, strict=True)), "bench")
-                for op, key, vals in rows])
+            writer.write_txn(
+                xid,
+                "2026-11-29T10:00:00Z",
+                [
+                    RowChange(
+                        "consultas",
+                        op,
+                        key,
+                        None if op == "d" else dict(zip(COLUMNS, vals, strict=True)),
+                        "bench",
+                    )
+                    for op, key, vals in rows
+                ],
+            )
 
 
 def stream(num_changes: int) -> Iterator[tuple[int, int, bytes]]:
@@ -135,9 +160,12 @@ def main(num_changes: int) -> None:
         rss0_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         report = run_verify(stream(num_changes), Path(tmp) / "memory")
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(f"memory: {report['counts']['captured_changes']:,} changes verified"
-              f" (ok={report['ok']}), peak RSS {rss_kib / 1024:.0f} MiB (process before:"
-              f" {rss0_kib / 1024:.0f} MiB)", flush=True)
+        print(
+            f"memory: {report['counts']['captured_changes']:,} changes verified"
+            f" (ok={report['ok']}), peak RSS {rss_kib / 1024:.0f} MiB (process before:"
+            f" {rss0_kib / 1024:.0f} MiB)",
+            flush=True,
+        )
         n_speed = min(num_changes, 300_000)
         write_ledger(n_speed, Path(tmp) / "speed")
         msgs = list(stream(n_speed))
@@ -145,9 +173,11 @@ def main(num_changes: int) -> None:
         report = run_verify(msgs, Path(tmp) / "speed")
         cpu_s = time.process_time() - cpu0_s
         n = report["counts"]["captured_changes"]
-        print(f"throughput: {n:,} changes in {cpu_s:.2f} s CPU = {n / cpu_s:,.0f} changes/s"
-              f" (ok={report['ok']}); calibration sum(range(100)) = {calibration_us:.2f} µs"
-              " (≈0.6-0.8 on an idle modern core)")
+        print(
+            f"throughput: {n:,} changes in {cpu_s:.2f} s CPU = {n / cpu_s:,.0f} changes/s"
+            f" (ok={report['ok']}); calibration sum(range(100)) = {calibration_us:.2f} µs"
+            " (≈0.6-0.8 on an idle modern core)"
+        )
 
 
 if __name__ == "__main__":

@@ -138,13 +138,24 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("cdc", "replica_identity"): ("default", "full"),
 }
 _POSITIVE: set[tuple[str, str]] = {
-    ("seed", "workers"), ("seed", "chunk_rows"), ("stream", "workers"), ("stream", "batch_size"),
-    ("stream", "report_interval_s"), ("stream", "burst"), ("stream", "max_ops"), ("seed", "scale"),
+    ("seed", "workers"),
+    ("seed", "chunk_rows"),
+    ("stream", "workers"),
+    ("stream", "batch_size"),
+    ("stream", "report_interval_s"),
+    ("stream", "burst"),
+    ("stream", "max_ops"),
+    ("seed", "scale"),
     ("stream", "scenario_weight"),
 }
 _NON_NEGATIVE: set[tuple[str, str]] = {
-    ("db", "connect_retry_s"), ("stream", "interval_s"), ("stream", "max_jitter_ms"),
-    ("logging", "backup_count"), ("db", "port"), ("seed", "seed"), ("stream", "seed"),
+    ("db", "connect_retry_s"),
+    ("stream", "interval_s"),
+    ("stream", "max_jitter_ms"),
+    ("logging", "backup_count"),
+    ("db", "port"),
+    ("seed", "seed"),
+    ("stream", "seed"),
     *{("seed", t.name) for t in tables.TABLES if not t.is_lookup},
 }
 
@@ -195,9 +206,7 @@ def _coerce(section: str, key: str, value: Any, where: str) -> Any:
                 raise ValueError
             return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{label} = {value!r} is not a valid {kind.__name__}"
-        ) from None
+        raise ConfigError(f"{label} = {value!r} is not a valid {kind.__name__}") from None
     raise ConfigError(f"{label}: unsupported type")  # pragma: no cover
 
 
@@ -225,7 +234,7 @@ def read_env_file(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].strip()
+            line = line[len("export ") :].strip()
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
@@ -241,24 +250,27 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _env_layer(env: Mapping[str, str], where: str, problems: list[str]
-               ) -> dict[tuple[str, str], tuple[Any, str]]:
+def _env_layer(
+    env: Mapping[str, str], where: str, problems: list[str]
+) -> dict[tuple[str, str], tuple[Any, str]]:
     """Settings named by environment variables; ``LOADGEN_<SECTION>_<typo>`` is a problem."""
     layer: dict[tuple[str, str], tuple[Any, str]] = {}
     for name, value in env.items():
         target = LEGACY_ENV.get(name)
         if target is None and name.startswith("LOADGEN_"):
-            rest = name[len("LOADGEN_"):].lower()
+            rest = name[len("LOADGEN_") :].lower()
             for section in SECTIONS:
                 prefix = section + "_"
                 if not rest.startswith(prefix):
                     continue
-                if rest[len(prefix):] in _field_types(section):
-                    target = (section, rest[len(prefix):])
+                if rest[len(prefix) :] in _field_types(section):
+                    target = (section, rest[len(prefix) :])
                 else:
-                    problems.append(f"{where} {name}: unknown setting {section}."
-                                    f"{rest[len(prefix):]} (allowed: "
-                                    f"{', '.join(sorted(_field_types(section)))})")
+                    problems.append(
+                        f"{where} {name}: unknown setting {section}."
+                        f"{rest[len(prefix) :]} (allowed: "
+                        f"{', '.join(sorted(_field_types(section)))})"
+                    )
                 break
         if target is not None:
             layer[target] = (value, f"{where} {name}")
@@ -286,20 +298,26 @@ def load(
     values: dict[tuple[str, str], tuple[Any, str]] = {}
     problems: list[str] = []
 
-    path = Path(config_path) if config_path else (
-        Path(env["LOADGEN_CONFIG"]) if env.get("LOADGEN_CONFIG") else None)
+    path = (
+        Path(config_path)
+        if config_path
+        else (Path(env["LOADGEN_CONFIG"]) if env.get("LOADGEN_CONFIG") else None)
+    )
     if path is None and DEFAULT_CONFIG_PATH.exists():
         path = DEFAULT_CONFIG_PATH
     if path is not None:
         document = _read_toml(path)
         for section, body in document.items():
             if not isinstance(body, dict):
-                problems.append(f"{path}: top-level key {section!r} must sit in a section "
-                                f"([{'], ['.join(SECTIONS)}])")
+                problems.append(
+                    f"{path}: top-level key {section!r} must sit in a section "
+                    f"([{'], ['.join(SECTIONS)}])"
+                )
                 continue
             if section not in SECTIONS:
-                problems.append(f"{path}: unknown section [{section}] "
-                                f"(allowed: {', '.join(SECTIONS)})")
+                problems.append(
+                    f"{path}: unknown section [{section}] (allowed: {', '.join(SECTIONS)})"
+                )
                 continue
             if not isinstance(body, dict):
                 problems.append(f"{path}: [{section}] must be a table")
@@ -307,14 +325,14 @@ def load(
             known = _field_types(section)
             for key, value in body.items():
                 if key not in known:
-                    problems.append(f"{path}: unknown key {section}.{key} "
-                                    f"(allowed: {', '.join(sorted(known))})")
+                    problems.append(
+                        f"{path}: unknown key {section}.{key} (allowed: {', '.join(sorted(known))})"
+                    )
                 else:
                     values[(section, key)] = (value, str(path))
 
     if DEFAULT_ENV_PATH.exists():
-        values.update(_env_layer(read_env_file(DEFAULT_ENV_PATH), str(DEFAULT_ENV_PATH),
-                                 problems))
+        values.update(_env_layer(read_env_file(DEFAULT_ENV_PATH), str(DEFAULT_ENV_PATH), problems))
     values.update(_env_layer(env, "env", problems))
     for section, body in (overrides or {}).items():
         known = _field_types(section)
@@ -360,18 +378,17 @@ def _validate(built: dict[str, dict[str, Any]], sources: Mapping[str, str]) -> l
         if section == "logging":
             value = built[section][key] = str(value).upper()
         if value not in allowed:
-            problems.append(f"{_label(section, key, sources)} = {value!r} "
-                            f"is not one of {', '.join(allowed)}")
+            problems.append(
+                f"{_label(section, key, sources)} = {value!r} is not one of {', '.join(allowed)}"
+            )
     for section, key in _POSITIVE:
         value = built[section].get(key)
         if value is not None and value <= 0:
-            problems.append(f"{_label(section, key, sources)} = {value!r} "
-                            "must be greater than 0")
+            problems.append(f"{_label(section, key, sources)} = {value!r} must be greater than 0")
     for section, key in _NON_NEGATIVE:
         value = built[section].get(key)
         if value is not None and value < 0:
-            problems.append(f"{_label(section, key, sources)} = {value!r} "
-                            "must not be negative")
+            problems.append(f"{_label(section, key, sources)} = {value!r} must not be negative")
     problems.extend(_validate_stream_strings(built["stream"], sources))
     return problems
 
@@ -382,9 +399,11 @@ def _validate_stream_strings(stream: dict[str, Any], sources: Mapping[str, str])
     from loadgen.rates import parse_duration, parse_rate
 
     problems: list[str] = []
-    checks = (("rate", lambda v, label: parse_rate(v, flag=label)),
-              ("duration", lambda v, label: parse_duration(v, flag=label)),
-              ("mix", lambda v, label: parse_mix(v)))
+    checks = (
+        ("rate", lambda v, label: parse_rate(v, flag=label)),
+        ("duration", lambda v, label: parse_duration(v, flag=label)),
+        ("mix", lambda v, label: parse_mix(v)),
+    )
     for key, parse in checks:
         value = stream.get(key)
         if value is None:
@@ -395,8 +414,9 @@ def _validate_stream_strings(stream: dict[str, Any], sources: Mapping[str, str])
         except ConfigError as exc:
             text = str(exc)
             flag = f"--{key}: "
-            problems.append(text if text.startswith(label) else
-                            f"{label}: {text.removeprefix(flag)}")
+            problems.append(
+                text if text.startswith(label) else f"{label}: {text.removeprefix(flag)}"
+            )
     return problems
 
 

@@ -133,8 +133,9 @@ class RunSpec:
             try:
                 import loadgen.ledger  # noqa: F401
             except ImportError:
-                raise ConfigError("--ledger: the ledger module is not available in this build"
-                                  ) from None
+                raise ConfigError(
+                    "--ledger: the ledger module is not available in this build"
+                ) from None
         seed = stream.seed if stream.seed is not None else secrets.randbits(63)
         profile = profiles.get(stream.profile)
         scenarios: tuple[str, ...] = ()
@@ -143,18 +144,34 @@ class RunSpec:
 
             scenarios = profiles.resolve_scenarios(profile, stream.scenarios, list(SCENARIOS))
         if stream.scenario_weight is not None and not scenarios:
-            raise ConfigError(f"--scenario-weight: profile {profile.name!r} mixes no scenarios "
-                              "in; use --profile cdc-edge")
-        weight = (stream.scenario_weight if stream.scenario_weight is not None
-                  else profile.scenario_weight)
+            raise ConfigError(
+                f"--scenario-weight: profile {profile.name!r} mixes no scenarios "
+                "in; use --profile cdc-edge"
+            )
+        weight = (
+            stream.scenario_weight
+            if stream.scenario_weight is not None
+            else profile.scenario_weight
+        )
         return cls(
-            dsn=dsn, num_workers=stream.workers, rate_per_s=rate_per_s, is_paced=not rate_text,
-            arrivals=stream.arrivals, burst=stream.burst, duration_s=duration_s,
-            max_ops=stream.max_ops, batch_size=stream.batch_size, mix=parse_mix(stream.mix),
-            seed=seed, report_interval_s=stream.report_interval_s, interval_s=stream.interval_s,
+            dsn=dsn,
+            num_workers=stream.workers,
+            rate_per_s=rate_per_s,
+            is_paced=not rate_text,
+            arrivals=stream.arrivals,
+            burst=stream.burst,
+            duration_s=duration_s,
+            max_ops=stream.max_ops,
+            batch_size=stream.batch_size,
+            mix=parse_mix(stream.mix),
+            seed=seed,
+            report_interval_s=stream.report_interval_s,
+            interval_s=stream.interval_s,
             max_jitter_ms=stream.max_jitter_ms,
-            fail_fast_on_critical=stream.fail_fast_on_critical, ledger=stream.ledger,
-            profile=profile.name, scenarios=scenarios,
+            fail_fast_on_critical=stream.fail_fast_on_critical,
+            ledger=stream.ledger,
+            profile=profile.name,
+            scenarios=scenarios,
             scenario_every_ops=profiles.every_ops(weight) if scenarios else 0,
             scenario_max_gap_s=profile.scenario_max_gap_s if scenarios else None,
         )
@@ -189,18 +206,33 @@ class RunSpec:
             share = None
             if self.max_ops is not None:
                 share = self.max_ops // n + (1 if i < self.max_ops % n else 0)
-            specs.append(WorkerSpec(
-                worker_id=i, num_workers=n, dsn=self.dsn, seed_seq=children[i], mix=self.mix,
-                arrivals=arrivals, rate_per_s=per_worker_rate, burst=burst,
-                interval_s=self.interval_s, max_jitter_ms=self.max_jitter_ms,
-                duration_s=self.duration_s, max_ops=share, batch_size=self.batch_size,
-                report_interval_s=self.report_interval_s,
-                fail_fast_on_critical=self.fail_fast_on_critical, ledger=self.ledger,
-                reconnect_timeout_s=self.reconnect_timeout_s, scenarios=self.scenarios,
-                scenario_every_ops=self.scenario_every_ops,
-                scenario_max_gap_s=self.scenario_max_gap_s,
-                phase_s=0.0 if self.rate_per_s is None or self.is_paced else i / self.rate_per_s,
-            ))
+            specs.append(
+                WorkerSpec(
+                    worker_id=i,
+                    num_workers=n,
+                    dsn=self.dsn,
+                    seed_seq=children[i],
+                    mix=self.mix,
+                    arrivals=arrivals,
+                    rate_per_s=per_worker_rate,
+                    burst=burst,
+                    interval_s=self.interval_s,
+                    max_jitter_ms=self.max_jitter_ms,
+                    duration_s=self.duration_s,
+                    max_ops=share,
+                    batch_size=self.batch_size,
+                    report_interval_s=self.report_interval_s,
+                    fail_fast_on_critical=self.fail_fast_on_critical,
+                    ledger=self.ledger,
+                    reconnect_timeout_s=self.reconnect_timeout_s,
+                    scenarios=self.scenarios,
+                    scenario_every_ops=self.scenario_every_ops,
+                    scenario_max_gap_s=self.scenario_max_gap_s,
+                    phase_s=0.0
+                    if self.rate_per_s is None or self.is_paced
+                    else i / self.rate_per_s,
+                )
+            )
         return specs
 
 
@@ -218,8 +250,9 @@ def check_ledger_path(path: str) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"--ledger {path!r}: cannot create {directory}: "
-                          f"{exc.strerror or exc}") from None
+        raise ConfigError(
+            f"--ledger {path!r}: cannot create {directory}: {exc.strerror or exc}"
+        ) from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ConfigError(f"--ledger {path!r}: directory {directory} is not writable")
 
@@ -307,8 +340,17 @@ def run(
         if should_check_database and not state.stop.count:
             check_database(spec.dsn)
         if not state.stop.count:
-            _start_workers(spec, workers, worker_target, clock, state, silence_timeout_s,
-                           start_timeout_s, stop_timeout_s, reporter)
+            _start_workers(
+                spec,
+                workers,
+                worker_target,
+                clock,
+                state,
+                silence_timeout_s,
+                start_timeout_s,
+                stop_timeout_s,
+                reporter,
+            )
             t_start_ns, t_end_ns = state.t_start_ns, state.t_end_ns
     finally:
         state.stop.on_request = None
@@ -317,10 +359,15 @@ def run(
         if state.messages is not None:
             _shut_down(workers, state.messages)
     summary = RunSummary(
-        total=state.total, elapsed_s=max(t_end_ns - t_start_ns, 0) / NS_PER_S,
-        num_workers=spec.num_workers, target_rate_per_s=spec.target_rate_per_s, seed=spec.seed,
+        total=state.total,
+        elapsed_s=max(t_end_ns - t_start_ns, 0) / NS_PER_S,
+        num_workers=spec.num_workers,
+        target_rate_per_s=spec.target_rate_per_s,
+        seed=spec.seed,
         stop_reason="aborted" if state.abort_reason else (state.stop_reason or "stopped"),
-        profile=spec.profile, has_scenarios=bool(spec.scenarios), ledger=spec.ledger,
+        profile=spec.profile,
+        has_scenarios=bool(spec.scenarios),
+        ledger=spec.ledger,
     )
     if state.abort_reason is not None:
         if state.abort_error_type == "SchemaMissingError":
@@ -331,9 +378,17 @@ def run(
     return summary
 
 
-def _start_workers(spec: RunSpec, workers: dict[int, _WorkerState], worker_target: WorkerTarget,
-                   clock: SystemClock, state: _Run, silence_timeout_s: float | None,
-                   start_timeout_s: float, stop_timeout_s: float, reporter: Reporter) -> None:
+def _start_workers(
+    spec: RunSpec,
+    workers: dict[int, _WorkerState],
+    worker_target: WorkerTarget,
+    clock: SystemClock,
+    state: _Run,
+    silence_timeout_s: float | None,
+    start_timeout_s: float,
+    stop_timeout_s: float,
+    reporter: Reporter,
+) -> None:
     """Spawn the workers into ``workers`` and run them to the end (queue in ``state``)."""
     if silence_timeout_s is None:
         silence_timeout_s = max(MIN_SILENCE_TIMEOUT_S, 10 * spec.report_interval_s)
@@ -345,9 +400,14 @@ def _start_workers(spec: RunSpec, workers: dict[int, _WorkerState], worker_targe
     if state.stop.count:
         stop_event.set()
     for ws in spec.worker_specs():
-        workers[ws.worker_id] = _WorkerState(ctx.Process(
-            target=worker_target, name=f"loadgen-worker-{ws.worker_id}",
-            args=(ws, messages, stop_event, start_event, start_at_ns), daemon=True))
+        workers[ws.worker_id] = _WorkerState(
+            ctx.Process(
+                target=worker_target,
+                name=f"loadgen-worker-{ws.worker_id}",
+                args=(ws, messages, stop_event, start_event, start_at_ns),
+                daemon=True,
+            )
+        )
     t_start_ns = clock.now_ns()
     # Children inherit SIG_IGN through exec (a caught signal would be reset to Python's default,
     # KeyboardInterrupt, during their imports); SIGINT is held pending meanwhile, not lost.
@@ -367,8 +427,17 @@ def _start_workers(spec: RunSpec, workers: dict[int, _WorkerState], worker_targe
         start_event.set()
         reporter.start()
         try:
-            _main_loop(spec, workers, messages, state, clock, reporter, t_start_ns,
-                       silence_timeout_s, stop_event)
+            _main_loop(
+                spec,
+                workers,
+                messages,
+                state,
+                clock,
+                reporter,
+                t_start_ns,
+                silence_timeout_s,
+                stop_event,
+            )
         finally:
             reporter.stop()
     else:
@@ -397,8 +466,11 @@ def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int
     elif isinstance(msg, Heartbeat):
         if msg.busy_for_ns > BUSY_WARNING_S * NS_PER_S and not w.is_busy_warned:
             w.is_busy_warned = True  # once per run: a long lock wait is worth one line
-            logger.warning("worker %d busy in one call for %.0f s (alive)", msg.worker_id,
-                           msg.busy_for_ns / NS_PER_S)
+            logger.warning(
+                "worker %d busy in one call for %.0f s (alive)",
+                msg.worker_id,
+                msg.busy_for_ns / NS_PER_S,
+            )
     elif isinstance(msg, WorkerReady):
         w.is_ready = True
         w.backend_pid = msg.backend_pid
@@ -416,8 +488,13 @@ def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int
             state.abort_error_type = msg.error_type
 
 
-def _poll(messages: Any, workers: dict[int, _WorkerState], state: _Run, clock: SystemClock,
-          timeout_s: float) -> None:
+def _poll(
+    messages: Any,
+    workers: dict[int, _WorkerState],
+    state: _Run,
+    clock: SystemClock,
+    timeout_s: float,
+) -> None:
     """Handle one message (waiting up to ``timeout_s``), then whatever else is queued."""
     try:
         _handle(messages.get(timeout=max(timeout_s, 0.001)), workers, state, clock.now_ns())
@@ -427,23 +504,31 @@ def _poll(messages: Any, workers: dict[int, _WorkerState], state: _Run, clock: S
         pass
 
 
-def _check_liveness(workers: dict[int, _WorkerState], messages: Any, state: _Run,
-                    clock: SystemClock, silence_timeout_s: float) -> None:
+def _check_liveness(
+    workers: dict[int, _WorkerState],
+    messages: Any,
+    state: _Run,
+    clock: SystemClock,
+    silence_timeout_s: float,
+) -> None:
     for worker_id, w in workers.items():
         if w.is_done or state.abort_reason is not None:
             continue
         if not w.process.is_alive():
             _poll(messages, workers, state, clock, 0.5)  # its last words may still be queued
             if not w.is_done and state.abort_reason is None:
-                state.abort_reason = (f"worker {worker_id} died "
-                                      f"(exit code {w.process.exitcode})")
+                state.abort_reason = f"worker {worker_id} died (exit code {w.process.exitcode})"
         elif (clock.now_ns() - w.last_seen_ns) / NS_PER_S > silence_timeout_s:
-            state.abort_reason = (f"worker {worker_id} silent for more than "
-                                  f"{silence_timeout_s:g} s")
+            state.abort_reason = f"worker {worker_id} silent for more than {silence_timeout_s:g} s"
 
 
-def _wait_ready(workers: dict[int, _WorkerState], messages: Any, state: _Run,
-                clock: SystemClock, start_timeout_s: float) -> None:
+def _wait_ready(
+    workers: dict[int, _WorkerState],
+    messages: Any,
+    state: _Run,
+    clock: SystemClock,
+    start_timeout_s: float,
+) -> None:
     deadline_ns = clock.now_ns() + round(start_timeout_s * NS_PER_S)
     while not all(w.is_ready for w in workers.values()):
         _poll(messages, workers, state, clock, 0.1)
@@ -454,14 +539,21 @@ def _wait_ready(workers: dict[int, _WorkerState], messages: Any, state: _Run,
             return
         if clock.now_ns() > deadline_ns:
             late = [str(i) for i, w in workers.items() if not w.is_ready]
-            state.abort_reason = (f"worker {', '.join(late)} not ready after "
-                                  f"{start_timeout_s:g} s")
+            state.abort_reason = f"worker {', '.join(late)} not ready after {start_timeout_s:g} s"
             return
 
 
-def _main_loop(spec: RunSpec, workers: dict[int, _WorkerState], messages: Any, state: _Run,
-               clock: SystemClock, reporter: Reporter, t_start_ns: int,
-               silence_timeout_s: float, stop_event: Any) -> None:
+def _main_loop(
+    spec: RunSpec,
+    workers: dict[int, _WorkerState],
+    messages: Any,
+    state: _Run,
+    clock: SystemClock,
+    reporter: Reporter,
+    t_start_ns: int,
+    silence_timeout_s: float,
+    stop_event: Any,
+) -> None:
     tick_ns = round(spec.report_interval_s * NS_PER_S)
     next_tick_ns = t_start_ns + tick_ns
     last_tick_ns = t_start_ns
@@ -473,15 +565,19 @@ def _main_loop(spec: RunSpec, workers: dict[int, _WorkerState], messages: Any, s
         _poll(messages, workers, state, clock, min((next_tick_ns - now_ns) / NS_PER_S, 0.2))
         now_ns = clock.now_ns()
         if now_ns >= next_tick_ns:
-            reporter.progress(Progress(
-                elapsed_s=(now_ns - t_start_ns) / NS_PER_S,
-                interval_s=(now_ns - last_tick_ns) / NS_PER_S,
-                interval=state.interval, total=state.total,
-                remaining_s=None if end_ns is None else max(end_ns - now_ns, 0) / NS_PER_S,
-                max_ops=spec.max_ops, num_workers=spec.num_workers,
-                num_reconnecting=sum(w.is_reconnecting for w in workers.values()),
-                target_rate_per_s=spec.target_rate_per_s,
-            ))
+            reporter.progress(
+                Progress(
+                    elapsed_s=(now_ns - t_start_ns) / NS_PER_S,
+                    interval_s=(now_ns - last_tick_ns) / NS_PER_S,
+                    interval=state.interval,
+                    total=state.total,
+                    remaining_s=None if end_ns is None else max(end_ns - now_ns, 0) / NS_PER_S,
+                    max_ops=spec.max_ops,
+                    num_workers=spec.num_workers,
+                    num_reconnecting=sum(w.is_reconnecting for w in workers.values()),
+                    target_rate_per_s=spec.target_rate_per_s,
+                )
+            )
             state.interval = IntervalStats()
             last_tick_ns = now_ns
             while next_tick_ns <= now_ns:  # skip ticks we were too busy for (pgbench)
@@ -498,8 +594,13 @@ def _main_loop(spec: RunSpec, workers: dict[int, _WorkerState], messages: Any, s
             stop_event.set()  # backstop: workers stop at the end time themselves
 
 
-def _drain_until_done(workers: dict[int, _WorkerState], messages: Any, state: _Run,
-                      clock: SystemClock, stop_timeout_s: float) -> None:
+def _drain_until_done(
+    workers: dict[int, _WorkerState],
+    messages: Any,
+    state: _Run,
+    clock: SystemClock,
+    stop_timeout_s: float,
+) -> None:
     """After the stop: collect final deltas until every worker is done, dead or late."""
     deadline_ns = clock.now_ns() + round(stop_timeout_s * NS_PER_S)
     while clock.now_ns() < deadline_ns:
@@ -511,14 +612,18 @@ def _drain_until_done(workers: dict[int, _WorkerState], messages: Any, state: _R
     late = [i for i, w in workers.items() if not w.is_done]
     if late and state.abort_reason is None:
         if state.stop.count:
-            logger.warning("worker %s did not stop within %.1f s; terminated",
-                           ", ".join(map(str, late)), stop_timeout_s)
+            logger.warning(
+                "worker %s did not stop within %.1f s; terminated",
+                ", ".join(map(str, late)),
+                stop_timeout_s,
+            )
         else:
             dead = [i for i in late if not workers[i].process.is_alive()]
-            state.abort_reason = (
-                f"worker {', '.join(map(str, late))} "
-                + (f"died (exit code {workers[dead[0]].process.exitcode})" if dead
-                   else f"did not finish within {stop_timeout_s:g} s of the end"))
+            state.abort_reason = f"worker {', '.join(map(str, late))} " + (
+                f"died (exit code {workers[dead[0]].process.exitcode})"
+                if dead
+                else f"did not finish within {stop_timeout_s:g} s of the end"
+            )
 
 
 def _shut_down(workers: dict[int, _WorkerState], messages: Any) -> None:

@@ -83,7 +83,8 @@ def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise ConfigError(
-            f"invalid DSN {mask_dsn(dsn)!r}: {scrub(_first_line(exc), dsn)}") from None
+            f"invalid DSN {mask_dsn(dsn)!r}: {scrub(_first_line(exc), dsn)}"
+        ) from None
     settings = dict(PINNED_SETTINGS)
     settings.update(extra or {})
     pinned = " ".join(f"-c {key}={value}" for key, value in settings.items())
@@ -157,8 +158,11 @@ def connect(
             if _is_bad_option(reason):
                 raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {reason}") from None
             if not _is_retryable(exc):
-                hint = ("; run `loadgen init` to create it"
-                        if "does not exist" in reason and "database" in reason else "")
+                hint = (
+                    "; run `loadgen init` to create it"
+                    if "does not exist" in reason and "database" in reason
+                    else ""
+                )
                 raise DatabaseUnavailableError(
                     f"cannot connect to {mask_dsn(dsn)}: {reason}{hint}"
                 ) from None
@@ -169,8 +173,12 @@ def connect(
                     f"{reason}"
                 ) from None
             if attempt == 0:
-                logger.warning("cannot connect to %s (%s); retrying for up to %g s",
-                               mask_dsn(dsn), reason, retry_for_s)
+                logger.warning(
+                    "cannot connect to %s (%s); retrying for up to %g s",
+                    mask_dsn(dsn),
+                    reason,
+                    retry_for_s,
+                )
             else:
                 logger.debug("retry %d: %s; next in %.2f s", attempt, reason, delay)
             attempt += 1
@@ -200,8 +208,9 @@ def require_schema(conn: psycopg.Connection, *, need_rows: bool = False) -> None
         )
     if need_rows:
         for table in ("pacientes", "medicos"):
-            row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
-                sql.Identifier(table))).fetchone()
+            row = conn.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+            ).fetchone()
             if not row or not row[0]:
                 raise SchemaMissingError(
                     f"table {table} is empty in database {conn.info.dbname!r}; "

@@ -114,8 +114,9 @@ def _apply_settings(pkg: Any, server: Any, pgdata: Path) -> None:
             conn.execute(f"ALTER SYSTEM SET {name} = '{wanted}'")
     if pending:
         logger.info("configuring embedded server: %s; restarting", pending)
-        pkg.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user,
-                   timeout=60)
+        pkg.pg_ctl(
+            ["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user, timeout=60
+        )
 
 
 def stop(embedded_dir: str | Path) -> bool:

@@ -29,8 +29,11 @@ def setup(config: LoggingConfig) -> None:
         try:
             Path(config.file).parent.mkdir(parents=True, exist_ok=True)
             handler = logging.handlers.TimedRotatingFileHandler(
-                config.file, when=config.rotate_when, backupCount=config.backup_count,
-                encoding="utf-8")
+                config.file,
+                when=config.rotate_when,
+                backupCount=config.backup_count,
+                encoding="utf-8",
+            )
         except (OSError, ValueError) as exc:
             logging.getLogger(__name__).warning("log file %s disabled: %s", config.file, exc)
         else:

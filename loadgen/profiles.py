@@ -35,12 +35,20 @@ class Profile:
     scenarios: tuple[str, ...] | None = None  # scenario names; None = every registered one
 
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (
-    Profile("default", "the hospital load alone (the original's eight operations or --mix)"),
-    Profile("cdc-edge", "the hospital load with every CDC edge-case scenario mixed in: 1 % of "
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("default", "the hospital load alone (the original's eight operations or --mix)"),
+        Profile(
+            "cdc-edge",
+            "the hospital load with every CDC edge-case scenario mixed in: 1 % of "
             "operations are scenario steps (at least one per worker every 5 minutes), "
-            "round-robin over the scenarios", scenario_weight=0.01, scenario_max_gap_s=300.0),
-)}
+            "round-robin over the scenarios",
+            scenario_weight=0.01,
+            scenario_max_gap_s=300.0,
+        ),
+    )
+}
 
 
 def get(name: str) -> Profile:
@@ -48,8 +56,9 @@ def get(name: str) -> Profile:
     try:
         return PROFILES[name.strip().lower()]
     except KeyError:
-        raise ConfigError(f"--profile {name!r}: unknown profile; allowed: "
-                          f"{', '.join(PROFILES)}") from None
+        raise ConfigError(
+            f"--profile {name!r}: unknown profile; allowed: {', '.join(PROFILES)}"
+        ) from None
 
 
 def scenario_op_name(scenario: str) -> str:
@@ -82,16 +91,20 @@ def resolve_scenarios(profile: Profile, spec: str | None, known: Sequence[str]) 
         return tuple(profile.scenarios) if profile.scenarios is not None else tuple(known)
     if profile.scenario_weight <= 0:
         mixing = [p.name for p in PROFILES.values() if p.scenario_weight > 0]
-        raise ConfigError(f"--scenarios: profile {profile.name!r} mixes no scenarios in; use "
-                          f"--profile {' or '.join(mixing)}")
+        raise ConfigError(
+            f"--scenarios: profile {profile.name!r} mixes no scenarios in; use "
+            f"--profile {' or '.join(mixing)}"
+        )
     names = [n.strip().lower() for n in spec.split(",") if n.strip()]
     if names == ["all"]:
         return tuple(known)
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise ConfigError(f"--scenarios {spec!r}: unknown scenario(s) "
-                          f"{', '.join(unknown) or '(none given)'}; allowed: all or "
-                          f"{', '.join(known)}")
+        raise ConfigError(
+            f"--scenarios {spec!r}: unknown scenario(s) "
+            f"{', '.join(unknown) or '(none given)'}; allowed: all or "
+            f"{', '.join(known)}"
+        )
     return tuple(n for n in known if n in names)
 
 
@@ -117,8 +130,16 @@ class ScenarioSchedule:
         worker_id, num_workers: the round-robin starts at ``worker_id * n // num_workers``.
     """
 
-    def __init__(self, scenarios: Sequence[str], every_ops: int, max_gap_s: float | None,
-                 start_ns: int, *, worker_id: int = 0, num_workers: int = 1) -> None:
+    def __init__(
+        self,
+        scenarios: Sequence[str],
+        every_ops: int,
+        max_gap_s: float | None,
+        start_ns: int,
+        *,
+        worker_id: int = 0,
+        num_workers: int = 1,
+    ) -> None:
         if not scenarios or every_ops < 1:
             raise ValueError("a schedule needs scenarios and every_ops >= 1")
         self.scenarios = tuple(scenarios)
@@ -137,8 +158,11 @@ class ScenarioSchedule:
         """True when the next slot should be a scenario step."""
         if self.ops_until_due() == 0:
             return True
-        return (self.max_gap_ns is not None and self.num_since_step > 0
-                and now_ns - self.last_step_ns >= self.max_gap_ns)
+        return (
+            self.max_gap_ns is not None
+            and self.num_since_step > 0
+            and now_ns - self.last_step_ns >= self.max_gap_ns
+        )
 
     def next_scenario(self) -> str:
         """The scenario the next step runs (round-robin from this worker's offset)."""

@@ -16,9 +16,15 @@ UNLIMITED = "unlimited"
 
 # unit spelling -> seconds per unit
 _RATE_UNITS_S: dict[str, float] = {
-    "s": 1.0, "sec": 1.0, "second": 1.0,
-    "m": 60.0, "min": 60.0, "minute": 60.0,
-    "h": 3600.0, "hr": 3600.0, "hour": 3600.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
 }
 _DURATION_UNITS_S: dict[str, float] = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE_RE = re.compile(
@@ -71,9 +77,7 @@ def parse_duration(text: str | float | int, *, flag: str = "--duration") -> floa
     else:
         match = _DURATION_RE.match(str(text).lower())
         if match is None or match["unit"] not in _DURATION_UNITS_S:
-            raise ConfigError(
-                f"{flag}: invalid duration {text!r}; expected {_DURATION_ALLOWED}"
-            )
+            raise ConfigError(f"{flag}: invalid duration {text!r}; expected {_DURATION_ALLOWED}")
         duration_s = float(match["value"]) * _DURATION_UNITS_S[match["unit"]]
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise ConfigError(f"{flag}: duration must be greater than 0, got {text!r}")

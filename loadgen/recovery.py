@@ -68,8 +68,9 @@ class Recovery:
         error_class = sqlstate_class(exc)
         if self._is_connection_lost(exc):
             self.stats.record_error(error_class)
-            logger.warning("worker %d: connection lost (%s); reconnecting",
-                           self.spec.worker_id, _one_line(exc))
+            logger.warning(
+                "worker %d: connection lost (%s); reconnecting", self.spec.worker_id, _one_line(exc)
+            )
             self._reconnect()
             return True  # the transaction did not commit: run it again on the new connection
         if exc.sqlstate in RETRYABLE_SQLSTATES and tries < self.spec.max_tries:
@@ -77,13 +78,20 @@ class Recovery:
             return True
         self.stats.record_error(error_class, num_ops=len(names))
         self.num_consecutive_failures += 1
-        logger.warning("worker %d: %s failed: %s %s", self.spec.worker_id, ",".join(names),
-                       exc.sqlstate, _one_line(exc))
+        logger.warning(
+            "worker %d: %s failed: %s %s",
+            self.spec.worker_id,
+            ",".join(names),
+            exc.sqlstate,
+            _one_line(exc),
+        )
         if error_class in CRITICAL_CLASSES and self.spec.fail_fast_on_critical:
             raise exc
         if self.num_consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-            raise RuntimeError(f"{self.num_consecutive_failures} transactions in a row failed; "
-                               f"last error {exc.sqlstate}: {_one_line(exc)}") from exc
+            raise RuntimeError(
+                f"{self.num_consecutive_failures} transactions in a row failed; "
+                f"last error {exc.sqlstate}: {_one_line(exc)}"
+            ) from exc
         return False
 
     def _is_connection_lost(self, exc: BaseException) -> bool:
@@ -91,8 +99,10 @@ class Recovery:
         if conn is None or conn.closed or conn.broken:
             return True
         return isinstance(exc, psycopg.OperationalError) and (
-            exc.sqlstate is None or exc.sqlstate in CONNECTION_SQLSTATES
-            or exc.sqlstate.startswith("08"))
+            exc.sqlstate is None
+            or exc.sqlstate in CONNECTION_SQLSTATES
+            or exc.sqlstate.startswith("08")
+        )
 
     def _resolve_in_doubt(self, txid: int | None) -> str:
         """After a connection died during COMMIT: reconnect and ask the server what happened.
@@ -145,14 +155,19 @@ class Recovery:
                     raise DatabaseUnavailableError(
                         f"worker {self.spec.worker_id}: no connection to "
                         f"{db.mask_dsn(self.spec.dsn)} for {self.spec.reconnect_timeout_s:g} s: "
-                        f"{_one_line(exc)}") from None
-                logger.info("worker %d: reconnect failed (%s), next try in %.2f s",
-                            self.spec.worker_id, _one_line(exc), delay_s)
-            self._sleep_until(self.clock.now_ns() + round(delay_s * NS_PER_S),
-                              is_reconnecting=True)
+                        f"{_one_line(exc)}"
+                    ) from None
+                logger.info(
+                    "worker %d: reconnect failed (%s), next try in %.2f s",
+                    self.spec.worker_id,
+                    _one_line(exc),
+                    delay_s,
+                )
+            self._sleep_until(self.clock.now_ns() + round(delay_s * NS_PER_S), is_reconnecting=True)
         self.stats.num_reconnects += 1
-        logger.warning("worker %d: reconnected (backend %d)", self.spec.worker_id,
-                       self._backend_pid())
+        logger.warning(
+            "worker %d: reconnected (backend %d)", self.spec.worker_id, self._backend_pid()
+        )
 
     def _rollback_quietly(self) -> None:
         if self.conn is not None and not self.conn.closed and not self.conn.broken:

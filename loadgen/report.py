@@ -75,13 +75,23 @@ class RunSummary:
             "by_kind": self.by_kind(),
             "errors": dict(sorted(total.errors_by_class.items())),
             "in_doubt": total.num_in_doubt,
-            "latency_ms": {"p50": _ms(lat.percentile(50)), "p95": _ms(lat.percentile(95)),
-                           "p99": _ms(lat.percentile(99)), "max": _ms(lat.max)},
-            "schedule_lag_ms": {"p50": _ms(lag.percentile(50)), "p99": _ms(lag.percentile(99)),
-                                "max": _ms(lag.max)},
+            "latency_ms": {
+                "p50": _ms(lat.percentile(50)),
+                "p95": _ms(lat.percentile(95)),
+                "p99": _ms(lat.percentile(99)),
+                "max": _ms(lat.max),
+            },
+            "schedule_lag_ms": {
+                "p50": _ms(lag.percentile(50)),
+                "p99": _ms(lag.percentile(99)),
+                "max": _ms(lag.max),
+            },
             # only when scenarios are mixed in, so a default run's JSON keeps its exact keys
-            **({"profile": self.profile, "scenario_steps": self._scenario_steps()}
-               if self.has_scenarios else {}),
+            **(
+                {"profile": self.profile, "scenario_steps": self._scenario_steps()}
+                if self.has_scenarios
+                else {}
+            ),
         }
 
     def _scenario_steps(self) -> dict[str, Any]:
@@ -90,8 +100,11 @@ class RunSummary:
         return {
             "steps": sum(c for n, c in total.ops_by_name.items() if is_scenario_op(n)),
             "row_changes": total.num_scenario_changes,
-            "latency_ms": {"p50": _ms(hist.percentile(50)), "p99": _ms(hist.percentile(99)),
-                           "max": _ms(hist.max)},
+            "latency_ms": {
+                "p50": _ms(hist.percentile(50)),
+                "p99": _ms(hist.percentile(99)),
+                "max": _ms(hist.max),
+            },
         }
 
 
@@ -113,7 +126,8 @@ def check_summary_json_path(path: str | Path) -> None:
     if not directory.is_dir():
         raise ConfigError(f"--summary-json {str(path)!r}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK) or (
-            target.exists() and not os.access(target, os.W_OK)):
+        target.exists() and not os.access(target, os.W_OK)
+    ):
         raise ConfigError(f"--summary-json {str(path)!r}: not writable")
 
 
@@ -243,8 +257,11 @@ def _progress_table(tick: Progress) -> Table:
         elapsed += f" ({tick.remaining_s:.0f} s left)"
     done = f"{total.num_ops}" + (f" of {tick.max_ops}" if tick.max_ops else "")
     table.add_row("elapsed", "", elapsed)
-    table.add_row("ops/s", f"{iv.num_ops / seconds if seconds > 0 else 0:.1f}",
-                  f"{total.num_ops / tick.elapsed_s if tick.elapsed_s > 0 else 0:.1f}")
+    table.add_row(
+        "ops/s",
+        f"{iv.num_ops / seconds if seconds > 0 else 0:.1f}",
+        f"{total.num_ops / tick.elapsed_s if tick.elapsed_s > 0 else 0:.1f}",
+    )
     for kind in (*KINDS, SCENARIO_KIND) if _has_steps(total) else KINDS:
         table.add_row(f"  {kind}/s", f"{kinds[kind]:.1f}", "")
     table.add_row("ops committed", str(iv.num_ops), done)
@@ -254,9 +271,12 @@ def _progress_table(tick: Progress) -> Table:
     table.add_row("lag p99 ms", _lat(iv.lag_ns, 99), _lat(total.lag_ns, 99))
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(total.errors_by_class.items())) or "0"
     table.add_row("errors", str(iv.num_errors), errors)
-    table.add_row("reconnects", str(iv.num_reconnects),
-                  f"{total.num_reconnects}" + (f" ({tick.num_reconnecting} now)"
-                                               if tick.num_reconnecting else ""))
+    table.add_row(
+        "reconnects",
+        str(iv.num_reconnects),
+        f"{total.num_reconnects}"
+        + (f" ({tick.num_reconnecting} now)" if tick.num_reconnecting else ""),
+    )
     table.add_row("in doubt", str(iv.num_in_doubt), str(total.num_in_doubt))
     return table
 
@@ -300,12 +320,17 @@ def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
         slat = steps["latency_ms"]
         table.add_row("profile", summary.profile)
         table.add_row("scenario row changes", str(steps["row_changes"]))
-        table.add_row("scenario step ms p50/p99/max",
-                      f"{slat['p50']:.3f} / {slat['p99']:.3f} / {slat['max']:.3f}")
-    table.add_row("latency ms p50/p95/p99/max",
-                  f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} / {lat['max']:.3f}")
-    table.add_row("schedule lag ms p50/p99/max",
-                  f"{lag['p50']:.3f} / {lag['p99']:.3f} / {lag['max']:.3f}")
+        table.add_row(
+            "scenario step ms p50/p99/max",
+            f"{slat['p50']:.3f} / {slat['p99']:.3f} / {slat['max']:.3f}",
+        )
+    table.add_row(
+        "latency ms p50/p95/p99/max",
+        f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} / {lat['max']:.3f}",
+    )
+    table.add_row(
+        "schedule lag ms p50/p99/max", f"{lag['p50']:.3f} / {lag['p99']:.3f} / {lag['max']:.3f}"
+    )
     errors = ", ".join(f"{k}: {v}" for k, v in data["errors"].items()) or "none"
     table.add_row("errors by SQLSTATE class", errors)
     table.add_row("retried (serialization/deadlock)", str(summary.total.num_retried))

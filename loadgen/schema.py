@@ -128,13 +128,17 @@ def _fk_checks() -> list[Check]:
     out = []
     for spec in tables.TABLES:
         for fk in spec.foreign_keys:
-            out.append(Check(
-                name=f"orphans:{spec.name}.{fk.column}",
-                description=f"{spec.name}.{fk.column} points to a missing {fk.parent} row",
-                query=(f"SELECT '{spec.name} id=' || c.id || ' {fk.column}=' || c.{fk.column} "
-                       f"FROM {spec.name} c LEFT JOIN {fk.parent} p ON p.id = c.{fk.column} "
-                       f"WHERE p.id IS NULL"),
-            ))
+            out.append(
+                Check(
+                    name=f"orphans:{spec.name}.{fk.column}",
+                    description=f"{spec.name}.{fk.column} points to a missing {fk.parent} row",
+                    query=(
+                        f"SELECT '{spec.name} id=' || c.id || ' {fk.column}=' || c.{fk.column} "
+                        f"FROM {spec.name} c LEFT JOIN {fk.parent} p ON p.id = c.{fk.column} "
+                        f"WHERE p.id IS NULL"
+                    ),
+                )
+            )
     return out
 
 
@@ -144,25 +148,34 @@ def _natural_key_checks() -> list[Check]:
         for key in spec.natural_keys:
             cols = ", ".join(key)
             shown = " || ',' || ".join(f"{c}::text" for c in key)
-            out.append(Check(
-                name=f"duplicates:{spec.name}({cols})",
-                description=f"{spec.name} has duplicate ({cols})",
-                query=(f"SELECT '{spec.name} ({cols})=' || {shown} || ' x' || count(*) "
-                       f"FROM {spec.name} GROUP BY {cols} HAVING count(*) > 1"),
-            ))
+            out.append(
+                Check(
+                    name=f"duplicates:{spec.name}({cols})",
+                    description=f"{spec.name} has duplicate ({cols})",
+                    query=(
+                        f"SELECT '{spec.name} ({cols})=' || {shown} || ' x' || count(*) "
+                        f"FROM {spec.name} GROUP BY {cols} HAVING count(*) > 1"
+                    ),
+                )
+            )
     return out
 
 
 def _future_timestamp_checks() -> list[Check]:
     # One minute of slack: the server's clock is the reference, and rows are written with now().
-    return [Check(
-        name=f"future:{spec.name}.created_at/updated_at",
-        description=f"{spec.name} has created_at/updated_at in the future or out of order",
-        query=(f"SELECT '{spec.name} id=' || id || ' created_at=' || created_at "
-               f"|| ' updated_at=' || updated_at FROM {spec.name} "
-               f"WHERE created_at > now() + interval '1 minute' "
-               f"OR updated_at > now() + interval '1 minute' OR updated_at < created_at"),
-    ) for spec in tables.TABLES]
+    return [
+        Check(
+            name=f"future:{spec.name}.created_at/updated_at",
+            description=f"{spec.name} has created_at/updated_at in the future or out of order",
+            query=(
+                f"SELECT '{spec.name} id=' || id || ' created_at=' || created_at "
+                f"|| ' updated_at=' || updated_at FROM {spec.name} "
+                f"WHERE created_at > now() + interval '1 minute' "
+                f"OR updated_at > now() + interval '1 minute' OR updated_at < created_at"
+            ),
+        )
+        for spec in tables.TABLES
+    ]
 
 
 CHECKS: tuple[Check, ...] = (
@@ -171,27 +184,45 @@ CHECKS: tuple[Check, ...] = (
     Check("cpf:check-digits", "pacientes.cpf has invalid check digits", _BAD_CPF),
     Check("cnpj:check-digits", "convenios.cnpj has invalid check digits", _BAD_CNPJ),
     *_future_timestamp_checks(),
-    Check("pacientes:birth-in-future", "pacientes.nascimento is in the future",
-          "SELECT 'pacientes id=' || id || ' nascimento=' || nascimento FROM pacientes "
-          "WHERE nascimento > current_date"),
-    Check("pacientes:registered-in-future", "pacientes.data_cadastro is in the future",
-          "SELECT 'pacientes id=' || id || ' data_cadastro=' || data_cadastro FROM pacientes "
-          "WHERE data_cadastro > now() + interval '1 minute'"),
-    Check("internacoes:saida-before-entrada", "internacoes.data_saida < data_entrada",
-          "SELECT 'internacoes id=' || id || ' entrada=' || data_entrada "
-          "|| ' saida=' || data_saida FROM internacoes WHERE data_saida < data_entrada"),
-    Check("internacoes:dates-in-future", "an admission or discharge dated in the future",
-          "SELECT 'internacoes id=' || id || ' entrada=' || data_entrada || ' saida=' "
-          "|| coalesce(data_saida::text, 'NULL') FROM internacoes "
-          "WHERE data_entrada > now() + interval '1 minute' "
-          "OR data_saida > now() + interval '1 minute'"),
-    Check("consultas:status-date", "a consulta realizada/faltou dated in the future",
-          "SELECT 'consultas id=' || id || ' status=' || status || ' data=' || data "
-          "FROM consultas WHERE status IN ('realizada', 'faltou') "
-          "AND data > now() + interval '1 minute'"),
-    Check("exames:result-before-date", "an exame has a resultado but its date is in the future",
-          "SELECT 'exames id=' || id || ' data=' || data FROM exames "
-          "WHERE resultado IS NOT NULL AND data > now() + interval '1 minute'"),
+    Check(
+        "pacientes:birth-in-future",
+        "pacientes.nascimento is in the future",
+        "SELECT 'pacientes id=' || id || ' nascimento=' || nascimento FROM pacientes "
+        "WHERE nascimento > current_date",
+    ),
+    Check(
+        "pacientes:registered-in-future",
+        "pacientes.data_cadastro is in the future",
+        "SELECT 'pacientes id=' || id || ' data_cadastro=' || data_cadastro FROM pacientes "
+        "WHERE data_cadastro > now() + interval '1 minute'",
+    ),
+    Check(
+        "internacoes:saida-before-entrada",
+        "internacoes.data_saida < data_entrada",
+        "SELECT 'internacoes id=' || id || ' entrada=' || data_entrada "
+        "|| ' saida=' || data_saida FROM internacoes WHERE data_saida < data_entrada",
+    ),
+    Check(
+        "internacoes:dates-in-future",
+        "an admission or discharge dated in the future",
+        "SELECT 'internacoes id=' || id || ' entrada=' || data_entrada || ' saida=' "
+        "|| coalesce(data_saida::text, 'NULL') FROM internacoes "
+        "WHERE data_entrada > now() + interval '1 minute' "
+        "OR data_saida > now() + interval '1 minute'",
+    ),
+    Check(
+        "consultas:status-date",
+        "a consulta realizada/faltou dated in the future",
+        "SELECT 'consultas id=' || id || ' status=' || status || ' data=' || data "
+        "FROM consultas WHERE status IN ('realizada', 'faltou') "
+        "AND data > now() + interval '1 minute'",
+    ),
+    Check(
+        "exames:result-before-date",
+        "an exame has a resultado but its date is in the future",
+        "SELECT 'exames id=' || id || ' data=' || data FROM exames "
+        "WHERE resultado IS NOT NULL AND data > now() + interval '1 minute'",
+    ),
 )
 
 
@@ -201,7 +232,8 @@ def check(conn: psycopg.Connection) -> list[CheckResult]:
     for item in CHECKS:
         # No parameters: the checks use % as the modulo operator.
         query = sql.SQL("SELECT count(*) OVER (), d FROM ({}) AS q(d) LIMIT {}").format(
-            sql.SQL(item.query), sql.Literal(MAX_EXAMPLES))  # type: ignore[arg-type]
+            sql.SQL(item.query), sql.Literal(MAX_EXAMPLES)
+        )  # type: ignore[arg-type]
         rows = conn.execute(query).fetchall()
         failures = int(rows[0][0]) if rows else 0
         results.append(CheckResult(item.name, item.description, failures, [r[1] for r in rows]))

@@ -127,11 +127,12 @@ class LatencyHistogram:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LatencyHistogram):
             return NotImplemented
-        return (
-            np.array_equal(self.counts, other.counts)
-            and (self.count, self.sum, self.min, self.max)
-            == (other.count, other.sum, other.min, other.max)
-        )
+        return np.array_equal(self.counts, other.counts) and (
+            self.count,
+            self.sum,
+            self.min,
+            self.max,
+        ) == (other.count, other.sum, other.min, other.max)
 
     def __getstate__(self) -> dict[str, Any]:
         nonzero = np.flatnonzero(self.counts)
@@ -211,8 +212,15 @@ class IntervalStats:
             self.latency_ns.record_many(end_ns - slots)
             self.lag_ns.record_many(start_ns - slots)
 
-    def record_scenario_step(self, op_name: str, num_txns: int, num_changes: int, slot_ns: int,
-                             start_ns: int, end_ns: int) -> None:
+    def record_scenario_step(
+        self,
+        op_name: str,
+        num_txns: int,
+        num_changes: int,
+        slot_ns: int,
+        start_ns: int,
+        end_ns: int,
+    ) -> None:
         """Count one completed scenario step (one operation, ``num_txns`` transactions).
 
         Args:

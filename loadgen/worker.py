@@ -98,8 +98,12 @@ def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) ->
         return ClosedLoop()
     if spec.arrivals == "pace":
         return JitteredArrivals(
-            round(spec.interval_s * NS_PER_S), spec.max_jitter_ms * NS_PER_MS, start_ns, rng,
-            worker_id=spec.worker_id, num_workers=spec.num_workers,
+            round(spec.interval_s * NS_PER_S),
+            spec.max_jitter_ms * NS_PER_MS,
+            start_ns,
+            rng,
+            worker_id=spec.worker_id,
+            num_workers=spec.num_workers,
         )
     assert spec.rate_per_s is not None
     if spec.arrivals == "poisson":  # exponential first gaps already spread the workers
@@ -113,8 +117,14 @@ def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) ->
 class _Worker(Recovery):
     """State of one worker process; ``run`` is its whole life after the process started."""
 
-    def __init__(self, spec: WorkerSpec, queue: Queue[Any], stop_event: Event,
-                 start_event: Event, start_at_ns: Synchronized[int]) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        queue: Queue[Any],
+        stop_event: Event,
+        start_event: Event,
+        start_at_ns: Synchronized[int],
+    ) -> None:
         self.spec = spec
         self.queue = queue
         self.stop_event = stop_event
@@ -148,9 +158,13 @@ class _Worker(Recovery):
         spec = self.spec
         arrivals_ss, workload_ss = spec.seed_seq.spawn(2)
         self.conn = db.connect(spec.dsn, application_name=self.app_name)
-        workload = Workload(self.conn, worker_id=spec.worker_id, num_workers=spec.num_workers,
-                            seed=int(workload_ss.generate_state(1, np.uint64)[0] >> 1),
-                            mix=spec.mix)
+        workload = Workload(
+            self.conn,
+            worker_id=spec.worker_id,
+            num_workers=spec.num_workers,
+            seed=int(workload_ss.generate_state(1, np.uint64)[0] >> 1),
+            mix=spec.mix,
+        )
         self._end_txn_quietly()
         if spec.scenarios:
             from loadgen.scenarios import ensure_tables
@@ -178,8 +192,13 @@ class _Worker(Recovery):
         self.arrivals = build_arrivals(spec, start_ns, np.random.default_rng(arrivals_ss))
         if spec.scenarios:
             self.schedule = ScenarioSchedule(
-                spec.scenarios, spec.scenario_every_ops, spec.scenario_max_gap_s, start_ns,
-                worker_id=spec.worker_id, num_workers=spec.num_workers)
+                spec.scenarios,
+                spec.scenario_every_ops,
+                spec.scenario_max_gap_s,
+                start_ns,
+                worker_id=spec.worker_id,
+                num_workers=spec.num_workers,
+            )
         end_ns = start_ns + round(spec.duration_s * NS_PER_S) if spec.duration_s else None
         try:
             reason = self._loop(workload, end_ns)
@@ -197,8 +216,9 @@ class _Worker(Recovery):
             remaining = None if spec.max_ops is None else spec.max_ops - self.num_ops
             if remaining is not None and remaining <= 0:
                 return "max-ops"
-            slot_ns = pending_ns if pending_ns is not None else arrivals.next_slot_ns(
-                clock.now_ns())
+            slot_ns = (
+                pending_ns if pending_ns is not None else arrivals.next_slot_ns(clock.now_ns())
+            )
             pending_ns = None
             if end_ns is not None and slot_ns >= end_ns:
                 self._sleep_until(end_ns)
@@ -246,9 +266,15 @@ class _Worker(Recovery):
         dropped = getattr(self.arrivals, "num_dropped", 0)
         self.stats.num_dropped += dropped - self.num_dropped_reported
         self.num_dropped_reported = dropped
-        delta = StatsDelta(self.spec.worker_id, self.seq, self.t0_ns, now_ns, self.stats,
-                           backend_pid=0 if final else self._backend_pid(),
-                           is_reconnecting=is_reconnecting)
+        delta = StatsDelta(
+            self.spec.worker_id,
+            self.seq,
+            self.t0_ns,
+            now_ns,
+            self.stats,
+            backend_pid=0 if final else self._backend_pid(),
+            is_reconnecting=is_reconnecting,
+        )
         self.queue.put(delta)
         self.last_sent_ns = now_ns
         self.stats = IntervalStats()
@@ -281,8 +307,9 @@ class _Worker(Recovery):
                 return
             if self.should_stop():
                 raise _StopRequested
-            self.clock.sleep_until_ns(min(deadline_ns, now_ns + SLEEP_SLICE_NS,
-                                          self.next_report_ns))
+            self.clock.sleep_until_ns(
+                min(deadline_ns, now_ns + SLEEP_SLICE_NS, self.next_report_ns)
+            )
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -293,7 +320,7 @@ class _Worker(Recovery):
         if len(names) < len(slots):
             # only with a mix of updates/deletes alone whose candidate rows ran out
             self.stats.num_skipped += len(slots) - len(names)
-            slots = slots[:len(names)]
+            slots = slots[: len(names)]
             if not names:
                 if isinstance(self.arrivals, ClosedLoop):
                     self._sleep_until(self.clock.now_ns() + SLEEP_SLICE_NS)
@@ -337,8 +364,12 @@ class _Worker(Recovery):
                     if status == "aborted":
                         self.stats.num_resolved += len(names)
                         continue  # nothing was applied: run the batch again
-                    logger.warning("worker %d: outcome of transaction %s unknown (%s)",
-                                   spec.worker_id, txid, status)
+                    logger.warning(
+                        "worker %d: outcome of transaction %s unknown (%s)",
+                        spec.worker_id,
+                        txid,
+                        status,
+                    )
                     self.stats.num_in_doubt += len(names)
                     return
                 self.stats.num_resolved += len(names)
@@ -379,10 +410,12 @@ class _Worker(Recovery):
                 break
             self.num_ops += 1
             self.num_consecutive_failures = 0
-            self.stats.record_scenario_step(op_name, result.num_txns, result.num_changes,
-                                            slot_ns, start_ns, self.clock.now_ns())
+            self.stats.record_scenario_step(
+                op_name, result.num_txns, result.num_changes, slot_ns, start_ns, self.clock.now_ns()
+            )
             break
         schedule.record_step(self.clock.now_ns())
+
 
 def _pid() -> int:
     import os
@@ -390,8 +423,13 @@ def _pid() -> int:
     return os.getpid()
 
 
-def run_worker(spec: WorkerSpec, queue: Queue[Any], stop_event: Event, start_event: Event,
-               start_at_ns: Synchronized[int]) -> None:
+def run_worker(
+    spec: WorkerSpec,
+    queue: Queue[Any],
+    stop_event: Event,
+    start_event: Event,
+    start_at_ns: Synchronized[int],
+) -> None:
     """Process entry point of one worker (the coordinator's ``Process`` target).
 
     SIGINT is ignored (a terminal's Ctrl-C reaches the whole process group; the coordinator
@@ -410,8 +448,11 @@ def run_worker(spec: WorkerSpec, queue: Queue[Any], stop_event: Event, start_eve
     except BaseException as exc:  # noqa: BLE001 - process boundary: report, never raise
         worker._heartbeat_stop.set()
         try:
-            queue.put(WorkerFailed(spec.worker_id, type(exc).__name__, _one_line(exc),
-                                   traceback.format_exc()))
+            queue.put(
+                WorkerFailed(
+                    spec.worker_id, type(exc).__name__, _one_line(exc), traceback.format_exc()
+                )
+            )
             queue.close()
             queue.join_thread()
         finally:

@@ -31,8 +31,9 @@ def named(example: dict[str, Any]) -> dict[str, Any]:
     return example
 
 
-def old_tuple_problems(ex: LedgerExtra | None, captured: dict[str, Any]
-                       ) -> list[tuple[str, dict[str, Any]]]:
+def old_tuple_problems(
+    ex: LedgerExtra | None, captured: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
     """(check, example) for each way a captured change's old key or old tuple differs from its
     ledger line's ``ex`` (None: the line states neither: no key change, nothing to compare).
 
@@ -43,11 +44,17 @@ def old_tuple_problems(ex: LedgerExtra | None, captured: dict[str, Any]
     out: list[tuple[str, dict[str, Any]]] = []
     want_old_pk = ex.old_pk if ex else None
     got_old_pk = captured.get("old_pk")
-    base = {"table": captured.get("table"), "pk": captured.get("pk"), "op": captured.get("op"),
-            "at": captured.get("at"), "op_name": ex.op_name if ex else None}
+    base = {
+        "table": captured.get("table"),
+        "pk": captured.get("pk"),
+        "op": captured.get("op"),
+        "at": captured.get("at"),
+        "op_name": ex.op_name if ex else None,
+    }
     if got_old_pk != want_old_pk:
-        out.append(("old_keys", {**base, "ledger_old_pk": want_old_pk,
-                                 "captured_old_pk": got_old_pk}))
+        out.append(
+            ("old_keys", {**base, "ledger_old_pk": want_old_pk, "captured_old_pk": got_old_pk})
+        )
     if ex is None or "old_kind" not in captured:
         return out
     old, kind, before = captured.get("old"), captured.get("old_kind"), ex.before
@@ -58,12 +65,23 @@ def old_tuple_problems(ex: LedgerExtra | None, captured: dict[str, Any]
     elif old is None:
         problem = "before-image missing"
     elif kind == "K":
-        if ({k: old.get(k, "<absent>") for k in before} != before
-                or any(v is not None for k, v in old.items() if k not in before)):
+        if {k: old.get(k, "<absent>") for k in before} != before or any(
+            v is not None for k, v in old.items() if k not in before
+        ):
             problem = "key columns differ from the before-image"
     elif old != before:
         problem = "old row differs from the before-image"
     if problem:
-        out.append(("before_images", {**base, "problem": problem, "old_kind": kind,
-                                      "ledger_before": before, "captured_old": old}))
+        out.append(
+            (
+                "before_images",
+                {
+                    **base,
+                    "problem": problem,
+                    "old_kind": kind,
+                    "ledger_before": before,
+                    "captured_old": old,
+                },
+            )
+        )
     return out

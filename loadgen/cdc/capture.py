@@ -33,8 +33,20 @@ UNCHANGED = "<unchanged-toast>"
 
 
 # Largest text of fixed-size types, and the biggest row that can never be TOASTed.
-_FIXED_TYPE_BYTES = {16: 5, 20: 20, 21: 6, 23: 11, 26: 10, 700: 16, 701: 24, 1082: 13,
-                     1083: 15, 1114: 29, 1184: 35, 2950: 36}
+_FIXED_TYPE_BYTES = {
+    16: 5,
+    20: 20,
+    21: 6,
+    23: 11,
+    26: 10,
+    700: 16,
+    701: 24,
+    1082: 13,
+    1083: 15,
+    1114: 29,
+    1184: 35,
+    2950: 36,
+}
 TOAST_TUPLE_THRESHOLD_BYTES = 2032  # PostgreSQL's default (8 KB pages)
 _VARCHAR, _BPCHAR = 1043, 1042
 
@@ -78,8 +90,9 @@ class CaptureStats:
     relations: dict[int, str] = field(default_factory=dict)
 
 
-def _rel(msg: P.Relation, schema: str, codes: TableCodes, wanted: set[str],
-         table_of: dict[str, str]) -> _Rel:
+def _rel(
+    msg: P.Relation, schema: str, codes: TableCodes, wanted: set[str], table_of: dict[str, str]
+) -> _Rel:
     names = msg.column_names
     name = table_of.get(msg.name, msg.name)  # a partition is verified as its root table
     ours = msg.namespace == schema and name in wanted and "id" in names
@@ -87,8 +100,9 @@ def _rel(msg: P.Relation, schema: str, codes: TableCodes, wanted: set[str],
     key_pos = None
     if ours and not msg.columns[id_pos].is_key:
         key_pos = tuple(i for i, c in enumerate(msg.columns) if c.is_key)
-    return _Rel(name, names, codes.code(name) if ours else None, id_pos,
-                can_toast(msg.columns), key_pos)
+    return _Rel(
+        name, names, codes.code(name) if ours else None, id_pos, can_toast(msg.columns), key_pos
+    )
 
 
 def partition_roots(conn: psycopg.Connection) -> dict[str, str]:
@@ -100,12 +114,18 @@ def partition_roots(conn: psycopg.Connection) -> dict[str, str]:
     rows = conn.execute(
         "SELECT c.relname, r.relname FROM pg_class c"
         " JOIN pg_class r ON r.oid = pg_partition_root(c.oid)"
-        " WHERE c.relispartition AND c.relnamespace = current_schema()::regnamespace").fetchall()
+        " WHERE c.relispartition AND c.relnamespace = current_schema()::regnamespace"
+    ).fetchall()
     return {str(a): str(b) for a, b in rows}
 
 
-def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema: str,
-              encoding: str = "utf-8", table_of: dict[str, str] | None = None) -> CaptureStats:
+def feed_slot(
+    verifier: Verifier,
+    rows: Iterable[tuple[int, int, bytes]],
+    schema: str,
+    encoding: str = "utf-8",
+    table_of: dict[str, str] | None = None,
+) -> CaptureStats:
     """Feed every row change of ``rows`` (``slot.iter_slot`` rows: lsn, xid, message) to
     ``verifier``, decoding pgoutput v1 on the way.
 
@@ -155,8 +175,9 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
             if old is not None and isinstance(old[r.id_pos], str):
                 old_pk = int(old[r.id_pos])  # type: ignore[arg-type]
             if r.key_pos is not None:
-                old_pk = _track_identity(idents.setdefault(r.code, {}), r, vals, old, pk,
-                                         old_pk, op == u_op, verifier)
+                old_pk = _track_identity(
+                    idents.setdefault(r.code, {}), r, vals, old, pk, old_pk, op == u_op, verifier
+                )
             if old_pk == pk:
                 old_pk = None
             if old_pk is not None:
@@ -207,8 +228,15 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
                     r = rels[relid]
                     if r.code is not None:
                         code = r.code
-                        verifier.add_truncate(code, xid, lambda r=r, lsn=lsn, xid=xid: {
-                            "table": r.name, "op": "truncate", "at": _at(lsn, xid)})
+                        verifier.add_truncate(
+                            code,
+                            xid,
+                            lambda r=r, lsn=lsn, xid=xid: {
+                                "table": r.name,
+                                "op": "truncate",
+                                "at": _at(lsn, xid),
+                            },
+                        )
                         for key in [k for k in wide if k[0] == code]:
                             del wide[key]
                 continue
@@ -222,8 +250,9 @@ def feed_slot(verifier: Verifier, rows: Iterable[tuple[int, int, bytes]], schema
         occ[k] = n + 1
         stats.num_changes += 1
         # column 7 flags a key change, so the verifier checks it against the ledger's old key
-        batch.append((txn, xid, r.code, op, pk, n, rowhash, 0 if old_pk is None else 1,
-                      1 if unknown else 0))
+        batch.append(
+            (txn, xid, r.code, op, pk, n, rowhash, 0 if old_pk is None else 1, 1 if unknown else 0)
+        )
         entries.append((r, op, pk, vals, unknown, lsn, xid, old_kind, old, old_pk))
         if len(batch) >= limit:
             verifier._flush()
@@ -235,8 +264,14 @@ def _identity_key(r: _Rel, values: tuple[P.Value, ...]) -> tuple[P.Value, ...]:
     return tuple(values[i] for i in r.key_pos or ())
 
 
-def _pk_by_identity(ids: dict[tuple[P.Value, ...], int], r: _Rel, old: tuple[P.Value, ...],
-                    verifier: Verifier, *, pop: bool) -> int:
+def _pk_by_identity(
+    ids: dict[tuple[P.Value, ...], int],
+    r: _Rel,
+    old: tuple[P.Value, ...],
+    verifier: Verifier,
+    *,
+    pop: bool,
+) -> int:
     """The id of the row an identity-only old tuple names: from earlier images in the stream,
     else the ledger's before-images; -1 when neither knows it (then it cannot match)."""
     key = _identity_key(r, old)
@@ -246,9 +281,16 @@ def _pk_by_identity(ids: dict[tuple[P.Value, ...], int], r: _Rel, old: tuple[P.V
     return -1 if pk is None else pk
 
 
-def _track_identity(ids: dict[tuple[P.Value, ...], int], r: _Rel, vals: tuple[P.Value, ...],
-                    old: tuple[P.Value, ...] | None, pk: int, old_pk: int | None,
-                    is_update: bool, verifier: Verifier) -> int | None:
+def _track_identity(
+    ids: dict[tuple[P.Value, ...], int],
+    r: _Rel,
+    vals: tuple[P.Value, ...],
+    old: tuple[P.Value, ...] | None,
+    pk: int,
+    old_pk: int | None,
+    is_update: bool,
+    verifier: Verifier,
+) -> int | None:
     """Keep identity key → id for a USING INDEX table; return the update's old id.
 
     An update that changed the identity's columns sends them as the old tuple (K); one that
@@ -261,16 +303,22 @@ def _track_identity(ids: dict[tuple[P.Value, ...], int], r: _Rel, vals: tuple[P.
     if is_update and old_pk is None:
         prev = ids.get(key)
         if prev is None and old is None:
-            prev = verifier.L.pk_by_identity(r.code, {r.names[i]: vals[i] for i in r.key_pos or ()}
-                                             ) if r.code is not None else None
+            prev = (
+                verifier.L.pk_by_identity(r.code, {r.names[i]: vals[i] for i in r.key_pos or ()})
+                if r.code is not None
+                else None
+            )
         old_pk = prev
     ids[key] = pk
     return old_pk
 
 
-def _resolve(vals: tuple[P.Value, ...], old: tuple[P.Value, ...] | None,
-             previous: tuple[P.Value, ...] | None, names: tuple[str, ...]
-             ) -> tuple[tuple[P.Value, ...], tuple[str, ...]]:
+def _resolve(
+    vals: tuple[P.Value, ...],
+    old: tuple[P.Value, ...] | None,
+    previous: tuple[P.Value, ...] | None,
+    names: tuple[str, ...],
+) -> tuple[tuple[P.Value, ...], tuple[str, ...]]:
     """Replace unchanged-TOAST markers by the last value the stream carried for the column
     (the update's own old tuple under replica identity FULL, else the last full image)."""
     out, unknown = list(vals), []
@@ -291,16 +339,39 @@ def _at(lsn: int, xid: int) -> str:
 
 
 def _image(r: _Rel, vals: tuple[P.Value, ...] | None) -> dict[str, Any] | None:
-    return None if vals is None else {
-        n: (UNCHANGED if v is P.UNCHANGED_TOAST else v) for n, v in zip(r.names, vals, strict=True)}
+    return (
+        None
+        if vals is None
+        else {
+            n: (UNCHANGED if v is P.UNCHANGED_TOAST else v)
+            for n, v in zip(r.names, vals, strict=True)
+        }
+    )
 
 
-def _describe(r: _Rel, op: int, pk: int, vals: tuple[P.Value, ...] | None,
-              unknown: tuple[str, ...], lsn: int, xid: int, old_kind: str | None,
-              old: tuple[P.Value, ...] | None, old_pk: int | None) -> dict[str, Any]:
-    return {"table": r.name, "op": "cud"[op], "pk": pk, "at": _at(lsn, xid),
-            "after": _image(r, vals), "unchanged_toast_unknown": list(unknown),
-            "old_kind": old_kind, "old": _image(r, old), "old_pk": old_pk}
+def _describe(
+    r: _Rel,
+    op: int,
+    pk: int,
+    vals: tuple[P.Value, ...] | None,
+    unknown: tuple[str, ...],
+    lsn: int,
+    xid: int,
+    old_kind: str | None,
+    old: tuple[P.Value, ...] | None,
+    old_pk: int | None,
+) -> dict[str, Any]:
+    return {
+        "table": r.name,
+        "op": "cud"[op],
+        "pk": pk,
+        "at": _at(lsn, xid),
+        "after": _image(r, vals),
+        "unchanged_toast_unknown": list(unknown),
+        "old_kind": old_kind,
+        "old": _image(r, old),
+        "old_pk": old_pk,
+    }
 
 
 def _before_slot_hint(verifier: Verifier, origin: slot_mod.SlotOrigin | None) -> str | None:
@@ -310,16 +381,20 @@ def _before_slot_hint(verifier: Verifier, origin: slot_mod.SlotOrigin | None) ->
         return None
     L = verifier.L
     missing = ~L.is_dup & (verifier.match_count == 0)
-    truncate_xids = [L.truncates[i][0] for idxs in verifier._ledger_truncates.values()
-                     for i in idxs]
+    truncate_xids = [
+        L.truncates[i][0] for idxs in verifier._ledger_truncates.values() for i in idxs
+    ]
     total = int(missing.sum()) + len(truncate_xids)
     before = int((L.xid[missing] < origin.xmin_before).sum()) + sum(
-        1 for x in truncate_xids if x < origin.xmin_before)
+        1 for x in truncate_xids if x < origin.xmin_before
+    )
     if not before or before * 2 < total:
         return None
-    return (f"{before:,} of the {total:,} missing changes committed before the slot was"
-            f" created at {origin.created_at} (LSN {origin.start_lsn}): a slot only sees later"
-            " commits; run `loadgen cdc setup` before the load")
+    return (
+        f"{before:,} of the {total:,} missing changes committed before the slot was"
+        f" created at {origin.created_at} (LSN {origin.start_lsn}): a slot only sees later"
+        " commits; run `loadgen cdc setup` before the load"
+    )
 
 
 def verify_slot(
@@ -347,24 +422,34 @@ def verify_slot(
             raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
         verifier = Verifier(ledger, max_examples=max_examples)
-        rows = (row for batch in slot_mod.iter_slot(conn, slot, publication, consume=consume,
-                                                    batch_changes=batch_changes) for row in batch)
+        rows = (
+            row
+            for batch in slot_mod.iter_slot(
+                conn, slot, publication, consume=consume, batch_changes=batch_changes
+            )
+            for row in batch
+        )
         try:
-            stats = feed_slot(verifier, rows, schema, slot_mod.python_encoding(conn),
-                              partition_roots(conn))
+            stats = feed_slot(
+                verifier, rows, schema, slot_mod.python_encoding(conn), partition_roots(conn)
+            )
         except P.DecodeError as exc:
             raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
     report = verifier.finish(conn, f"slot {slot}")
     hint = _before_slot_hint(verifier, slot_mod.slot_origin(conn, slot))
     if hint:
         report.notes.append(hint)
-    report.counts.update({
-        "captured_transactions": stats.num_transactions,
-        "other_table_changes": stats.num_other,
-        "logical_messages": stats.num_messages,
-    })
+    report.counts.update(
+        {
+            "captured_transactions": stats.num_transactions,
+            "other_table_changes": stats.num_other,
+            "logical_messages": stats.num_messages,
+        }
+    )
     if stats.first_commit_lsn is not None and stats.last_commit_lsn is not None:
-        report.notes.append(f"read commits {P.format_lsn(stats.first_commit_lsn)} .."
-                            f" {P.format_lsn(stats.last_commit_lsn)}"
-                            + (" (slot advanced)" if consume else " (slot left as it was)"))
+        report.notes.append(
+            f"read commits {P.format_lsn(stats.first_commit_lsn)} .."
+            f" {P.format_lsn(stats.last_commit_lsn)}"
+            + (" (slot advanced)" if consume else " (slot left as it was)")
+        )
     return report

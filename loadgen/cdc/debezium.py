@@ -40,8 +40,15 @@ _SNAPSHOT, _TRUNCATE = "r", "t"
 
 
 def debezium_config(
-    dsn: str, *, schema: str, publication: str, slot: str, topic_prefix: str,
-    show_password: bool = False, db_host: str | None = None, name: str = "loadgen-hospital",
+    dsn: str,
+    *,
+    schema: str,
+    publication: str,
+    slot: str,
+    topic_prefix: str,
+    show_password: bool = False,
+    db_host: str | None = None,
+    name: str = "loadgen-hospital",
     extra_tables: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Build the Kafka Connect registration document for the Debezium PostgreSQL connector.
@@ -64,8 +71,9 @@ def debezium_config(
         "publication.name": publication,
         "publication.autocreate.mode": "disabled",
         "slot.name": slot,
-        "table.include.list": ",".join(f"{schema}.{t}" for t in (*tables.TABLE_NAMES,
-                                                                  *extra_tables)),
+        "table.include.list": ",".join(
+            f"{schema}.{t}" for t in (*tables.TABLE_NAMES, *extra_tables)
+        ),
         "heartbeat.interval.ms": str(DEFAULT_HEARTBEAT_INTERVAL_MS),
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive_time_microseconds",
@@ -140,9 +148,12 @@ def column_converters(conn: psycopg.Connection, table: str) -> dict[str, Convert
         "SELECT a.attname, t.typname, a.atttypmod, e.typname FROM pg_attribute a"
         " JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem"
         " AND t.typcategory = 'A' WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0"
-        " AND NOT a.attisdropped", (sql.Identifier(table).as_string(conn),)).fetchall()
-    return {str(n): _converter(str(t), int(m), None if e is None else str(e))
-            for n, t, m, e in rows}
+        " AND NOT a.attisdropped",
+        (sql.Identifier(table).as_string(conn),),
+    ).fetchall()
+    return {
+        str(n): _converter(str(t), int(m), None if e is None else str(e)) for n, t, m, e in rows
+    }
 
 
 def to_text(row: dict[str, Any], conv: dict[str, Converter]) -> dict[str, Any]:
@@ -159,6 +170,7 @@ def to_text(row: dict[str, Any], conv: dict[str, Converter]) -> dict[str, Any]:
 
 
 # -- reading events -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -222,13 +234,24 @@ def iter_events(path: str, stats: dict[str, int]) -> Iterator[Event]:
             elif pk is None and op != "t":
                 stats["events_without_key"] = stats.get("events_without_key", 0) + 1
                 continue
-            yield Event(line_no, op, str(source["table"]), str(source.get("schema", "")),
-                        int(source.get("txId") or 0), int(source.get("lsn") or 0),
-                        int(pk or 0), doc.get("before"), doc.get("after"))
+            yield Event(
+                line_no,
+                op,
+                str(source["table"]),
+                str(source.get("schema", "")),
+                int(source.get("txId") or 0),
+                int(source.get("lsn") or 0),
+                int(pk or 0),
+                doc.get("before"),
+                doc.get("after"),
+            )
 
 
 def verify_file(
-    conn: psycopg.Connection, ledger_path: str, events_path: str, *,
+    conn: psycopg.Connection,
+    ledger_path: str,
+    events_path: str,
+    *,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
 ) -> VerifyReport:
     """Verify a Debezium dump against the ledger, and replay it against the tables.
@@ -243,8 +266,9 @@ def verify_file(
         return _verify_file(conn, ledger_path, events_path, max_examples)
 
 
-def _verify_file(conn: psycopg.Connection, ledger_path: str, events_path: str,
-                 max_examples: int) -> VerifyReport:
+def _verify_file(
+    conn: psycopg.Connection, ledger_path: str, events_path: str, max_examples: int
+) -> VerifyReport:
     ledger = ledger_index.load(ledger_path, split_pk_updates=True)
     if ledger.num_changes == 0:
         raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
@@ -269,8 +293,9 @@ def _verify_file(conn: psycopg.Connection, ledger_path: str, events_path: str,
             continue
         if ev.schema and ev.schema != schema:
             continue
-        keys.append((ev.tx_id & 0xFFFFFFFF, codes.code(table), key_of(ev, table),
-                     OP_CODES[ev.op], ev.lsn))
+        keys.append(
+            (ev.tx_id & 0xFFFFFFFF, codes.code(table), key_of(ev, table), OP_CODES[ev.op], ev.lsn)
+        )
     k = np.array(keys, np.int64).reshape(-1, 5)
     order = np.arange(len(k), dtype=np.int64)
     is_dup = occurrences([k[:, 0], k[:, 1], k[:, 2], k[:, 3], k[:, 4]], order) > 0
@@ -292,8 +317,11 @@ def _verify_file(conn: psycopg.Connection, ledger_path: str, events_path: str,
         code = codes.code(table)
         where = f"{events_path}:{ev.line_no} lsn {ev.lsn} txId {ev.tx_id}"
         if ev.op == _TRUNCATE:
-            verifier.add_truncate(code, ev.tx_id & 0xFFFFFFFF, lambda t=table, w=where: {
-                "table": t, "op": "truncate", "at": w})
+            verifier.add_truncate(
+                code,
+                ev.tx_id & 0xFFFFFFFF,
+                lambda t=table, w=where: {"table": t, "op": "truncate", "at": w},
+            )
             wide = {key: v for key, v in wide.items() if key[0] != code}
             continue
         j, i = i, i + 1
@@ -322,14 +350,23 @@ def _verify_file(conn: psycopg.Connection, ledger_path: str, events_path: str,
         else:
             wide.pop((code, pk), None)
             rowhash = 0
-        verifier.add(ev.tx_id, ev.tx_id & 0xFFFFFFFF, code, op, pk, int(occ[j]), rowhash,
-                     bool(unknown), lambda d=desc, u=tuple(unknown): {
-                         **d(), "unchanged_toast_unknown": list(u)})
+        verifier.add(
+            ev.tx_id,
+            ev.tx_id & 0xFFFFFFFF,
+            code,
+            op,
+            pk,
+            int(occ[j]),
+            rowhash,
+            bool(unknown),
+            lambda d=desc, u=tuple(unknown): {**d(), "unchanged_toast_unknown": list(u)},
+        )
     report = verifier.finish(conn, f"debezium {events_path}")
     report.counts.update(stats)
     return report
 
 
-def _describe(ev: Event, table: str, pk: int, after: dict[str, Any] | None, where: str
-              ) -> Callable[[], dict[str, Any]]:
+def _describe(
+    ev: Event, table: str, pk: int, after: dict[str, Any] | None, where: str
+) -> Callable[[], dict[str, Any]]:
     return lambda: {"table": table, "op": ev.op, "pk": pk, "at": where, "after": after}

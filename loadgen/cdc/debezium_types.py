@@ -30,7 +30,8 @@ DATE_POS_INFINITY = 2**31 - 1
 DATE_NEG_INFINITY = -(2**31)
 _ZONED = re.compile(r"([+-]?\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 _ISO_INTERVAL = re.compile(
-    r"P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?[\d.]+)S)?)?")
+    r"P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?[\d.]+)S)?)?"
+)
 
 
 def civil_from_days(days: int) -> tuple[int, int, int]:
@@ -152,8 +153,9 @@ def interval_iso(v: Any) -> str:
     years, months = int(months / 12), months - int(months / 12) * 12  # truncate toward zero
     for value, unit in ((years, "year"), (months, "mon"), (days, "day")):
         if value:
-            parts.append(f"{'+' if is_before and value > 0 else ''}{value} {unit}"
-                         f"{'s' if value != 1 else ''}")
+            parts.append(
+                f"{'+' if is_before and value > 0 else ''}{value} {unit}{'s' if value != 1 else ''}"
+            )
             is_before = value < 0
     if us or not parts:
         sign = "-" if us < 0 else ("+" if is_before else "")

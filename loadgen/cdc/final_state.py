@@ -26,18 +26,21 @@ def table_columns(conn: psycopg.Connection, table: str) -> list[str]:
     rows = conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
         " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-        (sql.Identifier(table).as_string(conn),)).fetchall()
+        (sql.Identifier(table).as_string(conn),),
+    ).fetchall()
     return [str(r[0]) for r in rows]
 
 
-def table_hashes(conn: psycopg.Connection, table: str, columns: list[str]
-                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def table_hashes(
+    conn: psycopg.Connection, table: str, columns: list[str]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(id, row_hash) of every row of ``table``, sorted by id. Streams the table with COPY."""
     pks, hashes = array("q"), array("q")  # 16 bytes per row, not two Python ints
     names = tuple(columns)
     id_pos = columns.index("id")
     q = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table)
+    )
     with conn.cursor() as cur, cur.copy(q) as copy:
         copy.set_types(["text"] * len(columns))
         for row in copy.rows():
@@ -49,11 +52,13 @@ def table_hashes(conn: psycopg.Connection, table: str, columns: list[str]
     return pk_a[order], h_a[order]
 
 
-def _row_text(conn: psycopg.Connection, table: str, columns: list[str], pk: int
-              ) -> dict[str, Any] | None:
+def _row_text(
+    conn: psycopg.Connection, table: str, columns: list[str], pk: int
+) -> dict[str, Any] | None:
     q = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
         sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns),
-        sql.Identifier(table))
+        sql.Identifier(table),
+    )
     row = conn.execute(q, (pk,)).fetchone()
     return dict(zip(columns, row, strict=True)) if row else None
 
@@ -111,20 +116,33 @@ def compare(
         for i in np.flatnonzero(present & ~found):
             problems.append((int(keys[i]), "captured stream has the row; the table does not"))
         for i in np.flatnonzero(~present & found):
-            problems.append((int(keys[i]), "captured stream deleted (or truncated) the row;"
-                                           " the table still has it"))
+            problems.append(
+                (
+                    int(keys[i]),
+                    "captured stream deleted (or truncated) the row; the table still has it",
+                )
+            )
         for i in np.flatnonzero(present & found & ~partial & (tab_h_at != want)):
             problems.append((int(keys[i]), "row differs from the replayed captured stream"))
         if tr >= 0:  # after a TRUNCATE every row in the table must come from the stream
             kept = np.sort(keys[present])
             extra = tab_pk[~np.isin(tab_pk, kept)]
-            problems.extend((int(k), "row in a truncated table that the stream never inserted")
-                            for k in extra)
+            problems.extend(
+                (int(k), "row in a truncated table that the stream never inserted") for k in extra
+            )
         count += len(problems)
         for pk, why in problems[: max(0, max_examples - len(examples))]:
-            examples.append({"table": name, "pk": pk, "problem": why,
-                             "table_row": _row_text(conn, name, columns, pk)})
+            examples.append(
+                {
+                    "table": name,
+                    "pk": pk,
+                    "problem": why,
+                    "table_row": _row_text(conn, name, columns, pk),
+                }
+            )
     if num_partial:
-        notes.append(f"{num_partial} rows ended with an unchanged-TOAST value the stream never"
-                     " carried: their final state was compared on key only")
+        notes.append(
+            f"{num_partial} rows ended with an unchanged-TOAST value the stream never"
+            " carried: their final state was compared on key only"
+        )
     return count, examples, notes

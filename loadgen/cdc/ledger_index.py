@@ -29,8 +29,16 @@ OP_LETTERS = "cud"
 _U64 = np.uint64
 _MIX1 = _U64(0xBF58476D1CE4E5B9)
 _MIX2 = _U64(0x94D049BB133111EB)
-_PRIMES = [_U64(p) for p in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
-                              0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD)]
+_PRIMES = [
+    _U64(p)
+    for p in (
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0xD6E8FEB86659FD93,
+        0xFF51AFD7ED558CCD,
+    )
+]
 
 
 def row_hash(names: tuple[str, ...], values: Sequence[object]) -> int:
@@ -50,8 +58,11 @@ def dict_hash(after: Mapping[str, object]) -> int:
 
 
 def key_hash(
-    xid32: npt.NDArray[np.int64], table: npt.NDArray[np.int64], pk: npt.NDArray[np.int64],
-    op: npt.NDArray[np.int64], occ: npt.NDArray[np.int64],
+    xid32: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
+    pk: npt.NDArray[np.int64],
+    op: npt.NDArray[np.int64],
+    occ: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]:
     """Vectorized 64-bit hash of the match key (xid mod 2^32, table, pk, op, occurrence).
 
@@ -124,8 +135,9 @@ def ranks_in_file_order(fields: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.in
     return occ
 
 
-def occurrences(group_keys: Sequence[npt.NDArray[np.int64]], order: npt.NDArray[np.int64]
-                ) -> npt.NDArray[np.int64]:
+def occurrences(
+    group_keys: Sequence[npt.NDArray[np.int64]], order: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """Rank of each element within its group (equal ``group_keys``), ranked by ``order``."""
     n = len(order)
     if n == 0:
@@ -239,8 +251,9 @@ class LedgerIndex:
         return self.parts[int(self.part[i])], int(self.offset[i])
 
 
-def _chunks(parts: Sequence[str], bad: list[BadLine]
-            ) -> Iterator[tuple[int, list[int], list[dict[str, Any]]]]:
+def _chunks(
+    parts: Sequence[str], bad: list[BadLine]
+) -> Iterator[tuple[int, list[int], list[dict[str, Any]]]]:
     """Yield (part index, byte offsets, parsed objects) in chunks of about ``_CHUNK_BYTES``."""
     loads = orjson.loads
     for pi, part in enumerate(parts):
@@ -261,9 +274,15 @@ def _chunks(parts: Sequence[str], bad: list[BadLine]
                         obj = _parse(raw)
                         if obj is None:
                             if raw.strip():
-                                bad.append(BadLine(part, line_no + i + 1, off,
-                                                   not raw.endswith(b"\n"),
-                                                   raw[:80].decode("utf-8", "replace")))
+                                bad.append(
+                                    BadLine(
+                                        part,
+                                        line_no + i + 1,
+                                        off,
+                                        not raw.endswith(b"\n"),
+                                        raw[:80].decode("utf-8", "replace"),
+                                    )
+                                )
                             continue
                         good_offs.append(off)
                         objs.append(obj)
@@ -282,8 +301,9 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool = False
-         ) -> LedgerIndex:
+def load(
+    path: str, codes: TableCodes | None = None, *, split_pk_updates: bool = False
+) -> LedgerIndex:
     """Read every part of the ledger at ``path`` into a ``LedgerIndex`` (streams the files).
 
     ``split_pk_updates``: record an update that changed ``id`` (``old_pk``) as a delete of the
@@ -295,8 +315,10 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
     parts = part_files(path)
     codes = codes or TableCodes()
     bad: list[BadLine] = []
-    cols = {k: array("q") for k in ("xid", "seq", "table", "pk", "op", "vhash", "part", "offset",
-                                    "mono")}
+    cols = {
+        k: array("q")
+        for k in ("xid", "seq", "table", "pk", "op", "vhash", "part", "offset", "mono")
+    }
     a_xid, a_seq, a_tab, a_pk, a_op, a_vh, a_part, a_off, a_mono = cols.values()
     code = codes.code
     truncates: list[tuple[int, int, int, int]] = []
@@ -315,8 +337,14 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
                 truncates.append((int(obj["txid"]), code(str(obj["table"])), pi, offset))
                 return
             op = OP_CODES[obj["op"]]
-            row = [int(obj["txid"]), 2 * int(obj["seq"]), code(str(obj["table"])),
-                   int(obj["pk"]), op, dict_hash(after) if after is not None else 0]
+            row = [
+                int(obj["txid"]),
+                2 * int(obj["seq"]),
+                code(str(obj["table"])),
+                int(obj["pk"]),
+                op,
+                dict_hash(after) if after is not None else 0,
+            ]
             old_pk = obj.get("old_pk")
         except (KeyError, TypeError, ValueError, AttributeError):
             bad.append(BadLine(parts[pi], -1, offset, False, str(obj)[:80]))
@@ -326,8 +354,11 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
         if split_pk_updates and op == u_code and old_pk is not None and old_pk != row[3]:
             if is_extra:
                 add_extra(len(a_xid), obj)
-            for col, v in zip(cols.values(), (row[0], row[1], row[2], int(old_pk), OP_CODES["d"],
-                                               0, pi, offset, mono), strict=True):
+            for col, v in zip(
+                cols.values(),
+                (row[0], row[1], row[2], int(old_pk), OP_CODES["d"], 0, pi, offset, mono),
+                strict=True,
+            ):
                 col.append(v)
             row[1] += 1
             row[4] = OP_CODES["c"]
@@ -344,8 +375,11 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
                 raise KeyError("old_pk")
             tabs = [code(o["table"]) for o in objs]
             vh = [0 if o["after"] is None else dict_hash(o["after"]) for o in objs]
-            sparse = [i for i, o in enumerate(objs)
-                      if len(o) > _PLAIN_FIELDS or o.get("op_name") in tracked]
+            sparse = [
+                i
+                for i, o in enumerate(objs)
+                if len(o) > _PLAIN_FIELDS or o.get("op_name") in tracked
+            ]
             base = len(a_xid)
             a_xid.extend([o["txid"] for o in objs])
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
@@ -394,7 +428,24 @@ def load(path: str, codes: TableCodes | None = None, *, split_pk_updates: bool =
         order = keep[np.argsort(khash[keep], kind="stable")].astype(np.int32)
     sorted_khash = khash[order]
     del khash, keep
-    return LedgerIndex(parts, codes, xid, seq, table, pk, op, arr["vhash"], arr["part"],
-                       arr["offset"], arr["mono"], is_dup, np.zeros(0, np.int64), order,
-                       sorted_khash, bad, truncates, extras,
-                       np.array(sorted(extras), np.int64))
+    return LedgerIndex(
+        parts,
+        codes,
+        xid,
+        seq,
+        table,
+        pk,
+        op,
+        arr["vhash"],
+        arr["part"],
+        arr["offset"],
+        arr["mono"],
+        is_dup,
+        np.zeros(0, np.int64),
+        order,
+        sorted_khash,
+        bad,
+        truncates,
+        extras,
+        np.array(sorted(extras), np.int64),
+    )

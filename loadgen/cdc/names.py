@@ -28,8 +28,10 @@ def check_slot(name: str, flag: str = "--slot") -> str:
         ConfigError: naming ``flag``, the value and the rule.
     """
     if not _SLOT_RE.fullmatch(name) or len(name) > MAX_NAME_BYTES:
-        raise ConfigError(f"{flag} {name!r}: a slot name is lowercase letters, digits and"
-                          f" underscore, at most {MAX_NAME_BYTES} characters")
+        raise ConfigError(
+            f"{flag} {name!r}: a slot name is lowercase letters, digits and"
+            f" underscore, at most {MAX_NAME_BYTES} characters"
+        )
     return name
 
 
@@ -40,9 +42,11 @@ def check_publication(name: str, flag: str = "--publication") -> str:
         ConfigError: naming ``flag``, the value and the rule.
     """
     if not _IDENT_RE.fullmatch(name) or len(name.encode()) > MAX_NAME_BYTES:
-        raise ConfigError(f"{flag} {name!r}: a publication name is a letter or underscore,"
-                          f" then letters, digits, underscore or $, at most {MAX_NAME_BYTES}"
-                          " bytes")
+        raise ConfigError(
+            f"{flag} {name!r}: a publication name is a letter or underscore,"
+            f" then letters, digits, underscore or $, at most {MAX_NAME_BYTES}"
+            " bytes"
+        )
     return name
 
 

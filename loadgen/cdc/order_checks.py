@@ -35,20 +35,28 @@ def check_order(v: Verifier, c: dict[str, npt.NDArray[np.int64]]) -> None:
     la, lb = li[pairs], li[pairs + 1]  # delivered first, delivered second
     del li, pairs
     same_part = L.part[la] == L.part[lb]
-    inverted = np.where(same_part, lb < la,
-                        L.mono_ms[lb].astype(np.int64) + ORDER_TOLERANCE_MS < L.mono_ms[la])
+    inverted = np.where(
+        same_part, lb < la, L.mono_ms[lb].astype(np.int64) + ORDER_TOLERANCE_MS < L.mono_ms[la]
+    )
     bad = np.flatnonzero(inverted)
     v.counts["order"] = len(bad)
     for j in bad[: v.max_examples]:
         first, second = v._ledger_example(int(la[j])), v._ledger_example(int(lb[j]))
+
         def show(x: dict[str, Any]) -> str:
             return f"{x['op']} txid {x['txid']} seq {x['seq']}"
 
-        v.examples["order"].append({
-            "table": first["table"], "pk": first["pk"], "op_name": first["op_name"],
-            "delivered": [show(first), show(second)],
-            "ledger_order": [show(second), show(first)]})
+        v.examples["order"].append(
+            {
+                "table": first["table"],
+                "pk": first["pk"],
+                "op_name": first["op_name"],
+                "delivered": [show(first), show(second)],
+                "ledger_order": [show(second), show(first)],
+            }
+        )
     check_split_order(v, c)
+
 
 def check_split_order(v: Verifier, c: dict[str, npt.NDArray[np.int64]]) -> None:
     """A primary-key update split into a delete of the old key and a create of the new one
@@ -67,13 +75,20 @@ def check_split_order(v: Verifier, c: dict[str, npt.NDArray[np.int64]]) -> None:
     v.counts["order"] += len(bad)
     for lpos in bad[: max(0, v.max_examples - len(v.examples["order"]))]:
         new = v._ledger_example(int(lpos))
-        v.examples["order"].append({
-            "table": new["table"], "pk": new["pk"], "op_name": new["op_name"],
-            "problem": "primary-key update: the create of the new key arrived before the"
-                       f" delete of the old key {new.get('old_pk')}"})
+        v.examples["order"].append(
+            {
+                "table": new["table"],
+                "pk": new["pk"],
+                "op_name": new["op_name"],
+                "problem": "primary-key update: the create of the new key arrived before the"
+                f" delete of the old key {new.get('old_pk')}",
+            }
+        )
 
-def check_grouping(v: Verifier, c: dict[str, npt.NDArray[np.int64]],
-                    live: npt.NDArray[np.bool_]) -> None:
+
+def check_grouping(
+    v: Verifier, c: dict[str, npt.NDArray[np.int64]], live: npt.NDArray[np.bool_]
+) -> None:
     L = v.L
     m = np.flatnonzero(c["li"] >= 0)
     if not len(m):
@@ -94,7 +109,13 @@ def check_grouping(v: Verifier, c: dict[str, npt.NDArray[np.int64]],
         n_all = int(all_n[np.searchsorted(all_x, x)])
         n_got = int(got_n[np.searchsorted(got_x, x)])
         first = v._ledger_example(int(np.flatnonzero(L.xid == x)[0]))
-        v.examples["grouping"].append({
-            "txid": int(x), "table": first["table"], "op_name": first["op_name"],
-            "ledger_changes": n_all, "captured": n_got,
-            "split_over_transactions": x in split})
+        v.examples["grouping"].append(
+            {
+                "txid": int(x),
+                "table": first["table"],
+                "op_name": first["op_name"],
+                "ledger_changes": n_all,
+                "captured": n_got,
+                "split_over_transactions": x in split,
+            }
+        )

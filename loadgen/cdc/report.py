@@ -25,9 +25,11 @@ def _example(ex: dict[str, Any]) -> str:
 def verify_text(report: VerifyReport) -> str:
     """The report as lines: counts, one line per check, the first examples of each failure."""
     c = report.counts
-    lines = [f"verify {report.source}: {c.get('captured_changes', 0):,} captured changes vs "
-             f"{c.get('ledger_changes', 0):,} ledger changes in {c.get('ledger_transactions', 0):,}"
-             f" transactions ({report.elapsed_s:.1f} s)"]
+    lines = [
+        f"verify {report.source}: {c.get('captured_changes', 0):,} captured changes vs "
+        f"{c.get('ledger_changes', 0):,} ledger changes in {c.get('ledger_transactions', 0):,}"
+        f" transactions ({report.elapsed_s:.1f} s)"
+    ]
     lines.append("counts: " + ", ".join(f"{k}={v:,}" for k, v in c.items()))
     for check in report.checks:
         mark = "ok  " if check.is_ok else "FAIL"
@@ -38,8 +40,11 @@ def verify_text(report: VerifyReport) -> str:
             lines.append(f"       e.g. {_example(ex)}")
     lines.extend(f"note: {n}" for n in report.notes)
     failed = [ch.name for ch in report.checks if not ch.is_ok]
-    lines.append("result: all checks hold" if not failed else
-                 f"result: {len(failed)} check(s) failed: {', '.join(failed)}")
+    lines.append(
+        "result: all checks hold"
+        if not failed
+        else f"result: {len(failed)} check(s) failed: {', '.join(failed)}"
+    )
     return "\n".join(lines)
 
 
@@ -66,19 +71,25 @@ def status_text(s: CdcStatus) -> str:
             f"slot {sl.slot_name} ({sl.plugin}{', active' if sl.is_active else ', inactive'}"
             f"{', temporary' if sl.is_temporary else ''}): confirmed {sl.confirmed_flush_lsn},"
             f" lag {_bytes(sl.lag_bytes)}, retains {_bytes(sl.retained_wal_bytes)} of WAL"
-            + (f", created by setup at {start}" if start else ""))
+            + (f", created by setup at {start}" if start else "")
+        )
     pub = ", ".join(s.publication_tables) if s.publication_tables else "(missing)"
     lines.append(f"publication {s.publication}: {pub}")
-    lines.append("replica identity: " + ", ".join(
-        f"{t.split('.', 1)[-1]}={ri}" for t, ri in s.replica_identity.items()))
+    lines.append(
+        "replica identity: "
+        + ", ".join(f"{t.split('.', 1)[-1]}={ri}" for t, ri in s.replica_identity.items())
+    )
     return "\n".join(lines)
 
 
 def status_dict(s: CdcStatus) -> dict[str, Any]:
     return {
-        "wal_level": s.wal_level, "current_lsn": s.current_lsn,
-        "slots": [vars(sl) for sl in s.slots], "publication": s.publication,
-        "publication_tables": s.publication_tables, "replica_identity": s.replica_identity,
+        "wal_level": s.wal_level,
+        "current_lsn": s.current_lsn,
+        "slots": [vars(sl) for sl in s.slots],
+        "publication": s.publication,
+        "publication_tables": s.publication_tables,
+        "replica_identity": s.replica_identity,
         "recorded_start_lsn": s.recorded,
         "problems": [vars(p) for p in s.problems],
     }

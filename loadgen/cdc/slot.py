@@ -25,7 +25,10 @@ STATE_TABLE = "loadgen_cdc_state"  # never in the publication (unless --all-tabl
 DEFAULT_BATCH_CHANGES = 5_000  # upto_nchanges per call; a call still returns whole transactions
 _REPLICA_IDENTITY_NAMES = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
 _PG_TO_PY_ENCODING = {
-    "UTF8": "utf-8", "LATIN1": "latin-1", "SQL_ASCII": "utf-8", "WIN1252": "cp1252"
+    "UTF8": "utf-8",
+    "LATIN1": "latin-1",
+    "SQL_ASCII": "utf-8",
+    "WIN1252": "cp1252",
 }
 
 
@@ -92,19 +95,33 @@ def check_server(conn: psycopg.Connection) -> list[ServerProblem]:
     problems = []
     restart = "then restart PostgreSQL (e.g. `pg_ctl restart` or `systemctl restart postgresql`)"
     if s.get("wal_level") != "logical":
-        problems.append(ServerProblem(
-            "wal_level", s.get("wal_level", "?"), "logical",
-            f"ALTER SYSTEM SET wal_level = logical; -- {restart}"))
+        problems.append(
+            ServerProblem(
+                "wal_level",
+                s.get("wal_level", "?"),
+                "logical",
+                f"ALTER SYSTEM SET wal_level = logical; -- {restart}",
+            )
+        )
     slots = int(s.get("max_replication_slots", "0"))
     if slots < used + 2:  # hard only when not even one is free (see setup)
-        problems.append(ServerProblem(
-            "max_replication_slots", str(slots),
-            f">= {used + 2} ({used} in use + verifier + Debezium)",
-            f"ALTER SYSTEM SET max_replication_slots = {max(10, used + 2)}; -- {restart}"))
+        problems.append(
+            ServerProblem(
+                "max_replication_slots",
+                str(slots),
+                f">= {used + 2} ({used} in use + verifier + Debezium)",
+                f"ALTER SYSTEM SET max_replication_slots = {max(10, used + 2)}; -- {restart}",
+            )
+        )
     if int(s.get("max_wal_senders", "0")) < 2:
-        problems.append(ServerProblem(
-            "max_wal_senders", s.get("max_wal_senders", "0"), ">= 2 (Debezium streams over one)",
-            f"ALTER SYSTEM SET max_wal_senders = 10; -- {restart}"))
+        problems.append(
+            ServerProblem(
+                "max_wal_senders",
+                s.get("max_wal_senders", "0"),
+                ">= 2 (Debezium streams over one)",
+                f"ALTER SYSTEM SET max_wal_senders = 10; -- {restart}",
+            )
+        )
     return problems
 
 
@@ -117,13 +134,18 @@ def qualified_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
 
 
 def _ensure_state_table(conn: psycopg.Connection) -> None:
-    conn.execute(sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {} (slot_name text PRIMARY KEY, publication text NOT NULL,"
-        " start_lsn pg_lsn NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-    ).format(sql.Identifier(STATE_TABLE)))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (slot_name text PRIMARY KEY, publication text NOT NULL,"
+            " start_lsn pg_lsn NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+        ).format(sql.Identifier(STATE_TABLE))
+    )
     # xmin_before: every transaction with a smaller xid8 had ended before the slot was created
-    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS xmin_before bigint").format(
-        sql.Identifier(STATE_TABLE)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS xmin_before bigint").format(
+            sql.Identifier(STATE_TABLE)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -137,14 +159,23 @@ def slot_origin(conn: psycopg.Connection, slot: str) -> SlotOrigin | None:
     """What ``setup`` recorded when it created ``slot`` (None when it did not record it)."""
     if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]:  # type: ignore[index]
         return None
-    has_xmin = conn.execute(
-        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'xmin_before'"
-        " AND NOT attisdropped", (STATE_TABLE,)).fetchone() is not None
-    row = conn.execute(sql.SQL(
-        "SELECT start_lsn::text, to_char(created_at AT TIME ZONE 'UTC',"
-        " 'YYYY-MM-DD HH24:MI:SS') || ' UTC', {} FROM {} WHERE slot_name = %s").format(
-        sql.SQL("xmin_before" if has_xmin else "NULL::bigint"), sql.Identifier(STATE_TABLE)),
-        (slot,)).fetchone()
+    has_xmin = (
+        conn.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'xmin_before'"
+            " AND NOT attisdropped",
+            (STATE_TABLE,),
+        ).fetchone()
+        is not None
+    )
+    row = conn.execute(
+        sql.SQL(
+            "SELECT start_lsn::text, to_char(created_at AT TIME ZONE 'UTC',"
+            " 'YYYY-MM-DD HH24:MI:SS') || ' UTC', {} FROM {} WHERE slot_name = %s"
+        ).format(
+            sql.SQL("xmin_before" if has_xmin else "NULL::bigint"), sql.Identifier(STATE_TABLE)
+        ),
+        (slot,),
+    ).fetchone()
     return None if row is None else SlotOrigin(str(row[0]), str(row[1]), row[2])
 
 
@@ -153,8 +184,11 @@ def recorded_slots(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
     exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]  # type: ignore[index]
     if not exists:
         return {}
-    rows = conn.execute(sql.SQL("SELECT slot_name, publication, start_lsn::text FROM {}").format(
-        sql.Identifier(STATE_TABLE))).fetchall()
+    rows = conn.execute(
+        sql.SQL("SELECT slot_name, publication, start_lsn::text FROM {}").format(
+            sql.Identifier(STATE_TABLE)
+        )
+    ).fetchall()
     return {str(s): (str(p), str(lsn)) for s, p, lsn in rows}
 
 
@@ -164,8 +198,9 @@ def slot_database(conn: psycopg.Connection, slot: str) -> str | None:
     Slot names are unique across the server, but a logical slot can only be used, read or
     dropped from its own database: every lookup goes through here or ``_slot_here``.
     """
-    row = conn.execute("SELECT coalesce(database, '') FROM pg_replication_slots"
-                       " WHERE slot_name = %s", (slot,)).fetchone()
+    row = conn.execute(
+        "SELECT coalesce(database, '') FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+    ).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -175,8 +210,10 @@ def _slot_here(conn: psycopg.Connection, slot: str) -> None:
     here = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
     if where is not None and where != here:
         owner = f"database {where}" if where else "physical replication"
-        raise ConfigError(f"--slot {slot!r}: that slot belongs to {owner}, not {here};"
-                          " slot names are server-wide: pick another name (left untouched)")
+        raise ConfigError(
+            f"--slot {slot!r}: that slot belongs to {owner}, not {here};"
+            " slot names are server-wide: pick another name (left untouched)"
+        )
 
 
 def setup(
@@ -206,12 +243,18 @@ def setup(
         raise ConfigError(f"--replica-identity {replica_identity!r}: use default or full")
     _slot_here(conn, slot)
     problems = check_server(conn)
-    free_slots = int(conn.execute(
-        "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"
-    ).fetchone()[0])  # type: ignore[index]
+    free_slots = int(
+        conn.execute(
+            "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"
+        ).fetchone()[0]
+    )  # type: ignore[index]
     has_slot = slot_database(conn, slot) is not None  # ours: _slot_here checked
-    hard = [p for p in problems if p.setting == "wal_level"
-            or (p.setting == "max_replication_slots" and free_slots < 1 and not has_slot)]
+    hard = [
+        p
+        for p in problems
+        if p.setting == "wal_level"
+        or (p.setting == "max_replication_slots" and free_slots < 1 and not has_slot)
+    ]
     if hard:
         lines = "; ".join(f"{p.setting}={p.value} (need {p.need}): {p.fix}" for p in hard)
         raise DatabaseUnavailableError(f"server not ready for logical decoding: {lines}")
@@ -223,47 +266,70 @@ def setup(
     partitions = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_class r ON r.oid = pg_partition_root(c.oid)"
         " WHERE c.relispartition AND c.relnamespace = current_schema()::regnamespace"
-        " AND r.relname = ANY (%s)", ([t for _, t in qtables],)).fetchall()
+        " AND r.relname = ANY (%s)",
+        ([t for _, t in qtables],),
+    ).fetchall()
     for table in [t for _, t in qtables] + [str(r[0]) for r in partitions]:
         if table not in keep_identity:
-            conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
-                ident(schema_name, table), sql.SQL(replica_identity.upper())))
-    pub_exists = conn.execute(
-        "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone() is not None
+            conn.execute(
+                sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
+                    ident(schema_name, table), sql.SQL(replica_identity.upper())
+                )
+            )
+    pub_exists = (
+        conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+        is not None
+    )
     if not pub_exists:
         if all_tables:
             conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(ident(publication)))
         else:
-            conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}{}").format(
-                ident(publication), sql.SQL(", ").join(ident(s, t) for s, t in qtables),
-                sql.SQL(" WITH (publish_via_partition_root = true)" if via_partition_root
-                        else "")))
+            conn.execute(
+                sql.SQL("CREATE PUBLICATION {} FOR TABLE {}{}").format(
+                    ident(publication),
+                    sql.SQL(", ").join(ident(s, t) for s, t in qtables),
+                    sql.SQL(
+                        " WITH (publish_via_partition_root = true)" if via_partition_root else ""
+                    ),
+                )
+            )
     else:
-        have = set(publication_tables(conn, publication)) | set(_published_roots(conn,
-                                                                                publication))
+        have = set(publication_tables(conn, publication)) | set(_published_roots(conn, publication))
         missing = [f"{s}.{t}" for s, t in qtables if f"{s}.{t}" not in have]
         if missing and not all_tables:
-            conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
-                ident(publication),
-                sql.SQL(", ").join(ident(*m.split(".", 1)) for m in missing)))
+            conn.execute(
+                sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+                    ident(publication), sql.SQL(", ").join(ident(*m.split(".", 1)) for m in missing)
+                )
+            )
             notes.append(f"added to existing publication {publication}: {', '.join(missing)}")
     _ensure_state_table(conn)
     row = conn.execute(
         "SELECT confirmed_flush_lsn::text, plugin FROM pg_replication_slots WHERE slot_name = %s"
-        " AND database = current_database()", (slot,)).fetchone()
+        " AND database = current_database()",
+        (slot,),
+    ).fetchone()
     if row is None:
-        xmin_before = int(conn.execute(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0])  # type: ignore[index]
-        start_lsn = str(conn.execute(
-            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
-            (slot,)).fetchone()[0])  # type: ignore[index]
-        conn.execute(sql.SQL(
-            "INSERT INTO {} (slot_name, publication, start_lsn, xmin_before)"
-            " VALUES (%s, %s, %s::pg_lsn, %s)"
-            " ON CONFLICT (slot_name) DO UPDATE SET publication = EXCLUDED.publication,"
-            " start_lsn = EXCLUDED.start_lsn, created_at = now(),"
-            " xmin_before = EXCLUDED.xmin_before").format(ident(STATE_TABLE)),
-            (slot, publication, start_lsn, xmin_before))
+        xmin_before = int(
+            conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[
+                0
+            ]
+        )  # type: ignore[index]
+        start_lsn = str(
+            conn.execute(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,)
+            ).fetchone()[0]
+        )  # type: ignore[index]
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (slot_name, publication, start_lsn, xmin_before)"
+                " VALUES (%s, %s, %s::pg_lsn, %s)"
+                " ON CONFLICT (slot_name) DO UPDATE SET publication = EXCLUDED.publication,"
+                " start_lsn = EXCLUDED.start_lsn, created_at = now(),"
+                " xmin_before = EXCLUDED.xmin_before"
+            ).format(ident(STATE_TABLE)),
+            (slot, publication, start_lsn, xmin_before),
+        )
         created = True
     else:
         if row[1] != "pgoutput":
@@ -273,16 +339,31 @@ def setup(
         created = False
     rows_before = 0
     for schema, table in qtables:
-        rows_before += int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            ident(schema, table))).fetchone()[0])  # type: ignore[index]
+        rows_before += int(
+            conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table))
+            ).fetchone()[0]
+        )  # type: ignore[index]
     notes.append(
         f"slot {slot} sees only transactions that commit after it was created (LSN {start_lsn}):"
-        " run setup before the load starts")
+        " run setup before the load starts"
+    )
     if rows_before and created:
-        notes.append(f"{rows_before} rows were already in the tables: their history is not in"
-                     " the stream; verify covers the changes recorded from now on")
-    return SetupResult(publication, slot, start_lsn, created, not pub_exists, replica_identity,
-                       [f"{s}.{t}" for s, t in qtables], rows_before, notes)
+        notes.append(
+            f"{rows_before} rows were already in the tables: their history is not in"
+            " the stream; verify covers the changes recorded from now on"
+        )
+    return SetupResult(
+        publication,
+        slot,
+        start_lsn,
+        created,
+        not pub_exists,
+        replica_identity,
+        [f"{s}.{t}" for s, t in qtables],
+        rows_before,
+        notes,
+    )
 
 
 def _published_roots(conn: psycopg.Connection, publication: str) -> list[str]:
@@ -291,7 +372,8 @@ def _published_roots(conn: psycopg.Connection, publication: str) -> list[str]:
     rows = conn.execute(
         "SELECT n.nspname || '.' || c.relname FROM pg_publication_rel pr"
         " JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_class c ON c.oid = pr.prrelid"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = %s", (publication,)
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = %s",
+        (publication,),
     ).fetchall()
     return [str(r[0]) for r in rows]
 
@@ -299,7 +381,9 @@ def _published_roots(conn: psycopg.Connection, publication: str) -> list[str]:
 def publication_tables(conn: psycopg.Connection, publication: str) -> list[str]:
     rows = conn.execute(
         "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = %s"
-        " ORDER BY 1", (publication,)).fetchall()
+        " ORDER BY 1",
+        (publication,),
+    ).fetchall()
     return [str(r[0]) for r in rows]
 
 
@@ -313,17 +397,27 @@ def status(conn: psycopg.Connection, publication: str) -> CdcStatus:
         " (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint,"
         " (pg_current_wal_lsn() - restart_lsn)::bigint"
         " FROM pg_replication_slots WHERE database = current_database() OR database IS NULL"
-        " ORDER BY slot_name").fetchall()
+        " ORDER BY slot_name"
+    ).fetchall()
     slots = [SlotStatus(*r) for r in rows]
     idents = {}
     for schema, table in qualified_tables(conn):
-        r = conn.execute("SELECT relreplident FROM pg_class WHERE oid = to_regclass(%s)",
-                         (f"{schema}.{table}",)).fetchone()
+        r = conn.execute(
+            "SELECT relreplident FROM pg_class WHERE oid = to_regclass(%s)", (f"{schema}.{table}",)
+        ).fetchone()
         name = _REPLICA_IDENTITY_NAMES.get(str(r[0]), "?") if r else "missing"
         idents[f"{schema}.{table}"] = name
     recorded = {s: lsn for s, (_, lsn) in recorded_slots(conn).items()}
-    return CdcStatus(wal_level, current, slots, publication, publication_tables(conn, publication),
-                     idents, recorded, check_server(conn))
+    return CdcStatus(
+        wal_level,
+        current,
+        slots,
+        publication,
+        publication_tables(conn, publication),
+        idents,
+        recorded,
+        check_server(conn),
+    )
 
 
 @dataclass
@@ -346,8 +440,11 @@ def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) ->
     _slot_here(conn, slot)
     dropped: list[str] = []
     warnings = []
-    r = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s"
-                     " AND database = current_database()", (slot,)).fetchone()
+    r = conn.execute(
+        "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
+        " AND database = current_database()",
+        (slot,),
+    ).fetchone()
     if r is None:
         warnings.append(f"slot {slot} does not exist: nothing to drop")
     elif r[0]:
@@ -356,21 +453,30 @@ def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) ->
         conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
         dropped.append(f"slot {slot}")
     if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]:  # type: ignore[index]
-        conn.execute(sql.SQL("DELETE FROM {} WHERE slot_name = %s").format(
-            sql.Identifier(STATE_TABLE)), (slot,))
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE slot_name = %s").format(sql.Identifier(STATE_TABLE)),
+            (slot,),
+        )
     if publication:
-        if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s",
-                        (publication,)).fetchone() is None:
+        if (
+            conn.execute(
+                "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
+            ).fetchone()
+            is None
+        ):
             warnings.append(f"publication {publication} does not exist: nothing to drop")
         else:
             conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
             dropped.append(f"publication {publication}")
     for name, active in conn.execute(
-            "SELECT slot_name, active FROM pg_replication_slots WHERE database = current_database()"
-            " AND NOT temporary").fetchall():
+        "SELECT slot_name, active FROM pg_replication_slots WHERE database = current_database()"
+        " AND NOT temporary"
+    ).fetchall():
         if name != slot or active:
-            warnings.append(f"slot {name} is still there and pins WAL until dropped"
-                            f" (SELECT pg_drop_replication_slot('{name}'))")
+            warnings.append(
+                f"slot {name} is still there and pins WAL until dropped"
+                f" (SELECT pg_drop_replication_slot('{name}'))"
+            )
     return TeardownResult(dropped, warnings)
 
 
@@ -395,8 +501,11 @@ def iter_slot(
         ConfigError: the slot does not exist or is not a pgoutput slot.
     """
     _slot_here(conn, slot)
-    row = conn.execute("SELECT plugin, active FROM pg_replication_slots WHERE slot_name = %s"
-                       " AND database = current_database()", (slot,)).fetchone()
+    row = conn.execute(
+        "SELECT plugin, active FROM pg_replication_slots WHERE slot_name = %s"
+        " AND database = current_database()",
+        (slot,),
+    ).fetchone()
     if row is None:
         raise ConfigError(f"--slot {slot!r}: no such replication slot (run `loadgen cdc setup`)")
     if row[0] != "pgoutput":

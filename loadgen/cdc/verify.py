@@ -79,12 +79,22 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.is_ok, "source": self.source, "counts": self.counts,
-            "elapsed_s": round(self.elapsed_s, 3), "notes": self.notes,
-            "checks": [{"name": c.name, "ok": c.is_ok, "count": c.count,
-                        "description": c.description, "scenarios": c.scenarios,
-                        "examples": c.examples}
-                       for c in self.checks],
+            "ok": self.is_ok,
+            "source": self.source,
+            "counts": self.counts,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "notes": self.notes,
+            "checks": [
+                {
+                    "name": c.name,
+                    "ok": c.is_ok,
+                    "count": c.count,
+                    "description": c.description,
+                    "scenarios": c.scenarios,
+                    "examples": c.examples,
+                }
+                for c in self.checks
+            ],
         }
 
 
@@ -109,8 +119,13 @@ Describe = Callable[[], dict[str, Any]]
 class Verifier:
     """Match a captured stream against a ``LedgerIndex``. Single-threaded; not reusable."""
 
-    def __init__(self, ledger: LedgerIndex, *, max_examples: int = DEFAULT_MAX_EXAMPLES,
-                 batch_changes: int = DEFAULT_BATCH_CHANGES) -> None:
+    def __init__(
+        self,
+        ledger: LedgerIndex,
+        *,
+        max_examples: int = DEFAULT_MAX_EXAMPLES,
+        batch_changes: int = DEFAULT_BATCH_CHANGES,
+    ) -> None:
         self.L = ledger
         self.max_examples = max_examples
         self.batch_changes = batch_changes
@@ -141,8 +156,18 @@ class Verifier:
         self._t0_ns = time.monotonic_ns()
 
     # -- feeding ---------------------------------------------------------------------------
-    def add(self, txn: int, xid32: int, table: int, op: int, pk: int, occ: int, rowhash: int,
-            is_partial: bool, describe: Describe) -> None:
+    def add(
+        self,
+        txn: int,
+        xid32: int,
+        table: int,
+        op: int,
+        pk: int,
+        occ: int,
+        rowhash: int,
+        is_partial: bool,
+        describe: Describe,
+    ) -> None:
         """Record one captured row change (op codes as ``ledger_index.OP_CODES``).
 
         ``rowhash`` is ``row_hash`` of the full after-image (unchanged TOAST resolved), 0 for
@@ -172,8 +197,14 @@ class Verifier:
         """A change a consumer must apply that the ledger does not list on its own (the delete
         of the old key when an update changes ``id``): final state only, never matched."""
         self._flush()
-        for col, v in ((self.c_table, table), (self.c_pk, pk), (self.c_op, op),
-                       (self.c_txn, _MASK32), (self.c_li, -2), (self.c_rowhash, 0)):
+        for col, v in (
+            (self.c_table, table),
+            (self.c_pk, pk),
+            (self.c_op, op),
+            (self.c_txn, _MASK32),
+            (self.c_li, -2),
+            (self.c_rowhash, 0),
+        ):
             col.append(v)
         self.c_partial.append(0)
 
@@ -210,16 +241,22 @@ class Verifier:
             kh = key_hash(xid32, table, pk, op, occ)
             pos = np.minimum(np.searchsorted(L.sorted_khash, kh), len(L.sorted_khash) - 1)
             cand = L.sorted_idx[pos]
-            hit = ((L.sorted_khash[pos] == kh) & ((L.xid[cand] & _MASK32) == xid32)
-                   & (L.table[cand] == table) & (L.pk[cand] == pk) & (L.op[cand] == op))
+            hit = (
+                (L.sorted_khash[pos] == kh)
+                & ((L.xid[cand] & _MASK32) == xid32)
+                & (L.table[cand] == table)
+                & (L.pk[cand] == pk)
+                & (L.op[cand] == op)
+            )
             li = np.where(hit, cand, -1)
         hit = li >= 0
         np.add.at(self.match_count, li[hit], 1)
         self.num_excluded += int((~in_scope).sum())
         known_txn = np.isin(xid8, self.ledger_xids)
         for i in np.flatnonzero(~hit & in_scope):
-            self._fail("missing_from_ledger" if known_txn[i] else "unexpected",
-                       lambda i=i: descs(i))
+            self._fail(
+                "missing_from_ledger" if known_txn[i] else "unexpected", lambda i=i: descs(i)
+            )
         bad_value = hit & (op != 2) & (L.vhash[np.maximum(li, 0)] != rowhash) & (partial == 0)
         for i in np.flatnonzero(bad_value):  # rare: confirm by column name (hashes are ordered)
             example = self._value_example(int(li[i]), descs(i))
@@ -245,17 +282,31 @@ class Verifier:
     def _ledger_example(self, i: int) -> dict[str, Any]:
         part, offset = self.L.line_locator(i)
         line = read_line(part, offset)
-        return {"ledger_line": f"{part}@{offset}", **{k: line.get(k) for k in (
-            "txid", "seq", "table", "op", "pk", "op_name", "commit_time", "after")}}
+        return {
+            "ledger_line": f"{part}@{offset}",
+            **{
+                k: line.get(k)
+                for k in ("txid", "seq", "table", "op", "pk", "op_name", "commit_time", "after")
+            },
+        }
 
     def _value_example(self, li: int, captured: dict[str, Any]) -> dict[str, Any]:
         led = self._ledger_example(li)
         after_l = led.get("after") or {}
         after_c = captured.get("after") or {}
-        diff = {k: {"ledger": after_l.get(k, "<absent>"), "captured": after_c.get(k, "<absent>")}
-                for k in sorted(set(after_l) | set(after_c)) if after_l.get(k) != after_c.get(k)}
-        return {"table": led["table"], "pk": led["pk"], "txid": led["txid"],
-                "op_name": led["op_name"], "differences": diff, "captured_at": captured.get("at")}
+        diff = {
+            k: {"ledger": after_l.get(k, "<absent>"), "captured": after_c.get(k, "<absent>")}
+            for k in sorted(set(after_l) | set(after_c))
+            if after_l.get(k) != after_c.get(k)
+        }
+        return {
+            "table": led["table"],
+            "pk": led["pk"],
+            "txid": led["txid"],
+            "op_name": led["op_name"],
+            "differences": diff,
+            "captured_at": captured.get("at"),
+        }
 
     def _check_partial(self, li: int, captured: dict[str, Any]) -> None:
         led = self._ledger_example(li)
@@ -263,7 +314,8 @@ class Verifier:
         unknown = set(captured.get("unchanged_toast_unknown") or ())
         after_c = captured.get("after") or {}
         if set(after_l) != set(after_c) or any(
-                after_l[k] != after_c[k] for k in after_l if k not in unknown):
+            after_l[k] != after_c[k] for k in after_l if k not in unknown
+        ):
             self._fail("values", self._value_example(li, captured))
 
     def _with_op_name(self, example: dict[str, Any]) -> dict[str, Any]:
@@ -297,40 +349,54 @@ class Verifier:
         bad = [b for b in L.bad_lines if not b.is_torn]
         self.counts["ledger_lines"] = len(bad)
         self.examples["ledger_lines"] = [
-            {"part": b.part, "line": b.line_no, "text": b.preview}
-            for b in bad[: self.max_examples]]
+            {"part": b.part, "line": b.line_no, "text": b.preview} for b in bad[: self.max_examples]
+        ]
         for b in L.bad_lines:
             if b.is_torn:
-                self.notes.append(f"torn last line in {b.part} (line {b.line_no}): the writer"
-                                  " died mid-write; that transaction is not in the ledger")
+                self.notes.append(
+                    f"torn last line in {b.part} (line {b.line_no}): the writer"
+                    " died mid-write; that transaction is not in the ledger"
+                )
         live = ~L.is_dup
         missing = np.flatnonzero(live & (self.match_count == 0))
         self.counts["missing"] = len(missing)
-        self.examples["missing"] = [self._ledger_example(int(i))
-                                    for i in missing[: self.max_examples]]
+        self.examples["missing"] = [
+            self._ledger_example(int(i)) for i in missing[: self.max_examples]
+        ]
         for idxs in self._ledger_truncates.values():
             for i in idxs:
                 self.counts["missing"] += 1
                 if len(self.examples["missing"]) < self.max_examples:
                     _, _, part, offset = L.truncates[i]
                     line = read_line(L.parts[part], offset)
-                    self.examples["missing"].append({"ledger_line": f"{L.parts[part]}@{offset}",
-                                                     **{k: line.get(k) for k in (
-                                                         "txid", "table", "op", "op_name")}})
+                    self.examples["missing"].append(
+                        {
+                            "ledger_line": f"{L.parts[part]}@{offset}",
+                            **{k: line.get(k) for k in ("txid", "table", "op", "op_name")},
+                        }
+                    )
         dup = np.flatnonzero(self.match_count > 1)
         self.counts["duplicated"] += int((self.match_count[dup] - 1).sum())
         for i in dup[: max(0, self.max_examples - len(self.examples["duplicated"]))]:
             self.examples["duplicated"].append(
-                {**self._ledger_example(int(i)), "times_captured": int(self.match_count[i])})
-        c = {k: _np(getattr(self, f"c_{k}")) for k in ("table", "pk", "op", "txn", "li",
-                                                      "rowhash")}
+                {**self._ledger_example(int(i)), "times_captured": int(self.match_count[i])}
+            )
+        c = {k: _np(getattr(self, f"c_{k}")) for k in ("table", "pk", "op", "txn", "li", "rowhash")}
         self._release_batches()
         order_checks.check_order(self, c)
         order_checks.check_grouping(self, c, live)
         if conn is not None:
             count, examples, notes = final_state.compare(
-                conn, L.codes.names, c["table"], c["pk"], c["op"], c["rowhash"],
-                _np(self.c_partial, np.int8), self.truncates, self.max_examples)
+                conn,
+                L.codes.names,
+                c["table"],
+                c["pk"],
+                c["op"],
+                c["rowhash"],
+                _np(self.c_partial, np.int8),
+                self.truncates,
+                self.max_examples,
+            )
             self.counts["final_state"] = count
             self.examples["final_state"] = [self._with_op_name(e) for e in examples]
             self.notes.extend(notes)
@@ -340,10 +406,17 @@ class Verifier:
         for exs in self.examples.values():  # every failure names its scenario (if any)
             for e in exs:
                 _named(e)
-        checks = [CheckResult(k, self.counts[k] == 0, self.counts[k], d, self.examples[k],
-                              sorted({str(e["scenario"]) for e in self.examples[k]
-                                      if e.get("scenario")}))
-                  for k, d in CHECKS.items()]
+        checks = [
+            CheckResult(
+                k,
+                self.counts[k] == 0,
+                self.counts[k],
+                d,
+                self.examples[k],
+                sorted({str(e["scenario"]) for e in self.examples[k] if e.get("scenario")}),
+            )
+            for k, d in CHECKS.items()
+        ]
         counts = {
             "ledger_changes": int(live.sum()),
             "ledger_transactions": len(np.unique(L.xid[live])),

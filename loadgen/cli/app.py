@@ -42,14 +42,24 @@ class CliState:
 def _global_options(
     ctx: typer.Context,
     dsn: str | None = typer.Option(
-        None, "--dsn", help="PostgreSQL DSN (URI or key=value). Overrides LOADGEN_DSN, "
-        "DATABASE_URL, PG_* and config files. Default: the embedded server.", show_default=False),
+        None,
+        "--dsn",
+        help="PostgreSQL DSN (URI or key=value). Overrides LOADGEN_DSN, "
+        "DATABASE_URL, PG_* and config files. Default: the embedded server.",
+        show_default=False,
+    ),
     config_path: str | None = typer.Option(
-        None, "--config", help="TOML settings file (default: config/settings.toml, "
-        "or $LOADGEN_CONFIG).", show_default=False),
+        None,
+        "--config",
+        help="TOML settings file (default: config/settings.toml, or $LOADGEN_CONFIG).",
+        show_default=False,
+    ),
     log_level: str | None = typer.Option(
-        None, "--log-level", help="DEBUG, INFO, WARNING, ERROR (default INFO, or LOG_LEVEL).",
-        show_default=False),
+        None,
+        "--log-level",
+        help="DEBUG, INFO, WARNING, ERROR (default INFO, or LOG_LEVEL).",
+        show_default=False,
+    ),
 ) -> None:
     ctx.obj = CliState(dsn=dsn, config_path=config_path, log_level=log_level)
 
@@ -61,16 +71,19 @@ def _state(ctx: typer.Context) -> CliState:
     return root.obj
 
 
-def get_settings(ctx: typer.Context, overrides: dict[str, dict[str, Any]] | None = None
-                 ) -> config.Settings:
+def get_settings(
+    ctx: typer.Context, overrides: dict[str, dict[str, Any]] | None = None
+) -> config.Settings:
     """Settings for this command: every layer plus global flags plus ``overrides``.
 
     ``overrides`` is ``{section: {field: value}}``; None values mean "flag not given".
     Also sets up logging (once per command). Raises ConfigError (exit 2).
     """
     state = _state(ctx)
-    merged: dict[str, dict[str, Any]] = {"db": {"dsn": state.dsn},
-                                         "logging": {"level": state.log_level}}
+    merged: dict[str, dict[str, Any]] = {
+        "db": {"dsn": state.dsn},
+        "logging": {"level": state.log_level},
+    }
     for section, body in (overrides or {}).items():
         merged.setdefault(section, {}).update(body)
     settings = config.load(merged, config_path=state.config_path)

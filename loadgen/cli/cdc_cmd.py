@@ -16,7 +16,8 @@ from loadgen.errors import CheckFailedError, ConfigError
 cdc_app = typer.Typer(
     help="Change data capture: publication, slot and replica identity; verify what a CDC"
     " consumer captured against the ledger; Debezium connector config.",
-    no_args_is_help=True)
+    no_args_is_help=True,
+)
 app.add_typer(cdc_app, name="cdc")
 
 PUB_HELP = "Publication name (default: cdc.publication, loadgen_pub)."
@@ -28,10 +29,14 @@ def _settings(ctx: typer.Context, **cdc: object) -> Settings:
     """Settings with the cdc flags given; slot and publication names checked (ConfigError)."""
     s = get_settings(ctx, {"cdc": {k: v for k, v in cdc.items() if v is not None}})
     names.check_slot(s.cdc.slot, "--slot" if cdc.get("slot") is not None else "cdc.slot")
-    names.check_slot(s.cdc.debezium_slot, "--slot" if cdc.get("debezium_slot") is not None
-                     else "cdc.debezium_slot")
-    names.check_publication(s.cdc.publication, "--publication"
-                            if cdc.get("publication") is not None else "cdc.publication")
+    names.check_slot(
+        s.cdc.debezium_slot,
+        "--slot" if cdc.get("debezium_slot") is not None else "cdc.debezium_slot",
+    )
+    names.check_publication(
+        s.cdc.publication,
+        "--publication" if cdc.get("publication") is not None else "cdc.publication",
+    )
     return s
 
 
@@ -45,31 +50,46 @@ def cdc_setup(
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
     slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
     replica_identity: str | None = typer.Option(
-        None, "--replica-identity", help="default or full (default: cdc.replica_identity)."),
-    all_tables: bool = typer.Option(False, "--all-tables",
-                                    help="Publish every table (FOR ALL TABLES)."),
+        None, "--replica-identity", help="default or full (default: cdc.replica_identity)."
+    ),
+    all_tables: bool = typer.Option(
+        False, "--all-tables", help="Publish every table (FOR ALL TABLES)."
+    ),
     with_scenarios: bool = typer.Option(
-        False, "--with-scenarios", help="Also create the cdc_ scenario tables (`loadgen"
-        " scenario`) and publish them."),
+        False,
+        "--with-scenarios",
+        help="Also create the cdc_ scenario tables (`loadgen scenario`) and publish them.",
+    ),
     via_partition_root: bool = typer.Option(
-        False, "--via-partition-root", help="Create the publication with"
-        " publish_via_partition_root (partitions' changes under the root table's name)."),
+        False,
+        "--via-partition-root",
+        help="Create the publication with"
+        " publish_via_partition_root (partitions' changes under the root table's name).",
+    ),
 ) -> None:
     """Check the server, create the publication for the 7 tables, set replica identity, and
     create the verifier's slot. Run it BEFORE the load: a slot only sees transactions that
     commit after it exists."""
     s = _settings(ctx, publication=publication, slot=slot_name, replica_identity=replica_identity)
-    with (names.database_errors("cdc setup"),
-          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
+    with (
+        names.database_errors("cdc setup"),
+        db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
+    ):
         db.require_schema(conn)
         extra: list[str] = []
         if with_scenarios:  # tables first: the publication must exist before the slot
             scenarios.ensure_tables(conn)
             extra = scenarios.table_names()
-        result = slot.setup(conn, publication=s.cdc.publication, slot=s.cdc.slot,
-                            replica_identity=s.cdc.replica_identity, all_tables=all_tables,
-                            extra_tables=extra, keep_identity=scenarios.OWN_IDENTITY_TABLES,
-                            via_partition_root=via_partition_root)
+        result = slot.setup(
+            conn,
+            publication=s.cdc.publication,
+            slot=s.cdc.slot,
+            replica_identity=s.cdc.replica_identity,
+            all_tables=all_tables,
+            extra_tables=extra,
+            keep_identity=scenarios.OWN_IDENTITY_TABLES,
+            via_partition_root=via_partition_root,
+        )
     print(report.setup_text(result))
 
 
@@ -81,8 +101,10 @@ def cdc_status(
 ) -> None:
     """Slots with lag and retained WAL, the publication's tables, replica identity per table."""
     s = _settings(ctx, publication=publication)
-    with (names.database_errors("cdc status"),
-          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
+    with (
+        names.database_errors("cdc status"),
+        db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
+    ):
         st = slot.status(conn, s.cdc.publication)
     if as_json:
         _dump(report.status_dict(st))
@@ -93,15 +115,23 @@ def cdc_status(
 @cdc_app.command("verify")
 def cdc_verify(
     ctx: typer.Context,
-    ledger: str = typer.Option(..., "--ledger", help="Ledger directory or prefix written by"
-                               " `loadgen stream --ledger`."),
+    ledger: str = typer.Option(
+        ..., "--ledger", help="Ledger directory or prefix written by `loadgen stream --ledger`."
+    ),
     slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
     debezium_file: str | None = typer.Option(
-        None, "--debezium", help="Verify a file of Debezium change events (one JSON document"
-        " per line) instead of the slot."),
-    consume: bool = typer.Option(False, "--consume", help="Advance the slot past what was read"
-                                 " (releases WAL; a second verify then sees nothing)."),
+        None,
+        "--debezium",
+        help="Verify a file of Debezium change events (one JSON document"
+        " per line) instead of the slot.",
+    ),
+    consume: bool = typer.Option(
+        False,
+        "--consume",
+        help="Advance the slot past what was read"
+        " (releases WAL; a second verify then sees nothing).",
+    ),
     max_examples: int = typer.Option(5, "--examples", min=0, help="Examples shown per check."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -109,15 +139,22 @@ def cdc_verify(
     unexpected, reordered per key, regrouped or altered, and that replaying them gives the
     tables' current contents. Exit 0 when all hold, 1 otherwise."""
     s = _settings(ctx, slot=slot_name, publication=publication)
-    with (names.database_errors("cdc verify"),
-          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
+    with (
+        names.database_errors("cdc verify"),
+        db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
+    ):
         db.require_schema(conn)
         if debezium_file:
             result = debezium.verify_file(conn, ledger, debezium_file, max_examples=max_examples)
         else:
-            result = capture.verify_slot(conn, ledger, slot=s.cdc.slot,
-                                         publication=s.cdc.publication, consume=consume,
-                                         max_examples=max_examples)
+            result = capture.verify_slot(
+                conn,
+                ledger,
+                slot=s.cdc.slot,
+                publication=s.cdc.publication,
+                consume=consume,
+                max_examples=max_examples,
+            )
     if as_json:
         _dump(result.to_dict())
     else:
@@ -132,17 +169,19 @@ def cdc_teardown(
     ctx: typer.Context,
     slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
-    keep_publication: bool = typer.Option(False, "--keep-publication",
-                                          help="Drop only the slot."),
+    keep_publication: bool = typer.Option(False, "--keep-publication", help="Drop only the slot."),
 ) -> None:
     """Drop the verifier's slot (slots pin WAL) and the publication; warn about leftovers.
     Only a slot of this database is dropped: a slot of that name in another database is
     left alone (exit 2)."""
     s = _settings(ctx, slot=slot_name, publication=publication)
-    with (names.database_errors("cdc teardown"),
-          db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
-        result = slot.teardown(conn, slot=s.cdc.slot,
-                               publication=None if keep_publication else s.cdc.publication)
+    with (
+        names.database_errors("cdc teardown"),
+        db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
+    ):
+        result = slot.teardown(
+            conn, slot=s.cdc.slot, publication=None if keep_publication else s.cdc.publication
+        )
     print(f"dropped {' and '.join(result.dropped)}" if result.dropped else "nothing dropped")
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -151,36 +190,52 @@ def cdc_teardown(
 @cdc_app.command("debezium-config")
 def cdc_debezium_config(
     ctx: typer.Context,
-    topic_prefix: str | None = typer.Option(None, "--topic-prefix",
-                                            help="topic.prefix (default: cdc.topic_prefix)."),
+    topic_prefix: str | None = typer.Option(
+        None, "--topic-prefix", help="topic.prefix (default: cdc.topic_prefix)."
+    ),
     fmt: str = typer.Option("json", "--format", help="json (Kafka Connect REST) or properties."),
-    show_password: bool = typer.Option(False, "--show-password",
-                                       help="Print the real database password."),
-    db_host: str | None = typer.Option(None, "--db-host", help="database.hostname as Kafka"
-                                       " Connect must see it (e.g. postgres in compose)."),
-    slot_name: str | None = typer.Option(None, "--slot", help="Debezium's slot (default:"
-                                         " cdc.debezium_slot; never the verifier's)."),
+    show_password: bool = typer.Option(
+        False, "--show-password", help="Print the real database password."
+    ),
+    db_host: str | None = typer.Option(
+        None,
+        "--db-host",
+        help="database.hostname as Kafka Connect must see it (e.g. postgres in compose).",
+    ),
+    slot_name: str | None = typer.Option(
+        None, "--slot", help="Debezium's slot (default: cdc.debezium_slot; never the verifier's)."
+    ),
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
-    with_scenarios: bool = typer.Option(False, "--with-scenarios", help="Also capture the cdc_"
-                                        " scenario tables (as `cdc setup --with-scenarios`)."),
+    with_scenarios: bool = typer.Option(
+        False,
+        "--with-scenarios",
+        help="Also capture the cdc_ scenario tables (as `cdc setup --with-scenarios`).",
+    ),
 ) -> None:
     """Print a Debezium PostgreSQL connector configuration consistent with `cdc setup`."""
     if fmt not in ("json", "properties"):
         raise ConfigError(f"--format {fmt!r}: use json or properties")
-    s = _settings(ctx, topic_prefix=topic_prefix, debezium_slot=slot_name,
-                  publication=publication)
+    s = _settings(ctx, topic_prefix=topic_prefix, debezium_slot=slot_name, publication=publication)
     if s.cdc.debezium_slot == s.cdc.slot:
-        raise ConfigError(f"--slot {s.cdc.debezium_slot!r}: that is the verifier's slot;"
-                          " Debezium needs its own")
+        raise ConfigError(
+            f"--slot {s.cdc.debezium_slot!r}: that is the verifier's slot; Debezium needs its own"
+        )
     dsn = get_dsn(ctx)
-    with (names.database_errors("cdc debezium-config"),
-          db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn):
+    with (
+        names.database_errors("cdc debezium-config"),
+        db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn,
+    ):
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
-    doc = debezium.debezium_config(dsn, schema=schema, publication=s.cdc.publication,
-                                   slot=s.cdc.debezium_slot, topic_prefix=s.cdc.topic_prefix,
-                                   show_password=show_password, db_host=db_host,
-                                   extra_tables=tuple(scenarios.table_names())
-                                   if with_scenarios else ())
+    doc = debezium.debezium_config(
+        dsn,
+        schema=schema,
+        publication=s.cdc.publication,
+        slot=s.cdc.debezium_slot,
+        topic_prefix=s.cdc.topic_prefix,
+        show_password=show_password,
+        db_host=db_host,
+        extra_tables=tuple(scenarios.table_names()) if with_scenarios else (),
+    )
     if fmt == "json":
         _dump(doc)
     else:

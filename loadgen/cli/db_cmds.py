@@ -35,9 +35,11 @@ def init(
     with db.connect(dsn, retry_for_s=settings.db.connect_retry_s) as conn:
         schema.init(conn, drop=drop)
     what = "recreated" if drop else "ready"
-    print(f"schema {what} in database {db.database_name(dsn)!r}"
-          f"{' (database created)' if created else ''} at {db.mask_dsn(dsn)}"
-          f" [{dsn_source(ctx)}]")
+    print(
+        f"schema {what} in database {db.database_name(dsn)!r}"
+        f"{' (database created)' if created else ''} at {db.mask_dsn(dsn)}"
+        f" [{dsn_source(ctx)}]"
+    )
 
 
 @app.command()
@@ -72,9 +74,19 @@ def check(
         results = schema.check(conn)
     failed = [r for r in results if not r.ok]
     if as_json:
-        doc = {"ok": not failed, "checks": [
-            {"name": r.name, "ok": r.ok, "failures": r.failures, "description": r.description,
-             "examples": r.examples} for r in results]}
+        doc = {
+            "ok": not failed,
+            "checks": [
+                {
+                    "name": r.name,
+                    "ok": r.ok,
+                    "failures": r.failures,
+                    "description": r.description,
+                    "examples": r.examples,
+                }
+                for r in results
+            ],
+        }
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         out = _out()
@@ -84,8 +96,9 @@ def check(
             out.print(f"{mark} {r.name}{detail}")
         out.print(f"{len(results) - len(failed)} of {len(results)} checks passed")
     if failed:
-        raise CheckFailedError(f"{len(failed)} check(s) failed: "
-                               + ", ".join(r.name for r in failed))
+        raise CheckFailedError(
+            f"{len(failed)} check(s) failed: " + ", ".join(r.name for r in failed)
+        )
 
 
 config_app = typer.Typer(help="Show the merged configuration.", no_args_is_help=True)
@@ -93,8 +106,9 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("show")
-def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
-                ) -> None:
+def config_show(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
+) -> None:
     """Every setting, its value and its source (default, file, env, flag). Secrets masked."""
     settings = get_settings(ctx)
     values = config.as_dict(settings)
@@ -109,8 +123,9 @@ def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
     _out().print(table)
 
 
-db_app = typer.Typer(help="The embedded PostgreSQL server used when no database is configured.",
-                     no_args_is_help=True)
+db_app = typer.Typer(
+    help="The embedded PostgreSQL server used when no database is configured.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 

@@ -16,8 +16,8 @@ from loadgen.errors import ConfigError
 scenario_app = typer.Typer(
     name="scenario",
     help="CDC edge cases on demand: TOAST, replica identity, PK updates, tombstones, TRUNCATE, "
-         "big transactions, rollbacks, extreme values, DDL, partitions, unicode. Each writes "
-         "only its own cdc_ tables.",
+    "big transactions, rollbacks, extreme values, DDL, partitions, unicode. Each writes "
+    "only its own cdc_ tables.",
     no_args_is_help=True,
 )
 app.add_typer(scenario_app, name="scenario")
@@ -36,15 +36,30 @@ def list_scenarios() -> None:
 @scenario_app.command("run")
 def run_scenarios(
     ctx: typer.Context,
-    names: Annotated[list[str], typer.Argument(
-        help="Scenario names (see `loadgen scenario list`), or `all`.", show_default=False)],
-    ledger: Annotated[str | None, typer.Option(
-        "--ledger", help="Record every committed change here (for cdc verify).",
-        show_default=False)] = None,
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="Scenario names (see `loadgen scenario list`), or `all`.", show_default=False
+        ),
+    ],
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="Record every committed change here (for cdc verify).",
+            show_default=False,
+        ),
+    ] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Run the list this many times.")] = 1,
-    big_txn_changes: Annotated[int | None, typer.Option(
-        "--big-txn-changes", help="Rows changed by big-transaction's one transaction "
-        f"[default: {scenarios.ScenarioOptions().big_txn_changes}].", show_default=False)] = None,
+    big_txn_changes: Annotated[
+        int | None,
+        typer.Option(
+            "--big-txn-changes",
+            help="Rows changed by big-transaction's one transaction "
+            f"[default: {scenarios.ScenarioOptions().big_txn_changes}].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios against the current database (creates the cdc_ tables first)."""
     get_settings(ctx)
@@ -59,16 +74,21 @@ def run_scenarios(
             raise ConfigError(f"--big-txn-changes {big_txn_changes}: must be at least 10")
         options = dataclasses.replace(options, big_txn_changes=big_txn_changes)
     dsn = get_dsn(ctx)
-    print(f"scenario: {', '.join(chosen)} x{repeat}, db {db.mask_dsn(dsn)}"
-          + (f", ledger {ledger}" if ledger else ""), file=sys.stderr, flush=True)
+    print(
+        f"scenario: {', '.join(chosen)} x{repeat}, db {db.mask_dsn(dsn)}"
+        + (f", ledger {ledger}" if ledger else ""),
+        file=sys.stderr,
+        flush=True,
+    )
     with database_errors("scenario run"):
         results = scenarios.run(dsn, chosen, ledger_path=ledger, repeat=repeat, options=options)
     for r in results:
-        print(f"{r.name}: {r.num_txns} transactions, {r.num_changes} changes, "
-              f"{r.elapsed_s:.2f} s")
+        print(f"{r.name}: {r.num_txns} transactions, {r.num_changes} changes, {r.elapsed_s:.2f} s")
     total = sum(r.num_changes for r in results)
-    print(f"done: {len(results)} runs, {total} changes committed"
-          + (f", recorded in {ledger}" if ledger else ""))
+    print(
+        f"done: {len(results)} runs, {total} changes committed"
+        + (f", recorded in {ledger}" if ledger else "")
+    )
 
 
 @scenario_app.command("drop")
@@ -80,12 +100,16 @@ def drop_scenario_tables(
     s = get_settings(ctx)
     dsn = get_dsn(ctx)
     if not yes and not sys.stdin.isatty():
-        raise ConfigError("scenario drop: no terminal to confirm on; pass --yes to drop the"
-                          " cdc_ scenario tables")
+        raise ConfigError(
+            "scenario drop: no terminal to confirm on; pass --yes to drop the cdc_ scenario tables"
+        )
     if not yes and not typer.confirm(f"drop the cdc_ scenario tables in {db.mask_dsn(dsn)}?"):
         raise ConfigError("scenario drop: not confirmed; nothing dropped")
-    with (database_errors("scenario drop"),
-          db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn):
+    with (
+        database_errors("scenario drop"),
+        db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
+    ):
         dropped = scenarios.drop_tables(conn)
-    print(f"dropped {len(dropped)} scenario tables" + (f": {', '.join(dropped)}" if dropped
-                                                       else ""))
+    print(
+        f"dropped {len(dropped)} scenario tables" + (f": {', '.join(dropped)}" if dropped else "")
+    )

@@ -42,8 +42,12 @@ class _PlainProgress:
         self._last_s[table] = now_s
         pct = 100.0 * done / total if total else 100.0
         remaining_s = elapsed_s * (total - done) / done if done else 0.0
-        print(f"rows {done} of {total} ({pct:.0f}%) of {table}, elapsed {elapsed_s:.1f} s, "
-              f"remaining {remaining_s:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"rows {done} of {total} ({pct:.0f}%) of {table}, elapsed {elapsed_s:.1f} s, "
+            f"remaining {remaining_s:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 class _RichProgress:
@@ -51,9 +55,12 @@ class _RichProgress:
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("{task.description:<20}"), BarColumn(),
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
             TextColumn("{task.completed:>10,.0f} / {task.total:,.0f} rows"),
-            TimeElapsedColumn(), console=console, transient=False,
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
 
@@ -71,18 +78,23 @@ def _print_summary(result: seeder.SeedResult) -> None:
     out = Console(highlight=False, soft_wrap=True)
     out.print(table)
     phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.phases_s.items())
-    out.print(f"done in {result.seconds:.2f} s ({phases}); method {result.method}, "
-              f"{result.workers} worker(s), seed {result.seed} (pass --seed {result.seed} to "
-              f"reproduce), reference {result.reference:%Y-%m-%d %H:%M} UTC")
+    out.print(
+        f"done in {result.seconds:.2f} s ({phases}); method {result.method}, "
+        f"{result.workers} worker(s), seed {result.seed} (pass --seed {result.seed} to "
+        f"reproduce), reference {result.reference:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _run_seed(ctx: typer.Context, settings: Settings, **overrides: Any) -> seeder.SeedResult:
     options = seeder.SeedOptions.from_config(settings.seed, **overrides)
     seeder.validate(options)  # bad input: exit 2 before connecting
     dsn = get_dsn(ctx)
-    print(f"seed: scale {options.scale:g}, {options.workers} worker(s), method {options.method}"
-          f"{', append' if options.append else ''}, db {db.mask_dsn(dsn)}",
-          file=sys.stderr, flush=True)
+    print(
+        f"seed: scale {options.scale:g}, {options.workers} worker(s), method {options.method}"
+        f"{', append' if options.append else ''}, db {db.mask_dsn(dsn)}",
+        file=sys.stderr,
+        flush=True,
+    )
     if sys.stderr.isatty():
         rich_progress = _RichProgress(Console(stderr=True))
         with rich_progress.progress:
@@ -100,12 +112,13 @@ _SEED_HELP = "RNG seed: same seed and scale give identical rows whatever --worke
 
 
 # The options `seed` and `reset` share, declared once.
-CopyOption = Annotated[bool | None, typer.Option(
-    "--copy/--insert", help=_COPY_HELP, show_default=False)]
-ScaleOption = Annotated[float | None, typer.Option(
-    "--scale", help=_SCALE_HELP, show_default=False)]
-WorkersOption = Annotated[int | None, typer.Option(
-    "--workers", "-w", help=_WORKERS_HELP, show_default=False)]
+CopyOption = Annotated[
+    bool | None, typer.Option("--copy/--insert", help=_COPY_HELP, show_default=False)
+]
+ScaleOption = Annotated[float | None, typer.Option("--scale", help=_SCALE_HELP, show_default=False)]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", "-w", help=_WORKERS_HELP, show_default=False)
+]
 SeedOption = Annotated[int | None, typer.Option("--seed", help=_SEED_HELP, show_default=False)]
 
 
@@ -117,8 +130,11 @@ def seed_command(
     workers: WorkersOption = None,
     seed: SeedOption = None,
     append: bool | None = typer.Option(
-        None, "--append", help="Add rows to tables that already hold data (keys continue "
-        "after the existing ones).", show_default=False),
+        None,
+        "--append",
+        help="Add rows to tables that already hold data (keys continue after the existing ones).",
+        show_default=False,
+    ),
 ) -> None:
     """Populate the 7 tables in foreign-key order (COPY by default), then index and ANALYZE.
 
@@ -131,8 +147,9 @@ def seed_command(
 @app.command("reset")
 def reset_command(
     ctx: typer.Context,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: every loadgen table and its "
-                             "data is dropped."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Confirm: every loadgen table and its data is dropped."
+    ),
     copy: CopyOption = None,
     scale: ScaleOption = None,
     workers: WorkersOption = None,
@@ -142,12 +159,14 @@ def reset_command(
     settings = _seed_settings(ctx, copy, scale=scale, workers=workers, seed=seed)
     seeder.validate(seeder.SeedOptions.from_config(settings.seed))
     if not yes:
-        raise ConfigError("reset drops every loadgen table and all its data; "
-                          "pass --yes to confirm")
+        raise ConfigError("reset drops every loadgen table and all its data; pass --yes to confirm")
     dsn = get_dsn(ctx)
     db.ensure_database(dsn, retry_for_s=settings.db.connect_retry_s)
     with db.connect(dsn, retry_for_s=settings.db.connect_retry_s) as conn:
         schema.init(conn, drop=True)
-    print(f"schema recreated in database {db.database_name(dsn)!r} at {db.mask_dsn(dsn)}",
-          file=sys.stderr, flush=True)
+    print(
+        f"schema recreated in database {db.database_name(dsn)!r} at {db.mask_dsn(dsn)}",
+        file=sys.stderr,
+        flush=True,
+    )
     _run_seed(ctx, settings, append=False)

@@ -27,8 +27,11 @@ _STOP = coordinator.StopFlag()
 if "stream" in sys.argv[1:4] and threading.current_thread() is threading.main_thread():
     _STOP.install()
 
-_PROFILE_HELP = "Named profile: " + "; ".join(
-    f"{p.name}: {p.description}" for p in profiles.PROFILES.values()) + " [default: default]."
+_PROFILE_HELP = (
+    "Named profile: "
+    + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values())
+    + " [default: default]."
+)
 
 
 def _reject_empty(values: dict[str, str | None]) -> None:
@@ -46,88 +49,172 @@ def _reject_empty(values: dict[str, str | None]) -> None:
 def stream(
     ctx: typer.Context,
     workers: int | None = typer.Option(
-        None, "--workers", "-w", help="Worker processes, each with its own connection "
-        "[default: 2].", show_default=False),
+        None,
+        "--workers",
+        "-w",
+        help="Worker processes, each with its own connection [default: 2].",
+        show_default=False,
+    ),
     rate: str | None = typer.Option(
-        None, "--rate", "-r", help="Total operations for the run, all workers together: "
+        None,
+        "--rate",
+        "-r",
+        help="Total operations for the run, all workers together: "
         "200/min, 50/s, 3/h or unlimited. Without it: one operation every "
-        "STREAM_INTERVAL_SECONDS (2) plus 0..MAX_JITTER_MS (400) ms.", show_default=False),
+        "STREAM_INTERVAL_SECONDS (2) plus 0..MAX_JITTER_MS (400) ms.",
+        show_default=False,
+    ),
     arrivals: str | None = typer.Option(
-        None, "--arrivals", help="Arrival schedule under --rate: token-bucket, poisson or "
-        "uniform [default: token-bucket].", show_default=False),
+        None,
+        "--arrivals",
+        help="Arrival schedule under --rate: token-bucket, poisson or "
+        "uniform [default: token-bucket].",
+        show_default=False,
+    ),
     burst: int | None = typer.Option(
-        None, "--burst", help="Token-bucket capacity in operations, total over workers "
+        None,
+        "--burst",
+        help="Token-bucket capacity in operations, total over workers "
         "[default: one second of operations, at least one batch per worker].",
-        show_default=False),
+        show_default=False,
+    ),
     duration: str | None = typer.Option(
-        None, "--duration", "-d", help="Stop after 90, 90s, 5m, 1h [default: until Ctrl-C].",
-        show_default=False),
+        None,
+        "--duration",
+        "-d",
+        help="Stop after 90, 90s, 5m, 1h [default: until Ctrl-C].",
+        show_default=False,
+    ),
     max_ops: int | None = typer.Option(
-        None, "--max-ops", help="Stop after exactly this many committed operations in total.",
-        show_default=False),
+        None,
+        "--max-ops",
+        help="Stop after exactly this many committed operations in total.",
+        show_default=False,
+    ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Operations due at the same moment share a transaction, "
-        "up to this many (BATCH_SIZE) [default: 50].", show_default=False),
+        None,
+        "--batch-size",
+        help="Operations due at the same moment share a transaction, "
+        "up to this many (BATCH_SIZE) [default: 50].",
+        show_default=False,
+    ),
     mix: str | None = typer.Option(
-        None, "--mix", help="insert=70,update=30 by kind, or insert_consulta=20,... by "
-        "operation [default: the original's weights].", show_default=False),
+        None,
+        "--mix",
+        help="insert=70,update=30 by kind, or insert_consulta=20,... by "
+        "operation [default: the original's weights].",
+        show_default=False,
+    ),
     seed: int | None = typer.Option(
-        None, "--seed", help="RNG seed (printed when drawn at random).", show_default=False),
+        None, "--seed", help="RNG seed (printed when drawn at random).", show_default=False
+    ),
     ledger: str | None = typer.Option(
-        None, "--ledger", help="Record every committed row change here (for cdc verify).",
-        show_default=False),
+        None,
+        "--ledger",
+        help="Record every committed row change here (for cdc verify).",
+        show_default=False,
+    ),
     summary_json: str | None = typer.Option(
-        None, "--summary-json", help="Also write the final summary as JSON to this path.",
-        show_default=False),
+        None,
+        "--summary-json",
+        help="Also write the final summary as JSON to this path.",
+        show_default=False,
+    ),
     progress: bool | None = typer.Option(
-        None, "--progress/--no-progress", help="Live progress (rich on a terminal, one line "
-        "per interval otherwise) [default: on].", show_default=False),
+        None,
+        "--progress/--no-progress",
+        help="Live progress (rich on a terminal, one line per interval otherwise) [default: on].",
+        show_default=False,
+    ),
     report_interval: float | None = typer.Option(
-        None, "--report-interval", help="Seconds between progress updates and worker stats "
-        "deltas [default: 1].", show_default=False),
-    profile: str | None = typer.Option(
-        None, "--profile", help=_PROFILE_HELP, show_default=False),
+        None,
+        "--report-interval",
+        help="Seconds between progress updates and worker stats deltas [default: 1].",
+        show_default=False,
+    ),
+    profile: str | None = typer.Option(None, "--profile", help=_PROFILE_HELP, show_default=False),
     scenarios: str | None = typer.Option(
-        None, "--scenarios", help="With a profile that mixes scenarios in: which ones, "
+        None,
+        "--scenarios",
+        help="With a profile that mixes scenarios in: which ones, "
         "comma-separated (`loadgen scenario list`), or all [default: all].",
-        show_default=False),
+        show_default=False,
+    ),
     scenario_weight: float | None = typer.Option(
-        None, "--scenario-weight", help="Fraction of operations that are scenario steps, "
+        None,
+        "--scenario-weight",
+        help="Fraction of operations that are scenario steps, "
         "0 < F <= 1; each step is one operation (one token), counted as scenario:<name> "
-        "[default: the profile's, 0.01 for cdc-edge].", show_default=False),
+        "[default: the profile's, 0.01 for cdc-edge].",
+        show_default=False,
+    ),
 ) -> None:
     """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C."""
     _STOP.install()  # idempotent; the import-time install covers `loadgen stream` itself
     try:  # every exit restores the handlers, bad input included (in-process callers)
-        _reject_empty({"--rate": rate, "--mix": mix, "--duration": duration, "--arrivals": arrivals,
-                       "--ledger": ledger, "--summary-json": summary_json, "--profile": profile,
-                       "--scenarios": scenarios})
-        settings = get_settings(ctx, {"stream": {
-            "workers": workers, "rate": rate, "arrivals": arrivals, "burst": burst,
-            "duration": duration, "max_ops": max_ops, "batch_size": batch_size, "mix": mix,
-            "seed": seed, "ledger": ledger, "summary_json": summary_json, "progress": progress,
-            "report_interval_s": report_interval, "profile": profile, "scenarios": scenarios,
-            "scenario_weight": scenario_weight,
-        }})
+        _reject_empty(
+            {
+                "--rate": rate,
+                "--mix": mix,
+                "--duration": duration,
+                "--arrivals": arrivals,
+                "--ledger": ledger,
+                "--summary-json": summary_json,
+                "--profile": profile,
+                "--scenarios": scenarios,
+            }
+        )
+        settings = get_settings(
+            ctx,
+            {
+                "stream": {
+                    "workers": workers,
+                    "rate": rate,
+                    "arrivals": arrivals,
+                    "burst": burst,
+                    "duration": duration,
+                    "max_ops": max_ops,
+                    "batch_size": batch_size,
+                    "mix": mix,
+                    "seed": seed,
+                    "ledger": ledger,
+                    "summary_json": summary_json,
+                    "progress": progress,
+                    "report_interval_s": report_interval,
+                    "profile": profile,
+                    "scenarios": scenarios,
+                    "scenario_weight": scenario_weight,
+                }
+            },
+        )
         # bad input: exit 2 now, before the database
         spec = coordinator.RunSpec.from_settings(settings.stream, dsn="")
         summary_json_path = settings.stream.summary_json
         if summary_json_path:
             check_summary_json_path(summary_json_path)
         spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
-        pace = (f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms" if spec.is_paced
-                else f"rate {format_rate(spec.rate_per_s)}"
-                + (f" ({spec.arrivals})" if spec.rate_per_s is not None else ""))
+        pace = (
+            f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms"
+            if spec.is_paced
+            else f"rate {format_rate(spec.rate_per_s)}"
+            + (f" ({spec.arrivals})" if spec.rate_per_s is not None else "")
+        )
         limits = [f"duration {spec.duration_s:g} s"] if spec.duration_s else []
         limits += [f"max-ops {spec.max_ops}"] if spec.max_ops else []
         if spec.scenarios:
-            limits.append(f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
-                          f"every {spec.scenario_every_ops} operations per worker")
+            limits.append(
+                f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
+                f"every {spec.scenario_every_ops} operations per worker"
+            )
         mix_text = " ".join((settings.stream.mix or "default").split())
         ledger_text = f"ledger {spec.ledger}, " if spec.ledger else ""
-        print(f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
-              f"mix {mix_text}, {', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, "
-              f"{ledger_text}db {db.mask_dsn(spec.dsn)}", file=sys.stderr, flush=True)
+        print(
+            f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
+            f"mix {mix_text}, {', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, "
+            f"{ledger_text}db {db.mask_dsn(spec.dsn)}",
+            file=sys.stderr,
+            flush=True,
+        )
         reporter = choose_reporter(settings.stream.progress)
         try:
             summary = coordinator.run(spec, reporter, stop=_STOP)
@@ -150,5 +237,8 @@ def _write_summary_json(path: str | None, summary: RunSummary) -> None:
     try:
         write_summary_json(path, summary)
     except OSError as exc:
-        print(f"loadgen: error: --summary-json {path!r}: cannot write: {exc.strerror or exc}",
-              file=sys.stderr, flush=True)
+        print(
+            f"loadgen: error: --summary-json {path!r}: cannot write: {exc.strerror or exc}",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -7,8 +7,10 @@ import math
 from loadgen.errors import ConfigError
 from loadgen.ops.registry import BY_NAME, KINDS, OPERATIONS
 
-_HINT = "expected comma-separated NAME=WEIGHT items, NAME a kind (insert, update, delete) or an " \
+_HINT = (
+    "expected comma-separated NAME=WEIGHT items, NAME a kind (insert, update, delete) or an "
     "operation name"
+)
 
 
 def default_mix() -> dict[str, float]:
@@ -68,9 +70,7 @@ def parse_mix(spec: str | None) -> dict[str, float]:
                 f"--mix: weight {raw!r} of {key!r} is not a number; use e.g. {key}=10"
             ) from None
         if math.isnan(weight) or math.isinf(weight) or weight < 0:
-            raise ConfigError(
-                f"--mix: weight {raw!r} of {key!r} must be a finite number >= 0"
-            )
+            raise ConfigError(f"--mix: weight {raw!r} of {key!r} must be a finite number >= 0")
         target = by_kind if key in KINDS else by_name
         if key in target:
             raise ConfigError(f"--mix: {key!r} given twice in {spec!r}")

@@ -104,7 +104,7 @@ class DatedPool:
         self._added.append((when, row_id))
 
     def commit(self) -> None:
-        for item in self._added[:max(0, MAX_POOL_ROWS - len(self))]:
+        for item in self._added[: max(0, MAX_POOL_ROWS - len(self))]:
             heapq.heappush(self._future, item)
         self._added.clear()
         self._popped.clear()

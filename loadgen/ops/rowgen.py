@@ -55,8 +55,9 @@ class _Buffer:
 class RowGenerator:
     """Buffers of pre-generated parameters; one per Workload (single thread)."""
 
-    def __init__(self, rng: np.random.Generator,
-                 parent_ids: Callable[[], dict[str, np.ndarray]]) -> None:
+    def __init__(
+        self, rng: np.random.Generator, parent_ids: Callable[[], dict[str, np.ndarray]]
+    ) -> None:
         self._rng = rng
         self._parent_ids = parent_ids  # called at refill: table -> ids known to exist
         self._buffers = {kind: _Buffer() for kind in _KINDS}
@@ -97,12 +98,15 @@ class RowGenerator:
         buf.ids = ids[::-1]
         buf.made_at_s = time.monotonic()
 
-    def _generate(self, kind: str, table: str | None, ids: list[int], n: int,
-                  now: datetime) -> dict[str, np.ndarray]:
+    def _generate(
+        self, kind: str, table: str | None, ids: list[int], n: int, now: datetime
+    ) -> dict[str, np.ndarray]:
         rng = self._rng
         if kind == "update_paciente":
-            return {"telefone": datagen.new_phones(rng, n),
-                    "endereco": datagen.new_addresses(rng, n)}
+            return {
+                "telefone": datagen.new_phones(rng, n),
+                "endereco": datagen.new_addresses(rng, n),
+            }
         if kind == "update_consulta":
             return {"status": datagen.consulta_outcomes(rng, n)}
         if kind == "update_exame":
@@ -115,9 +119,11 @@ class RowGenerator:
             # pacientes give datagen's link slots room
             known = datagen.ParentIds(pacientes=id_array, convenios=parents["convenios"])
         else:
-            known = datagen.ParentIds(pacientes=parents["pacientes"],
-                                      medicos=parents["medicos"],
-                                      convenios=parents["convenios"])
+            known = datagen.ParentIds(
+                pacientes=parents["pacientes"],
+                medicos=parents["medicos"],
+                convenios=parents["convenios"],
+            )
         # fresh: rows as a live hospital creates them (pacientes registered now, consultas
         # agendada ahead, exames scheduled without result, internações just opened)
         return datagen.generate_rows(table, id_array, rng, parents=known, now=now, fresh=True)
@@ -126,6 +132,7 @@ class RowGenerator:
 def _nextval(cur: psycopg.Cursor, table: str, n: int) -> list[int]:
     if n <= 0:
         return []
-    cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
-                "FROM generate_series(1, %s)", (table, n))
+    cur.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table, n)
+    )
     return [int(row[0]) for row in cur.fetchall()]

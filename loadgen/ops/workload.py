@@ -54,6 +54,8 @@ from loadgen.ops.statements import (
 logger = logging.getLogger(__name__)
 
 DUE_MARGIN_S = 2.0  # a row counts as due this long after its date (clock skew to the server)
+
+
 def _link_of(change: RowChange) -> tuple[int, int]:
     after = change.after or {}
     return int(after["paciente_id"] or 0), int(after["convenio_id"] or 0)
@@ -83,9 +85,16 @@ class Workload:
         SchemaMissingError: hospital tables missing, or pacientes/medicos/convenios empty.
     """
 
-    def __init__(self, conn: psycopg.Connection, *, worker_id: int, num_workers: int,
-                 seed: int | np.random.SeedSequence, mix: dict[str, float],
-                 multirow_inserts: bool = True) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        worker_id: int,
+        num_workers: int,
+        seed: int | np.random.SeedSequence,
+        mix: dict[str, float],
+        multirow_inserts: bool = True,
+    ) -> None:
         if num_workers < 1 or not 0 <= worker_id < num_workers:
             raise ConfigError(f"worker_id {worker_id} must be in 0..{num_workers - 1}")
         unknown = sorted(set(mix) - set(OP_NAMES))
@@ -114,31 +123,44 @@ class Workload:
             require_schema(conn)
             parents = {}
             for table in ("pacientes", "medicos", "convenios"):
-                ids = self._ids(conn, sql.SQL("SELECT id FROM {} ORDER BY id").format(
-                    sql.Identifier(table)))
+                ids = self._ids(
+                    conn, sql.SQL("SELECT id FROM {} ORDER BY id").format(sql.Identifier(table))
+                )
                 if not len(ids):
                     raise SchemaMissingError(
-                        f"table {table} is empty; run `loadgen init` and `loadgen seed` first")
+                        f"table {table} is empty; run `loadgen init` and `loadgen seed` first"
+                    )
                 parents[table] = ids
-            owned_pacientes = self._ids(conn, "SELECT id FROM pacientes WHERE id %% %s = %s",
-                                        (n, w))
+            owned_pacientes = self._ids(
+                conn, "SELECT id FROM pacientes WHERE id %% %s = %s", (n, w)
+            )
             links = conn.execute(
                 "SELECT id, paciente_id, convenio_id FROM pacientes_convenios "
-                "WHERE paciente_id %% %s = %s", (n, w)).fetchall()
+                "WHERE paciente_id %% %s = %s",
+                (n, w),
+            ).fetchall()
             agendadas = conn.execute(
-                "SELECT data, id FROM consultas "
-                "WHERE status = 'agendada' AND id %% %s = %s", (n, w)).fetchall()
-            canceladas = self._ids(conn, "SELECT id FROM consultas "
-                                   "WHERE status = 'cancelada' AND id %% %s = %s", (n, w))
+                "SELECT data, id FROM consultas WHERE status = 'agendada' AND id %% %s = %s", (n, w)
+            ).fetchall()
+            canceladas = self._ids(
+                conn,
+                "SELECT id FROM consultas WHERE status = 'cancelada' AND id %% %s = %s",
+                (n, w),
+            )
             pendentes = conn.execute(
-                "SELECT data, id FROM exames "
-                "WHERE resultado IS NULL AND id %% %s = %s", (n, w)).fetchall()
+                "SELECT data, id FROM exames WHERE resultado IS NULL AND id %% %s = %s", (n, w)
+            ).fetchall()
             types = conn.execute(
                 "SELECT attrelid::regclass::text, attname, format_type(atttypid, NULL) "
                 "FROM pg_attribute WHERE attrelid = ANY(%s::regclass[]) AND attnum > 0 "
-                "AND NOT attisdropped", (list(tables.TABLE_NAMES),)).fetchall()
-            abertas = self._ids(conn, "SELECT id FROM internacoes "
-                                "WHERE data_saida IS NULL AND id %% %s = %s", (n, w))
+                "AND NOT attisdropped",
+                (list(tables.TABLE_NAMES),),
+            ).fetchall()
+            abertas = self._ids(
+                conn,
+                "SELECT id FROM internacoes WHERE data_saida IS NULL AND id %% %s = %s",
+                (n, w),
+            )
         self._parents = parents  # table -> int64 ids known to exist (committed)
         self._column_types: dict[str, dict[str, str]] = {}  # table -> column -> SQL type
         for table, column, type_name in types:
@@ -155,17 +177,29 @@ class Workload:
         self._canceladas = IdPool(canceladas.tolist())
         self._pendentes = DatedPool(pendentes)
         self._abertas = IdPool(abertas.tolist())
-        self._pools = (self._pacientes, self._links, self._agendadas, self._canceladas,
-                       self._pendentes, self._abertas)
+        self._pools = (
+            self._pacientes,
+            self._links,
+            self._agendadas,
+            self._canceladas,
+            self._pendentes,
+            self._abertas,
+        )
         self._refresh()
-        logger.debug("worker %d loaded %d owned pacientes, %d links, %d agendadas, "
-                     "%d pendentes, %d abertas", self.worker_id, len(self._pacientes),
-                     len(self._links.links), len(self._agendadas), len(self._pendentes),
-                     len(self._abertas))
+        logger.debug(
+            "worker %d loaded %d owned pacientes, %d links, %d agendadas, %d pendentes, %d abertas",
+            self.worker_id,
+            len(self._pacientes),
+            len(self._links.links),
+            len(self._agendadas),
+            len(self._pendentes),
+            len(self._abertas),
+        )
 
     @staticmethod
-    def _ids(conn: psycopg.Connection, query: str | sql.Composed,
-             params: tuple[int, ...] | None = None) -> np.ndarray:
+    def _ids(
+        conn: psycopg.Connection, query: str | sql.Composed, params: tuple[int, ...] | None = None
+    ) -> np.ndarray:
         cur = conn.execute(query, params)
         return np.fromiter((row[0] for row in cur), dtype=np.int64)
 
@@ -179,8 +213,9 @@ class Workload:
         """Candidates left per operation; None = unlimited (inserts, repeatable updates)."""
         self._refresh()
         caps = self._capacities()
-        return {name: None if math.isinf(c) else int(c) for name, c in zip(OP_NAMES, caps,
-                                                                            strict=True)}
+        return {
+            name: None if math.isinf(c) else int(c) for name, c in zip(OP_NAMES, caps, strict=True)
+        }
 
     def _capacities(self) -> np.ndarray:
         inf = math.inf
@@ -215,7 +250,7 @@ class Workload:
             per_op = np.bincount(draws, minlength=len(weights))
             for op in np.flatnonzero(per_op > caps):  # keep the first caps[op] occurrences
                 where = np.flatnonzero(draws == op)
-                draws[where[int(caps[op]):]] = -1
+                draws[where[int(caps[op]) :]] = -1
             kept = draws[draws >= 0]
             caps -= np.bincount(kept, minlength=len(weights))
             chosen.extend(kept.tolist())
@@ -273,13 +308,21 @@ class Workload:
         """Parent ids known to exist, for datagen (merged lazily: only when a block refills)."""
         if self._committed_pacientes:
             self._parents["pacientes"] = np.concatenate(
-                (self._parents["pacientes"], np.array(self._committed_pacientes, np.int64)))
+                (self._parents["pacientes"], np.array(self._committed_pacientes, np.int64))
+            )
             self._committed_pacientes.clear()
         return self._parents
 
     # ----------------------------------------------------------------- helpers
-    def _many(self, cur: psycopg.Cursor, table: str, op: str, op_name: str,
-              query: str | sql.Composed, params: Sequence[Any]) -> list[RowChange]:
+    def _many(
+        self,
+        cur: psycopg.Cursor,
+        table: str,
+        op: str,
+        op_name: str,
+        query: str | sql.Composed,
+        params: Sequence[Any],
+    ) -> list[RowChange]:
         if not params:
             return []
         cur.executemany(query, params, returning=True)
@@ -291,13 +334,22 @@ class Workload:
                     names = [col.name for col in cur.description or ()]
                 for row in cur.fetchall():
                     after = dict(zip(names, row, strict=True))
-                    out.append(RowChange(table, op, int(after["id"]),
-                                         None if op == "d" else after, op_name))
+                    out.append(
+                        RowChange(
+                            table, op, int(after["id"]), None if op == "d" else after, op_name
+                        )
+                    )
             if not cur.nextset():
                 return out
 
-    def _insert(self, cur: psycopg.Cursor, table: str, op_name: str,
-                columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[RowChange]:
+    def _insert(
+        self,
+        cur: psycopg.Cursor,
+        table: str,
+        op_name: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> list[RowChange]:
         if not rows:
             return []
         if not self.multirow_inserts:
@@ -307,7 +359,8 @@ class Workload:
         query = self._rendered.get((table, columns))
         if query is None:  # render once: a Composed query is rendered on every execute
             query = self._rendered[table, columns] = insert_unnest_sql(
-                table, columns, types).as_bytes(cur)
+                table, columns, types
+            ).as_bytes(cur)
         cur.execute(query, arrays)
         returned = cur.fetchall()  # in pipeline mode, description exists after the fetch
         names = [col.name for col in cur.description or ()]
@@ -332,8 +385,9 @@ class Workload:
 
     def _run_insert_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         rows = self._gen.take(cur, "consultas", k)
-        changes = self._insert(cur, "consultas", "insert_consulta",
-                               rowgen.COLUMNS["consultas"], rows)
+        changes = self._insert(
+            cur, "consultas", "insert_consulta", rowgen.COLUMNS["consultas"], rows
+        )
         for change, row in zip(changes, rows, strict=True):
             self._agendadas.add(row[2], change.pk)
         return changes
@@ -347,8 +401,9 @@ class Workload:
 
     def _run_insert_internacao(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         rows = self._gen.take(cur, "internacoes", k)
-        changes = self._insert(cur, "internacoes", "insert_internacao",
-                               rowgen.COLUMNS["internacoes"], rows)
+        changes = self._insert(
+            cur, "internacoes", "insert_internacao", rowgen.COLUMNS["internacoes"], rows
+        )
         for change in changes:
             self._abertas.add(change.pk)
         return changes
@@ -367,8 +422,10 @@ class Workload:
     def _run_update_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         k = min(k, len(self._agendadas))
         outcomes = self._gen.take(cur, "update_consulta", k)
-        params = [{"status": o[0], "id": self._take_due_first(self._agendadas, self._rnd)}
-                  for o in outcomes]
+        params = [
+            {"status": o[0], "id": self._take_due_first(self._agendadas, self._rnd)}
+            for o in outcomes
+        ]
         changes = self._many(cur, "consultas", "u", "update_consulta", UPDATE_CONSULTA, params)
         for change in changes:
             if change.after is not None and change.after["status"] == "cancelada":
@@ -378,22 +435,27 @@ class Workload:
     def _run_update_exame(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         k = min(k, len(self._pendentes))
         results = self._gen.take(cur, "update_exame", k)
-        params = [{"resultado": r[0], "id": self._take_due_first(self._pendentes, self._rnd)}
-                  for r in results]
+        params = [
+            {"resultado": r[0], "id": self._take_due_first(self._pendentes, self._rnd)}
+            for r in results
+        ]
         return self._many(cur, "exames", "u", "update_exame", UPDATE_EXAME, params)
 
     def _run_update_internacao(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         params = [(self._abertas.take(self._rnd),) for _ in range(min(k, len(self._abertas)))]
-        return self._many(cur, "internacoes", "u", "update_internacao", UPDATE_INTERNACAO,
-                          params)
+        return self._many(cur, "internacoes", "u", "update_internacao", UPDATE_INTERNACAO, params)
 
     def _run_insert_paciente_convenio(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
-        pairs = [self._links.pick_new_pair(self._rnd)
-                 for _ in range(min(k, self._links.num_free))]
+        pairs = [self._links.pick_new_pair(self._rnd) for _ in range(min(k, self._links.num_free))]
         extra = self._gen.take(cur, "pacientes_convenios", len(pairs))
         rows = [(*pair, *rest) for pair, rest in zip(pairs, extra, strict=True)]
-        changes = self._insert(cur, "pacientes_convenios", "insert_paciente_convenio",
-                               rowgen.COLUMNS["pacientes_convenios"], rows)
+        changes = self._insert(
+            cur,
+            "pacientes_convenios",
+            "insert_paciente_convenio",
+            rowgen.COLUMNS["pacientes_convenios"],
+            rows,
+        )
         for change in changes:
             self._links.link_inserted(change.pk, *_link_of(change))
         return changes
@@ -401,12 +463,12 @@ class Workload:
     def _run_delete_paciente_convenio(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
         links = self._links.links
         params = [(links.take(self._rnd),) for _ in range(min(k, len(links)))]
-        return self._many(cur, "pacientes_convenios", "d", "delete_paciente_convenio",
-                          DELETE_LINK, params)
+        return self._many(
+            cur, "pacientes_convenios", "d", "delete_paciente_convenio", DELETE_LINK, params
+        )
 
     def _run_delete_consulta(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
-        params = [(self._canceladas.take(self._rnd),)
-                  for _ in range(min(k, len(self._canceladas)))]
+        params = [(self._canceladas.take(self._rnd),) for _ in range(min(k, len(self._canceladas)))]
         return self._many(cur, "consultas", "d", "delete_consulta", DELETE_CONSULTA, params)
 
     def _run_admit_paciente(self, cur: psycopg.Cursor, k: int) -> list[RowChange]:
@@ -415,16 +477,23 @@ class Workload:
         convenios = self._links.convenio_ids
         link_cids = [convenios[self._rnd.randrange(len(convenios))] for _ in pids]
         extra = self._gen.take(cur, "pacientes_convenios", len(pids))
-        link_rows = [(pid, cid, *rest) for pid, cid, rest in zip(pids, link_cids, extra,
-                                                                 strict=True)]
-        links = self._insert(cur, "pacientes_convenios", "admit_paciente",
-                             rowgen.COLUMNS["pacientes_convenios"], link_rows)
+        link_rows = [
+            (pid, cid, *rest) for pid, cid, rest in zip(pids, link_cids, extra, strict=True)
+        ]
+        links = self._insert(
+            cur,
+            "pacientes_convenios",
+            "admit_paciente",
+            rowgen.COLUMNS["pacientes_convenios"],
+            link_rows,
+        )
         for change in links:
             self._links.link_inserted(change.pk, *_link_of(change))
         adm = self._gen.take(cur, "internacoes", len(pids))
         adm_rows = [(pid, *row[1:]) for pid, row in zip(pids, adm, strict=True)]
-        admissions = self._insert(cur, "internacoes", "admit_paciente",
-                                  rowgen.COLUMNS["internacoes"], adm_rows)
+        admissions = self._insert(
+            cur, "internacoes", "admit_paciente", rowgen.COLUMNS["internacoes"], adm_rows
+        )
         for change in admissions:
             self._abertas.add(change.pk)
         return changes + links + admissions

@@ -30,8 +30,22 @@ from loadgen.scenarios.runner import (
 OWN_IDENTITY_TABLES = frozenset(_IDENTITY_TABLES)
 
 __all__ = [
-    "SCENARIOS", "SCENARIO_WRITER_ID", "STREAM_STEP_OPTIONS", "CommittedTxn", "Context",
-    "OWN_IDENTITY_TABLES", "Recorder", "Scenario", "ScenarioOptions", "ScenarioResult",
-    "drop_tables", "ensure_tables", "get", "run",
-    "run_on", "run_step", "scenarios_of_table", "table_names",
+    "SCENARIOS",
+    "SCENARIO_WRITER_ID",
+    "STREAM_STEP_OPTIONS",
+    "CommittedTxn",
+    "Context",
+    "OWN_IDENTITY_TABLES",
+    "Recorder",
+    "Scenario",
+    "ScenarioOptions",
+    "ScenarioResult",
+    "drop_tables",
+    "ensure_tables",
+    "get",
+    "run",
+    "run_on",
+    "run_step",
+    "scenarios_of_table",
+    "table_names",
 ]

@@ -64,8 +64,13 @@ def _move(t: Txn, pk: int, dia: str) -> None:
     and pgoutput sends exactly that: the ledger records the two halves under the root table.
     """
     cols = t.rec.columns(AGENDA)
-    rows = text_rows(t.conn, sql.SQL("UPDATE {} SET dia = %s WHERE id = %s RETURNING {}").format(
-        sql.Identifier(AGENDA), column_list(cols)), (dia, pk))
+    rows = text_rows(
+        t.conn,
+        sql.SQL("UPDATE {} SET dia = %s WHERE id = %s RETURNING {}").format(
+            sql.Identifier(AGENDA), column_list(cols)
+        ),
+        (dia, pk),
+    )
     if len(rows) != 1:
         raise LookupError(f"{AGENDA} id {pk} not found")
     t.add(AGENDA, "d", None, pk)
@@ -95,9 +100,9 @@ def run_partitioned(ctx: Context) -> None:
 SCHEMA_CHANGE = Scenario(
     name="schema-change",
     summary="ADD COLUMN without and with a default (fast, then volatile: a rewrite), writes "
-            "using the new columns, DROP COLUMN, DDL and writes in one transaction",
+    "using the new columns, DROP COLUMN, DDL and writes in one transaction",
     expect="a new Relation message before the first change after each DDL; every row image has "
-           "the columns of its moment (default values filled in); the rewrite adds no events",
+    "the columns of its moment (default values filled in); the rewrite adds no events",
     tables=(EVOLVING,),
     run=run_schema_change,
     is_exclusive=True,
@@ -105,9 +110,9 @@ SCHEMA_CHANGE = Scenario(
 PARTITIONED = Scenario(
     name="partitioned",
     summary="a table partitioned by date range (2024, 2025, default) with writes in each, an "
-            "update inside a partition and rows that move between partitions",
+    "update inside a partition and rows that move between partitions",
     expect="with publish_via_partition_root on, every change under the root table; off, under "
-           "each partition; a move is a delete from the old partition and an insert into the new",
+    "each partition; a move is a delete from the old partition and an insert into the new",
     tables=(AGENDA,),
     run=run_partitioned,
 )

@@ -29,8 +29,11 @@ def run_replica_identity(ctx: Context) -> None:
     rec = ctx.rec
     with rec.txn():
         for table, clause in TABLES.items():
-            rec.conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
-                sql.Identifier(table), sql.SQL(clause)))
+            rec.conn.execute(
+                sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
+                    sql.Identifier(table), sql.SQL(clause)
+                )
+            )
             rec.forget(table)
     for table in TABLES:
         with rec.txn() as t:
@@ -42,10 +45,18 @@ def run_replica_identity(ctx: Context) -> None:
         with rec.txn() as t:  # USING INDEX's key changes
             t.update(table, pa, {"codigo": _code()})
         with rec.txn() as t:  # DEFAULT's key (the primary key) changes
-            moved = t.update(table, pb, {"id": sql.SQL("nextval('cdc_identidade_default_id_seq')"
-                                                       if table != "cdc_identidade_index" else
-                                                       "nextval('cdc_identidade_index_id_seq')"),
-                                         "valor": 20})
+            moved = t.update(
+                table,
+                pb,
+                {
+                    "id": sql.SQL(
+                        "nextval('cdc_identidade_default_id_seq')"
+                        if table != "cdc_identidade_index"
+                        else "nextval('cdc_identidade_index_id_seq')"
+                    ),
+                    "valor": 20,
+                },
+            )
         with rec.txn() as t:
             t.delete(table, pa)
             t.delete(table, int(moved["id"]))  # type: ignore[arg-type]
@@ -54,9 +65,9 @@ def run_replica_identity(ctx: Context) -> None:
 REPLICA_IDENTITY = Scenario(
     name="replica-identity",
     summary="updates and deletes on three tables with replica identity DEFAULT, FULL and USING "
-            "INDEX",
+    "INDEX",
     expect="FULL: the whole old row on every update and delete; DEFAULT / USING INDEX: only the "
-           "key columns, on deletes and on updates that change them, nothing otherwise",
+    "key columns, on deletes and on updates that change them, nothing otherwise",
     tables=tuple(TABLES),
     run=run_replica_identity,
     is_exclusive=True,

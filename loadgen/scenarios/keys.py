@@ -17,17 +17,31 @@ _NEXT_CHILD_ID = sql.SQL("nextval('cdc_exames_id_seq')")
 def _patient(t: Txn, nome: str, cpf: str, num_exams: int) -> tuple[int, list[int]]:
     row = t.insert(PARENT, {"nome": nome, "cpf": cpf})
     pk = int(row["id"])  # type: ignore[arg-type]
-    exams = [int(t.insert(CHILD, {"paciente_id": pk, "tipo_exame": tipo,  # type: ignore[arg-type]
-                                  "resultado": None})["id"])
-             for tipo in ("Hemograma", "Glicemia", "Raio-X de tórax")[:num_exams]]
+    exams = [
+        int(
+            t.insert(
+                CHILD,
+                {
+                    "paciente_id": pk,
+                    "tipo_exame": tipo,  # type: ignore[arg-type]
+                    "resultado": None,
+                },
+            )["id"]
+        )
+        for tipo in ("Hemograma", "Glicemia", "Raio-X de tórax")[:num_exams]
+    ]
     return pk, exams
 
 
 def _record_cascade(t: Txn, new_parent_id: int) -> None:
     """Record the children an ON UPDATE CASCADE rewrote (the server writes them after the
     parent, in its own order; per-key order is what a consumer can rely on)."""
-    ids = t.conn.execute(sql.SQL("SELECT id FROM {} WHERE paciente_id = %s ORDER BY id").format(
-        sql.Identifier(CHILD)), (new_parent_id,)).fetchall()
+    ids = t.conn.execute(
+        sql.SQL("SELECT id FROM {} WHERE paciente_id = %s ORDER BY id").format(
+            sql.Identifier(CHILD)
+        ),
+        (new_parent_id,),
+    ).fetchall()
     for (pk,) in ids:
         t.record("u", CHILD, int(pk))
 
@@ -82,18 +96,18 @@ def run_delete_tombstone(ctx: Context) -> None:
 PK_UPDATE = Scenario(
     name="pk-update",
     summary="a patient's primary key changes (its exames follow by ON UPDATE CASCADE), twice, "
-            "and an exame's own key",
+    "and an exame's own key",
     expect="an update whose old key is the previous id (Debezium: a delete of the old key, its "
-           "tombstone and a create of the new one), then the cascaded child updates",
+    "tombstone and a create of the new one), then the cascaded child updates",
     tables=(PARENT, CHILD),
     run=run_pk_update,
 )
 DELETE_TOMBSTONE = Scenario(
     name="delete-tombstone",
     summary="deletes of a patient without children, of one after its children, and of rows "
-            "created and deleted in one transaction; a refused delete rolled back to a savepoint",
+    "created and deleted in one transaction; a refused delete rolled back to a savepoint",
     expect="a delete event with the old key for each (Debezium: followed by a null tombstone); "
-           "the refused delete appears nowhere",
+    "the refused delete appears nowhere",
     tables=(PARENT, CHILD),
     run=run_delete_tombstone,
 )

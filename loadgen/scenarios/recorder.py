@@ -45,7 +45,9 @@ def table_columns(conn: psycopg.Connection, table: str) -> tuple[str, ...]:
     """Live column names of ``table`` (resolved through search_path), in table order."""
     rows = conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
-        " AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()
+        " AND NOT attisdropped ORDER BY attnum",
+        (table,),
+    ).fetchall()
     if not rows:
         raise psycopg.errors.UndefinedTable(f"table {table} not found (run `loadgen scenario run`)")
     return tuple(str(r[0]) for r in rows)
@@ -53,18 +55,24 @@ def table_columns(conn: psycopg.Connection, table: str) -> tuple[str, ...]:
 
 def replica_identity(conn: psycopg.Connection, table: str) -> Identity:
     """The replica identity of ``table`` and the columns it covers."""
-    kind = str(conn.execute("SELECT relreplident FROM pg_class WHERE oid = to_regclass(%s)",
-                            (table,)).fetchone()[0])  # type: ignore[index]
+    kind = str(
+        conn.execute(
+            "SELECT relreplident FROM pg_class WHERE oid = to_regclass(%s)", (table,)
+        ).fetchone()[0]
+    )  # type: ignore[index]
     if kind == "f":
         return Identity(kind, table_columns(conn, table))
     if kind == "n":
         return Identity(kind, ())
     flag = "indisprimary" if kind == "d" else "indisreplident"
-    rows = conn.execute(sql.SQL(
-        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
-        " AND a.attnum = ANY (i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.{}"
-        " ORDER BY array_position(i.indkey::int2[], a.attnum)").format(sql.Identifier(flag)),
-        (table,)).fetchall()
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = ANY (i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.{}"
+            " ORDER BY array_position(i.indkey::int2[], a.attnum)"
+        ).format(sql.Identifier(flag)),
+        (table,),
+    ).fetchall()
     return Identity(kind, tuple(str(r[0]) for r in rows))
 
 
@@ -73,9 +81,11 @@ def column_list(columns: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, columns))
 
 
-def text_rows(conn: psycopg.Connection, query: sql.Composable,
-              params: Sequence[Any] | Mapping[str, Any] | None = None
-              ) -> list[tuple[str | None, ...]]:
+def text_rows(
+    conn: psycopg.Connection,
+    query: sql.Composable,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+) -> list[tuple[str | None, ...]]:
     """Run ``query``; return its rows as the server's text output, untouched.
 
     The values are the bytes the server's output functions produced (text result format),
@@ -124,13 +134,26 @@ class Txn:
     def conn(self) -> psycopg.Connection:
         return self.rec.conn
 
-    def add(self, table: str, op: str, row: TextRow | None, pk: int, *,
-            old_pk: int | None = None, before: TextRow | None = None) -> None:
+    def add(
+        self,
+        table: str,
+        op: str,
+        row: TextRow | None,
+        pk: int,
+        *,
+        old_pk: int | None = None,
+        before: TextRow | None = None,
+    ) -> None:
         """Record a change the helpers did not make (e.g. the halves of a partition move)."""
         self.changes.append(RowChange(table, op, pk, row, self.rec.op_name, old_pk, before))
 
-    def dml(self, op: str, table: str, statement: sql.Composable,
-            params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[TextRow]:
+    def dml(
+        self,
+        op: str,
+        table: str,
+        statement: sql.Composable,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+    ) -> list[TextRow]:
         """Run an INSERT/UPDATE/DELETE on ``table``, append ``RETURNING`` every column as text.
 
         Records one change per returned row, in the order the server returns them (the
@@ -147,8 +170,10 @@ class Txn:
     def insert(self, table: str, values: Mapping[str, Any]) -> TextRow:
         """Insert one row; return its text after-image."""
         stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, values)),
-            sql.SQL(", ").join(_value(v) for v in values.values()))
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, values)),
+            sql.SQL(", ").join(_value(v) for v in values.values()),
+        )
         return self.dml("c", table, stmt)[0]
 
     def record(self, op: str, table: str, pk: int) -> TextRow:
@@ -165,7 +190,8 @@ class Txn:
         """The row ``id = pk`` as text (``lock``: SELECT ... FOR UPDATE)."""
         cols = self.rec.columns(table)
         query = sql.SQL("SELECT {} FROM {} WHERE id = %s{}").format(
-            column_list(cols), sql.Identifier(table), sql.SQL(" FOR UPDATE" if lock else ""))
+            column_list(cols), sql.Identifier(table), sql.SQL(" FOR UPDATE" if lock else "")
+        )
         rows = text_rows(self.conn, query, (pk,))
         if not rows:
             raise LookupError(f"{table} id {pk} not found")
@@ -181,9 +207,11 @@ class Txn:
         old = self.read(table, pk, lock=True) if self.rec.track_before else None
         stmt = sql.SQL("UPDATE {} SET {} WHERE id = {}").format(
             sql.Identifier(table),
-            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), _value(v))
-                               for k, v in values.items()),
-            sql.Literal(pk))
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(k), _value(v)) for k, v in values.items()
+            ),
+            sql.Literal(pk),
+        )
         cols = self.rec.columns(table)
         got = text_rows(self.conn, sql.SQL("{} RETURNING {}").format(stmt, column_list(cols)))
         if not got:
@@ -197,8 +225,9 @@ class Txn:
     def delete(self, table: str, pk: int) -> None:
         """Delete the row ``id = pk`` (recorded with its identity's before-image if tracked)."""
         old = self.read(table, pk, lock=True) if self.rec.track_before else None
-        n = self.conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(
-            sql.Identifier(table)), (pk,)).rowcount
+        n = self.conn.execute(
+            sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table)), (pk,)
+        ).rowcount
         if n != 1:
             raise LookupError(f"{table} id {pk} not found")
         before = self.rec.before_image(table, old, None) if old is not None else None
@@ -209,9 +238,12 @@ class Txn:
 
         Records one ``t`` change per truncated table (pk 0), the given ones first.
         """
-        self.conn.execute(sql.SQL("TRUNCATE {}{}").format(
-            sql.SQL(", ").join(map(sql.Identifier, tables)),
-            sql.SQL(" CASCADE" if cascade_to else "")))
+        self.conn.execute(
+            sql.SQL("TRUNCATE {}{}").format(
+                sql.SQL(", ").join(map(sql.Identifier, tables)),
+                sql.SQL(" CASCADE" if cascade_to else ""),
+            )
+        )
         for t in (*tables, *cascade_to):
             self.add(t, "t", None, 0)
 
@@ -239,9 +271,15 @@ class Recorder:
     (tests; memory grows with the run).
     """
 
-    def __init__(self, conn: psycopg.Connection, scenario: str, *,
-                 ledger: LedgerWriter | None = None, keep: bool = False,
-                 track_before: bool = False) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        scenario: str,
+        *,
+        ledger: LedgerWriter | None = None,
+        keep: bool = False,
+        track_before: bool = False,
+    ) -> None:
         self.conn = conn
         self.op_name = f"scenario:{scenario}"
         self.ledger = ledger

@@ -10,18 +10,21 @@ from loadgen.scenarios.toast import TOAST_UNCHANGED
 from loadgen.scenarios.values import NUMERIC_EXTREMES, TIME_EXTREMES, TYPES_SCENARIO, UNICODE
 from loadgen.scenarios.volume import BIG_TRANSACTION, ROLLBACK, TRUNCATE
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    TOAST_UNCHANGED,
-    REPLICA_IDENTITY,
-    PK_UPDATE,
-    DELETE_TOMBSTONE,
-    TRUNCATE,
-    BIG_TRANSACTION,
-    ROLLBACK,
-    NUMERIC_EXTREMES,
-    TIME_EXTREMES,
-    TYPES_SCENARIO,
-    UNICODE,
-    SCHEMA_CHANGE,
-    PARTITIONED,
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        TOAST_UNCHANGED,
+        REPLICA_IDENTITY,
+        PK_UPDATE,
+        DELETE_TOMBSTONE,
+        TRUNCATE,
+        BIG_TRANSACTION,
+        ROLLBACK,
+        NUMERIC_EXTREMES,
+        TIME_EXTREMES,
+        TYPES_SCENARIO,
+        UNICODE,
+        SCHEMA_CHANGE,
+        PARTITIONED,
+    )
+}

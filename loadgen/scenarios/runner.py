@@ -27,8 +27,9 @@ SQL_FILE = "10_scenarios.sql"
 SCENARIO_WRITER_ID = 90_000
 _LOCK_CLASS = 0x4C47  # advisory lock namespace ("LG"); second key: crc32 of the name
 # Sizes for one step inside a stream: small enough to mix in at a low weight.
-STREAM_STEP_OPTIONS = ScenarioOptions(big_txn_changes=1_000, num_concurrent_workers=0,
-                                      small_txns_per_worker=0, toast_bytes=4_000)
+STREAM_STEP_OPTIONS = ScenarioOptions(
+    big_txn_changes=1_000, num_concurrent_workers=0, small_txns_per_worker=0, toast_bytes=4_000
+)
 
 
 @dataclass
@@ -48,7 +49,8 @@ def get(name: str) -> Scenario:
         return SCENARIOS[name]
     except KeyError:
         raise ConfigError(
-            f"scenario {name!r}: unknown; choose from {', '.join(SCENARIOS)}") from None
+            f"scenario {name!r}: unknown; choose from {', '.join(SCENARIOS)}"
+        ) from None
 
 
 def table_names(names: Sequence[str] | None = None) -> list[str]:
@@ -83,7 +85,8 @@ def ensure_tables(conn: psycopg.Connection) -> None:
     except psycopg.Error as exc:
         raise SchemaMissingError(
             f"cannot create the scenario tables ({SQL_FILE}) in database {conn.info.dbname!r}: "
-            f"{str(exc).strip().splitlines()[0]}") from exc
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from exc
     _idle(conn)
 
 
@@ -95,12 +98,19 @@ def drop_tables(conn: psycopg.Connection) -> list[str]:
     names = table_names()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_CLASS,))
-        present = [str(r[0]) for r in conn.execute(
-            "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL",
-            (names,)).fetchall()]
+        present = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL",
+                (names,),
+            ).fetchall()
+        ]
         if present:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
-                sql.SQL(", ").join(map(sql.Identifier, present))))
+            conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+                    sql.SQL(", ").join(map(sql.Identifier, present))
+                )
+            )
         conn.execute("DROP SEQUENCE IF EXISTS cdc_agenda_id_seq")
     _idle(conn)
     return present
@@ -122,10 +132,17 @@ def _exclusive(conn: psycopg.Connection, scenario: Scenario) -> Iterator[None]:
             _idle(conn)
 
 
-def run_on(conn: psycopg.Connection, name: str, *, ledger: LedgerWriter | None = None,
-           options: ScenarioOptions | None = None, dsn: str | None = None,
-           ledger_path: str | None = None, writer_id: int = SCENARIO_WRITER_ID,
-           keep: bool = False) -> ScenarioResult:
+def run_on(
+    conn: psycopg.Connection,
+    name: str,
+    *,
+    ledger: LedgerWriter | None = None,
+    options: ScenarioOptions | None = None,
+    dsn: str | None = None,
+    ledger_path: str | None = None,
+    writer_id: int = SCENARIO_WRITER_ID,
+    keep: bool = False,
+) -> ScenarioResult:
     """Run scenario ``name`` once on ``conn`` (tables must exist: ``ensure_tables``).
 
     Each committed transaction goes to ``ledger`` right after its COMMIT. ``conn`` must be
@@ -137,22 +154,33 @@ def run_on(conn: psycopg.Connection, name: str, *, ledger: LedgerWriter | None =
             and nothing of it is recorded).
     """
     scenario = get(name)
-    rec = Recorder(conn, scenario.name, ledger=ledger, keep=keep,
-                   track_before=scenario.track_before)
-    ctx = Context(rec, options or ScenarioOptions(), dsn=dsn, ledger_path=ledger_path,
-                  writer_id=writer_id)
+    rec = Recorder(
+        conn, scenario.name, ledger=ledger, keep=keep, track_before=scenario.track_before
+    )
+    ctx = Context(
+        rec, options or ScenarioOptions(), dsn=dsn, ledger_path=ledger_path, writer_id=writer_id
+    )
     t0_ns = time.monotonic_ns()
     with _exclusive(conn, scenario):
         scenario.run(ctx)
     recorders = [rec, *ctx.extra]
     txns = sorted((x for r in recorders for x in r.txns), key=lambda x: x.txid)
-    return ScenarioResult(scenario.name, sum(r.num_txns for r in recorders),
-                          sum(r.num_changes for r in recorders),
-                          (time.monotonic_ns() - t0_ns) / 1e9, txns)
+    return ScenarioResult(
+        scenario.name,
+        sum(r.num_txns for r in recorders),
+        sum(r.num_changes for r in recorders),
+        (time.monotonic_ns() - t0_ns) / 1e9,
+        txns,
+    )
 
 
-def run_step(conn: psycopg.Connection, name: str, *, ledger: LedgerWriter | None,
-             options: ScenarioOptions = STREAM_STEP_OPTIONS) -> ScenarioResult:
+def run_step(
+    conn: psycopg.Connection,
+    name: str,
+    *,
+    ledger: LedgerWriter | None,
+    options: ScenarioOptions = STREAM_STEP_OPTIONS,
+) -> ScenarioResult:
     """Run one scenario once inside a stream worker, on the worker's connection and ledger.
 
     The engine's hook for ``loadgen stream --profile cdc-edge``: call ``ensure_tables(conn)``
@@ -164,8 +192,15 @@ def run_step(conn: psycopg.Connection, name: str, *, ledger: LedgerWriter | None
     return run_on(conn, name, ledger=ledger, options=options)
 
 
-def run(dsn: str, names: Sequence[str], *, ledger_path: str | None = None, repeat: int = 1,
-        options: ScenarioOptions | None = None, keep: bool = False) -> list[ScenarioResult]:
+def run(
+    dsn: str,
+    names: Sequence[str],
+    *,
+    ledger_path: str | None = None,
+    repeat: int = 1,
+    options: ScenarioOptions | None = None,
+    keep: bool = False,
+) -> list[ScenarioResult]:
     """Run each named scenario ``repeat`` times, in order (``loadgen scenario run``).
 
     Creates the tables first. With ``ledger_path``, every committed change is recorded
@@ -189,12 +224,22 @@ def run(dsn: str, names: Sequence[str], *, ledger_path: str | None = None, repea
                 for s in scenarios:
                     logger.info("scenario %s: running", s.name)
                     try:
-                        results.append(run_on(conn, s.name, ledger=ledger, options=options,
-                                              dsn=dsn, ledger_path=ledger_path, keep=keep))
+                        results.append(
+                            run_on(
+                                conn,
+                                s.name,
+                                ledger=ledger,
+                                options=options,
+                                dsn=dsn,
+                                ledger_path=ledger_path,
+                                keep=keep,
+                            )
+                        )
                     except psycopg.Error as exc:
                         raise RunAbortedError(
                             f"scenario {s.name}: {str(exc).strip().splitlines()[0]}; its open"
-                            " transaction rolled back, committed ones are recorded") from exc
+                            " transaction rolled back, committed ones are recorded"
+                        ) from exc
     finally:
         if ledger is not None:
             ledger.close()

@@ -24,11 +24,15 @@ def incompressible(rng: random.Random, num_chars: int) -> str:
 def _large_values(rng: random.Random, nbytes: int) -> dict[str, object]:
     laudo = "LAUDO DE RESSONÂNCIA MAGNÉTICA — conclusão: " + incompressible(rng, nbytes)
     part = max(nbytes // _NUM_ATTACHMENTS, 300)
-    anexos = {"imagens": [{"seq": i, "dados": incompressible(rng, part)}
-                          for i in range(_NUM_ATTACHMENTS)],
-              "observação": "séries axiais T1/T2"}
-    marcadores = [incompressible(rng, max(nbytes // _NUM_MARKERS, 200))
-                  for _ in range(_NUM_MARKERS)]
+    anexos = {
+        "imagens": [
+            {"seq": i, "dados": incompressible(rng, part)} for i in range(_NUM_ATTACHMENTS)
+        ],
+        "observação": "séries axiais T1/T2",
+    }
+    marcadores = [
+        incompressible(rng, max(nbytes // _NUM_MARKERS, 200)) for _ in range(_NUM_MARKERS)
+    ]
     return {"laudo": laudo, "anexos": Jsonb(anexos), "marcadores": marcadores}
 
 
@@ -43,15 +47,22 @@ def run_toast_unchanged(ctx: Context) -> None:
     nbytes = ctx.options.toast_bytes
     now = sql.SQL("now()")
     with rec.txn() as t:
-        first = t.insert(TABLE, {"exame": "Ressonância de crânio", "status": "preliminar",
-                                 **_large_values(rng, nbytes)})
-        second = t.insert(TABLE, {"exame": "Tomografia de tórax", "status": "preliminar",
-                                  **_large_values(rng, nbytes)})
+        first = t.insert(
+            TABLE,
+            {
+                "exame": "Ressonância de crânio",
+                "status": "preliminar",
+                **_large_values(rng, nbytes),
+            },
+        )
+        second = t.insert(
+            TABLE,
+            {"exame": "Tomografia de tórax", "status": "preliminar", **_large_values(rng, nbytes)},
+        )
     pk1, pk2 = int(first["id"]), int(second["id"])  # type: ignore[arg-type]
     for revisao in (1, 2, 3):  # small columns only: the server omits the TOASTed ones
         with rec.txn() as t:
-            t.update(TABLE, pk1, {"revisao": revisao, "status": "revisado",
-                                  "atualizado_em": now})
+            t.update(TABLE, pk1, {"revisao": revisao, "status": "revisado", "atualizado_em": now})
     with rec.txn() as t:  # the large value itself changes: sent in full
         t.update(TABLE, pk1, {"laudo": _large_values(rng, nbytes)["laudo"], "revisao": 4})
     with rec.txn() as t:  # two updates of one row in one transaction, small columns only
@@ -65,10 +76,10 @@ def run_toast_unchanged(ctx: Context) -> None:
 TOAST_UNCHANGED = Scenario(
     name="toast-unchanged",
     summary="large laudo (text, EXTERNAL), jsonb and text[] stored out of line; updates that "
-            "touch only small columns",
+    "touch only small columns",
     expect="the large values arrive in full on insert and when rewritten; in the other updates "
-           "they are marked unchanged (never a placeholder stored as data); replaying the "
-           "stream gives the table",
+    "they are marked unchanged (never a placeholder stored as data); replaying the "
+    "stream gives the table",
     tables=(TABLE,),
     run=run_toast_unchanged,
 )

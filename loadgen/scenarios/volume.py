@@ -39,26 +39,58 @@ def run_truncate(ctx: Context) -> None:
         t.insert(BATCH, {"descricao": "lote novo"})
 
 
-def _bulk(t: Txn, num_events: int, num_patients: int, num_exams: int, num_updates: int,
-          num_deletes: int, lote: int) -> None:
-    events = t.dml("c", EVENTS, sql.SQL(
-        "INSERT INTO {} (lote, sequencia, payload) SELECT %s, g, 'evento ' || g || ' do lote ' "
-        "|| %s FROM generate_series(1, %s) AS g").format(sql.Identifier(EVENTS)),
-        (lote, lote, num_events))
-    patients = t.dml("c", PARENT, sql.SQL(
-        "INSERT INTO {} (nome, cpf) SELECT 'Paciente ' || g, lpad(g::text, 11, '0') "
-        "FROM generate_series(1, %s) AS g").format(sql.Identifier(PARENT)), (num_patients,))
+def _bulk(
+    t: Txn,
+    num_events: int,
+    num_patients: int,
+    num_exams: int,
+    num_updates: int,
+    num_deletes: int,
+    lote: int,
+) -> None:
+    events = t.dml(
+        "c",
+        EVENTS,
+        sql.SQL(
+            "INSERT INTO {} (lote, sequencia, payload) SELECT %s, g, 'evento ' || g || ' do lote ' "
+            "|| %s FROM generate_series(1, %s) AS g"
+        ).format(sql.Identifier(EVENTS)),
+        (lote, lote, num_events),
+    )
+    patients = t.dml(
+        "c",
+        PARENT,
+        sql.SQL(
+            "INSERT INTO {} (nome, cpf) SELECT 'Paciente ' || g, lpad(g::text, 11, '0') "
+            "FROM generate_series(1, %s) AS g"
+        ).format(sql.Identifier(PARENT)),
+        (num_patients,),
+    )
     parent_ids = [int(p["id"]) for p in patients]  # type: ignore[arg-type]
-    t.dml("c", CHILD, sql.SQL(
-        "INSERT INTO {} (paciente_id, tipo_exame) SELECT (%s::bigint[])[1 + g %% %s], "
-        "'Exame ' || g FROM generate_series(1, %s) AS g").format(sql.Identifier(CHILD)),
-        (parent_ids, len(parent_ids), num_exams))
+    t.dml(
+        "c",
+        CHILD,
+        sql.SQL(
+            "INSERT INTO {} (paciente_id, tipo_exame) SELECT (%s::bigint[])[1 + g %% %s], "
+            "'Exame ' || g FROM generate_series(1, %s) AS g"
+        ).format(sql.Identifier(CHILD)),
+        (parent_ids, len(parent_ids), num_exams),
+    )
     ids = [int(e["id"]) for e in events]  # type: ignore[arg-type]
-    t.dml("u", EVENTS, sql.SQL(
-        "UPDATE {} SET payload = payload || ' (revisto)' WHERE id = ANY (%s)").format(
-        sql.Identifier(EVENTS)), (ids[:num_updates],))
-    t.dml("d", EVENTS, sql.SQL("DELETE FROM {} WHERE id = ANY (%s)").format(
-        sql.Identifier(EVENTS)), (ids[len(ids) - num_deletes:],))
+    t.dml(
+        "u",
+        EVENTS,
+        sql.SQL("UPDATE {} SET payload = payload || ' (revisto)' WHERE id = ANY (%s)").format(
+            sql.Identifier(EVENTS)
+        ),
+        (ids[:num_updates],),
+    )
+    t.dml(
+        "d",
+        EVENTS,
+        sql.SQL("DELETE FROM {} WHERE id = ANY (%s)").format(sql.Identifier(EVENTS)),
+        (ids[len(ids) - num_deletes :],),
+    )
 
 
 def split_changes(total: int) -> tuple[int, int, int, int, int]:
@@ -71,21 +103,29 @@ def split_changes(total: int) -> tuple[int, int, int, int, int]:
     return events, patients, exams, updates, deletes
 
 
-def _small_worker(ctx: Context, index: int, ready: threading.Barrier, big_done: threading.Event,
-                  recorders: list[Recorder], errors: list[BaseException]) -> None:
+def _small_worker(
+    ctx: Context,
+    index: int,
+    ready: threading.Barrier,
+    big_done: threading.Event,
+    recorders: list[Recorder],
+    errors: list[BaseException],
+) -> None:
     assert ctx.dsn is not None
-    ledger = (LedgerWriter(ctx.ledger_path, ctx.writer_id + 1 + index)
-              if ctx.ledger_path else None)
+    ledger = LedgerWriter(ctx.ledger_path, ctx.writer_id + 1 + index) if ctx.ledger_path else None
     try:
         with db.connect(ctx.dsn, autocommit=True, application_name="loadgen-scenario") as conn:
-            rec = Recorder(conn, ctx.rec.op_name.removeprefix("scenario:"), ledger=ledger,
-                           keep=ctx.rec.keep)
+            rec = Recorder(
+                conn, ctx.rec.op_name.removeprefix("scenario:"), ledger=ledger, keep=ctx.rec.keep
+            )
             recorders[index] = rec
             n = 0
             while n < ctx.options.small_txns_per_worker or not big_done.is_set():
                 with rec.txn() as t:
-                    row = t.insert(EVENTS, {"lote": -1 - index, "sequencia": n,
-                                            "payload": f"worker {index} txn {n}"})
+                    row = t.insert(
+                        EVENTS,
+                        {"lote": -1 - index, "sequencia": n, "payload": f"worker {index} txn {n}"},
+                    )
                     if n % 2:
                         t.update(EVENTS, int(row["id"]), {"payload": "atualizado"})  # type: ignore[arg-type]
                 if n == 0:
@@ -109,10 +149,15 @@ def run_big_transaction(ctx: Context) -> None:
     recorders: list[Recorder] = [rec] * num_workers
     errors: list[BaseException] = []
     ready = threading.Barrier(num_workers + 1)
-    threads = [threading.Thread(target=_small_worker,
-                                args=(ctx, i, ready, big_done, recorders, errors),
-                                name=f"scenario-small-{i}", daemon=True)
-               for i in range(num_workers)]
+    threads = [
+        threading.Thread(
+            target=_small_worker,
+            args=(ctx, i, ready, big_done, recorders, errors),
+            name=f"scenario-small-{i}",
+            daemon=True,
+        )
+        for i in range(num_workers)
+    ]
     for th in threads:
         th.start()
     try:
@@ -171,9 +216,9 @@ def run_rollback(ctx: Context) -> None:
 TRUNCATE = Scenario(
     name="truncate",
     summary="TRUNCATE of a table alone, and of a parent with CASCADE (its child goes too), "
-            "with rows written before and after",
+    "with rows written before and after",
     expect="a truncate event per table (one message naming both, with the cascade flag), not "
-           "row deletes; rows written after it follow",
+    "row deletes; rows written after it follow",
     tables=(QUEUE, BATCH, ITEM),
     run=run_truncate,
     is_exclusive=True,
@@ -181,16 +226,16 @@ TRUNCATE = Scenario(
 BIG_TRANSACTION = Scenario(
     name="big-transaction",
     summary="one transaction of N changes (default 100,000) over three tables, with small "
-            "transactions from concurrent connections committing meanwhile",
+    "transactions from concurrent connections committing meanwhile",
     expect="all N changes in one transaction, none lost or split; the small transactions "
-           "complete and in commit order",
+    "complete and in commit order",
     tables=(EVENTS, PARENT, CHILD),
     run=run_big_transaction,
 )
 ROLLBACK = Scenario(
     name="rollback",
     summary="transactions rolled back (explicitly, by an error, a TRUNCATE) and savepoints "
-            "rolled back inside committed transactions",
+    "rolled back inside committed transactions",
     expect="only the committed work: nothing of a rolled-back transaction or savepoint appears",
     tables=(DRAFTS,),
     run=run_rollback,

@@ -44,10 +44,18 @@ SEED_SQL = [
 ]
 
 
-def loadgen(env: dict[str, str], cwd: Path, *args: str, timeout_s: float = 120
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "loadgen", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+def loadgen(
+    env: dict[str, str], cwd: Path, *args: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -56,14 +64,19 @@ def names(schema_dsn: str) -> Iterator[tuple[str, str]]:
     slot, pub = f"lg_test_slot_{tag}", f"lg_test_pub_{tag}"
     yield slot, pub
     with db.connect(schema_dsn, autocommit=True) as conn:  # whatever the test left behind
-        if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
-                        (slot,)).fetchone():
+        if conn.execute(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone():
             S.teardown(conn, slot=slot, publication=pub)
 
 
 def test_setup_stream_every_operation_verify(
-    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path, names: tuple[str, str],
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    schema_dsn: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    names: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     slot, pub = names
     with psycopg.connect(schema_dsn, autocommit=True) as conn:
@@ -76,9 +89,26 @@ def test_setup_stream_every_operation_verify(
 
     ledger = tmp_path / "ledger"
     mix = ",".join(f"{name}=1" for name in OP_NAMES)
-    r = loadgen(cli_env, tmp_path, "stream", "--workers", "2", "--rate", "300/s",
-                "--max-ops", "300", "--batch-size", "5", "--mix", mix, "--seed", "7",
-                "--ledger", str(ledger), "--no-progress")
+    r = loadgen(
+        cli_env,
+        tmp_path,
+        "stream",
+        "--workers",
+        "2",
+        "--rate",
+        "300/s",
+        "--max-ops",
+        "300",
+        "--batch-size",
+        "5",
+        "--mix",
+        mix,
+        "--seed",
+        "7",
+        "--ledger",
+        str(ledger),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
 
     r = loadgen(cli_env, tmp_path, "cdc", "verify", "--ledger", str(ledger), "--json", *flags)
@@ -87,8 +117,11 @@ def test_setup_stream_every_operation_verify(
     assert report["ok"]
     counts = report["counts"]
     assert counts["ledger_changes"] >= 300 and counts["matched"] == counts["ledger_changes"]
-    ops = {orjson.loads(line)["op_name"] for part in ledger.iterdir()
-           for line in part.read_bytes().splitlines()}
+    ops = {
+        orjson.loads(line)["op_name"]
+        for part in ledger.iterdir()
+        for line in part.read_bytes().splitlines()
+    }
     assert ops == set(OP_NAMES), f"operations that never ran: {set(OP_NAMES) - ops}"
 
     # a change behind the generator's back: verify fails (exit 1) and names it
@@ -99,8 +132,9 @@ def test_setup_stream_every_operation_verify(
     assert "FAIL unexpected" in r.stdout and "check(s) failed: unexpected" in r.stderr
 
     # the cheap commands in-process (a subprocess costs seconds of imports)
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
-                                "cdc", "status", "--json", "--publication", pub)
+    code, out, err = in_process(
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "status", "--json", "--publication", pub
+    )
     assert code == 0, err
     status = orjson.loads(out)
     assert slot in [s["slot_name"] for s in status["slots"]]
@@ -111,12 +145,18 @@ def test_setup_stream_every_operation_verify(
     assert code == 0, err
     assert f"dropped slot {slot}" in out
     with db.connect(schema_dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
-                            (slot,)).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone() == (0,)
 
 
-def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-               env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
+def in_process(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    cwd: Path,
+    *args: str,
+) -> tuple[int, str, str]:
     """Run ``loadgen.cli.main(args)`` here with ``env``; return (exit code, stdout, stderr)."""
     from loadgen.cli import main
 
@@ -144,19 +184,27 @@ def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     return code, out, err
 
 
-def test_bad_input_exits_2(cli_env: dict[str, str], tmp_path: Path, schema_dsn: str,
-                           monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
-                              "cdc", "debezium-config", "--format", "yaml")
+def test_bad_input_exits_2(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    schema_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = in_process(
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--format", "yaml"
+    )
     assert code == 2 and "--format 'yaml'" in err and "Traceback" not in err
-    code, _, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
-                              "cdc", "debezium-config", "--slot", "loadgen_verify")
+    code, _, err = in_process(
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--slot", "loadgen_verify"
+    )
     assert code == 2 and "verifier's slot" in err
-    code, _, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
-                              "cdc", "verify", "--ledger", str(tmp_path / "none"))
+    code, _, err = in_process(
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "verify", "--ledger", str(tmp_path / "none")
+    )
     assert code == 2 and "no ledger part files" in err
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path,
-                                "cdc", "debezium-config", "--format", "properties")
+    code, out, err = in_process(
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--format", "properties"
+    )
     assert code == 0, err
     assert "plugin.name=pgoutput" in out and "slot.name=loadgen_debezium" in out

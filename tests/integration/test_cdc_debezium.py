@@ -27,25 +27,41 @@ PAC_DBZ = (
     "SELECT id, nome, nascimento - date '1970-01-01', cpf, telefone, endereco,"
     " (extract(epoch FROM data_cadastro) * 1000000)::bigint,"
     " (extract(epoch FROM created_at) * 1000000)::bigint,"
-    " (extract(epoch FROM updated_at) * 1000000)::bigint FROM pacientes WHERE id = %s")
-PAC_COLS = ["id", "nome", "nascimento", "cpf", "telefone", "endereco", "data_cadastro",
-            "created_at", "updated_at"]
-MED_DBZ = ("SELECT id, nome, crm, especialidade, telefone,"
-           " (extract(epoch FROM created_at) * 1000000)::bigint,"
-           " (extract(epoch FROM updated_at) * 1000000)::bigint FROM medicos WHERE id = %s")
+    " (extract(epoch FROM updated_at) * 1000000)::bigint FROM pacientes WHERE id = %s"
+)
+PAC_COLS = [
+    "id",
+    "nome",
+    "nascimento",
+    "cpf",
+    "telefone",
+    "endereco",
+    "data_cadastro",
+    "created_at",
+    "updated_at",
+]
+MED_DBZ = (
+    "SELECT id, nome, crm, especialidade, telefone,"
+    " (extract(epoch FROM created_at) * 1000000)::bigint,"
+    " (extract(epoch FROM updated_at) * 1000000)::bigint FROM medicos WHERE id = %s"
+)
 MED_COLS = ["id", "nome", "crm", "especialidade", "telefone", "created_at", "updated_at"]
 
 
 def _source(schema: str, table: str, tx_id: int, lsn: int, snapshot: str = "false") -> str:
-    return ('{"version": "2.7.0.Final", "connector": "postgresql", "name": "hospital",'
-            f' "ts_ms": 1732870000000, "snapshot": "{snapshot}", "db": "loadgen_test",'
-            f' "sequence": "[null,\\"{lsn}\\"]", "schema": "{schema}", "table": "{table}",'
-            f' "txId": {tx_id}, "lsn": {lsn}, "xmin": null}}')
+    return (
+        '{"version": "2.7.0.Final", "connector": "postgresql", "name": "hospital",'
+        f' "ts_ms": 1732870000000, "snapshot": "{snapshot}", "db": "loadgen_test",'
+        f' "sequence": "[null,\\"{lsn}\\"]", "schema": "{schema}", "table": "{table}",'
+        f' "txId": {tx_id}, "lsn": {lsn}, "xmin": null}}'
+    )
 
 
 def _event(op: str, before: str, after: str, source: str) -> str:
-    return (f'{{"before": {before}, "after": {after}, "source": {source}, "op": "{op}",'
-            ' "ts_ms": 1732870000123, "transaction": null}')
+    return (
+        f'{{"before": {before}, "after": {after}, "source": {source}, "op": "{op}",'
+        ' "ts_ms": 1732870000123, "transaction": null}'
+    )
 
 
 def _row(conn: psycopg.Connection, query: str, cols: list[str], pk: int) -> str:
@@ -63,35 +79,76 @@ def stream(schema_dsn: str, tmp_path: Path) -> Iterator[tuple[psycopg.Connection
     xids = []
     ins = "INSERT INTO pacientes (nome, nascimento, cpf, telefone) VALUES (%s, %s, %s, NULL)"
     with LedgerWriter(str(ledger), 0) as w:
-        txn(conn, w, ("pacientes", "c", ins, ("Ana Lúcia 🏥", "1969-07-20", "529.982.247-25"),
-                      "insert_paciente"))
+        txn(
+            conn,
+            w,
+            (
+                "pacientes",
+                "c",
+                ins,
+                ("Ana Lúcia 🏥", "1969-07-20", "529.982.247-25"),
+                "insert_paciente",
+            ),
+        )
         pac = conn.execute("SELECT max(id) FROM pacientes").fetchone()[0]
         snap_pac = _row(conn, PAC_DBZ, PAC_COLS, pac)
-        txn(conn, w, ("pacientes", "u", "UPDATE pacientes SET telefone = '(11) 5555-0000'"
-                      " WHERE id = %s", (pac,), "update_paciente"))
+        txn(
+            conn,
+            w,
+            (
+                "pacientes",
+                "u",
+                "UPDATE pacientes SET telefone = '(11) 5555-0000' WHERE id = %s",
+                (pac,),
+                "update_paciente",
+            ),
+        )
         upd_pac = _row(conn, PAC_DBZ, PAC_COLS, pac)
-        txn(conn, w, ("medicos", "c", "INSERT INTO medicos (nome, crm, especialidade) VALUES"
-                      " ('Dr. Ícaro', 'CRM/BA 7', 'Ortopedia')", (), "insert_medico"))
+        txn(
+            conn,
+            w,
+            (
+                "medicos",
+                "c",
+                "INSERT INTO medicos (nome, crm, especialidade) VALUES"
+                " ('Dr. Ícaro', 'CRM/BA 7', 'Ortopedia')",
+                (),
+                "insert_medico",
+            ),
+        )
         med = conn.execute("SELECT max(id) FROM medicos").fetchone()[0]
         med_row = _row(conn, MED_DBZ, MED_COLS, med)
-        txn(conn, w, ("pacientes", "d", "DELETE FROM pacientes WHERE id = %s", (pac,),
-                      "delete_paciente"))
+        txn(
+            conn,
+            w,
+            ("pacientes", "d", "DELETE FROM pacientes WHERE id = %s", (pac,), "delete_paciente"),
+        )
     for line in ledger.joinpath("part-00000.jsonl").read_bytes().splitlines():
         xids.append(orjson.loads(line)["txid"] % 2**32)
     conv = conn.execute("SELECT min(id) FROM convenios").fetchone()[0]
     lines = [
-        _event("r", "null", f'{{"id": {conv}, "nome": "x"}}',
-               _source(schema, "convenios", 500, 100, "true")),
+        _event(
+            "r",
+            "null",
+            f'{{"id": {conv}, "nome": "x"}}',
+            _source(schema, "convenios", 500, 100, "true"),
+        ),
         '{"schema": {"type": "struct", "fields": [], "optional": false, "name":'
         ' "hospital.pacientes.Envelope"}, "payload": '
-        + _event("c", "null", snap_pac, _source(schema, "pacientes", xids[0], 1000)) + "}",
-        f'{{"id": {med}}}\t' + _event("c", "null", med_row,
-                                       _source(schema, "medicos", xids[2], 3000)),
+        + _event("c", "null", snap_pac, _source(schema, "pacientes", xids[0], 1000))
+        + "}",
+        f'{{"id": {med}}}\t'
+        + _event("c", "null", med_row, _source(schema, "medicos", xids[2], 3000)),
         _event("u", "null", upd_pac, _source(schema, "pacientes", xids[1], 2000)),
         _event("u", "null", upd_pac, _source(schema, "pacientes", xids[1], 2000)),  # again
-        _event("d", f'{{"id": {pac}, "nome": null, "nascimento": null, "cpf": null,'
-               ' "telefone": null, "endereco": null, "data_cadastro": null, "created_at": null,'
-               ' "updated_at": null}', "null", _source(schema, "pacientes", xids[3], 4000)),
+        _event(
+            "d",
+            f'{{"id": {pac}, "nome": null, "nascimento": null, "cpf": null,'
+            ' "telefone": null, "endereco": null, "data_cadastro": null, "created_at": null,'
+            ' "updated_at": null}',
+            "null",
+            _source(schema, "pacientes", xids[3], 4000),
+        ),
         "null",
     ]
     try:
@@ -100,8 +157,7 @@ def stream(schema_dsn: str, tmp_path: Path) -> Iterator[tuple[psycopg.Connection
         conn.close()
 
 
-def _verify(conn: psycopg.Connection, ledger: Path, lines: list[str], tmp: Path
-            ) -> dict[str, Any]:
+def _verify(conn: psycopg.Connection, ledger: Path, lines: list[str], tmp: Path) -> dict[str, Any]:
     f = tmp / "events.jsonl"
     f.write_text("\n".join(lines) + "\n")
     return debezium.verify_file(conn, str(ledger), str(f)).to_dict()

@@ -18,7 +18,7 @@ from loadgen.cdc import slot as S
 
 pytestmark = pytest.mark.db
 
-UNICODE_NAME = "Zoë d'Ávila \"Ñandú\" \\ tab\there\nnova linha 🏥 שלום"
+UNICODE_NAME = 'Zoë d\'Ávila "Ñandú" \\ tab\there\nnova linha 🏥 שלום'
 
 
 @dataclass
@@ -37,15 +37,18 @@ def cdc(request: pytest.FixtureRequest, schema_dsn: str) -> Iterator[Cdc]:
     slot, pub = f"lg_test_slot_{tag}", f"lg_test_pub_{tag}"
     conn = db.connect(schema_dsn, autocommit=True)
     try:
-        conn.execute(
-            "CREATE TABLE cdc_toast_probe (id bigserial PRIMARY KEY, laudo text, n int)")
+        conn.execute("CREATE TABLE cdc_toast_probe (id bigserial PRIMARY KEY, laudo text, n int)")
         conn.execute("ALTER TABLE cdc_toast_probe ALTER COLUMN laudo SET STORAGE EXTERNAL")
-        conn.execute(sql.SQL("ALTER TABLE cdc_toast_probe REPLICA IDENTITY {}").format(
-            sql.SQL(request.param.upper())))
+        conn.execute(
+            sql.SQL("ALTER TABLE cdc_toast_probe REPLICA IDENTITY {}").format(
+                sql.SQL(request.param.upper())
+            )
+        )
         result = S.setup(conn, publication=pub, slot=slot, replica_identity=request.param)
         assert result.is_slot_created
-        conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE cdc_toast_probe").format(
-            sql.Identifier(pub)))
+        conn.execute(
+            sql.SQL("ALTER PUBLICATION {} ADD TABLE cdc_toast_probe").format(sql.Identifier(pub))
+        )
         yield Cdc(conn, slot, pub)
     finally:
         S.teardown(conn, slot=slot, publication=pub)
@@ -54,12 +57,18 @@ def cdc(request: pytest.FixtureRequest, schema_dsn: str) -> Iterator[Cdc]:
 
 def _text_row(conn: psycopg.Connection, table: str, pk: int) -> tuple[str | None, ...]:
     """The row as the server's text output, per column in table order (the oracle)."""
-    cols = [r[0] for r in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
-        " AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()]
+    cols = [
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
+            " AND NOT attisdropped ORDER BY attnum",
+            (table,),
+        ).fetchall()
+    ]
     q = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
         sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in cols),
-        sql.Identifier(table))
+        sql.Identifier(table),
+    )
     row = conn.execute(q, (pk,)).fetchone()
     assert row is not None
     return tuple(row)
@@ -72,24 +81,43 @@ def test_every_hospital_column_type_nulls_unicode(cdc: Cdc) -> None:
         pac = c.execute(
             "INSERT INTO pacientes (nome, nascimento, cpf, telefone, endereco, data_cadastro)"
             " VALUES (%s, '1950-01-31', '111.444.777-35', NULL, NULL,"
-            " '2024-02-29 23:59:59.123456') RETURNING id", (UNICODE_NAME,)).fetchone()[0]
-        med = c.execute("INSERT INTO medicos (nome, crm, especialidade) VALUES ('Dr. Ângelo',"
-                        " 'CRM/SP 123456', 'Cardiologia') RETURNING id").fetchone()[0]
+            " '2024-02-29 23:59:59.123456') RETURNING id",
+            (UNICODE_NAME,),
+        ).fetchone()[0]
+        med = c.execute(
+            "INSERT INTO medicos (nome, crm, especialidade) VALUES ('Dr. Ângelo',"
+            " 'CRM/SP 123456', 'Cardiologia') RETURNING id"
+        ).fetchone()[0]
         conv = c.execute("SELECT min(id) FROM convenios").fetchone()[0]
-        pc = c.execute("INSERT INTO pacientes_convenios (paciente_id, convenio_id, validade)"
-                       " VALUES (%s, %s, NULL) RETURNING id", (pac, conv)).fetchone()[0]
-        con = c.execute("INSERT INTO consultas (paciente_id, medico_id, data, motivo, status)"
-                        " VALUES (%s, %s, '2025-06-01 08:00', 'dor', 'agendada') RETURNING id",
-                        (pac, med)).fetchone()[0]
-        exa = c.execute("INSERT INTO exames (paciente_id, tipo_exame, data) VALUES"
-                        " (%s, 'Hemograma', '2025-06-02 09:30:00.5') RETURNING id",
-                        (pac,)).fetchone()[0]
-        inte = c.execute("INSERT INTO internacoes (paciente_id, data_entrada, motivo) VALUES"
-                         " (%s, '2025-06-03 10:00', 'observação') RETURNING id",
-                         (pac,)).fetchone()[0]
+        pc = c.execute(
+            "INSERT INTO pacientes_convenios (paciente_id, convenio_id, validade)"
+            " VALUES (%s, %s, NULL) RETURNING id",
+            (pac, conv),
+        ).fetchone()[0]
+        con = c.execute(
+            "INSERT INTO consultas (paciente_id, medico_id, data, motivo, status)"
+            " VALUES (%s, %s, '2025-06-01 08:00', 'dor', 'agendada') RETURNING id",
+            (pac, med),
+        ).fetchone()[0]
+        exa = c.execute(
+            "INSERT INTO exames (paciente_id, tipo_exame, data) VALUES"
+            " (%s, 'Hemograma', '2025-06-02 09:30:00.5') RETURNING id",
+            (pac,),
+        ).fetchone()[0]
+        inte = c.execute(
+            "INSERT INTO internacoes (paciente_id, data_entrada, motivo) VALUES"
+            " (%s, '2025-06-03 10:00', 'observação') RETURNING id",
+            (pac,),
+        ).fetchone()[0]
         c.execute("SELECT pg_logical_emit_message(true, 'loadgen', 'op=42')")
-    inserted = {"pacientes": pac, "medicos": med, "pacientes_convenios": pc, "consultas": con,
-                "exames": exa, "internacoes": inte}
+    inserted = {
+        "pacientes": pac,
+        "medicos": med,
+        "pacientes_convenios": pc,
+        "consultas": con,
+        "exames": exa,
+        "internacoes": inte,
+    }
     oracle = {t: _text_row(c, t, pk) for t, pk in inserted.items()}
     c.execute("UPDATE consultas SET status = 'realizada' WHERE id = %s", (con,))
     after_update = _text_row(c, "consultas", con)
@@ -130,10 +158,12 @@ def test_every_hospital_column_type_nulls_unicode(cdc: Cdc) -> None:
 
 def test_unchanged_toast_and_truncate(cdc: Cdc) -> None:
     c = cdc.conn
-    big = c.execute("SELECT string_agg(md5(i::text), '') FROM generate_series(1, 200) i"
-                    ).fetchone()[0]  # 6400 incompressible-ish chars, stored out of line
-    pk = c.execute("INSERT INTO cdc_toast_probe (laudo, n) VALUES (%s, 1) RETURNING id",
-                   (big,)).fetchone()[0]
+    big = c.execute(
+        "SELECT string_agg(md5(i::text), '') FROM generate_series(1, 200) i"
+    ).fetchone()[0]  # 6400 incompressible-ish chars, stored out of line
+    pk = c.execute(
+        "INSERT INTO cdc_toast_probe (laudo, n) VALUES (%s, 1) RETURNING id", (big,)
+    ).fetchone()[0]
     c.execute("UPDATE cdc_toast_probe SET n = 2 WHERE id = %s", (pk,))
     c.execute("UPDATE cdc_toast_probe SET laudo = 'curto', n = 3 WHERE id = %s", (pk,))
     c.execute("TRUNCATE cdc_toast_probe")

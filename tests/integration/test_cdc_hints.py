@@ -24,11 +24,19 @@ def test_missing_before_slot_creation_gets_a_hint(schema_dsn: str, tmp_path: Pat
             with LedgerWriter(str(tmp_path / "ledger"), 0) as writer:
                 workload(conn, writer)  # 11 changes, before the slot
                 S.setup(conn, publication=pub, slot=slot)
-                txn(conn, writer, ("medicos", "c", "INSERT INTO medicos (nome, crm,"
-                                   " especialidade) VALUES ('Dr. Após', 'CRM/SP 9', 'X')", (),
-                                   "im"))
-            report = capture.verify_slot(conn, str(tmp_path / "ledger"), slot=slot,
-                                         publication=pub)
+                txn(
+                    conn,
+                    writer,
+                    (
+                        "medicos",
+                        "c",
+                        "INSERT INTO medicos (nome, crm,"
+                        " especialidade) VALUES ('Dr. Após', 'CRM/SP 9', 'X')",
+                        (),
+                        "im",
+                    ),
+                )
+            report = capture.verify_slot(conn, str(tmp_path / "ledger"), slot=slot, publication=pub)
         finally:
             S.teardown(conn, slot=slot, publication=pub)
     missing = next(c for c in report.checks if c.name == "missing")

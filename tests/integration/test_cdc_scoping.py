@@ -36,44 +36,89 @@ def foreign_slot(pg_dsn: str) -> Iterator[str]:
         yield name
     finally:
         with psycopg.connect(other, autocommit=True) as conn:
-            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                         " WHERE slot_name = %s", (name,))
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE slot_name = %s",
+                (name,),
+            )
 
 
 def _slot_exists(dsn: str, name: str) -> bool:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
-                            (name,)).fetchone() is not None
+        return (
+            conn.execute(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)
+            ).fetchone()
+            is not None
+        )
 
 
 def test_slot_of_another_database_is_left_alone(
-    schema_dsn: str, foreign_slot: str, cli_env: dict[str, str], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    schema_dsn: str,
+    foreign_slot: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "teardown",
-                                "--slot", foreign_slot, "--keep-publication")
+    code, out, err = in_process(
+        monkeypatch,
+        capsys,
+        cli_env,
+        tmp_path,
+        "cdc",
+        "teardown",
+        "--slot",
+        foreign_slot,
+        "--keep-publication",
+    )
     assert code == 2, out + err
     assert "belongs to database postgres" in err and "dropped" not in out
     assert _slot_exists(schema_dsn, foreign_slot)
     pub = f"lg_test_pub_{uuid.uuid4().hex[:10]}"
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "setup",
-                                "--slot", foreign_slot, "--publication", pub)
+    code, out, err = in_process(
+        monkeypatch,
+        capsys,
+        cli_env,
+        tmp_path,
+        "cdc",
+        "setup",
+        "--slot",
+        foreign_slot,
+        "--publication",
+        pub,
+    )
     assert code == 2 and "belongs to database postgres" in err, out + err
     with psycopg.connect(schema_dsn, autocommit=True) as conn:
-        assert conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s",
-                            (pub,)).fetchone() is None
+        assert (
+            conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (pub,)).fetchone()
+            is None
+        )
         with pytest.raises(ConfigError, match="belongs to database postgres"):
             next(S.iter_slot(conn, foreign_slot, pub))
     assert _slot_exists(schema_dsn, foreign_slot)
 
 
 def test_teardown_of_nothing_says_nothing_was_dropped(
-    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    schema_dsn: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     tag = uuid.uuid4().hex[:10]
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "teardown",
-                                "--slot", f"lg_test_none_{tag}", "--publication", f"lg_none_{tag}")
+    code, out, err = in_process(
+        monkeypatch,
+        capsys,
+        cli_env,
+        tmp_path,
+        "cdc",
+        "teardown",
+        "--slot",
+        f"lg_test_none_{tag}",
+        "--publication",
+        f"lg_none_{tag}",
+    )
     assert code == 0, err
     assert "dropped" not in out.replace("nothing dropped", "")
     assert "nothing dropped" in out
@@ -82,18 +127,25 @@ def test_teardown_of_nothing_says_nothing_was_dropped(
 
 
 def test_bad_names_exit_2_and_db_errors_are_one_line(
-    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    schema_dsn: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "setup",
-                                "--slot", "Bad-Slot!")
+    code, out, err = in_process(
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "setup", "--slot", "Bad-Slot!"
+    )
     assert code == 2, out + err
     assert "--slot 'Bad-Slot!'" in err and "lowercase" in err and "Traceback" not in err
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "cdc", "teardown",
-                                "--publication", "bad-pub")
+    code, out, err = in_process(
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "teardown", "--publication", "bad-pub"
+    )
     assert code == 2 and "--publication 'bad-pub'" in err, out + err
     refused = r"^x: the server refused: division by zero \(SQLSTATE 22012\)$"
-    with (psycopg.connect(schema_dsn) as conn, pytest.raises(DatabaseUnavailableError,
-                                                              match=refused),
-          names.database_errors("x")):
+    with (
+        psycopg.connect(schema_dsn) as conn,
+        pytest.raises(DatabaseUnavailableError, match=refused),
+        names.database_errors("x"),
+    ):
         conn.execute("SELECT 1/0")

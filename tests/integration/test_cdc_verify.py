@@ -39,8 +39,13 @@ class Run:
     tmp: Path
 
     def verify(self, ledger: Path | None = None, **kw: Any) -> dict[str, Any]:
-        report = capture.verify_slot(self.conn, str(ledger or self.ledger), slot=self.slot,
-                                     publication=self.publication, **kw)
+        report = capture.verify_slot(
+            self.conn,
+            str(ledger or self.ledger),
+            slot=self.slot,
+            publication=self.publication,
+            **kw,
+        )
         return report.to_dict()
 
     def faulty_copy(self) -> tuple[Path, list[bytes]]:
@@ -54,8 +59,9 @@ def _failed(report: dict[str, Any]) -> dict[str, int]:
     return {c["name"]: c["count"] for c in report["checks"] if not c["ok"]}
 
 
-def change(conn: psycopg.Connection, table: str, op: str, query: str, params: tuple[Any, ...],
-           op_name: str) -> RowChange:
+def change(
+    conn: psycopg.Connection, table: str, op: str, query: str, params: tuple[Any, ...], op_name: str
+) -> RowChange:
     """Run one INSERT/UPDATE/DELETE ... RETURNING and build its RowChange from the text output."""
     cols = table_columns(conn, table)
     ret = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in cols)
@@ -74,28 +80,61 @@ def txn(conn: psycopg.Connection, writer: LedgerWriter, *steps: tuple[Any, ...])
 
 def workload(conn: psycopg.Connection, writer: LedgerWriter) -> dict[str, int]:
     ins_pac = "INSERT INTO pacientes (nome, nascimento, cpf, telefone) VALUES (%s, %s, %s, %s)"
-    txn(conn, writer, ("pacientes", "c", ins_pac, ("Ana Lúcia 🏥", "1980-01-02", "1", None), "ip"),
-        ("pacientes", "c", ins_pac, ("João \"Zé\" d'Ávila\t\\", "1990-12-31", "2", "11"), "ip"))
+    txn(
+        conn,
+        writer,
+        ("pacientes", "c", ins_pac, ("Ana Lúcia 🏥", "1980-01-02", "1", None), "ip"),
+        ("pacientes", "c", ins_pac, ('João "Zé" d\'Ávila\t\\', "1990-12-31", "2", "11"), "ip"),
+    )
     pac = conn.execute("SELECT min(id) FROM pacientes").fetchone()[0]
-    txn(conn, writer, ("medicos", "c", "INSERT INTO medicos (nome, crm, especialidade)"
-                       " VALUES ('Dra. Íris', 'CRM/RJ 1', 'Pediatria')", (), "im"))
+    txn(
+        conn,
+        writer,
+        (
+            "medicos",
+            "c",
+            "INSERT INTO medicos (nome, crm, especialidade)"
+            " VALUES ('Dra. Íris', 'CRM/RJ 1', 'Pediatria')",
+            (),
+            "im",
+        ),
+    )
     med = conn.execute("SELECT min(id) FROM medicos").fetchone()[0]
-    ins_con = ("INSERT INTO consultas (paciente_id, medico_id, data, motivo, status)"
-               " VALUES (%s, %s, '2025-01-01 10:00', 'rotina', 'agendada')")
+    ins_con = (
+        "INSERT INTO consultas (paciente_id, medico_id, data, motivo, status)"
+        " VALUES (%s, %s, '2025-01-01 10:00', 'rotina', 'agendada')"
+    )
     txn(conn, writer, ("consultas", "c", ins_con, (pac, med), "ic"))
     con = conn.execute("SELECT max(id) FROM consultas").fetchone()[0]
     upd_con = "UPDATE consultas SET status = %s WHERE id = %s"
     txn(conn, writer, ("consultas", "u", upd_con, ("realizada", con), "uc"))
     txn(conn, writer, ("consultas", "u", upd_con, ("cancelada", con), "uc"))
-    txn(conn, writer,
-        ("exames", "c", "INSERT INTO exames (paciente_id, tipo_exame, data) VALUES"
-         " (%s, 'Raio X', '2025-02-02 08:00:00.25')", (pac,), "ie"),
-        ("pacientes", "u", "UPDATE pacientes SET endereco = 'Rua A, 1' WHERE id = %s", (pac,),
-         "up"))
+    txn(
+        conn,
+        writer,
+        (
+            "exames",
+            "c",
+            "INSERT INTO exames (paciente_id, tipo_exame, data) VALUES"
+            " (%s, 'Raio X', '2025-02-02 08:00:00.25')",
+            (pac,),
+            "ie",
+        ),
+        (
+            "pacientes",
+            "u",
+            "UPDATE pacientes SET endereco = 'Rua A, 1' WHERE id = %s",
+            (pac,),
+            "up",
+        ),
+    )
     exa = conn.execute("SELECT max(id) FROM exames").fetchone()[0]
-    txn(conn, writer, ("exames", "u", "UPDATE exames SET resultado = 'normal' WHERE id = %s",
-                       (exa,), "ue"),
-        ("exames", "u", "UPDATE exames SET resultado = 'revisado' WHERE id = %s", (exa,), "ue"))
+    txn(
+        conn,
+        writer,
+        ("exames", "u", "UPDATE exames SET resultado = 'normal' WHERE id = %s", (exa,), "ue"),
+        ("exames", "u", "UPDATE exames SET resultado = 'revisado' WHERE id = %s", (exa,), "ue"),
+    )
     txn(conn, writer, ("consultas", "d", "DELETE FROM consultas WHERE id = %s", (con,), "dc"))
     return {"pac": pac, "con": con, "exa": exa}
 
@@ -108,8 +147,9 @@ def _run(schema_dsn: str, tmp_path: Path, replica_identity: str) -> Iterator[Run
     try:
         S.setup(conn, publication=pub, slot=slot, replica_identity=replica_identity)
         # before the ledger starts: captured, but excluded from the checks
-        conn.execute("UPDATE convenios SET cobertura = 'ampla' WHERE id = (SELECT min(id)"
-                     " FROM convenios)")
+        conn.execute(
+            "UPDATE convenios SET cobertura = 'ampla' WHERE id = (SELECT min(id) FROM convenios)"
+        )
         with LedgerWriter(str(tmp_path / "ledger"), 0) as writer:
             workload(conn, writer)
         yield Run(conn, slot, pub, tmp_path / "ledger", tmp_path)
@@ -173,8 +213,9 @@ def test_change_lost_by_the_consumer(run: Run, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_change_behind_the_generators_back(run: Run) -> None:
-    run.conn.execute("UPDATE pacientes SET telefone = '999' WHERE id = (SELECT max(id)"
-                     " FROM pacientes)")
+    run.conn.execute(
+        "UPDATE pacientes SET telefone = '999' WHERE id = (SELECT max(id) FROM pacientes)"
+    )
     report = run.verify()
     assert _failed(report) == {"unexpected": 1}
     example = next(c for c in report["checks"] if c["name"] == "unexpected")["examples"][0]
@@ -208,7 +249,8 @@ def test_one_value_altered(run: Run) -> None:
     assert _failed(report) == {"values": 1}
     example = next(c for c in report["checks"] if c["name"] == "values")["examples"][0]
     assert example["differences"] == {
-        "nome": {"ledger": "Ana Lucia 🏥", "captured": "Ana Lúcia 🏥"}}
+        "nome": {"ledger": "Ana Lucia 🏥", "captured": "Ana Lúcia 🏥"}
+    }
 
 
 def test_after_image_in_another_column_order_still_matches(run: Run) -> None:
@@ -237,15 +279,31 @@ def test_unchanged_toast_carried_forward(run_both: Run) -> None:
     c = run.conn
     c.execute("CREATE TABLE cdc_toast_probe (id bigserial PRIMARY KEY, laudo text, n int)")
     c.execute("ALTER TABLE cdc_toast_probe ALTER COLUMN laudo SET STORAGE EXTERNAL")
-    c.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE cdc_toast_probe").format(
-        sql.Identifier(run.publication)))
-    big = c.execute("SELECT string_agg(md5(i::text), '') FROM generate_series(1, 100) i"
-                    ).fetchone()[0]
+    c.execute(
+        sql.SQL("ALTER PUBLICATION {} ADD TABLE cdc_toast_probe").format(
+            sql.Identifier(run.publication)
+        )
+    )
+    big = c.execute(
+        "SELECT string_agg(md5(i::text), '') FROM generate_series(1, 100) i"
+    ).fetchone()[0]
     with LedgerWriter(str(run.ledger), 1) as writer:
-        txn(c, writer, ("cdc_toast_probe", "c", "INSERT INTO cdc_toast_probe (laudo, n)"
-                        " VALUES (%s, 1)", (big,), "toast_insert"))
-        txn(c, writer, ("cdc_toast_probe", "u", "UPDATE cdc_toast_probe SET n = 2", (),
-                        "toast_update"))
+        txn(
+            c,
+            writer,
+            (
+                "cdc_toast_probe",
+                "c",
+                "INSERT INTO cdc_toast_probe (laudo, n) VALUES (%s, 1)",
+                (big,),
+                "toast_insert",
+            ),
+        )
+        txn(
+            c,
+            writer,
+            ("cdc_toast_probe", "u", "UPDATE cdc_toast_probe SET n = 2", (), "toast_update"),
+        )
     report = run.verify()
     assert report["ok"], _failed(report)
     assert report["counts"]["matched"] == 13
@@ -254,25 +312,43 @@ def test_unchanged_toast_carried_forward(run_both: Run) -> None:
 def test_truncate_and_primary_key_update(run: Run) -> None:
     c = run.conn
     c.execute("CREATE TABLE cdc_probe (id bigint PRIMARY KEY, v text)")
-    c.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE cdc_probe").format(
-        sql.Identifier(run.publication)))
+    c.execute(
+        sql.SQL("ALTER PUBLICATION {} ADD TABLE cdc_probe").format(sql.Identifier(run.publication))
+    )
     with LedgerWriter(str(run.ledger), 2) as writer:
-        txn(c, writer, ("cdc_probe", "c", "INSERT INTO cdc_probe VALUES (1, 'a')", (), "ins"),
-            ("cdc_probe", "c", "INSERT INTO cdc_probe VALUES (2, 'b')", (), "ins"))
+        txn(
+            c,
+            writer,
+            ("cdc_probe", "c", "INSERT INTO cdc_probe VALUES (1, 'a')", (), "ins"),
+            ("cdc_probe", "c", "INSERT INTO cdc_probe VALUES (2, 'b')", (), "ins"),
+        )
         with c.transaction():
             txid = c.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
-            moved = change(c, "cdc_probe", "u", "UPDATE cdc_probe SET id = 100 WHERE id = 1", (),
-                           "probe_pk_update")
-        writer.write_txn(txid, "t", [RowChange("cdc_probe", "u", 100, moved.after,
-                                               "probe_pk_update", old_pk=1)])
+            moved = change(
+                c,
+                "cdc_probe",
+                "u",
+                "UPDATE cdc_probe SET id = 100 WHERE id = 1",
+                (),
+                "probe_pk_update",
+            )
+        writer.write_txn(
+            txid, "t", [RowChange("cdc_probe", "u", 100, moved.after, "probe_pk_update", old_pk=1)]
+        )
         assert moved.pk == 100
         assert run.verify()["ok"]
         with c.transaction():
             txid = c.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
             c.execute("TRUNCATE cdc_probe")
             c.execute("INSERT INTO cdc_probe VALUES (7, 'z')")
-        writer.write_txn(txid, "t", [RowChange("cdc_probe", "t", 0, None, "probe_truncate"),
-                                     RowChange("cdc_probe", "c", 7, {"id": "7", "v": "z"}, "p")])
+        writer.write_txn(
+            txid,
+            "t",
+            [
+                RowChange("cdc_probe", "t", 0, None, "probe_truncate"),
+                RowChange("cdc_probe", "c", 7, {"id": "7", "v": "z"}, "p"),
+            ],
+        )
     report = run.verify()
     assert report["ok"], _failed(report)
     assert report["counts"]["ledger_truncates"] == 1 and report["counts"]["captured_truncates"] == 1

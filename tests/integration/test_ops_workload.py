@@ -20,16 +20,23 @@ from loadgen.ops.workload import Workload
 
 pytestmark = pytest.mark.db
 
-SMALL = {"pacientes": 60, "medicos": 8, "pacientes_convenios": 90, "consultas": 150,
-         "exames": 150, "internacoes": 80}
+SMALL = {
+    "pacientes": 60,
+    "medicos": 8,
+    "pacientes_convenios": 90,
+    "consultas": 150,
+    "exames": 150,
+    "internacoes": 80,
+}
 
 
 def seed_small(conn: psycopg.Connection, seed: int = 7) -> None:
     """Insert a small realistic data set with datagen (the seeder's generators)."""
     rng = np.random.default_rng(seed)
     now = datetime.now(UTC).replace(tzinfo=None)
-    convenios = np.array([r[0] for r in conn.execute("SELECT id FROM convenios ORDER BY id")],
-                         dtype=np.int64)
+    convenios = np.array(
+        [r[0] for r in conn.execute("SELECT id FROM convenios ORDER BY id")], dtype=np.int64
+    )
     parents = datagen.ParentIds(convenios=convenios)
     with conn.transaction():
         for spec in tables.TABLES:
@@ -42,14 +49,19 @@ def seed_small(conn: psycopg.Connection, seed: int = 7) -> None:
             cols = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
             marks = sql.SQL(", ").join(sql.Placeholder() * len(spec.columns))
             with conn.cursor() as cur:
-                cur.executemany(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                    sql.Identifier(spec.name), cols, marks), rows)
+                cur.executemany(
+                    sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                        sql.Identifier(spec.name), cols, marks
+                    ),
+                    rows,
+                )
             conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", (spec.name, n))
             if spec.name in ("pacientes", "medicos"):
                 parents = datagen.ParentIds(
                     pacientes=ids if spec.name == "pacientes" else parents.pacientes,
                     medicos=ids if spec.name == "medicos" else parents.medicos,
-                    convenios=convenios)
+                    convenios=convenios,
+                )
 
 
 @pytest.fixture
@@ -59,8 +71,9 @@ def seeded(schema_dsn: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def run_batches(conn: psycopg.Connection, work: Workload, batches: int,
-                size: int) -> list[RowChange]:
+def run_batches(
+    conn: psycopg.Connection, work: Workload, batches: int, size: int
+) -> list[RowChange]:
     changes: list[RowChange] = []
     for _ in range(batches):
         names = work.choose(size)
@@ -78,19 +91,26 @@ def failed_checks(conn: psycopg.Connection) -> list[tuple[str, list[str]]]:
 
 def text_row(conn: psycopg.Connection, table: str, pk: int) -> dict[str, str | None] | None:
     """The row as ``col::text`` per column (what the after-image must equal)."""
-    cols = [r[0] for r in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-        "AND NOT attisdropped ORDER BY attnum", (table,))]
+    cols = [
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum",
+            (table,),
+        )
+    ]
     query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
         sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in cols),
-        sql.Identifier(table))
+        sql.Identifier(table),
+    )
     row = conn.execute(query, (pk,)).fetchone()
     return None if row is None else dict(zip(cols, row, strict=True))
 
 
 @pytest.mark.parametrize("op_name", OP_NAMES)
 def test_operation_commits_and_changes_match_the_database(
-        seeded: psycopg.Connection, op_name: str) -> None:
+    seeded: psycopg.Connection, op_name: str
+) -> None:
     conn = seeded
     before = schema.counts(conn)
     work = Workload(conn, worker_id=0, num_workers=1, seed=11, mix={op_name: 1.0})
@@ -123,19 +143,26 @@ def test_operation_commits_and_changes_match_the_database(
 
 @pytest.mark.parametrize("multirow_inserts", [True, False])
 def test_default_mix_keeps_every_check_passing(
-        seeded: psycopg.Connection, multirow_inserts: bool) -> None:
+    seeded: psycopg.Connection, multirow_inserts: bool
+) -> None:
     conn = seeded
-    work = Workload(conn, worker_id=0, num_workers=1, seed=3,
-                    mix=parse_mix("insert=70,update=30,delete=10,admit_paciente=5"),
-                    multirow_inserts=multirow_inserts)
+    work = Workload(
+        conn,
+        worker_id=0,
+        num_workers=1,
+        seed=3,
+        mix=parse_mix("insert=70,update=30,delete=10,admit_paciente=5"),
+        multirow_inserts=multirow_inserts,
+    )
     changes = run_batches(conn, work, batches=20, size=25)
     assert len({c.op_name for c in changes}) >= 10
     assert failed_checks(conn) == []
     latest = {(c.table, c.pk): c for c in changes}
     for (table, pk), c in latest.items():
         assert c.after == text_row(conn, table, pk)
-    statuses = Counter(c.after["status"] for c in changes
-                       if c.op_name == "update_consulta" and c.after)
+    statuses = Counter(
+        c.after["status"] for c in changes if c.op_name == "update_consulta" and c.after
+    )
     assert statuses["realizada"] > statuses["faltou"] > 0
 
 
@@ -146,7 +173,8 @@ def test_admit_paciente_writes_three_linked_rows(seeded: psycopg.Connection) -> 
         changes = work.execute(conn, ["admit_paciente"] * 3)
     work.on_commit()
     assert [c.table for c in changes] == ["pacientes"] * 3 + ["pacientes_convenios"] * 3 + [
-        "internacoes"] * 3
+        "internacoes"
+    ] * 3
     pids = [c.pk for c in changes[:3]]
     assert [c.after["paciente_id"] for c in changes[3:6] if c.after] == [str(p) for p in pids]
     assert [c.after["paciente_id"] for c in changes[6:] if c.after] == [str(p) for p in pids]
@@ -196,11 +224,15 @@ def test_rollback_restores_candidates(seeded: psycopg.Connection) -> None:
     assert failed_checks(conn) == []
 
 
-def test_choose_never_returns_an_operation_without_candidates(
-        seeded: psycopg.Connection) -> None:
+def test_choose_never_returns_an_operation_without_candidates(seeded: psycopg.Connection) -> None:
     conn = seeded
-    work = Workload(conn, worker_id=0, num_workers=2, seed=1,
-                    mix={"update_internacao": 1.0, "delete_consulta": 1.0})
+    work = Workload(
+        conn,
+        worker_id=0,
+        num_workers=2,
+        seed=1,
+        mix={"update_internacao": 1.0, "delete_consulta": 1.0},
+    )
     start = work.counts()
     assert start["update_internacao"] and start["delete_consulta"]
     names = work.choose(10_000)
@@ -225,7 +257,8 @@ def test_missing_or_empty_schema_is_reported(dsn: str) -> None:
 
 
 def test_state_rolled_back_after_a_commit_that_did_happen_stays_safe(
-        seeded: psycopg.Connection) -> None:
+    seeded: psycopg.Connection,
+) -> None:
     """An in-doubt commit resolved as unknown: the engine calls on_rollback although the
     transaction committed. Later operations must still succeed (guards, ON CONFLICT)."""
     conn = seeded
@@ -242,13 +275,19 @@ def test_state_rolled_back_after_a_commit_that_did_happen_stays_safe(
 
 
 def test_candidate_pools_stop_growing_at_their_cap(
-        seeded: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Memory stays flat in long runs: inserted rows beyond MAX_POOL_ROWS are not tracked."""
     from loadgen.ops import pools
 
     conn = seeded
-    work = Workload(conn, worker_id=0, num_workers=1, seed=2,
-                    mix={"insert_internacao": 1.0, "admit_paciente": 1.0})
+    work = Workload(
+        conn,
+        worker_id=0,
+        num_workers=1,
+        seed=2,
+        mix={"insert_internacao": 1.0, "admit_paciente": 1.0},
+    )
     initial = work.counts()["update_internacao"] or 0
     monkeypatch.setattr(pools, "MAX_POOL_ROWS", initial + 3)
     changes = run_batches(conn, work, batches=5, size=10)
@@ -258,10 +297,10 @@ def test_candidate_pools_stop_growing_at_their_cap(
 
 
 def test_server_errors_propagate_unchanged_and_the_retry_succeeds(
-        seeded: psycopg.Connection) -> None:
+    seeded: psycopg.Connection,
+) -> None:
     conn = seeded
-    work = Workload(conn, worker_id=0, num_workers=1, seed=4,
-                    mix=parse_mix("insert=1,update=1"))
+    work = Workload(conn, worker_id=0, num_workers=1, seed=4, mix=parse_mix("insert=1,update=1"))
     conn.execute("ALTER TABLE consultas ADD CONSTRAINT lg_no_new CHECK (false) NOT VALID")
     names = ["update_internacao", "insert_consulta", "update_paciente"]
     before = work.counts()

@@ -24,8 +24,9 @@ from loadgen.scenarios.recorder import TextRow
 
 pytestmark = pytest.mark.db
 
-SMALL = ScenarioOptions(big_txn_changes=2_000, num_concurrent_workers=2,
-                        small_txns_per_worker=10, toast_bytes=6_000)
+SMALL = ScenarioOptions(
+    big_txn_changes=2_000, num_concurrent_workers=2, small_txns_per_worker=10, toast_bytes=6_000
+)
 _IDENTITY_TABLES = ("cdc_identidade_default", "cdc_identidade_full", "cdc_identidade_index")
 
 
@@ -76,16 +77,17 @@ class Cdc:
     root_publication: str  # the same tables with publish_via_partition_root = true
 
     def run(self, *names: str, options: ScenarioOptions = SMALL) -> list[ScenarioResult]:
-        return scenarios.run(self.dsn, names, ledger_path=self.ledger, options=options,
-                             keep=True)
+        return scenarios.run(self.dsn, names, ledger_path=self.ledger, options=options, keep=True)
 
-    def capture(self, publication: str | None = None,
-                table_of: dict[str, str] | None = None) -> Captured:
+    def capture(
+        self, publication: str | None = None, table_of: dict[str, str] | None = None
+    ) -> Captured:
         return capture(self.conn, self.slot, publication or self.publication, table_of or {})
 
 
-def capture(conn: psycopg.Connection, slot: str, publication: str,
-            table_of: dict[str, str]) -> Captured:
+def capture(
+    conn: psycopg.Connection, slot: str, publication: str, table_of: dict[str, str]
+) -> Captured:
     """Decode the slot into per-transaction events (``table_of`` renames relations)."""
     out = Captured()
     rels: dict[int, P.Relation] = {}
@@ -116,23 +118,33 @@ def capture(conn: psycopg.Connection, slot: str, publication: str,
             current.append(Event("c", name(m.relid), new=row(m.relid, m.new)))
         elif isinstance(m, P.Update):
             out.num_toast_markers += sum(v is P.UNCHANGED_TOAST for v in m.new)
-            current.append(Event("u", name(m.relid), new=row(m.relid, m.new),
-                                 old=row(m.relid, m.old), old_kind=m.old_kind))
+            current.append(
+                Event(
+                    "u",
+                    name(m.relid),
+                    new=row(m.relid, m.new),
+                    old=row(m.relid, m.old),
+                    old_kind=m.old_kind,
+                )
+            )
         elif isinstance(m, P.Delete):
-            current.append(Event("d", name(m.relid), old=row(m.relid, m.old),
-                                 old_kind=m.old_kind))
+            current.append(Event("d", name(m.relid), old=row(m.relid, m.old), old_kind=m.old_kind))
         elif isinstance(m, P.Truncate):
-            current.append(Event("t", "", truncated=tuple(name(r) for r in m.relids),
-                                 options=m.options))
+            current.append(
+                Event("t", "", truncated=tuple(name(r) for r in m.relids), options=m.options)
+            )
     return out
 
 
 def table_rows(conn: psycopg.Connection, table: str) -> dict[int, TextRow]:
     cols = scenarios.recorder.table_columns(conn, table)
-    q = sql.SQL("SELECT {} FROM {}").format(scenarios.recorder.column_list(cols),
-                                            sql.Identifier(table))
-    return {int(r[0]): dict(zip(cols, r, strict=True))  # type: ignore[arg-type]
-            for r in scenarios.recorder.text_rows(conn, q)}
+    q = sql.SQL("SELECT {} FROM {}").format(
+        scenarios.recorder.column_list(cols), sql.Identifier(table)
+    )
+    return {
+        int(r[0]): dict(zip(cols, r, strict=True))  # type: ignore[arg-type]
+        for r in scenarios.recorder.text_rows(conn, q)
+    }
 
 
 def check_stream(cdc: Cdc, results: list[ScenarioResult], captured: Captured) -> dict[str, int]:
@@ -152,7 +164,14 @@ def check_stream(cdc: Cdc, results: list[ScenarioResult], captured: Captured) ->
     for e in ledger.entries:
         ch = kept[(e.txid, e.seq)]
         assert (ch.table, ch.op, ch.pk, ch.after, ch.op_name, ch.old_pk, ch.before) == (
-            e.table, e.op, e.pk, e.after, e.op_name, e.old_pk, e.before)
+            e.table,
+            e.op,
+            e.pk,
+            e.after,
+            e.op_name,
+            e.old_pk,
+            e.before,
+        )
         assert e.op_name.startswith("scenario:")
         by_txn[e.txid % 2**32].append(ch)
     assert set(captured.txns) == set(by_txn), "same committed transactions (none leaked)"
@@ -234,15 +253,21 @@ def cdc(request: pytest.FixtureRequest, dsn: str, tmp_path: Path) -> Iterator[Cd
         tables = scenarios.table_names()
         if request.param == "full":
             for t in tables:
-                conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(
-                    sql.Identifier(t)))
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-            sql.Identifier(pub), sql.SQL(", ").join(map(sql.Identifier, tables))))
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(sql.Identifier(t))
+                )
+        conn.execute(
+            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                sql.Identifier(pub), sql.SQL(", ").join(map(sql.Identifier, tables))
+            )
+        )
         # Publications must exist before the slot: decoding any change (anyone's) looks them
         # up in the catalog as of that change.
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH "
-                             "(publish_via_partition_root = true)").format(
-            sql.Identifier(pub + "_root"), sql.SQL(", ").join(map(sql.Identifier, tables))))
+        conn.execute(
+            sql.SQL(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)"
+            ).format(sql.Identifier(pub + "_root"), sql.SQL(", ").join(map(sql.Identifier, tables)))
+        )
         conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
         has_slot = True
         yield Cdc(conn, dsn, slot, pub, str(tmp_path / "ledger"), pub + "_root")
@@ -314,7 +339,7 @@ def test_big_transaction_with_concurrent_small_ones(cdc: Cdc) -> None:
     order = list(captured.txns)
     big_xid = next(x for x, txn in captured.txns.items() if txn is big)
     # small transactions that began after the big one and committed before it: interleaved
-    assert any(x > big_xid for x in order[:order.index(big_xid)])
+    assert any(x > big_xid for x in order[: order.index(big_xid)])
     small = [txn for txn in captured.txns.values() if txn is not big]
     assert len(small) >= SMALL.num_concurrent_workers * SMALL.small_txns_per_worker
     assert counts["changes"] == results[0].num_changes
@@ -350,7 +375,7 @@ def test_numeric_extremes(cdc: Cdc) -> None:
     assert rows["nan"]["duplo"] == rows["nan"]["simples"] == "NaN"
     assert rows["maximos"]["livre"] == "-" + "9" * 300 + "." + "9" * 300
     assert rows["minimos"]["livre"] == "-0." + "0" * 999 + "1"
-    assert rows["minimos"]["duplo"] == "5e-324" and rows["minimos"]["inteiro"] == str(-2**63)
+    assert rows["minimos"]["duplo"] == "5e-324" and rows["minimos"]["inteiro"] == str(-(2**63))
     assert rows["zero-negativo"]["duplo"] == "-0"
     assert rows["infinitos"]["duplo"] == "Infinity"
 
@@ -390,8 +415,11 @@ def test_unicode_by_insert_and_copy(cdc: Cdc) -> None:
     inserted, copied = results[0].txns[0].changes, results[0].txns[1].changes
     for source, by_insert, by_copy in zip(UNICODE_TEXTS, inserted, copied, strict=True):
         assert by_insert.after is not None and by_copy.after is not None
-        assert (by_insert.after["nome"], by_insert.after["endereco"], by_insert.after["obs"]) \
-            == source
+        assert (
+            by_insert.after["nome"],
+            by_insert.after["endereco"],
+            by_insert.after["obs"],
+        ) == source
         assert (by_copy.after["nome"], by_copy.after["endereco"], by_copy.after["obs"]) == source
 
 
@@ -417,16 +445,23 @@ def test_partitioned_via_root_on_and_off(cdc: Cdc) -> None:
     counts = check_stream(cdc, results, on)
     assert counts["changes"] == results[0].num_changes == 3 + 1 + 2 + 3 + 1
     assert ["d", "c"] in [[e.kind for e in txn] for txn in on.txns.values()]
-    leaf_to_root = {p: "cdc_agenda" for p in ("cdc_agenda_2024", "cdc_agenda_2025",
-                                              "cdc_agenda_outros")}
+    leaf_to_root = {
+        p: "cdc_agenda" for p in ("cdc_agenda_2024", "cdc_agenda_2025", "cdc_agenda_outros")
+    }
     off = cdc.capture(table_of=leaf_to_root)
     assert {"cdc_agenda_2024", "cdc_agenda_2025", "cdc_agenda_outros"} <= set(off.relations)
     assert "cdc_agenda" not in off.relations
     check_stream(cdc, results, off)
 
 
-FAULTS = ("drop_event", "toast_marker_as_data", "reorder_pk_update", "leak_rolled_back",
-          "alter_value", "old_key_lost")
+FAULTS = (
+    "drop_event",
+    "toast_marker_as_data",
+    "reorder_pk_update",
+    "leak_rolled_back",
+    "alter_value",
+    "old_key_lost",
+)
 
 
 def inject(good: Captured, fault: str) -> Captured:
@@ -437,27 +472,39 @@ def inject(good: Captured, fault: str) -> Captured:
         x, i, _ = next((x, i, e) for x, i, e in events if e.table == "cdc_exames")
         del txns[x][i]
     elif fault == "toast_marker_as_data":
-        x, i, e = next((x, i, e) for x, i, e in events
-                       if e.new and P.UNCHANGED_TOAST in e.new.values())
+        x, i, e = next(
+            (x, i, e) for x, i, e in events if e.new and P.UNCHANGED_TOAST in e.new.values()
+        )
         assert e.new is not None
-        txns[x][i] = Event(e.kind, e.table, new={k: "UNCHANGED_TOAST" if v is P.UNCHANGED_TOAST
-                                                 else v for k, v in e.new.items()},
-                           old=e.old, old_kind=e.old_kind)
+        txns[x][i] = Event(
+            e.kind,
+            e.table,
+            new={k: "UNCHANGED_TOAST" if v is P.UNCHANGED_TOAST else v for k, v in e.new.items()},
+            old=e.old,
+            old_kind=e.old_kind,
+        )
     elif fault == "reorder_pk_update":  # the key change delivered before the update preceding it
-        x = next(x for x, evs in txns.items()
-                 if sum(e.table == "cdc_pacientes" for e in evs) == 3)
+        x = next(x for x, evs in txns.items() if sum(e.table == "cdc_pacientes" for e in evs) == 3)
         first, second = [i for i, e in enumerate(txns[x]) if e.table == "cdc_pacientes"][:2]
         txns[x][first], txns[x][second] = txns[x][second], txns[x][first]
     elif fault == "leak_rolled_back":
-        txns[next(iter(txns))].append(Event("c", "cdc_rascunhos", new={
-            "id": "999999", "texto": "nunca existiu", "etapa": "descartado"}))
+        txns[next(iter(txns))].append(
+            Event(
+                "c",
+                "cdc_rascunhos",
+                new={"id": "999999", "texto": "nunca existiu", "etapa": "descartado"},
+            )
+        )
     elif fault == "alter_value":
         x, i, e = next((x, i, e) for x, i, e in events if e.kind == "c")
         assert e.new is not None
         txns[x][i] = Event("c", e.table, new={**e.new, list(e.new)[1]: "alterado"})
     elif fault == "old_key_lost":
-        x, i, e = next((x, i, e) for x, i, e in events if e.kind == "u" and e.old is not None
-                       and e.table == "cdc_pacientes")
+        x, i, e = next(
+            (x, i, e)
+            for x, i, e in events
+            if e.kind == "u" and e.old is not None and e.table == "cdc_pacientes"
+        )
         txns[x][i] = Event("u", e.table, new=e.new, old=None)
     return Captured(txns, good.num_toast_markers, good.relations)
 
@@ -500,8 +547,7 @@ def test_loadgen_cdc_verify_accepts_every_scenario(cdc: Cdc) -> None:
     results = cdc.run(*scenarios.SCENARIOS)
     num_rows = sum(1 for r in results for t in r.txns for c in t.changes if c.op != "t")
     for publication in (cdc.publication, cdc.root_publication):
-        report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot,
-                                     publication=publication)
+        report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot, publication=publication)
         failed = {c.name: c.examples[:2] for c in report.checks if not c.is_ok}
         assert report.is_ok, (publication, failed)
         assert report.counts["matched"] == num_rows
@@ -523,10 +569,14 @@ def test_loadgen_cdc_verify_names_the_scenario_of_a_fault(cdc: Cdc) -> None:
     drop = next(i for i, o in enumerate(objs) if o.get("old_pk") is not None)
     alter = next(i for i, o in enumerate(objs) if o["table"] == "cdc_laudos" and o["op"] == "u")
     objs[alter]["after"]["status"] = "alterado"
-    Path(part).write_bytes(b"".join(orjson.dumps(o, option=orjson.OPT_APPEND_NEWLINE)
-                                    for i, o in enumerate(objs) if i != drop))
-    report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot,
-                                 publication=cdc.publication)
+    Path(part).write_bytes(
+        b"".join(
+            orjson.dumps(o, option=orjson.OPT_APPEND_NEWLINE)
+            for i, o in enumerate(objs)
+            if i != drop
+        )
+    )
+    report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot, publication=cdc.publication)
     assert not report.is_ok
     checks = {c.name: c for c in report.checks}
     failed = {n: c.examples[:1] for n, c in checks.items() if not c.is_ok}
@@ -544,9 +594,27 @@ def test_cli_scenario_run_with_ledger(cli_env: dict[str, str], dsn: str, tmp_pat
 
     ledger = tmp_path / "run1"
     proc = subprocess.run(
-        [sys.executable, "-m", "loadgen", "scenario", "run", "truncate", "big-transaction",
-         "--big-txn-changes", "500", "--repeat", "2", "--ledger", str(ledger)],
-        env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "loadgen",
+            "scenario",
+            "run",
+            "truncate",
+            "big-transaction",
+            "--big-txn-changes",
+            "500",
+            "--repeat",
+            "2",
+            "--ledger",
+            str(ledger),
+        ],
+        env=cli_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("truncate: 6 transactions, 11 changes") == 2
     entries = read_ledger(str(ledger)).entries

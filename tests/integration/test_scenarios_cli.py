@@ -16,8 +16,11 @@ pytestmark = pytest.mark.db
 
 
 def test_drop_without_terminal_needs_yes(
-    dsn: str, cli_env: dict[str, str], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    dsn: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with db.connect(dsn, autocommit=True) as conn:
         scenarios.ensure_tables(conn)
@@ -26,9 +29,10 @@ def test_drop_without_terminal_needs_yes(
     assert code == 2, out + err
     assert "pass --yes" in err and "Aborted" not in out + err
     with psycopg.connect(dsn) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
-                            " AND tablename LIKE 'cdc\\_%'").fetchone()[0]
+        left = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+            " AND tablename LIKE 'cdc\\_%'"
+        ).fetchone()[0]
     assert left > 0
-    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "scenario", "drop",
-                                "--yes")
+    code, out, err = in_process(monkeypatch, capsys, cli_env, tmp_path, "scenario", "drop", "--yes")
     assert code == 0 and "scenario tables: cdc_" in out, out + err

@@ -38,7 +38,9 @@ def _dbz_row(cdc: Cdc, table: str, row: dict[str, str | None] | None) -> dict[st
         elif col == "atualizado_em":
             out[col] = cdc.conn.execute(
                 "SELECT to_char(%s::timestamptz AT TIME ZONE 'UTC',"
-                " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", (v,)).fetchone()[0]  # type: ignore[index]
+                ' \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')',
+                (v,),
+            ).fetchone()[0]  # type: ignore[index]
         else:
             out[col] = v  # text, varchar, jsonb (io.debezium.data.Json: the text)
     return out
@@ -53,11 +55,31 @@ def events_for(cdc: Cdc, schema: str) -> list[bytes]:
     def emit(op: str, table: str, txid: int, before: Any, after: Any) -> None:
         nonlocal lsn
         lsn += 8
-        source = {"version": "2.7.0.Final", "connector": "postgresql", "name": "hospital",
-                  "ts_ms": 1732870000000, "snapshot": "false", "db": "test", "schema": schema,
-                  "table": table, "txId": txid % 2**32, "lsn": lsn, "xmin": None}
-        lines.append(orjson.dumps({"before": before, "after": after, "source": source,
-                                   "op": op, "ts_ms": 1732870000123, "transaction": None}))
+        source = {
+            "version": "2.7.0.Final",
+            "connector": "postgresql",
+            "name": "hospital",
+            "ts_ms": 1732870000000,
+            "snapshot": "false",
+            "db": "test",
+            "schema": schema,
+            "table": table,
+            "txId": txid % 2**32,
+            "lsn": lsn,
+            "xmin": None,
+        }
+        lines.append(
+            orjson.dumps(
+                {
+                    "before": before,
+                    "after": after,
+                    "source": source,
+                    "op": op,
+                    "ts_ms": 1732870000123,
+                    "transaction": None,
+                }
+            )
+        )
         if op == "d":
             lines.append(b"null")  # the tombstone (tombstones.on.delete=true)
 
@@ -102,8 +124,11 @@ def test_debezium_scenarios_and_their_faults(cdc: Cdc, tmp_path: Path) -> None:
 
     # the placeholder stored as data: in a create, where no earlier value can stand for it
     docs = [orjson.loads(x) for x in lines]
-    i = next(i for i, d in enumerate(docs) if d and d["op"] == "c"
-             and d["source"]["table"] == "cdc_laudos")
+    i = next(
+        i
+        for i, d in enumerate(docs)
+        if d and d["op"] == "c" and d["source"]["table"] == "cdc_laudos"
+    )
     docs[i]["after"]["laudo"] = PLACEHOLDER
     report = _verify(cdc, tmp_path / "placeholder.jsonl", [orjson.dumps(d) for d in docs])
     failed = {c.name: c for c in report.checks if not c.is_ok}
@@ -111,8 +136,11 @@ def test_debezium_scenarios_and_their_faults(cdc: Cdc, tmp_path: Path) -> None:
 
     # a primary-key update's create delivered before the delete of the old key
     docs = [orjson.loads(x) for x in lines]
-    d_at = next(i for i, d in enumerate(docs) if d and d["op"] == "d"
-                and d["source"]["table"] == "cdc_pacientes")
+    d_at = next(
+        i
+        for i, d in enumerate(docs)
+        if d and d["op"] == "d" and d["source"]["table"] == "cdc_pacientes"
+    )
     c_at = d_at + 2  # after the tombstone
     assert docs[c_at]["op"] == "c" and docs[c_at]["source"]["txId"] == docs[d_at]["source"]["txId"]
     docs[d_at], docs[c_at] = docs[c_at], docs[d_at]
@@ -122,8 +150,11 @@ def test_debezium_scenarios_and_their_faults(cdc: Cdc, tmp_path: Path) -> None:
 
 
 def test_cli_setup_with_scenarios_run_verify_drop(
-    schema_dsn: str, cli_env: dict[str, str], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    schema_dsn: str,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`cdc setup --with-scenarios --replica-identity full` → `scenario run` → `cdc verify`
     (exit 0; a leaked change fails naming the scenario) → teardown → `scenario drop`."""
@@ -141,11 +172,13 @@ def test_cli_setup_with_scenarios_run_verify_drop(
         return in_process(monkeypatch, capsys, cli_env, tmp_path, *args)
 
     try:
-        code, out, err = run("cdc", "setup", "--with-scenarios", "--replica-identity", "full",
-                             *flags)
+        code, out, err = run(
+            "cdc", "setup", "--with-scenarios", "--replica-identity", "full", *flags
+        )
         assert code == 0, err
-        code, out, err = run("scenario", "run", "pk-update", "partitioned", "types",
-                             "--ledger", ledger)
+        code, out, err = run(
+            "scenario", "run", "pk-update", "partitioned", "types", "--ledger", ledger
+        )
         assert code == 0, err
         code, out, err = run("cdc", "status", "--json", flags[2], flags[3])
         assert "cdc_agenda_2024" in out and "cdc_laudos" in out  # partitions, by name

@@ -59,8 +59,11 @@ class Stream:
     table: list[str | None]  # relation name of each row change (None for other messages)
 
     def find(self, want: Callable[[P.PgOutputMessage, str], bool], nth: int = 0) -> int:
-        hits = [i for i, (m, t) in enumerate(zip(self.msgs, self.table, strict=True))
-                if t is not None and want(m, t)]
+        hits = [
+            i
+            for i, (m, t) in enumerate(zip(self.msgs, self.table, strict=True))
+            if t is not None and want(m, t)
+        ]
         return hits[nth]
 
 
@@ -79,8 +82,9 @@ def read_stream(cdc: Cdc) -> Stream:
 
 # -- the faults: each returns a new message list --------------------------------------------
 
+
 def drop(s: Stream, i: int) -> list[Row]:
-    return s.rows[:i] + s.rows[i + 1:]
+    return s.rows[:i] + s.rows[i + 1 :]
 
 
 def swap(s: Stream, i: int, j: int) -> list[Row]:
@@ -94,11 +98,16 @@ def marker_as_value(s: Stream, i: int, column: int | None = None) -> list[Row]:
     replaced by the marker's text."""
     m = s.msgs[i]
     assert isinstance(m, P.Insert | P.Update)
-    new = tuple(capture.UNCHANGED if v is P.UNCHANGED_TOAST or k == column else v
-                for k, v in enumerate(m.new))
+    new = tuple(
+        capture.UNCHANGED if v is P.UNCHANGED_TOAST or k == column else v
+        for k, v in enumerate(m.new)
+    )
     assert new != m.new
-    m2 = P.Update(m.relid, m.old_kind, m.old, new) if isinstance(m, P.Update) else \
-        P.Insert(m.relid, new)
+    m2 = (
+        P.Update(m.relid, m.old_kind, m.old, new)
+        if isinstance(m, P.Update)
+        else P.Insert(m.relid, new)
+    )
     rows = list(s.rows)
     rows[i] = (rows[i][0], rows[i][1], encode_row_change(m2))
     return rows
@@ -113,8 +122,9 @@ def leak(s: Stream, i: int, new: tuple[P.Value, ...]) -> list[Row]:
     return rows
 
 
-def _is(kind: type, table: str, *, pred: Callable[[P.PgOutputMessage], bool] = lambda m: True
-        ) -> Callable[[P.PgOutputMessage, str], bool]:
+def _is(
+    kind: type, table: str, *, pred: Callable[[P.PgOutputMessage], bool] = lambda m: True
+) -> Callable[[P.PgOutputMessage, str], bool]:
     return lambda m, t: isinstance(m, kind) and t == table and pred(m)
 
 
@@ -126,26 +136,33 @@ def _move_pair(s: Stream) -> tuple[int, int]:
     """The delete and insert of a row moving between partitions (adjacent, same id)."""
     for i in range(len(s.msgs) - 1):
         a, b = s.msgs[i], s.msgs[i + 1]
-        if (isinstance(a, P.Delete) and isinstance(b, P.Insert)
-                and (s.table[i] or "").startswith("cdc_agenda")):
+        if (
+            isinstance(a, P.Delete)
+            and isinstance(b, P.Insert)
+            and (s.table[i] or "").startswith("cdc_agenda")
+        ):
             return i, i + 1
     raise AssertionError("no partition move in the stream")
 
 
 FAULTS: dict[str, Callable[[Stream], list[Row]]] = {
-    "toast-unchanged": lambda s: marker_as_value(s, s.find(
-        lambda m, t: t == "cdc_laudos" and _has_toast_marker(m))),
+    "toast-unchanged": lambda s: marker_as_value(
+        s, s.find(lambda m, t: t == "cdc_laudos" and _has_toast_marker(m))
+    ),
     # the USING INDEX delete: its old tuple has no id, the row is found by codigo
     "replica-identity": lambda s: drop(s, s.find(_is(P.Delete, "cdc_identidade_index"))),
     # the key change delivered before the update that preceded it (same row)
-    "pk-update": lambda s: swap(s, s.find(_is(P.Update, "cdc_pacientes"), 1),
-                                s.find(_is(P.Update, "cdc_pacientes"), 2)),
+    "pk-update": lambda s: swap(
+        s, s.find(_is(P.Update, "cdc_pacientes"), 1), s.find(_is(P.Update, "cdc_pacientes"), 2)
+    ),
     "delete-tombstone": lambda s: drop(s, s.find(_is(P.Delete, "cdc_pacientes"))),
-    "truncate": lambda s: drop(s, next(i for i, m in enumerate(s.msgs)
-                                       if isinstance(m, P.Truncate))),
+    "truncate": lambda s: drop(
+        s, next(i for i, m in enumerate(s.msgs) if isinstance(m, P.Truncate))
+    ),
     "big-transaction": lambda s: drop(s, s.find(_is(P.Insert, "cdc_eventos"), 100)),
-    "rollback": lambda s: leak(s, s.find(_is(P.Insert, "cdc_rascunhos")),
-                               ("987654", "nunca existiu", "descartado")),
+    "rollback": lambda s: leak(
+        s, s.find(_is(P.Insert, "cdc_rascunhos")), ("987654", "nunca existiu", "descartado")
+    ),
     "numeric-extremes": lambda s: marker_as_value(s, s.find(_is(P.Insert, "cdc_numericos")), 2),
     "time-extremes": lambda s: marker_as_value(s, s.find(_is(P.Insert, "cdc_tempos")), 2),
     "types": lambda s: marker_as_value(s, s.find(_is(P.Insert, "cdc_tipos")), 3),
@@ -156,14 +173,18 @@ FAULTS: dict[str, Callable[[Stream], list[Row]]] = {
 }
 
 
-def with_old(s: Stream, i: int, old_kind: str | None,
-             old: Callable[[P.Update], tuple[P.Value, ...] | None]) -> list[Row]:
+def with_old(
+    s: Stream, i: int, old_kind: str | None, old: Callable[[P.Update], tuple[P.Value, ...] | None]
+) -> list[Row]:
     """An update's old tuple replaced (``old`` gets the original message)."""
     m = s.msgs[i]
     assert isinstance(m, P.Update)
     rows = list(s.rows)
-    rows[i] = (rows[i][0], rows[i][1],
-               encode_row_change(P.Update(m.relid, old_kind, old(m), m.new)))
+    rows[i] = (
+        rows[i][0],
+        rows[i][1],
+        encode_row_change(P.Update(m.relid, old_kind, old(m), m.new)),
+    )
     return rows
 
 
@@ -175,15 +196,22 @@ def _key_change(m: P.PgOutputMessage) -> bool:
 OLD_TUPLE_FAULTS: dict[tuple[str, str], Callable[[Stream], list[Row]]] = {
     # FULL: the old row of an update lost
     ("replica-identity", "before_images"): lambda s: with_old(
-        s, s.find(_is(P.Update, "cdc_identidade_full")), None, lambda m: None),
+        s, s.find(_is(P.Update, "cdc_identidade_full")), None, lambda m: None
+    ),
     # DEFAULT, an update that changes no key column: an old key sent anyway
     ("replica-identity", "before_images "): lambda s: with_old(
-        s, s.find(_is(P.Update, "cdc_identidade_default")), "K",
-        lambda m: (m.new[0], None, None, None)),
+        s,
+        s.find(_is(P.Update, "cdc_identidade_default")),
+        "K",
+        lambda m: (m.new[0], None, None, None),
+    ),
     # the old key of a primary-key change attributed to another row
     ("pk-update", "old_keys"): lambda s: with_old(
-        s, s.find(_is(P.Update, "cdc_pacientes", pred=_key_change)), "K",
-        lambda m: ("424242", *(None,) * (len(m.new) - 1))),
+        s,
+        s.find(_is(P.Update, "cdc_pacientes", pred=_key_change)),
+        "K",
+        lambda m: ("424242", *(None,) * (len(m.new) - 1)),
+    ),
 }
 
 

@@ -68,20 +68,30 @@ def test_checks_pass_on_lookup_data(conn: psycopg.Connection) -> None:
 # Each bad row must trip exactly the check named; the valid CPF 529.982.247-25 is the
 # Receita Federal's documentation example.
 BAD_ROWS = [
-    ("INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', '1990-01-01', '529.982.247-24')",
-     "cpf:check-digits"),
-    ("INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', '1990-01-01', '111.111.111-11')",
-     "cpf:check-digits"),
-    ("INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', current_date + 3, "
-     "'529.982.247-25')", "pacientes:birth-in-future"),
-    ("INSERT INTO convenios (nome, cnpj, tipo) VALUES ('X', '11.222.333/0001-80', 'privado')",
-     "cnpj:check-digits"),
+    (
+        "INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', '1990-01-01', '529.982.247-24')",
+        "cpf:check-digits",
+    ),
+    (
+        "INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', '1990-01-01', '111.111.111-11')",
+        "cpf:check-digits",
+    ),
+    (
+        "INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', current_date + 3, "
+        "'529.982.247-25')",
+        "pacientes:birth-in-future",
+    ),
+    (
+        "INSERT INTO convenios (nome, cnpj, tipo) VALUES ('X', '11.222.333/0001-80', 'privado')",
+        "cnpj:check-digits",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("statement", "check_name"), BAD_ROWS)
-def test_each_check_catches_its_fault(conn: psycopg.Connection, statement: str,
-                                      check_name: str) -> None:
+def test_each_check_catches_its_fault(
+    conn: psycopg.Connection, statement: str, check_name: str
+) -> None:
     schema.init(conn)
     conn.execute(statement)
     assert set(_failed(conn)) == {check_name}
@@ -89,21 +99,28 @@ def test_each_check_catches_its_fault(conn: psycopg.Connection, statement: str,
 
 def test_valid_cpf_and_cnpj_pass(conn: psycopg.Connection) -> None:
     schema.init(conn)
-    conn.execute("INSERT INTO pacientes (nome, nascimento, cpf) "
-                 "VALUES ('A', '1990-01-01', '529.982.247-25')")
-    conn.execute("INSERT INTO convenios (nome, cnpj, tipo) "
-                 "VALUES ('X', '11.222.333/0001-81', 'privado')")
+    conn.execute(
+        "INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', '1990-01-01', '529.982.247-25')"
+    )
+    conn.execute(
+        "INSERT INTO convenios (nome, cnpj, tipo) VALUES ('X', '11.222.333/0001-81', 'privado')"
+    )
     assert _failed(conn) == {}
 
 
 def test_orphan_and_status_checks(conn: psycopg.Connection) -> None:
     schema.init(conn)
-    conn.execute("INSERT INTO pacientes (id, nome, nascimento, cpf) "
-                 "VALUES (1, 'A', '1990-01-01', '529.982.247-25')")
-    conn.execute("INSERT INTO medicos (id, nome, crm, especialidade) "
-                 "VALUES (1, 'M', 'CRM/SP 1', 'x')")
-    conn.execute("INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) "
-                 "VALUES (1, 1, now() + interval '2 days', 'm', 'realizada')")
+    conn.execute(
+        "INSERT INTO pacientes (id, nome, nascimento, cpf) "
+        "VALUES (1, 'A', '1990-01-01', '529.982.247-25')"
+    )
+    conn.execute(
+        "INSERT INTO medicos (id, nome, crm, especialidade) VALUES (1, 'M', 'CRM/SP 1', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) "
+        "VALUES (1, 1, now() + interval '2 days', 'm', 'realizada')"
+    )
     conn.execute("ALTER TABLE exames DROP CONSTRAINT exames_paciente_id_fkey")
     conn.execute("INSERT INTO exames (paciente_id, tipo_exame, data) VALUES (99, 't', now())")
     assert set(_failed(conn)) == {"consultas:status-date", "orphans:exames.paciente_id"}

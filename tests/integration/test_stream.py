@@ -51,9 +51,14 @@ def seeded_dsn(pg_dsn: str) -> Iterator[str]:
 def env(seeded_dsn: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG_"))}
     env.pop("DATABASE_URL", None)
-    env.update({"LOADGEN_DSN": seeded_dsn, "LOADGEN_DB_CONNECT_RETRY_S": "2",
-                "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
-                "LOADGEN_SQL_DIR": str(schema.sql_dir())})
+    env.update(
+        {
+            "LOADGEN_DSN": seeded_dsn,
+            "LOADGEN_DB_CONNECT_RETRY_S": "2",
+            "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
+            "LOADGEN_SQL_DIR": str(schema.sql_dir()),
+        }
+    )
     return env
 
 
@@ -61,10 +66,12 @@ def _cli(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "loadgen", *args]
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path,
-         timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_cli(args), env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout_s)
+def _run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _cli(args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 def _counts(dsn: str) -> dict[str, int]:
@@ -88,12 +95,14 @@ def _deltas(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
 
 
 def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(_cli(args), env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        _cli(args), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
-def _wait_for_progress(proc: subprocess.Popen[str], min_total: int = 1,
-                       timeout_s: float = 30) -> list[str]:
+def _wait_for_progress(
+    proc: subprocess.Popen[str], min_total: int = 1, timeout_s: float = 30
+) -> list[str]:
     """Read progress lines from stderr until the run has committed ``min_total`` operations."""
     assert proc.stderr is not None
     lines: list[str] = []
@@ -128,12 +137,33 @@ def _worker_pids(parent_pid: int) -> list[int]:
 
 
 def test_max_ops_exact_every_op_deltas_match_and_check_passes(
-        seeded_dsn: str, env: dict[str, str], tmp_path: Path) -> None:
+    seeded_dsn: str, env: dict[str, str], tmp_path: Path
+) -> None:
     before = _counts(seeded_dsn)
-    result = _run(["stream", "--workers", "2", "--rate", "unlimited", "--max-ops", "777",
-                   "--batch-size", "20", "--mix", ALL_OPS_MIX, "--seed", "5",
-                   "--summary-json", "s.json", "--no-progress", "--ledger", "ledger"],
-                  env, tmp_path)
+    result = _run(
+        [
+            "stream",
+            "--workers",
+            "2",
+            "--rate",
+            "unlimited",
+            "--max-ops",
+            "777",
+            "--batch-size",
+            "20",
+            "--mix",
+            ALL_OPS_MIX,
+            "--seed",
+            "5",
+            "--summary-json",
+            "s.json",
+            "--no-progress",
+            "--ledger",
+            "ledger",
+        ],
+        env,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["total_ops"] == 777
@@ -143,15 +173,29 @@ def test_max_ops_exact_every_op_deltas_match_and_check_passes(
     assert summary["workers"] == 2
     assert summary["target_rate_per_s"] is None
     assert summary["errors"] == {} and summary["in_doubt"] == 0
-    assert set(summary) == {"total_ops", "committed_txns", "elapsed_s", "ops_per_s",
-                            "target_rate_per_s", "workers", "by_op", "by_kind", "errors",
-                            "in_doubt", "latency_ms", "schedule_lag_ms"}
+    assert set(summary) == {
+        "total_ops",
+        "committed_txns",
+        "elapsed_s",
+        "ops_per_s",
+        "target_rate_per_s",
+        "workers",
+        "by_op",
+        "by_kind",
+        "errors",
+        "in_doubt",
+        "latency_ms",
+        "schedule_lag_ms",
+    }
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert _deltas(before, _counts(seeded_dsn)) == +_expected_deltas(summary["by_op"])
     assert "operations committed" in result.stdout  # the summary table
     # the ledger holds one line per changed row, from exactly the committed transactions
-    lines = [json.loads(line) for part in sorted((tmp_path / "ledger").glob("part-*.jsonl"))
-             for line in part.read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for part in sorted((tmp_path / "ledger").glob("part-*.jsonl"))
+        for line in part.read_text().splitlines()
+    ]
     assert len(lines) == sum(n * len(BY_NAME[op].tables) for op, n in summary["by_op"].items())
     assert len({line["txid"] for line in lines}) == summary["committed_txns"]
     check = _run(["check"], env, tmp_path)
@@ -159,8 +203,11 @@ def test_max_ops_exact_every_op_deltas_match_and_check_passes(
 
 
 def test_sigterm_stops_within_5_s_with_summary(env: dict[str, str], tmp_path: Path) -> None:
-    proc = _start(["stream", "--rate", "40/s", "--summary-json", "s.json",
-                   "--report-interval", "0.5"], env, tmp_path)
+    proc = _start(
+        ["stream", "--rate", "40/s", "--summary-json", "s.json", "--report-interval", "0.5"],
+        env,
+        tmp_path,
+    )
     try:
         _wait_for_progress(proc, min_total=5)
         proc.send_signal(signal.SIGTERM)
@@ -191,17 +238,35 @@ def test_killed_worker_process_exits_4_naming_it(env: dict[str, str], tmp_path: 
 
 
 def test_terminated_backend_reconnects_and_counts_match(
-        seeded_dsn: str, env: dict[str, str], tmp_path: Path) -> None:
+    seeded_dsn: str, env: dict[str, str], tmp_path: Path
+) -> None:
     before = _counts(seeded_dsn)
-    proc = _start(["stream", "--rate", "150/s", "--max-ops", "600", "--batch-size", "5",
-                   "--summary-json", "s.json", "--report-interval", "0.5"], env, tmp_path)
+    proc = _start(
+        [
+            "stream",
+            "--rate",
+            "150/s",
+            "--max-ops",
+            "600",
+            "--batch-size",
+            "5",
+            "--summary-json",
+            "s.json",
+            "--report-interval",
+            "0.5",
+        ],
+        env,
+        tmp_path,
+    )
     try:
         _wait_for_progress(proc, min_total=50)
         names = [f"loadgen-stream-w{i}-{pid}" for i, pid in enumerate(_worker_pids(proc.pid))]
         with db.connect(seeded_dsn, autocommit=True) as conn:
             killed = conn.execute(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = ANY(%s)", (names,)).fetchone()
+                "WHERE application_name = ANY(%s)",
+                (names,),
+            ).fetchone()
         assert killed is not None and killed[0] >= 1
         stdout, stderr = proc.communicate(timeout=40)
     finally:
@@ -240,8 +305,7 @@ def test_bad_values_exit_2_without_traceback(env: dict[str, str], tmp_path: Path
         assert len(stderr.strip().splitlines()) <= 3, stderr
 
 
-def test_missing_schema_exits_3_with_the_fix(dsn: str, tmp_path: Path,
-                                             env: dict[str, str]) -> None:
+def test_missing_schema_exits_3_with_the_fix(dsn: str, tmp_path: Path, env: dict[str, str]) -> None:
     env = {**env, "LOADGEN_DSN": dsn}  # an empty schema
     result = _run(["stream", "--max-ops", "5"], env, tmp_path)
     assert result.returncode == 3
@@ -254,13 +318,19 @@ def _ignore_sigint() -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_early_signal_stops_the_run_with_a_summary(sig: signal.Signals, env: dict[str, str],
-                                                   tmp_path: Path) -> None:
+def test_early_signal_stops_the_run_with_a_summary(
+    sig: signal.Signals, env: dict[str, str], tmp_path: Path
+) -> None:
     """A signal right after the header (database check, spawning, start barrier) is not lost."""
-    proc = subprocess.Popen(_cli(["stream", "--rate", "50/s", "--duration", "25",
-                                  "--no-progress"]), env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_ignore_sigint)
+    proc = subprocess.Popen(
+        _cli(["stream", "--rate", "50/s", "--duration", "25", "--no-progress"]),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint,
+    )
     try:
         assert proc.stderr is not None
         header = proc.stderr.readline()
@@ -278,26 +348,44 @@ def test_early_signal_stops_the_run_with_a_summary(sig: signal.Signals, env: dic
 
 
 def test_header_names_the_mix(env: dict[str, str], tmp_path: Path) -> None:
-    result = _run(["stream", "--max-ops", "1", "--no-progress", "--mix", "insert=1"], env,
-                  tmp_path)
+    result = _run(["stream", "--max-ops", "1", "--no-progress", "--mix", "insert=1"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert ", mix insert=1," in result.stderr.splitlines()[0]
 
 
-def test_low_rate_is_the_total_not_one_op_per_worker_at_start(env: dict[str, str],
-                                                              tmp_path: Path) -> None:
-    result = _run(["stream", "--rate", "1/h", "--workers", "4", "--duration", "2",
-                   "--no-progress", "--summary-json", "s.json"], env, tmp_path)
+def test_low_rate_is_the_total_not_one_op_per_worker_at_start(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = _run(
+        [
+            "stream",
+            "--rate",
+            "1/h",
+            "--workers",
+            "4",
+            "--duration",
+            "2",
+            "--no-progress",
+            "--summary-json",
+            "s.json",
+        ],
+        env,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "s.json").read_text())["total_ops"] == 1
 
 
 def test_summary_json_unwritable_at_the_end_is_one_line_and_keeps_exit_0(
-        env: dict[str, str], tmp_path: Path) -> None:
+    env: dict[str, str], tmp_path: Path
+) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = _start(["stream", "--rate", "20/s", "--no-progress", "--summary-json",
-                   str(out_dir / "s.json")], env, tmp_path)
+    proc = _start(
+        ["stream", "--rate", "20/s", "--no-progress", "--summary-json", str(out_dir / "s.json")],
+        env,
+        tmp_path,
+    )
     try:
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("stream:")
@@ -311,13 +399,14 @@ def test_summary_json_unwritable_at_the_end_is_one_line_and_keeps_exit_0(
     assert "Traceback" not in stderr
     assert [line for line in stderr.splitlines() if "--summary-json" in line] == [
         f"loadgen: error: --summary-json {str(out_dir / 's.json')!r}: cannot write: "
-        "No such file or directory"]
+        "No such file or directory"
+    ]
 
 
 def test_header_and_summary_name_the_ledger(env: dict[str, str], tmp_path: Path) -> None:
-    result = _run(["stream", "--max-ops", "2", "--no-progress", "--ledger", "run1/"], env,
-                  tmp_path)
+    result = _run(["stream", "--max-ops", "2", "--no-progress", "--ledger", "run1/"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert ", ledger run1/, " in result.stderr.splitlines()[0]
-    assert any("ledger" in line and "run1/" in line
-               for line in result.stdout.splitlines()), result.stdout
+    assert any("ledger" in line and "run1/" in line for line in result.stdout.splitlines()), (
+        result.stdout
+    )

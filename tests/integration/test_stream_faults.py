@@ -38,8 +38,9 @@ class _ListQueue:
         self.items.append(item)
 
 
-def _wait_for_line(proc: subprocess.Popen[str], predicate: Callable[[str], bool],
-                   timeout_s: float = 60) -> str:
+def _wait_for_line(
+    proc: subprocess.Popen[str], predicate: Callable[[str], bool], timeout_s: float = 60
+) -> str:
     assert proc.stderr is not None
     deadline = time.monotonic() + timeout_s
     seen: list[str] = []
@@ -55,14 +56,32 @@ def _wait_for_line(proc: subprocess.Popen[str], predicate: Callable[[str], bool]
 
 def _worker(dsn: str) -> _Worker:
     spec = WorkerSpec(
-        worker_id=0, num_workers=1, dsn=dsn, seed_seq=np.random.SeedSequence(1),
-        mix=parse_mix(None), arrivals="closed", rate_per_s=None, burst=1, interval_s=2.0,
-        max_jitter_ms=0, duration_s=None, max_ops=None, batch_size=1, report_interval_s=1.0,
-        fail_fast_on_critical=False, ledger=None, reconnect_timeout_s=5.0,
+        worker_id=0,
+        num_workers=1,
+        dsn=dsn,
+        seed_seq=np.random.SeedSequence(1),
+        mix=parse_mix(None),
+        arrivals="closed",
+        rate_per_s=None,
+        burst=1,
+        interval_s=2.0,
+        max_jitter_ms=0,
+        duration_s=None,
+        max_ops=None,
+        batch_size=1,
+        report_interval_s=1.0,
+        fail_fast_on_critical=False,
+        ledger=None,
+        reconnect_timeout_s=5.0,
     )
     start_at = type("V", (), {"value": 0})()
-    return _Worker(spec, _ListQueue(), threading.Event(), threading.Event(),  # type: ignore[arg-type]
-                   start_at)
+    return _Worker(
+        spec,
+        _ListQueue(),
+        threading.Event(),
+        threading.Event(),  # type: ignore[arg-type]
+        start_at,
+    )
 
 
 def _txid(dsn: str, *, commit: bool) -> int:
@@ -97,22 +116,49 @@ def test_server_restart_mid_run_continues_and_counts_match(tmp_path: Path) -> No
         seed.seed(dsn, seed.SeedOptions(scale=0.05, workers=1, seed=3))
         before = _counts(dsn)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG_"))}
-        env.update({"LOADGEN_DSN": dsn, "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
-                    "LOADGEN_SQL_DIR": str(schema.sql_dir())})
+        env.update(
+            {
+                "LOADGEN_DSN": dsn,
+                "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
+                "LOADGEN_SQL_DIR": str(schema.sql_dir()),
+            }
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "loadgen", "stream", "--rate", "100/s", "--batch-size", "5",
-             "--report-interval", "0.5", "--summary-json", "s.json"],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "loadgen",
+                "stream",
+                "--rate",
+                "100/s",
+                "--batch-size",
+                "5",
+                "--report-interval",
+                "0.5",
+                "--summary-json",
+                "s.json",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             _wait_for_progress(proc, min_total=30)
             embedded.stop(home)  # fast shutdown: every backend is disconnected
             started = subprocess.run(  # a fresh process: as a user would restart it
-                [sys.executable, "-m", "loadgen", "db", "start"], env={
-                    **env, "LOADGEN_HOME": str(home)}, cwd=tmp_path, capture_output=True,
-                text=True, timeout=60)
+                [sys.executable, "-m", "loadgen", "db", "start"],
+                env={**env, "LOADGEN_HOME": str(home)},
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert started.returncode == 0, started.stderr
-            _wait_for_line(proc, lambda line: ", 2 reconnects" in line
-                           and "reconnecting" not in line)  # both workers are back
+            _wait_for_line(
+                proc, lambda line: ", 2 reconnects" in line and "reconnecting" not in line
+            )  # both workers are back
             _wait_for_progress(proc, min_total=1)  # and commit again
             proc.send_signal(signal.SIGTERM)
             stdout, stderr = proc.communicate(timeout=30)
@@ -131,18 +177,44 @@ def test_server_restart_mid_run_continues_and_counts_match(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("fail_fast", [False, True])
-def test_critical_sql_error_counted_or_fatal(schema_dsn: str, tmp_path: Path,
-                                             fail_fast: bool) -> None:
+def test_critical_sql_error_counted_or_fatal(
+    schema_dsn: str, tmp_path: Path, fail_fast: bool
+) -> None:
     """A broken table (renamed column: SQLSTATE 42703) is counted; fail_fast ends the run."""
     seed.seed(schema_dsn, seed.SeedOptions(scale=0.05, workers=1, seed=5))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG_"))}
-    env.update({"LOADGEN_DSN": schema_dsn, "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
-                "LOADGEN_STREAM_FAIL_FAST_ON_CRITICAL": str(fail_fast).lower()})
+    env.update(
+        {
+            "LOADGEN_DSN": schema_dsn,
+            "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
+            "LOADGEN_STREAM_FAIL_FAST_ON_CRITICAL": str(fail_fast).lower(),
+        }
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen", "stream", "--rate", "50/s", "--duration", "4",
-         "--batch-size", "1", "--mix", "insert_consulta=1,insert_exame=1",
-         "--summary-json", "s.json", "--report-interval", "0.5"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "loadgen",
+            "stream",
+            "--rate",
+            "50/s",
+            "--duration",
+            "4",
+            "--batch-size",
+            "1",
+            "--mix",
+            "insert_consulta=1,insert_exame=1",
+            "--summary-json",
+            "s.json",
+            "--report-interval",
+            "0.5",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for_progress(proc, min_total=5)
         with db.connect(schema_dsn, autocommit=True) as conn:  # break one operation mid-run
@@ -192,10 +264,21 @@ def test_worker_blocked_in_a_long_statement_stays_alive(schema_dsn: str) -> None
             conn.rollback()
 
     spec = coordinator.RunSpec(
-        dsn=schema_dsn, num_workers=2, rate_per_s=20.0, is_paced=False, arrivals="uniform",
-        burst=None, duration_s=4.0, max_ops=None, batch_size=5,
-        mix=parse_mix("insert_consulta=1"), seed=3, report_interval_s=0.2, interval_s=2.0,
-        max_jitter_ms=0)
+        dsn=schema_dsn,
+        num_workers=2,
+        rate_per_s=20.0,
+        is_paced=False,
+        arrivals="uniform",
+        burst=None,
+        duration_s=4.0,
+        max_ops=None,
+        batch_size=5,
+        mix=parse_mix("insert_consulta=1"),
+        seed=3,
+        report_interval_s=0.2,
+        interval_s=2.0,
+        max_jitter_ms=0,
+    )
     holder = threading.Thread(target=hold_lock, daemon=True)
     holder.start()
     summary = coordinator.run(spec, silence_timeout_s=1.0)

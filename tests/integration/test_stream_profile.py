@@ -33,8 +33,21 @@ from tests.integration.test_stream import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.db
 
 MAX_OPS = 40  # 20 per worker, 10 of them scenario steps: 13 scenarios covered by the pair
-EDGE = ["--profile", "cdc-edge", "--scenario-weight", "0.5", "--workers", "2",
-        "--rate", "unlimited", "--batch-size", "5", "--max-ops", str(MAX_OPS), "--no-progress"]
+EDGE = [
+    "--profile",
+    "cdc-edge",
+    "--scenario-weight",
+    "0.5",
+    "--workers",
+    "2",
+    "--rate",
+    "unlimited",
+    "--batch-size",
+    "5",
+    "--max-ops",
+    str(MAX_OPS),
+    "--no-progress",
+]
 
 
 def _hospital_deltas(by_op: dict[str, int]) -> Counter[str]:
@@ -48,15 +61,22 @@ def _hospital_deltas(by_op: dict[str, int]) -> Counter[str]:
 
 
 def _ledger_ops(ledger: Path) -> Counter[str]:
-    return Counter(orjson.loads(line)["op_name"] for part in ledger.glob("part-*.jsonl")
-                   for line in part.read_bytes().splitlines())
+    return Counter(
+        orjson.loads(line)["op_name"]
+        for part in ledger.glob("part-*.jsonl")
+        for line in part.read_bytes().splitlines()
+    )
 
 
 def test_cdc_edge_runs_every_scenario_counts_and_ledgers_them(
-        seeded_dsn: str, env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+    seeded_dsn: str, env: dict[str, str], tmp_path: Path
+) -> None:  # noqa: F811
     before = _counts(seeded_dsn)
-    result = _run(["stream", *EDGE, "--seed", "3", "--summary-json", "s.json",
-                   "--ledger", "ledger"], env, tmp_path)
+    result = _run(
+        ["stream", *EDGE, "--seed", "3", "--summary-json", "s.json", "--ledger", "ledger"],
+        env,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "profile cdc-edge: 13 scenarios, one step every 2 operations" in result.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
@@ -74,17 +94,24 @@ def test_cdc_edge_runs_every_scenario_counts_and_ledgers_them(
     # every scenario's committed changes are in the workers' ledger parts, under its name
     ledgered = _ledger_ops(tmp_path / "ledger")
     assert {n for n in ledgered if is_scenario_op(n)} == set(steps)
-    assert sum(c for n, c in ledgered.items() if is_scenario_op(n)) == \
-        summary["scenario_steps"]["row_changes"]
+    assert (
+        sum(c for n, c in ledgered.items() if is_scenario_op(n))
+        == summary["scenario_steps"]["row_changes"]
+    )
     assert sorted(p.name for p in (tmp_path / "ledger").iterdir()) == [
-        "part-00000.jsonl", "part-00001.jsonl"]
+        "part-00000.jsonl",
+        "part-00001.jsonl",
+    ]
     check = _run(["check"], env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_setup_with_scenarios_stream_cdc_edge_verify(
-    schema_dsn: str, env: dict[str, str], tmp_path: Path,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    schema_dsn: str,
+    env: dict[str, str],
+    tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`cdc setup --with-scenarios` → `stream --profile cdc-edge --ledger` → `cdc verify`."""
     env = {**env, "LOADGEN_DSN": schema_dsn}
@@ -111,25 +138,34 @@ def test_setup_with_scenarios_stream_cdc_edge_verify(
         counts = report["counts"]
         assert counts["matched"] == counts["ledger_changes"] > 0
         assert {n for n in _ledger_ops(ledger) if is_scenario_op(n)} == {
-            scenario_op_name(n) for n in SCENARIOS}
+            scenario_op_name(n) for n in SCENARIOS
+        }
     finally:
         code, out, err = cli("cdc", "teardown", *flags)
         with db.connect(schema_dsn, autocommit=True) as conn:
-            if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
-                            (slot,)).fetchone():  # teardown failed: never leave a slot
+            if conn.execute(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).fetchone():  # teardown failed: never leave a slot
                 S.teardown(conn, slot=slot, publication=flags[3])
     assert code == 0, err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--profile", "nope"], "--profile 'nope': unknown profile; allowed: default, cdc-edge"),
-    (["--profile", "cdc-edge", "--scenarios", "pk-update,nope"], "unknown scenario(s) nope"),
-    (["--profile", "cdc-edge", "--scenario-weight", "0"], "--scenario-weight"),
-    (["--scenarios", "all"], "profile 'default' mixes no scenarios in"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "nope"], "--profile 'nope': unknown profile; allowed: default, cdc-edge"),
+        (["--profile", "cdc-edge", "--scenarios", "pk-update,nope"], "unknown scenario(s) nope"),
+        (["--profile", "cdc-edge", "--scenario-weight", "0"], "--scenario-weight"),
+        (["--scenarios", "all"], "profile 'default' mixes no scenarios in"),
+    ],
+)
 def test_bad_profile_input_exits_2(
-    args: list[str], message: str, env: dict[str, str], tmp_path: Path,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+    env: dict[str, str],
+    tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, err = in_process(monkeypatch, capsys, env, tmp_path, "stream", *args)
     assert code == 2, out + err

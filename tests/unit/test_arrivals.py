@@ -90,8 +90,9 @@ def test_poisson_same_seed_same_schedule() -> None:
 def test_jittered_pace_interleaves_workers_and_keeps_mean_interval() -> None:
     interval_ns, jitter_ns = 2 * NS_PER_S, 400_000_000
     schedules = [
-        JitteredArrivals(interval_ns, jitter_ns, 0, np.random.default_rng(i), worker_id=i,
-                         num_workers=2)
+        JitteredArrivals(
+            interval_ns, jitter_ns, 0, np.random.default_rng(i), worker_id=i, num_workers=2
+        )
         for i in range(2)
     ]
     slots = sorted(s.next_slot_ns(0) for s in schedules for _ in range(1000))

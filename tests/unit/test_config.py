@@ -57,23 +57,32 @@ def test_unset_flags_do_not_hide_lower_layers() -> None:
 
 
 def test_legacy_and_generic_env_names() -> None:
-    env = {"STREAM_INTERVAL_SECONDS": "5", "MAX_JITTER_MS": "0", "SEED_PACIENTES": "10",
-           "LOG_LEVEL": "debug", "LOADGEN_STREAM_WORKERS": "3", "PG_HOST": "db.example"}
+    env = {
+        "STREAM_INTERVAL_SECONDS": "5",
+        "MAX_JITTER_MS": "0",
+        "SEED_PACIENTES": "10",
+        "LOG_LEVEL": "debug",
+        "LOADGEN_STREAM_WORKERS": "3",
+        "PG_HOST": "db.example",
+    }
     s = config.load(env=env)
     assert (s.stream.interval_s, s.stream.max_jitter_ms, s.seed.pacientes) == (5.0, 0, 10)
     assert (s.logging.level, s.stream.workers, s.db.host) == ("DEBUG", 3, "db.example")
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ("[stream]\nworkerz = 1\n", "unknown key stream.workerz"),
-    ("[streams]\n", "unknown section [streams]"),
-    ("[stream]\nworkers = 'four'\n", "stream.workers = 'four' is not a valid int"),
-    ("[stream]\nworkers = 0\n", "stream.workers = 0 must be greater than 0"),
-    ("[seed]\npacientes = -5\n", "seed.pacientes = -5 must not be negative"),
-    ("[seed]\nmethod = 'rsync'\n", "seed.method = 'rsync' is not one of copy, insert"),
-    ("[stream]\nbatch_size = 1.5\n", "stream.batch_size = 1.5 is not a valid int"),
-    ("[stream\n", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[stream]\nworkerz = 1\n", "unknown key stream.workerz"),
+        ("[streams]\n", "unknown section [streams]"),
+        ("[stream]\nworkers = 'four'\n", "stream.workers = 'four' is not a valid int"),
+        ("[stream]\nworkers = 0\n", "stream.workers = 0 must be greater than 0"),
+        ("[seed]\npacientes = -5\n", "seed.pacientes = -5 must not be negative"),
+        ("[seed]\nmethod = 'rsync'\n", "seed.method = 'rsync' is not one of copy, insert"),
+        ("[stream]\nbatch_size = 1.5\n", "stream.batch_size = 1.5 is not a valid int"),
+        ("[stream\n", "is not valid TOML"),
+    ],
+)
 def test_bad_config_file(toml: str, message: str) -> None:
     _toml(toml)
     with pytest.raises(ConfigError) as info:
@@ -115,18 +124,25 @@ def test_dsn_resolution_order() -> None:
     assert "from-pg-env" in dsn and source == "env PG_HOST"
     url_env = config.load(env={"PG_HOST": "h", "DATABASE_URL": "postgresql://from-url/x"})
     assert db.resolve_dsn(url_env) == ("postgresql://from-url/x", "env DATABASE_URL")
-    flag = config.load({"db": {"dsn": "postgresql://from-flag/x"}},
-                       env={"LOADGEN_DSN": "postgresql://env/x"})
+    flag = config.load(
+        {"db": {"dsn": "postgresql://from-flag/x"}}, env={"LOADGEN_DSN": "postgresql://env/x"}
+    )
     assert db.resolve_dsn(flag) == ("postgresql://from-flag/x", "flag")
 
 
-@pytest.mark.parametrize(("dsn", "masked"), [
-    ("postgresql://u:s3cret@h:5432/d", "postgresql://u:***@h:5432/d"),
-    ("postgresql://u@h/d?password=s3cret&sslmode=off", "postgresql://u@h/d?password=***&sslmode=off"),
-    ("host=h password=s3cret user=u", "host=h password=*** user=u"),
-    ("host=h password='s3 cret' user=u", "host=h password=*** user=u"),
-    ("postgresql://u@h/d", "postgresql://u@h/d"),
-])
+@pytest.mark.parametrize(
+    ("dsn", "masked"),
+    [
+        ("postgresql://u:s3cret@h:5432/d", "postgresql://u:***@h:5432/d"),
+        (
+            "postgresql://u@h/d?password=s3cret&sslmode=off",
+            "postgresql://u@h/d?password=***&sslmode=off",
+        ),
+        ("host=h password=s3cret user=u", "host=h password=*** user=u"),
+        ("host=h password='s3 cret' user=u", "host=h password=*** user=u"),
+        ("postgresql://u@h/d", "postgresql://u@h/d"),
+    ],
+)
 def test_mask_dsn(dsn: str, masked: str) -> None:
     assert db.mask_dsn(dsn) == masked
 
@@ -150,17 +166,30 @@ def test_dotenv_unterminated_quote() -> None:
         config.load(env={})
 
 
-@pytest.mark.parametrize(("setup", "env", "message"), [
-    (lambda: _toml("workers = 2\n"), {}, "top-level key 'workers' must sit in a section"),
-    (lambda: Path("config/settings.toml").write_bytes(b"[stream]\nmix = '\xff'\n"), {},
-     "not valid TOML"),
-    (lambda: Path("config/.env").write_bytes(b"PG_HOST=\xff\n"), {}, "is not UTF-8 text"),
-    (lambda: None, {"LOADGEN_STREAM_WRKERS": "3"}, "env LOADGEN_STREAM_WRKERS: unknown setting"),
-    (lambda: _toml("[stream]\nrate = '5/fortnight'\n"), {},
-     "config/settings.toml: stream.rate: unknown unit 'fortnight'"),
-    (lambda: None, {"LOADGEN_STREAM_DURATION": "soon"}, "env LOADGEN_STREAM_DURATION"),
-    (lambda: None, {"LOADGEN_STREAM_MIX": "insert=abc"}, "env LOADGEN_STREAM_MIX"),
-])
+@pytest.mark.parametrize(
+    ("setup", "env", "message"),
+    [
+        (lambda: _toml("workers = 2\n"), {}, "top-level key 'workers' must sit in a section"),
+        (
+            lambda: Path("config/settings.toml").write_bytes(b"[stream]\nmix = '\xff'\n"),
+            {},
+            "not valid TOML",
+        ),
+        (lambda: Path("config/.env").write_bytes(b"PG_HOST=\xff\n"), {}, "is not UTF-8 text"),
+        (
+            lambda: None,
+            {"LOADGEN_STREAM_WRKERS": "3"},
+            "env LOADGEN_STREAM_WRKERS: unknown setting",
+        ),
+        (
+            lambda: _toml("[stream]\nrate = '5/fortnight'\n"),
+            {},
+            "config/settings.toml: stream.rate: unknown unit 'fortnight'",
+        ),
+        (lambda: None, {"LOADGEN_STREAM_DURATION": "soon"}, "env LOADGEN_STREAM_DURATION"),
+        (lambda: None, {"LOADGEN_STREAM_MIX": "insert=abc"}, "env LOADGEN_STREAM_MIX"),
+    ],
+)
 def test_bad_input_names_its_source(setup: Any, env: dict[str, str], message: str) -> None:
     setup()
     with pytest.raises(ConfigError) as info:

@@ -25,9 +25,19 @@ OPS_PER_DELTA = 4
 
 def _spec(num_workers: int = 2, max_ops: int | None = 24) -> RunSpec:
     return RunSpec(
-        dsn="", num_workers=num_workers, rate_per_s=None, is_paced=False,
-        arrivals="token-bucket", burst=None, duration_s=None, max_ops=max_ops, batch_size=5,
-        mix={"insert_consulta": 1.0}, seed=1, report_interval_s=0.1, interval_s=2.0,
+        dsn="",
+        num_workers=num_workers,
+        rate_per_s=None,
+        is_paced=False,
+        arrivals="token-bucket",
+        burst=None,
+        duration_s=None,
+        max_ops=max_ops,
+        batch_size=5,
+        mix={"insert_consulta": 1.0},
+        seed=1,
+        report_interval_s=0.1,
+        interval_s=2.0,
         max_jitter_ms=400,
     )
 
@@ -81,15 +91,19 @@ def silent_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at:
 
 def failing_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
     _ready_and_started(spec, queue, start)
-    queue.put(WorkerFailed(spec.worker_id, "UndefinedTable", 'relation "exames" does not exist',
-                           "Traceback ..."))
+    queue.put(
+        WorkerFailed(
+            spec.worker_id, "UndefinedTable", 'relation "exames" does not exist', "Traceback ..."
+        )
+    )
     queue.close()
     queue.join_thread()
     os._exit(1)
 
 
-def until_stopped_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any,
-                         start_at: Any) -> None:
+def until_stopped_worker(
+    spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     queue.put(WorkerReady(spec.worker_id, os.getpid(), 0))
     _wait_until_started(queue, start, stop)
@@ -126,8 +140,13 @@ def test_dead_worker_aborts_the_run_naming_it() -> None:
 
 def test_silent_worker_aborts_the_run() -> None:
     with pytest.raises(RunAbortedError, match="worker 0 silent for more than 1.5 s"):
-        run(_spec(), worker_target=silent_worker, should_check_database=False,
-            silence_timeout_s=1.5, stop_timeout_s=1.0)
+        run(
+            _spec(),
+            worker_target=silent_worker,
+            should_check_database=False,
+            silence_timeout_s=1.5,
+            stop_timeout_s=1.0,
+        )
 
 
 def test_worker_failure_message_is_passed_on() -> None:
@@ -140,8 +159,9 @@ def test_sigterm_stops_gracefully_with_final_deltas() -> None:
     timer.start()
     started = time.monotonic()
     try:
-        summary = run(_spec(max_ops=None), worker_target=until_stopped_worker,
-                      should_check_database=False)
+        summary = run(
+            _spec(max_ops=None), worker_target=until_stopped_worker, should_check_database=False
+        )
     finally:
         timer.cancel()
     assert time.monotonic() - started < 3.0 + 5.0  # exits within 5 s of the signal
@@ -153,9 +173,20 @@ def test_sigterm_stops_gracefully_with_final_deltas() -> None:
 
 def test_worker_specs_split_rate_and_max_ops_exactly() -> None:
     spec = RunSpec(
-        dsn="x", num_workers=3, rate_per_s=10.0, is_paced=False, arrivals="poisson", burst=None,
-        duration_s=None, max_ops=100, batch_size=50, mix={"insert_consulta": 1.0}, seed=7,
-        report_interval_s=1.0, interval_s=2.0, max_jitter_ms=400,
+        dsn="x",
+        num_workers=3,
+        rate_per_s=10.0,
+        is_paced=False,
+        arrivals="poisson",
+        burst=None,
+        duration_s=None,
+        max_ops=100,
+        batch_size=50,
+        mix={"insert_consulta": 1.0},
+        seed=7,
+        report_interval_s=1.0,
+        interval_s=2.0,
+        max_jitter_ms=400,
     )
     shares = spec.worker_specs()
     assert [s.max_ops for s in shares] == [34, 33, 33]
@@ -177,32 +208,59 @@ def busy_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: A
 
 
 def test_heartbeats_keep_a_busy_worker_alive() -> None:
-    summary = run(_spec(), worker_target=busy_worker, should_check_database=False,
-                  silence_timeout_s=0.8, stop_timeout_s=1.0)
+    summary = run(
+        _spec(),
+        worker_target=busy_worker,
+        should_check_database=False,
+        silence_timeout_s=0.8,
+        stop_timeout_s=1.0,
+    )
     assert summary.stop_reason == "max-ops"
     assert summary.total.num_ops == 2 * OPS_PER_DELTA
 
 
 def test_worker_specs_carry_the_scenario_schedule() -> None:
-    spec = dataclasses.replace(_spec(), profile="cdc-edge", scenarios=("pk-update", "types"),
-                               scenario_every_ops=100, scenario_max_gap_s=300.0)
+    spec = dataclasses.replace(
+        _spec(),
+        profile="cdc-edge",
+        scenarios=("pk-update", "types"),
+        scenario_every_ops=100,
+        scenario_max_gap_s=300.0,
+    )
     shares = spec.worker_specs()
     assert {(s.scenarios, s.scenario_every_ops, s.scenario_max_gap_s) for s in shares} == {
-        (("pk-update", "types"), 100, 300.0)}
-    assert "profile" not in run(_spec(num_workers=1), worker_target=good_worker,
-                                should_check_database=False).to_json()
+        (("pk-update", "types"), 100, 300.0)
+    }
+    assert (
+        "profile"
+        not in run(
+            _spec(num_workers=1), worker_target=good_worker, should_check_database=False
+        ).to_json()
+    )
 
 
-def _run_slots(rate_per_s: float, num_workers: int, window_s: float,
-               arrivals: str = "token-bucket") -> list[int]:
+def _run_slots(
+    rate_per_s: float, num_workers: int, window_s: float, arrivals: str = "token-bucket"
+) -> list[int]:
     """Slots (ns from the start) every worker of a run would take in the first ``window_s``."""
     from loadgen.worker import build_arrivals
 
     spec = RunSpec(
-        dsn="x", num_workers=num_workers, rate_per_s=rate_per_s, is_paced=False,
-        arrivals=arrivals, burst=None, duration_s=None, max_ops=None, batch_size=1,
-        mix={"insert_consulta": 1.0}, seed=3, report_interval_s=1.0, interval_s=2.0,
-        max_jitter_ms=400)
+        dsn="x",
+        num_workers=num_workers,
+        rate_per_s=rate_per_s,
+        is_paced=False,
+        arrivals=arrivals,
+        burst=None,
+        duration_s=None,
+        max_ops=None,
+        batch_size=1,
+        mix={"insert_consulta": 1.0},
+        seed=3,
+        report_interval_s=1.0,
+        interval_s=2.0,
+        max_jitter_ms=400,
+    )
     slots = []
     for ws in spec.worker_specs():
         schedule = build_arrivals(ws, 0, np.random.default_rng(0))

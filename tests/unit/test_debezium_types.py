@@ -28,8 +28,7 @@ CASES = [
     # io.debezium.time.ZonedTimestamp: ISO 8601 in GMT (Java: signed years past 9999)
     ("timestamptz", -1, None, "2025-11-01T19:00:00.000001Z", "2025-11-01 19:00:00.000001+00"),
     ("timestamptz", -1, None, "-0043-03-15T12:00:00Z", "0044-03-15 12:00:00+00 BC"),
-    ("timestamptz", -1, None, "+294276-12-31T23:59:59.999999Z",
-     "294276-12-31 23:59:59.999999+00"),
+    ("timestamptz", -1, None, "+294276-12-31T23:59:59.999999Z", "294276-12-31 23:59:59.999999+00"),
     ("timestamptz", -1, None, "2025-11-01T20:30:00+01:30", "2025-11-01 19:00:00+00"),
     ("timestamptz", -1, None, "infinity", "infinity"),
     # io.debezium.time.MicroTime
@@ -56,8 +55,13 @@ CASES = [
     # io.debezium.data.Json / Uuid, INET: the string as sent
     ("jsonb", -1, None, '{"a": [1, "çã"], "b": {}}', '{"a": [1, "çã"], "b": {}}'),
     ("json", -1, None, '{ "kept" :  "verbatim" }', '{ "kept" :  "verbatim" }'),
-    ("uuid", -1, None, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-     "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    (
+        "uuid",
+        -1,
+        None,
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    ),
     ("inet", -1, None, "192.168.0.1/24", "192.168.0.1/24"),
     # BYTEA with binary.handling.mode=hex
     ("bytea", -1, None, "000000C3A7C3A36F", "\\x000000c3a7c3a36f"),
@@ -65,18 +69,29 @@ CASES = [
     # ARRAY of the element's encoding
     ("_text", -1, "text", ["a", None, "b c"], '{a,NULL,"b c"}'),
     ("_text", -1, "text", [], "{}"),
-    ("_text", -1, "text", ['quote "x"', "back\\slash", "", "NULL"],
-     '{"quote \\"x\\"","back\\\\slash","","NULL"}'),
+    (
+        "_text",
+        -1,
+        "text",
+        ['quote "x"', "back\\slash", "", "NULL"],
+        '{"quote \\"x\\"","back\\\\slash","","NULL"}',
+    ),
     ("_int4", -1, "int4", [1, None, -3], "{1,NULL,-3}"),
     ("_int4", -1, "int4", [[1, 2], [3, 4]], "{{1,2},{3,4}}"),
-    ("_uuid", -1, "uuid", ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"],
-     "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"),
+    (
+        "_uuid",
+        -1,
+        "uuid",
+        ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"],
+        "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("type_name", "typmod", "element", "value", "text"), CASES)
-def test_debezium_value_to_server_text(type_name: str, typmod: int, element: str | None,
-                                       value: object, text: str) -> None:
+def test_debezium_value_to_server_text(
+    type_name: str, typmod: int, element: str | None, value: object, text: str
+) -> None:
     assert debezium._converter(type_name, typmod, element)(value) == text
 
 
@@ -86,8 +101,9 @@ def test_calendar_round_trip_over_the_whole_postgresql_range() -> None:
 
 
 def test_debezium_config_asks_for_the_encodings_the_reader_knows() -> None:
-    cfg = debezium.debezium_config("postgresql://u@h/db", schema="s", publication="p", slot="x",
-                                   topic_prefix="t")["config"]
+    cfg = debezium.debezium_config(
+        "postgresql://u@h/db", schema="s", publication="p", slot="x", topic_prefix="t"
+    )["config"]
     assert cfg["decimal.handling.mode"] == "string"
     assert cfg["interval.handling.mode"] == "string"
     assert cfg["binary.handling.mode"] == "hex"

@@ -39,11 +39,18 @@ def test_begin_commit() -> None:
 def test_origin_type_relation() -> None:
     assert P.decode(b"O" + struct.pack(">Q", 99) + b"node_a\x00") == P.Origin(99, "node_a")
     assert P.decode(b"Y" + struct.pack(">I", 16400) + b"public\x00mood\x00") == P.Type(
-        16400, "public", "mood")
+        16400, "public", "mood"
+    )
     rel = P.decode(
-        b"R" + struct.pack(">I", 7) + b"s\x00t\x00f" + struct.pack(">h", 2)
-        + b"\x01id\x00" + struct.pack(">Ii", 20, -1)
-        + b"\x00nome\x00" + struct.pack(">Ii", 1043, 154))
+        b"R"
+        + struct.pack(">I", 7)
+        + b"s\x00t\x00f"
+        + struct.pack(">h", 2)
+        + b"\x01id\x00"
+        + struct.pack(">Ii", 20, -1)
+        + b"\x00nome\x00"
+        + struct.pack(">Ii", 1043, 154)
+    )
     assert isinstance(rel, P.Relation)
     assert rel.replica_identity == "f" and rel.column_names == ("id", "nome")
     assert rel.columns[0].is_key and not rel.columns[1].is_key and rel.columns[1].typmod == 154
@@ -52,8 +59,14 @@ def test_origin_type_relation() -> None:
 def test_insert_update_delete_tuples() -> None:
     ins = P.decode(b"I" + struct.pack(">I", 7) + b"N" + _tuple("1", "Zoë 🏥", None, ""))
     assert ins == P.Insert(7, ("1", "Zoë 🏥", None, ""))
-    upd = P.decode(b"U" + struct.pack(">I", 7) + b"O" + _tuple("1", "a")
-                   + b"N" + _tuple("1", P.UNCHANGED_TOAST))
+    upd = P.decode(
+        b"U"
+        + struct.pack(">I", 7)
+        + b"O"
+        + _tuple("1", "a")
+        + b"N"
+        + _tuple("1", P.UNCHANGED_TOAST)
+    )
     assert upd == P.Update(7, "O", ("1", "a"), ("1", P.UNCHANGED_TOAST))
     plain = P.decode(b"U" + struct.pack(">I", 7) + b"N" + _tuple("2"))
     assert plain == P.Update(7, None, None, ("2",))

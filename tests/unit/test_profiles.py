@@ -33,8 +33,32 @@ def _take(schedule: ScenarioSchedule, num_slots: int, now_ns: int = 0) -> list[s
 def test_every_nth_slot_is_a_step_round_robin() -> None:
     schedule = ScenarioSchedule(NAMES, every_ops=4, max_gap_s=None, start_ns=0)
     slots = _take(schedule, 24)
-    assert slots == ["op", "op", "op", "a", "op", "op", "op", "b", "op", "op", "op", "c",
-                     "op", "op", "op", "d", "op", "op", "op", "e", "op", "op", "op", "a"]
+    assert slots == [
+        "op",
+        "op",
+        "op",
+        "a",
+        "op",
+        "op",
+        "op",
+        "b",
+        "op",
+        "op",
+        "op",
+        "c",
+        "op",
+        "op",
+        "op",
+        "d",
+        "op",
+        "op",
+        "op",
+        "e",
+        "op",
+        "op",
+        "op",
+        "a",
+    ]
 
 
 def test_batches_stop_at_the_step() -> None:
@@ -50,8 +74,9 @@ def test_workers_start_at_offsets_and_cover_every_scenario_together() -> None:
     names = tuple(SCENARIOS)
     seen: set[str] = set()
     for worker_id in range(2):
-        schedule = ScenarioSchedule(names, every_ops=1, max_gap_s=None, start_ns=0,
-                                    worker_id=worker_id, num_workers=2)
+        schedule = ScenarioSchedule(
+            names, every_ops=1, max_gap_s=None, start_ns=0, worker_id=worker_id, num_workers=2
+        )
         seen.update(_take(schedule, (len(names) + 1) // 2))
     assert seen == set(names)
 
@@ -91,14 +116,17 @@ def test_run_spec_from_profiles() -> None:
     assert some.scenario_every_ops == 2
 
 
-@pytest.mark.parametrize(("stream", "message"), [
-    ({"profile": "nope"}, "--profile 'nope': unknown profile; allowed: default, cdc-edge"),
-    ({"profile": "cdc-edge", "scenarios": "pk-update,bogus"}, "unknown scenario(s) bogus"),
-    ({"profile": "cdc-edge", "scenarios": ","}, "unknown scenario(s) (none given)"),
-    ({"scenarios": "all"}, "--scenarios: profile 'default' mixes no scenarios in"),
-    ({"scenario_weight": 0.5}, "--scenario-weight: profile 'default' mixes no scenarios in"),
-    ({"profile": "cdc-edge", "scenario_weight": 2.0}, "--scenario-weight 2.0: must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        ({"profile": "nope"}, "--profile 'nope': unknown profile; allowed: default, cdc-edge"),
+        ({"profile": "cdc-edge", "scenarios": "pk-update,bogus"}, "unknown scenario(s) bogus"),
+        ({"profile": "cdc-edge", "scenarios": ","}, "unknown scenario(s) (none given)"),
+        ({"scenarios": "all"}, "--scenarios: profile 'default' mixes no scenarios in"),
+        ({"scenario_weight": 0.5}, "--scenario-weight: profile 'default' mixes no scenarios in"),
+        ({"profile": "cdc-edge", "scenario_weight": 2.0}, "--scenario-weight 2.0: must be > 0"),
+    ],
+)
 def test_bad_profile_settings(stream: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         _run_spec(**stream)
@@ -109,8 +137,16 @@ def test_summary_counts_scenario_steps_in_their_own_bucket() -> None:
     stats = IntervalStats()
     stats.record_commit(["insert_consulta", "update_exame"], [], [0, 0], 10, 20)
     stats.record_scenario_step("scenario:truncate", 6, 12, 0, 5, 4_000_000)
-    summary = RunSummary(total=stats, elapsed_s=1.0, num_workers=1, target_rate_per_s=None,
-                         seed=1, stop_reason="max-ops", profile="cdc-edge", has_scenarios=True)
+    summary = RunSummary(
+        total=stats,
+        elapsed_s=1.0,
+        num_workers=1,
+        target_rate_per_s=None,
+        seed=1,
+        stop_reason="max-ops",
+        profile="cdc-edge",
+        has_scenarios=True,
+    )
     data = summary.to_json()
     assert data["by_kind"] == {"insert": 1, "update": 1, "delete": 0, "scenario": 1}
     assert data["total_ops"] == 3 and data["committed_txns"] == 7
@@ -118,6 +154,12 @@ def test_summary_counts_scenario_steps_in_their_own_bucket() -> None:
     assert data["scenario_steps"]["steps"] == 1
     assert data["scenario_steps"]["row_changes"] == 12
     assert data["scenario_steps"]["latency_ms"]["max"] == pytest.approx(4.0, rel=0.01)
-    plain = RunSummary(total=IntervalStats(), elapsed_s=1.0, num_workers=1,
-                       target_rate_per_s=None, seed=1, stop_reason="max-ops")
+    plain = RunSummary(
+        total=IntervalStats(),
+        elapsed_s=1.0,
+        num_workers=1,
+        target_rate_per_s=None,
+        seed=1,
+        stop_reason="max-ops",
+    )
     assert "scenario" not in plain.to_json()["by_kind"]

@@ -37,19 +37,22 @@ def _recorder(kind: str, columns: tuple[str, ...]) -> Recorder:
 OLD: dict[str, Any] = {"id": "1", "codigo": "A", "nome": "x"}
 
 
-@pytest.mark.parametrize(("kind", "cols", "new", "want"), [
-    ("d", ("id",), {**OLD, "nome": "y"}, None),  # key unchanged: no old tuple
-    ("d", ("id",), {**OLD, "id": "2"}, {"id": "1"}),
-    ("d", ("id",), None, {"id": "1"}),  # delete: always the key
-    ("i", ("codigo",), {**OLD, "id": "2"}, None),  # id is not this identity's key
-    ("i", ("codigo",), {**OLD, "codigo": "B"}, {"codigo": "A"}),
-    ("f", ("id", "codigo", "nome"), {**OLD, "nome": "y"}, OLD),
-    ("f", ("id", "codigo", "nome"), None, OLD),
-    ("n", (), None, None),
-])
+@pytest.mark.parametrize(
+    ("kind", "cols", "new", "want"),
+    [
+        ("d", ("id",), {**OLD, "nome": "y"}, None),  # key unchanged: no old tuple
+        ("d", ("id",), {**OLD, "id": "2"}, {"id": "1"}),
+        ("d", ("id",), None, {"id": "1"}),  # delete: always the key
+        ("i", ("codigo",), {**OLD, "id": "2"}, None),  # id is not this identity's key
+        ("i", ("codigo",), {**OLD, "codigo": "B"}, {"codigo": "A"}),
+        ("f", ("id", "codigo", "nome"), {**OLD, "nome": "y"}, OLD),
+        ("f", ("id", "codigo", "nome"), None, OLD),
+        ("n", (), None, None),
+    ],
+)
 def test_before_image_follows_the_replica_identity(
-        kind: str, cols: tuple[str, ...], new: dict[str, Any] | None,
-        want: dict[str, Any] | None) -> None:
+    kind: str, cols: tuple[str, ...], new: dict[str, Any] | None, want: dict[str, Any] | None
+) -> None:
     assert _recorder(kind, cols).before_image("t", OLD, new) == want
 
 

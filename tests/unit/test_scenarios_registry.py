@@ -42,7 +42,10 @@ def test_table_names_deduplicates_and_rejects_unknown() -> None:
     assert len(names) == len(set(names))
     assert scenarios.table_names(["toast-unchanged"]) == ["cdc_laudos"]
     assert scenarios.scenarios_of_table("cdc_pacientes") == [
-        "pk-update", "delete-tombstone", "big-transaction"]
+        "pk-update",
+        "delete-tombstone",
+        "big-transaction",
+    ]
     with pytest.raises(ConfigError, match="unknown.*toast-unchanged"):
         scenarios.get("toast")
 
@@ -54,17 +57,34 @@ def test_cli_list() -> None:
         assert s.name in out.output and s.expect in out.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["no-such-scenario"], "scenario 'no-such-scenario': unknown"),
-    (["toast-unchanged", "--repeat", "0"], "--repeat 0: must be at least 1"),
-])
-def test_cli_bad_input_exits_2_before_connecting(args: list[str], message: str,
-                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-scenario"], "scenario 'no-such-scenario': unknown"),
+        (["toast-unchanged", "--repeat", "0"], "--repeat 0: must be at least 1"),
+    ],
+)
+def test_cli_bad_input_exits_2_before_connecting(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG"))}
     env["LOADGEN_LOGGING_FILE"] = str(tmp_path / "app.log")
     proc = subprocess.run(
-        [sys.executable, "-m", "loadgen", "--dsn", "postgresql://nobody@127.0.0.1:1/x",
-         "scenario", "run", *args], capture_output=True, text=True, env=env, cwd=tmp_path,
-        timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "loadgen",
+            "--dsn",
+            "postgresql://nobody@127.0.0.1:1/x",
+            "scenario",
+            "run",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
