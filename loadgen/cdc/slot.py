@@ -161,7 +161,8 @@ def slot_origin(conn: psycopg.Connection, slot: str) -> SlotOrigin | None:
         return None
     has_xmin = (
         conn.execute(
-            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'xmin_before'"
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = 'xmin_before'"
             " AND NOT attisdropped",
             (STATE_TABLE,),
         ).fetchone()
@@ -245,7 +246,8 @@ def setup(
     problems = check_server(conn)
     free_slots = int(
         conn.execute(
-            "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"
+            "SELECT current_setting('max_replication_slots')::int - count(*)"
+            " FROM pg_replication_slots"
         ).fetchone()[0]
     )  # type: ignore[index]
     has_slot = slot_database(conn, slot) is not None  # ours: _slot_here checked

@@ -101,7 +101,8 @@ def drop_tables(conn: psycopg.Connection) -> list[str]:
         present = [
             str(r[0])
             for r in conn.execute(
-                "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL",
+                "SELECT t FROM unnest(%s::text[]) AS t"
+                " WHERE to_regclass(quote_ident(t)) IS NOT NULL",
                 (names,),
             ).fetchall()
         ]

@@ -69,11 +69,13 @@ def test_checks_pass_on_lookup_data(conn: psycopg.Connection) -> None:
 # Receita Federal's documentation example.
 BAD_ROWS = [
     (
-        "INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', '1990-01-01', '529.982.247-24')",
+        "INSERT INTO pacientes (nome, nascimento, cpf)"
+        " VALUES ('A', '1990-01-01', '529.982.247-24')",
         "cpf:check-digits",
     ),
     (
-        "INSERT INTO pacientes (nome, nascimento, cpf) VALUES ('A', '1990-01-01', '111.111.111-11')",
+        "INSERT INTO pacientes (nome, nascimento, cpf)"
+        " VALUES ('A', '1990-01-01', '111.111.111-11')",
         "cpf:check-digits",
     ),
     (
