@@ -5,13 +5,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    LOADGEN_SQL_DIR=/app/sql \
     LOADGEN_LOGGING_FILE=""
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY loadgen ./loadgen
-COPY sql ./sql
 COPY config/settings.toml ./config/settings.toml
 RUN pip install . \
     && useradd --create-home --uid 10001 loadgen \

@@ -25,8 +25,8 @@ from typing import Any
 from loadgen.cdc import ledger_index
 from loadgen.cdc.capture import feed_slot
 from loadgen.cdc.verify import Verifier, gc_paused
-from loadgen.changes import RowChange
 from loadgen.ledger import LedgerWriter
+from loadgen.ledger.changes import RowChange
 
 COLUMNS = ("id", "paciente_id", "medico_id", "data", "motivo", "status", "created_at", "updated_at")
 # (type oid, typmod) as the server sends them for sql/01_schema.sql's consultas

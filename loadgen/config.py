@@ -73,7 +73,7 @@ class StreamConfig:
     ledger: str | None = None  # ledger directory or prefix
     summary_json: str | None = None  # write the summary as JSON here
     progress: bool | None = None  # None = live progress only on a terminal
-    profile: str = "default"  # default | cdc-edge (loadgen.profiles.PROFILES)
+    profile: str = "default"  # default | cdc-edge (loadgen.stream.profiles.PROFILES)
     scenarios: str | None = None  # cdc-edge: "all" or "pk-update,truncate"; None = profile's
     scenario_weight: float | None = None  # fraction of ops that are scenario steps (0 < w <= 1)
 
@@ -396,7 +396,7 @@ def _validate(built: dict[str, dict[str, Any]], sources: Mapping[str, str]) -> l
 def _validate_stream_strings(stream: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     """Rate, duration and mix strings parse (the parsers live with the engine and the ops)."""
     from loadgen.ops.mix import parse_mix
-    from loadgen.rates import parse_duration, parse_rate
+    from loadgen.stream.rates import parse_duration, parse_rate
 
     problems: list[str] = []
     checks = (

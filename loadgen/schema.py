@@ -6,7 +6,6 @@ The DDL itself lives only in ``sql/``; this module runs it. Consistency checks a
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,9 +23,8 @@ MAX_EXAMPLES = 5
 
 
 def sql_dir() -> Path:
-    """The ``sql/`` directory: ``$LOADGEN_SQL_DIR``, else the one beside the package."""
-    override = os.environ.get("LOADGEN_SQL_DIR")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "sql"
+    """The ``loadgen/sql/`` directory inside the installed package (wheels carry it)."""
+    return Path(__file__).resolve().parent / "sql"
 
 
 @cache

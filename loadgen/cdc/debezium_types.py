@@ -1,7 +1,7 @@
 """Debezium's JSON encodings of PostgreSQL values, turned back into PostgreSQL's text output.
 
 Written from the Debezium PostgreSQL connector's "Data type mappings" documentation, for the
-settings ``debezium.debezium_config`` emits: ``decimal.handling.mode=string``,
+settings ``debezium_config.debezium_config`` emits: ``decimal.handling.mode=string``,
 ``time.precision.mode=adaptive_time_microseconds``, ``binary.handling.mode=hex``,
 ``interval.handling.mode=string``. The output is what the server prints under the session
 settings ``loadgen.db`` pins (TimeZone=UTC, DateStyle=ISO, IntervalStyle=postgres,

@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from loadgen import db, scenarios
-from loadgen.cdc import capture, debezium, names, report, slot
+from loadgen.cdc import capture, debezium, debezium_config, names, report, slot
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.config import Settings
 from loadgen.errors import CheckFailedError, ConfigError
@@ -226,7 +226,7 @@ def cdc_debezium_config(
         db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
-    doc = debezium.debezium_config(
+    doc = debezium_config.debezium_config(
         dsn,
         schema=schema,
         publication=s.cdc.publication,
@@ -239,4 +239,4 @@ def cdc_debezium_config(
     if fmt == "json":
         _dump(doc)
     else:
-        sys.stdout.write(debezium.to_properties(doc))
+        sys.stdout.write(debezium_config.to_properties(doc))

@@ -8,11 +8,12 @@ import threading
 
 import typer
 
-from loadgen import coordinator, db, profiles
+from loadgen import db
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.errors import ConfigError, RunAbortedError
-from loadgen.rates import format_rate
-from loadgen.report import (
+from loadgen.stream import coordinator, profiles
+from loadgen.stream.rates import format_rate
+from loadgen.stream.report import (
     RunSummary,
     check_summary_json_path,
     choose_reporter,

@@ -34,8 +34,8 @@ from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from loadgen import tables
-from loadgen.changes import RowChange
 from loadgen.errors import ConfigError, SchemaMissingError
+from loadgen.ledger.changes import RowChange
 from loadgen.ops import rowgen
 from loadgen.ops.pools import DatedPool, IdPool, LinkState
 from loadgen.ops.registry import BY_NAME, OP_NAMES

@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from loadgen.changes import RowChange
 from loadgen.ledger import LedgerWriter
+from loadgen.ledger.changes import RowChange
 
 TextRow = dict[str, str | None]
 

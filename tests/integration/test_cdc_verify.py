@@ -24,8 +24,8 @@ from loadgen import db
 from loadgen.cdc import capture, pgoutput
 from loadgen.cdc import slot as S
 from loadgen.cdc.final_state import table_columns
-from loadgen.changes import RowChange
 from loadgen.ledger import LedgerWriter, part_files
+from loadgen.ledger.changes import RowChange
 
 pytestmark = pytest.mark.db
 

@@ -12,8 +12,8 @@ import pytest
 from psycopg import sql
 
 from loadgen import datagen, db, schema, tables
-from loadgen.changes import RowChange
 from loadgen.errors import SchemaMissingError
+from loadgen.ledger.changes import RowChange
 from loadgen.ops.mix import parse_mix
 from loadgen.ops.registry import BY_NAME, OP_NAMES
 from loadgen.ops.workload import Workload

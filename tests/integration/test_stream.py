@@ -56,7 +56,6 @@ def env(seeded_dsn: str, tmp_path: Path) -> dict[str, str]:
             "LOADGEN_DSN": seeded_dsn,
             "LOADGEN_DB_CONNECT_RETRY_S": "2",
             "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
-            "LOADGEN_SQL_DIR": str(schema.sql_dir()),
         }
     )
     return env

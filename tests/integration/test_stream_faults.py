@@ -24,7 +24,7 @@ import pytest
 
 from loadgen import db, embedded, schema, seed
 from loadgen.ops.mix import parse_mix
-from loadgen.worker import WorkerSpec, _Worker
+from loadgen.stream.worker import WorkerSpec, _Worker
 from tests.integration.test_stream import _counts, _deltas, _expected_deltas, _wait_for_progress
 
 pytestmark = pytest.mark.db
@@ -120,7 +120,6 @@ def test_server_restart_mid_run_continues_and_counts_match(tmp_path: Path) -> No
             {
                 "LOADGEN_DSN": dsn,
                 "LOADGEN_LOGGING_FILE": str(tmp_path / "app.log"),
-                "LOADGEN_SQL_DIR": str(schema.sql_dir()),
             }
         )
         proc = subprocess.Popen(
@@ -237,7 +236,7 @@ def test_worker_blocked_in_a_long_statement_stays_alive(schema_dsn: str) -> None
     heartbeat threads keep them alive, so the run ends normally (before: exit 4, silent)."""
     import psycopg
 
-    from loadgen import coordinator
+    from loadgen.stream import coordinator
     from tests.integration.test_cdc_cli import SEED_SQL
 
     with psycopg.connect(schema_dsn, autocommit=True) as conn:

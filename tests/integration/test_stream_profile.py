@@ -19,8 +19,8 @@ import pytest
 from loadgen import db
 from loadgen.cdc import slot as S
 from loadgen.ops.registry import BY_NAME
-from loadgen.profiles import is_scenario_op, scenario_op_name
 from loadgen.scenarios import SCENARIOS
+from loadgen.stream.profiles import is_scenario_op, scenario_op_name
 from tests.integration.test_cdc_cli import SEED_SQL, in_process
 from tests.integration.test_stream import (  # noqa: F401 - fixtures
     _counts,

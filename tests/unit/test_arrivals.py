@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loadgen.arrivals import (
+from loadgen.stream.arrivals import (
     ClosedLoop,
     JitteredArrivals,
     PoissonArrivals,
     TokenBucket,
     UniformArrivals,
 )
-from loadgen.clock import NS_PER_S, FakeClock
+from loadgen.stream.clock import NS_PER_S, FakeClock
 
 
 def _run_keeping_up(schedule: TokenBucket | UniformArrivals, clock: FakeClock, n: int) -> list[int]:

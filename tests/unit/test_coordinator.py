@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadgen.changes import RowChange
-from loadgen.coordinator import RunSpec, run
 from loadgen.errors import RunAbortedError
-from loadgen.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
-from loadgen.stats import IntervalStats
-from loadgen.worker import WorkerSpec
+from loadgen.ledger.changes import RowChange
+from loadgen.stream.coordinator import RunSpec, run
+from loadgen.stream.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.stream.stats import IntervalStats
+from loadgen.stream.worker import WorkerSpec
 
 NUM_DELTAS = 3
 OPS_PER_DELTA = 4
@@ -243,7 +243,7 @@ def _run_slots(
     rate_per_s: float, num_workers: int, window_s: float, arrivals: str = "token-bucket"
 ) -> list[int]:
     """Slots (ns from the start) every worker of a run would take in the first ``window_s``."""
-    from loadgen.worker import build_arrivals
+    from loadgen.stream.worker import build_arrivals
 
     spec = RunSpec(
         dsn="x",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.cdc import debezium as D
+from loadgen.cdc import debezium_config
 
 SOURCE = (
     '"source": {"version": "2.7.0.Final", "connector": "postgresql", "name":'
@@ -120,7 +121,7 @@ def test_value_conversion_to_postgres_text() -> None:
 
 
 def test_connector_config_masks_password_and_uses_its_own_slot() -> None:
-    doc = D.debezium_config(
+    doc = debezium_config.debezium_config(
         "postgresql://app:s3cret@db.example:6543/hosp",
         schema="public",
         publication="loadgen_pub",
@@ -137,7 +138,7 @@ def test_connector_config_masks_password_and_uses_its_own_slot() -> None:
     assert cfg["table.include.list"].split(",")[0] == "public.pacientes"
     assert len(cfg["table.include.list"].split(",")) == 7
     assert cfg["decimal.handling.mode"] == "string" and cfg["tombstones.on.delete"] == "true"
-    shown = D.debezium_config(
+    shown = debezium_config.debezium_config(
         "postgresql://app:s3cret@db/h",
         schema="s",
         publication="p",
@@ -148,7 +149,7 @@ def test_connector_config_masks_password_and_uses_its_own_slot() -> None:
     )
     assert shown["config"]["database.password"] == "s3cret"
     assert shown["config"]["database.hostname"] == "postgres"
-    props = D.to_properties(doc)
+    props = debezium_config.to_properties(doc)
     assert props.startswith("name=loadgen-hospital\n") and "slot.name=loadgen_debezium\n" in props
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.cdc import debezium
+from loadgen.cdc import debezium, debezium_config
 from loadgen.cdc import debezium_types as T
 
 # (PostgreSQL type, typmod, array element type, Debezium JSON value, server text)
@@ -101,7 +101,7 @@ def test_calendar_round_trip_over_the_whole_postgresql_range() -> None:
 
 
 def test_debezium_config_asks_for_the_encodings_the_reader_knows() -> None:
-    cfg = debezium.debezium_config(
+    cfg = debezium_config.debezium_config(
         "postgresql://u@h/db", schema="s", publication="p", slot="x", topic_prefix="t"
     )["config"]
     assert cfg["decimal.handling.mode"] == "string"

@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadgen.changes import RowChange
 from loadgen.errors import ConfigError
 from loadgen.ledger import LedgerWriter, part_files, read_ledger, read_line
+from loadgen.ledger.changes import RowChange
 
 
 def _changes() -> list[RowChange]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen import profiles
 from loadgen.config import StreamConfig
-from loadgen.coordinator import RunSpec
 from loadgen.errors import ConfigError
-from loadgen.profiles import ScenarioSchedule
-from loadgen.report import RunSummary
 from loadgen.scenarios import SCENARIOS
-from loadgen.stats import IntervalStats
+from loadgen.stream import profiles
+from loadgen.stream.coordinator import RunSpec
+from loadgen.stream.profiles import ScenarioSchedule
+from loadgen.stream.report import RunSummary
+from loadgen.stream.stats import IntervalStats
 
 NAMES = ("a", "b", "c", "d", "e")
 S = 1_000_000_000

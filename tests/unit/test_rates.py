@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loadgen.errors import ConfigError
-from loadgen.rates import format_rate, parse_duration, parse_rate
+from loadgen.stream.rates import format_rate, parse_duration, parse_rate
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from loadgen.changes import RowChange
+from loadgen.ledger.changes import RowChange
 from loadgen.scenarios.recorder import Identity, Recorder
 from loadgen.scenarios.toast import incompressible
 from loadgen.scenarios.volume import split_changes

@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from loadgen.changes import RowChange
-from loadgen.messages import StatsDelta, WorkerDone
-from loadgen.stats import IntervalStats, LatencyHistogram, merged
+from loadgen.ledger.changes import RowChange
+from loadgen.stream.messages import StatsDelta, WorkerDone
+from loadgen.stream.stats import IntervalStats, LatencyHistogram, merged
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loadgen.changes import RowChange
+from loadgen.ledger.changes import RowChange
 
 _SUB_BITS = 7
 _SUB_COUNT = 1 << _SUB_BITS  # 128 exact buckets for 0..127

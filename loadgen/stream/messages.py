@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadgen.stats import IntervalStats
+from loadgen.stream.stats import IntervalStats
 
 PROTOCOL_VERSION = 1
 

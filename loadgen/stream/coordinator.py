@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from loadgen import db
-from loadgen.clock import NS_PER_S, SystemClock
 from loadgen.config import StreamConfig
 from loadgen.errors import ConfigError, RunAbortedError, SchemaMissingError
-from loadgen.messages import (
+from loadgen.stream.clock import NS_PER_S, SystemClock
+from loadgen.stream.messages import (
     PROTOCOL_VERSION,
     Heartbeat,
     StatsDelta,
@@ -36,10 +36,10 @@ from loadgen.messages import (
     WorkerFailed,
     WorkerReady,
 )
-from loadgen.rates import parse_duration, parse_rate
-from loadgen.report import NullReporter, Progress, Reporter, RunSummary
-from loadgen.stats import IntervalStats
-from loadgen.worker import WorkerSpec, run_worker
+from loadgen.stream.rates import parse_duration, parse_rate
+from loadgen.stream.report import NullReporter, Progress, Reporter, RunSummary
+from loadgen.stream.stats import IntervalStats
+from loadgen.stream.worker import WorkerSpec, run_worker
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class RunSpec:
     fail_fast_on_critical: bool = False
     ledger: str | None = None
     reconnect_timeout_s: float = 60.0
-    profile: str = "default"  # loadgen.profiles.PROFILES
+    profile: str = "default"  # loadgen.stream.profiles.PROFILES
     scenarios: tuple[str, ...] = ()  # scenarios mixed in (cdc-edge); empty = none
     scenario_every_ops: int = 0  # one slot in this many is a scenario step (0 = none)
     scenario_max_gap_s: float | None = None  # and at least one per worker this often, s
@@ -121,8 +121,8 @@ class RunSpec:
 
         ``stream`` must come from ``config.load``, which has validated ranges and choices.
         """
-        from loadgen import profiles
         from loadgen.ops.mix import parse_mix
+        from loadgen.stream import profiles
 
         # Ranges and choices (workers, batch size, burst, max-ops, arrivals...) were checked by
         # config.load, the one place that validates settings; only the strings parse here.

@@ -17,8 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loadgen.clock import NS_PER_S
 from loadgen.errors import ConfigError
+from loadgen.stream.clock import NS_PER_S
 
 SCENARIO_OP_PREFIX = "scenario:"  # operation name of a scenario step: "scenario:<name>"
 SCENARIO_KIND = "scenario"  # its bucket in the summary's by_kind

@@ -1,6 +1,6 @@
 """Open-loop arrival schedules: when each operation is due, independent of how fast the server is.
 
-Every schedule hands out absolute slots in ns on the monotonic epoch (see ``loadgen.clock``).
+Every schedule hands out absolute slots in ns on the monotonic epoch (see ``loadgen.stream.clock``).
 A worker asks for the next slot, sleeps until it and runs the operation; latency is measured
 from the slot, so a slow server cannot hide queueing (pgbench's throttling model). Schedules are
 pure: they take the current time and an RNG as arguments and never read a clock themselves.
@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from loadgen.clock import NS_PER_S
+from loadgen.stream.clock import NS_PER_S
 
 _POISSON_BLOCK = 4096  # exponential gaps drawn per numpy call
 

@@ -18,12 +18,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from loadgen.clock import NS_PER_MS
 from loadgen.errors import ConfigError
 from loadgen.ops.registry import BY_NAME, KINDS
-from loadgen.profiles import SCENARIO_KIND, is_scenario_op
-from loadgen.rates import format_rate
-from loadgen.stats import IntervalStats, LatencyHistogram
+from loadgen.stream.clock import NS_PER_MS
+from loadgen.stream.profiles import SCENARIO_KIND, is_scenario_op
+from loadgen.stream.rates import format_rate
+from loadgen.stream.stats import IntervalStats, LatencyHistogram
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from loadgen.changes import RowChange
 from loadgen.errors import ConfigError
+from loadgen.ledger.changes import RowChange
 
 PART_GLOB = "part-*.jsonl"
 LEDGER_FORMAT_VERSION = 1

@@ -1,7 +1,7 @@
 """Worker fault handling: SQLSTATE classes, retries, reconnects with backoff, in-doubt commits.
 
-``Recovery`` is a mixin of the worker (``loadgen.worker._Worker``): it owns what happens when a
-statement or a COMMIT fails. Errors are counted by SQLSTATE class; serialization failures and
+``Recovery`` is a mixin of the worker (``loadgen.stream.worker._Worker``): it owns what happens
+when a statement or a COMMIT fails. Errors are counted by SQLSTATE class; serialization failures and
 deadlocks are retried; a lost connection is reopened with exponential backoff and jitter; a
 commit whose outcome is unknown is resolved with ``txid_status`` after reconnecting.
 """
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from loadgen import db
-from loadgen.clock import NS_PER_MS, NS_PER_S, SystemClock
 from loadgen.errors import DatabaseUnavailableError
-from loadgen.stats import IntervalStats
+from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock
+from loadgen.stream.stats import IntervalStats
 
 if TYPE_CHECKING:
-    from loadgen.worker import WorkerSpec
+    from loadgen.stream.worker import WorkerSpec
 
 logger = logging.getLogger(__name__)
 

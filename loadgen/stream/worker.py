@@ -31,7 +31,7 @@ import numpy as np
 import psycopg
 
 from loadgen import db
-from loadgen.arrivals import (
+from loadgen.stream.arrivals import (
     Arrivals,
     ClosedLoop,
     JitteredArrivals,
@@ -39,10 +39,10 @@ from loadgen.arrivals import (
     TokenBucket,
     UniformArrivals,
 )
-from loadgen.clock import NS_PER_MS, NS_PER_S, SystemClock
-from loadgen.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
-from loadgen.profiles import ScenarioSchedule, scenario_op_name
-from loadgen.recovery import (  # noqa: F401 - re-exported: the engine's fault vocabulary
+from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock
+from loadgen.stream.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
+from loadgen.stream.profiles import ScenarioSchedule, scenario_op_name
+from loadgen.stream.recovery import (  # noqa: F401 - re-exported: the engine's fault vocabulary
     CRITICAL_CLASSES,
     RETRYABLE_SQLSTATES,
     Recovery,
@@ -50,14 +50,14 @@ from loadgen.recovery import (  # noqa: F401 - re-exported: the engine's fault v
     _StopRequested,
     sqlstate_class,
 )
-from loadgen.stats import IntervalStats
+from loadgen.stream.stats import IntervalStats
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
     from multiprocessing.sharedctypes import Synchronized
     from multiprocessing.synchronize import Event
 
-    from loadgen.changes import RowChange
+    from loadgen.ledger.changes import RowChange
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class WorkerSpec:
 
 
 def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) -> Arrivals:
-    """The schedule a worker follows (see ``loadgen.arrivals``)."""
+    """The schedule a worker follows (see ``loadgen.stream.arrivals``)."""
     if spec.arrivals == "closed" or (spec.rate_per_s is None and spec.arrivals != "pace"):
         return ClosedLoop()
     if spec.arrivals == "pace":
