@@ -52,3 +52,9 @@ class RunAbortedError(LoadgenError):
     """A run started but could not finish (a worker died or went silent). Exit 4."""
 
     exit_code = EXIT_ABORTED
+
+
+class RuntimeMissingError(LoadgenError):
+    """A runtime the command needs is not installed (e.g. Java for ``cdc capture``). Exit 3."""
+
+    exit_code = EXIT_DB_UNAVAILABLE
