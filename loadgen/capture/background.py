@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from loadgen.capture.runner import running_pid
+from loadgen.capture.runner import is_alive, running_pid
 from loadgen.capture.sink import CapturePaths, read_json
 from loadgen.errors import (
     EXIT_ABORTED,
@@ -114,7 +114,7 @@ def stop(paths: CapturePaths, *, until_caught_up: bool, timeout_s: float) -> dic
     os.kill(pid, signal.SIGUSR1 if until_caught_up else signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     escalated = False
-    while _alive(pid):
+    while is_alive(pid):
         if time.monotonic() > deadline:
             if escalated:
                 raise RunAbortedError(f"the capture (pid {pid}) did not stop; see {paths.log}")
@@ -128,18 +128,3 @@ def stop(paths: CapturePaths, *, until_caught_up: bool, timeout_s: float) -> dic
             f" stopped; see {paths.status}"
         )
     return summary
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours (tests) counts as gone
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().split(b") ")[-1][:1] != b"Z"
-    except OSError:
-        return True

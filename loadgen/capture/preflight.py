@@ -7,6 +7,7 @@ holds it or it belongs to another database), and the TCP endpoint Debezium will 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -14,6 +15,8 @@ import psycopg
 from loadgen.cdc import debezium_config
 from loadgen.cdc.debezium_config import Endpoint
 from loadgen.errors import ConfigError, DatabaseUnavailableError
+
+SLOT_RELEASE_WAIT_S = 10.0  # how long an active slot may take to be released
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,18 @@ def check(
 
 
 def _ensure_slot(conn: psycopg.Connection, slot: str, *, create: bool) -> tuple[str | None, bool]:
-    row = conn.execute(
-        "SELECT coalesce(database, ''), coalesce(plugin, ''), active_pid, current_database()"
-        " FROM pg_replication_slots WHERE slot_name = %s",
-        (slot,),
-    ).fetchone()
+    deadline = time.monotonic() + SLOT_RELEASE_WAIT_S
+    while True:
+        row = conn.execute(
+            "SELECT coalesce(database, ''), coalesce(plugin, ''), active_pid, current_database()"
+            " FROM pg_replication_slots WHERE slot_name = %s",
+            (slot,),
+        ).fetchone()
+        # a consumer that just died (a crashed capture being restarted) holds the slot until
+        # its WAL sender notices: give it a few seconds
+        if row is None or row[2] is None or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     if row is not None:
         database, plugin, active_pid, here = row
         if database != here:

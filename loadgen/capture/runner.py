@@ -93,20 +93,27 @@ class PidLock:
 
 
 def running_pid(pid_path: Path) -> int | None:
-    """The pid in ``pid_path`` when that process is alive, else None."""
+    """The pid in ``pid_path`` when that process is alive (not a zombie), else None."""
     try:
         pid = int(pid_path.read_text().strip() or "0")
     except (OSError, ValueError):
         return None
-    if pid <= 0:
-        return None
+    return pid if pid > 0 and is_alive(pid) else None
+
+
+def is_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
-        return pid
-    return pid
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[-1][:1] != b"Z"
+    except OSError:
+        return not Path("/proc/self").exists()  # no procfs: trust kill(0)
 
 
 def run(dsn: str, opts: CaptureOptions, requests: StopRequests) -> tuple[dict[str, Any], int]:

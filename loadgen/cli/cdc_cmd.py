@@ -202,6 +202,12 @@ def cdc_debezium_config(
         "--db-host",
         help="database.hostname as Kafka Connect must see it (e.g. postgres in compose).",
     ),
+    db_port: int | None = typer.Option(
+        None, "--db-port", min=1, max=65535, help="database.port as Kafka Connect must see it."
+    ),
+    db_user: str | None = typer.Option(
+        None, "--db-user", help="database.user (default: the DSN's user)."
+    ),
     slot_name: str | None = typer.Option(
         None, "--slot", help="Debezium's slot (default: cdc.debezium_slot; never the verifier's)."
     ),
@@ -212,7 +218,11 @@ def cdc_debezium_config(
         help="Also capture the cdc_ scenario tables (as `cdc setup --with-scenarios`).",
     ),
 ) -> None:
-    """Print a Debezium PostgreSQL connector configuration consistent with `cdc setup`."""
+    """Print a Debezium PostgreSQL connector configuration consistent with `cdc setup`.
+
+    table.include.list names the tables as the publication sends them (its partitions
+    unless it publishes via the partition root). The password is masked unless
+    --show-password (a masked config does not connect: a warning says so on stderr)."""
     if fmt not in ("json", "properties"):
         raise ConfigError(f"--format {fmt!r}: use json or properties")
     s = _settings(ctx, topic_prefix=topic_prefix, debezium_slot=slot_name, publication=publication)
@@ -226,6 +236,15 @@ def cdc_debezium_config(
         db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+        published = debezium_config.published_tables(conn, s.cdc.publication)
+    extra = tuple(scenarios.table_names()) if with_scenarios else ()
+    wanted = debezium_config.hospital_tables(schema, extra)
+    if published is None:
+        print(
+            f"warning: publication {s.cdc.publication!r} does not exist yet (run `loadgen cdc"
+            " setup` first): table.include.list names the tables, not partitions",
+            file=sys.stderr,
+        )
     doc = debezium_config.debezium_config(
         dsn,
         schema=schema,
@@ -234,8 +253,16 @@ def cdc_debezium_config(
         topic_prefix=s.cdc.topic_prefix,
         show_password=show_password,
         db_host=db_host,
-        extra_tables=tuple(scenarios.table_names()) if with_scenarios else (),
+        db_port=db_port,
+        db_user=db_user,
+        table_list=debezium_config.include_list(published, wanted),
     )
+    if doc["config"]["database.password"] == debezium_config.MASKED_PASSWORD:
+        print(
+            "warning: database.password is masked; Kafka Connect cannot log in with it:"
+            " pass --show-password to print the real one",
+            file=sys.stderr,
+        )
     if fmt == "json":
         _dump(doc)
     else:

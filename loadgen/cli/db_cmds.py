@@ -11,7 +11,7 @@ from rich.table import Table
 
 from loadgen import config, db, embedded, schema
 from loadgen.cli.app import app, dsn_source, get_dsn, get_settings
-from loadgen.errors import CheckFailedError
+from loadgen.errors import CheckFailedError, ConfigError
 
 JSON_HELP = "Print JSON instead of a table."
 
@@ -150,15 +150,39 @@ def db_status(ctx: typer.Context) -> None:
     settings = get_settings(ctx)
     state = embedded.status(settings.db.embedded_dir)
     if state.is_running:
-        print(f"running: pid {state.pid}, data {state.pgdata}, socket {state.socket_dir}")
+        tcp = f", tcp {state.tcp_host}:{state.port}" if state.tcp_host else ", no tcp"
+        print(f"running: pid {state.pid}, data {state.pgdata}, socket {state.socket_dir}{tcp}")
         print(embedded.url(settings.db.embedded_dir, settings.db.database))
+        tcp_url = embedded.tcp_url(settings.db.embedded_dir, settings.db.database)
+        if tcp_url:
+            print(tcp_url)
     else:
         print(f"stopped: data {state.pgdata}")
         raise typer.Exit(1)
 
 
 @db_app.command("url")
-def db_url(ctx: typer.Context) -> None:
-    """Print a DSN for the embedded server that psql accepts: psql "$(loadgen db url)"."""
+def db_url(
+    ctx: typer.Context,
+    tcp: bool = typer.Option(
+        False, "--tcp", help="The loopback TCP address instead (JDBC clients, e.g. Debezium)."
+    ),
+) -> None:
+    """Print a DSN for the embedded server that psql accepts: psql "$(loadgen db url)".
+
+    The server listens on a Unix socket (this URL) and on a loopback TCP port chosen on its
+    first start and kept across restarts (--tcp; also shown on stderr)."""
     settings = get_settings(ctx)
-    print(embedded.url(settings.db.embedded_dir, settings.db.database))
+    socket_url = embedded.url(settings.db.embedded_dir, settings.db.database)
+    tcp_url = embedded.tcp_url(settings.db.embedded_dir, settings.db.database)
+    if tcp:
+        if tcp_url is None:
+            raise ConfigError(
+                "the embedded server listens on a Unix socket only; restart it"
+                " (`loadgen db stop && loadgen db start`) to add TCP"
+            )
+        print(tcp_url)
+        return
+    print(socket_url)
+    if tcp_url:
+        print(f"also on TCP: {tcp_url}", file=sys.stderr)
