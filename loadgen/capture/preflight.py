@@ -16,7 +16,7 @@ from loadgen.cdc import debezium_config
 from loadgen.cdc.debezium_config import Endpoint
 from loadgen.errors import ConfigError, DatabaseUnavailableError
 
-SLOT_RELEASE_WAIT_S = 10.0  # how long an active slot may take to be released
+SLOT_RELEASE_WAIT_S = 5.0  # how long an active slot may take to be released
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ Usage: python dump_context.py DSN OUT_DIR (DSN's search_path selects the sample'
 
 ``columns`` holds, per table of the schema, what ``loadgen.cdc.debezium.column_converters``
 reads from the catalog (name, type name, typmod, element type name of an array);
-``partition_roots`` what ``loadgen.cdc.capture.partition_roots`` returns for tables; ``replica_identity``
-per table; ``tables`` the final contents (PostgreSQL text output under loadgen's pinned
-session settings, NULL as null), ordered by id, for the final-state check.
+``partition_roots`` what ``loadgen.cdc.capture.partition_roots`` returns for tables;
+``replica_identity`` per table; ``tables`` the final contents (PostgreSQL text output under
+loadgen's pinned session settings, NULL as null), ordered by id, for the final-state check.
 """
 
 from __future__ import annotations
