@@ -35,8 +35,10 @@ class CaptureStats:
     num_transaction_events: int = 0
     num_heartbeats: int = 0  # acknowledged, not written
     num_batches: int = 0
+    handler_s: float = 0.0  # time spent in our consumer (conversion, write, fsync)
     first_lsn: int | None = None
     last_lsn: int | None = None
+    first_line_at: float | None = None  # time.monotonic() of the first written line
     last_line_at: float | None = None  # time.monotonic() of the last written line
     markers_seen: set[str] = field(default_factory=set)
 
@@ -62,6 +64,7 @@ class _Handler:
             raise
 
     def _handle(self, records: Any) -> None:
+        started = time.perf_counter()
         lines: list[bytes] = []
         ops: dict[str, int] = {}
         tombstones = heartbeats = txn_events = 0
@@ -76,24 +79,23 @@ class _Handler:
             value = None if raw is None else str(raw)
             if value is None:
                 tombstones += 1
-            else:
+            elif topic == self.message_topic:
                 doc = orjson.loads(value)
-                if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
-                    doc = doc["payload"]
-                if topic == self.message_topic and isinstance(doc, dict):
-                    msg = doc.get("message") or {}
-                    if msg.get("prefix") == MARKER_PREFIX:
-                        markers.append(str(msg.get("content") or ""))
-                        continue
-                if topic == self.transaction_topic:
-                    txn_events += 1
-                elif isinstance(doc, dict):
-                    op = str(doc.get("op") or "?")
-                    ops[op] = ops.get(op, 0) + 1
-                    lsn = (doc.get("source") or {}).get("lsn")
-                    if isinstance(lsn, int):
-                        first = lsn if first is None else first
-                        last = lsn
+                doc = doc.get("payload", doc) if isinstance(doc, dict) else doc
+                msg = (doc.get("message") if isinstance(doc, dict) else None) or {}
+                if msg.get("prefix") == MARKER_PREFIX:
+                    markers.append(str(msg.get("content") or ""))
+                    continue
+            elif topic == self.transaction_topic:
+                txn_events += 1
+            else:  # a change event: its op and source LSN, without parsing the document
+                op = _field(value, '"op":"', '"') or "?"
+                ops[op] = ops.get(op, 0) + 1
+                lsn_text = _field(value, '"lsn":', ",")
+                if lsn_text and lsn_text.isdigit():
+                    lsn = int(lsn_text)
+                    first = lsn if first is None else first
+                    last = lsn
             line = (value or "null").encode()
             if self.with_key:
                 key = record.key()
@@ -104,6 +106,7 @@ class _Handler:
         with self.lock:
             s = self.stats
             s.num_batches += 1
+            s.handler_s += time.perf_counter() - started
             s.num_lines += len(lines)
             for op, n in ops.items():
                 s.num_by_op[op] = s.num_by_op.get(op, 0) + n
@@ -115,6 +118,7 @@ class _Handler:
                 s.last_lsn = last
             if lines:
                 s.last_line_at = time.monotonic()
+                s.first_line_at = s.first_line_at or s.last_line_at
             if markers:
                 s.markers_seen.update(markers)
                 self.marker_event.set()
@@ -240,6 +244,17 @@ class Capture:
                 logger.warning("closing the Debezium engine: %s", exc)
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+
+def _field(doc: str, key: str, end: str) -> str | None:
+    """The raw text after the last ``key`` in ``doc`` up to ``end`` (JsonConverter puts
+    ``source`` before ``op``, and ``lsn`` last but a few in ``source``)."""
+    at = doc.rfind(key)
+    if at < 0:
+        return None
+    start = at + len(key)
+    stop = doc.find(end, start)
+    return doc[start:stop] if stop > start else None
 
 
 def _one_line(error: Any, message: Any) -> str:

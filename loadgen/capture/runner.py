@@ -351,13 +351,18 @@ def _summary(
         "tombstones": stats.num_tombstones if stats else 0,
         "transaction_events": stats.num_transaction_events if stats else 0,
         "heartbeats": stats.num_heartbeats if stats else 0,
+        # first to last written line: the throughput without the JVM's start
+        "write_span_s": round(stats.last_line_at - stats.first_line_at, 3)
+        if stats and stats.first_line_at and stats.last_line_at
+        else None,
+        "batches": stats.num_batches if stats else 0,
+        "consumer_s": round(stats.handler_s, 3) if stats else 0.0,
         "first_lsn": _lsn_text(stats.first_lsn) if stats else None,
         "last_lsn": _lsn_text(stats.last_lsn) if stats else None,
         "bytes_written": sink.bytes_written,
         "offsets": str(paths.offsets),
         "log": str(paths.log),
     }
-    summary.pop("lines_per_s_live", None)
     if capture and capture.failure:
         summary["error"] = capture.failure
     write_json_atomic(paths.status, summary)
