@@ -26,12 +26,18 @@ _CHILD_ENV = "LOADGEN_CAPTURE_CHILD"
 capture_app = typer.Typer(
     help="Run Debezium's PostgreSQL connector in-process (no Kafka) and write its change events"
     " to a file that `cdc verify --debezium` reads.\n\n"
-    "  loadgen cdc capture --out events.jsonl --background   # returns once streaming\n\n"
-    "  loadgen stream --rate 100/s --duration 1m --ledger run1/\n\n"
-    "  loadgen cdc capture stop --out events.jsonl --until-caught-up\n\n"
+    "\b\n"
+    "  loadgen cdc setup\n"
+    "  loadgen cdc capture --out events.jsonl --background   # returns once streaming\n"
+    "  loadgen stream --rate 100/s --duration 1m --ledger run1/\n"
+    "  loadgen cdc capture stop --out events.jsonl --until-caught-up\n"
     "  loadgen cdc verify --ledger run1/ --debezium events.jsonl\n\n"
     "Needs the debezium extra (pip install 'loadgen[debezium]') and a Java 17+ runtime."
-    " Offsets are kept in OUT.offsets: running again with the same --out resumes (appends).",
+    " Debezium gets its own slot (created when missing). Offsets are kept in OUT.offsets:"
+    " running again with the same --out resumes and appends. Each batch is fsynced before"
+    " its offsets may be committed: at least once, never a gap.\n\n"
+    "Exit 0 when stopped by Ctrl-C/SIGTERM, --idle or --until-caught-up; 2 bad input; 3 a"
+    " server, slot or Java problem; 4 the engine failed after it streamed.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -62,7 +68,9 @@ def _tables(spec: str | None, schema_hint: str | None) -> list[str] | None:
 @capture_app.callback()
 def capture(
     ctx: typer.Context,
-    out: str | None = typer.Option(None, "--out", help=OUT_HELP, show_default=False),
+    out: str | None = typer.Option(
+        None, "--out", metavar="FILE", help=OUT_HELP, show_default=False
+    ),
     slot_name: str | None = typer.Option(
         None,
         "--slot",
@@ -96,10 +104,16 @@ def capture(
         False, "--transactions", help="Transaction metadata (BEGIN/END events, `transaction`)."
     ),
     sets: list[str] = typer.Option(  # noqa: B008 - Typer's idiom
-        [], "--set", help="KEY=VALUE Debezium property overriding loadgen's (repeatable)."
+        [],
+        "--set",
+        metavar="KEY=VALUE",
+        help="A Debezium property overriding loadgen's (repeatable).",
     ),
     idle: str | None = typer.Option(
-        None, "--idle", help="Stop after this long without events (e.g. 30s, 5m; max 7 days)."
+        None,
+        "--idle",
+        metavar="DURATION",
+        help="Stop after this long without events (e.g. 30s, 5m; max 7 days).",
     ),
     until_caught_up: bool = typer.Option(
         False,
@@ -116,9 +130,7 @@ def capture(
         None, "--summary-json", help="Also write the summary as JSON to this file."
     ),
 ) -> None:
-    """Capture change events with Debezium into --out until Ctrl-C/SIGTERM, --idle or
-    --until-caught-up. Exit 0 when stopped so, 2 bad input, 3 server/Java problem, 4 the
-    engine failed after it streamed."""
+    """Capture change events with Debezium into --out (runs in the CLI's main thread)."""
     if ctx.invoked_subcommand is not None:
         return
     from loadgen.capture.stop import StopRequests
