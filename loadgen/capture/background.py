@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loadgen.capture.runner import is_alive, running_pid
@@ -38,9 +39,16 @@ class ChildFailed(LoadgenError):
 
 
 def start(
-    paths: CapturePaths, child_args: list[str], env: dict[str, str], timeout_s: float
+    paths: CapturePaths,
+    child_args: list[str],
+    env: dict[str, str],
+    timeout_s: float,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """Start the capture in the background; return its status once it streams.
+
+    When ``should_stop()`` turns true first (Ctrl-C while waiting), the child is stopped and
+    waited for, and the status returned has ``phase`` ``interrupted``.
 
     Raises:
         ChildFailed: the child exited first (its error line and exit code).
@@ -75,17 +83,25 @@ def start(
                 str(error or _last_error_line(paths) or f"the capture exited with {code}"),
                 code or EXIT_ABORTED,
             )
+        if should_stop():
+            _end(child)
+            return {"phase": "interrupted", "pid": child.pid}
         if time.monotonic() > deadline:
-            child.terminate()
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            _end(child)
             raise RunAbortedError(
                 f"the capture did not start streaming within {timeout_s:g} s; see {paths.log}"
             )
         time.sleep(POLL_S)
+
+
+def _end(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the child (it flushes its offsets), SIGKILL it after 60 s; reap it."""
+    child.terminate()
+    try:
+        child.wait(60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _last_error_line(paths: CapturePaths) -> str | None:

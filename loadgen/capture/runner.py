@@ -192,6 +192,7 @@ def _run_locked(
         if sink.repaired_bytes:
             _say(f"{paths.out}: cut a torn last line ({sink.repaired_bytes} bytes; redelivered)")
         if requests.now:
+            sink.close()
             return _summary(paths, opts, status, None, sink, "signal " + requests.now), EXIT_OK
         java.start(paths.log)
         capture = Capture(props, sink, topic_prefix=opts.topic_prefix, with_key=opts.with_key)
@@ -213,7 +214,11 @@ def _run_locked(
             capture.close(CLOSE_TIMEOUT_S)
             sink.close()
         if capture.failure and code == EXIT_OK:
-            reason, code = f"failed: {capture.failure}", EXIT_ABORTED
+            if requests.now:  # closed while it was still starting: not a failure of the run
+                logger.info("engine stopped during start-up: %s", capture.failure)
+                capture.failure = None
+            else:
+                reason, code = f"failed: {capture.failure}", EXIT_ABORTED
         with contextlib.suppress(psycopg.Error):
             status["slot_lag_bytes"] = preflight.slot_progress(conn, opts.slot)[1]
         return _summary(paths, opts, status, capture, sink, reason), code

@@ -56,7 +56,7 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _tables(spec: str | None, schema_hint: str | None) -> list[str] | None:
+def _tables(spec: str | None) -> list[str] | None:
     if spec is None:
         return None
     items = [t.strip() for t in spec.split(",") if t.strip()]
@@ -175,9 +175,9 @@ def _capture(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
     java.require_extra()
     dsn = get_dsn(ctx)
     schema = _current_schema(dsn, s.db.connect_retry_s) if a["tables"] else None
-    table_list = _qualify(_tables(a["tables"], None), schema)
+    table_list = _qualify(_tables(a["tables"]), schema)
     if a["background"]:
-        _start_background(ctx, a, paths, dsn)
+        _start_background(ctx, a, paths, dsn, requests)
         return
     from loadgen.capture import runner
 
@@ -228,7 +228,9 @@ def _qualify(items: list[str] | None, schema: str | None) -> list[str] | None:
     return [t if "." in t else f"{schema}.{t}" for t in items]
 
 
-def _start_background(ctx: typer.Context, a: dict[str, Any], paths: CapturePaths, dsn: str) -> None:
+def _start_background(
+    ctx: typer.Context, a: dict[str, Any], paths: CapturePaths, dsn: str, requests: Any
+) -> None:
     from loadgen.capture import background
 
     state = _state(ctx)
@@ -263,10 +265,15 @@ def _start_background(ctx: typer.Context, a: dict[str, Any], paths: CapturePaths
     env["LOADGEN_DSN"] = dsn  # resolved once here (embedded server included); not in argv
     env[_CHILD_ENV] = "1"
     try:
-        status = background.start(paths, args, env, START_TIMEOUT_S)
+        status = background.start(
+            paths, args, env, START_TIMEOUT_S, should_stop=lambda: bool(requests.now)
+        )
     except background.ChildFailed as exc:
         print(f"loadgen: error: {exc}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
+    if status.get("phase") == "interrupted":
+        print(f"capture stopped before it streamed ({requests.now}); nothing left running")
+        return
     print(
         f"capture {status.get('phase')}: pid {status.get('pid')}, slot {status.get('slot')},"
         f" writing {paths.out} (log {paths.log}); stop with:"

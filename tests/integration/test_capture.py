@@ -314,3 +314,29 @@ def test_missing_extra_and_missing_java(cdc: CdcEnv, tmp_path: Path) -> None:
     assert r.returncode == 3, r.stderr
     assert "holds no Java runtime" in r.stderr and len(r.stderr.splitlines()) == 1
     assert os.path.exists(tmp_path / "e.jsonl") is False
+
+
+def test_ctrl_c_while_a_background_capture_starts_leaves_nothing_running(cdc: CdcEnv) -> None:
+    out = cdc.cwd / "interrupted.jsonl"
+    pid_file = out.with_name("interrupted.jsonl.pid")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "cdc", "capture", "--out", str(out), "--background"],
+        env=cdc.env, cwd=cdc.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists():
+            assert parent.poll() is None and time.monotonic() < deadline, parent.communicate()
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        parent.send_signal(signal.SIGINT)
+        stdout, stderr = parent.communicate(timeout=90)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    assert parent.returncode == 0, stderr
+    assert "stopped before it streamed" in stdout and "Traceback" not in stderr
+    assert not Path(f"/proc/{child}").exists() or b") Z" in Path(f"/proc/{child}/stat").read_bytes()
+    summary = orjson.loads(out.with_name("interrupted.jsonl.status.json").read_bytes())
+    assert summary["stop_reason"] == "signal SIGTERM" and "error" not in summary
