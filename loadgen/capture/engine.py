@@ -22,6 +22,7 @@ from loadgen.capture.sink import EventFile
 logger = logging.getLogger(__name__)
 
 MARKER_PREFIX = "loadgen.capture"  # pg_logical_emit_message prefix of the caught-up marker
+KEEPALIVE_PREFIX = "loadgen.capture.keepalive"  # moves the slot while the tables are quiet
 HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
 
 
@@ -83,8 +84,10 @@ class _Handler:
                 doc = orjson.loads(value)
                 doc = doc.get("payload", doc) if isinstance(doc, dict) else doc
                 msg = (doc.get("message") if isinstance(doc, dict) else None) or {}
-                if msg.get("prefix") == MARKER_PREFIX:
+                prefix = str(msg.get("prefix") or "")
+                if prefix == MARKER_PREFIX:
                     markers.append(str(msg.get("content") or ""))
+                if prefix.startswith(MARKER_PREFIX):  # ours: acknowledged, not written
                     continue
             elif topic == self.transaction_topic:
                 txn_events += 1

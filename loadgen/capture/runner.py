@@ -20,7 +20,7 @@ import psycopg
 
 from loadgen import db
 from loadgen.capture import java, preflight
-from loadgen.capture.engine import MARKER_PREFIX, Capture
+from loadgen.capture.engine import KEEPALIVE_PREFIX, MARKER_PREFIX, Capture
 from loadgen.capture.sink import CapturePaths, EventFile, check_out, read_json, write_json_atomic
 from loadgen.capture.stop import StopPolicy, StopRequests, marker_matches
 from loadgen.cdc import debezium_config
@@ -39,6 +39,10 @@ TICK_S = 0.2
 STATUS_EVERY_S = 1.0
 LAG_EVERY_S = 2.0
 CLOSE_TIMEOUT_S = 60.0
+# Debezium confirms to the server only the position of the last event it processed: while the
+# captured tables are quiet (other tables or databases still writing WAL) the slot would pin
+# ever more WAL. A logical decoding message this often, when nothing was written, moves it.
+KEEPALIVE_EVERY_S = 10.0
 
 
 @dataclass
@@ -235,7 +239,7 @@ def _watch(
     """Watch the running engine until a stop condition; return (reason, exit code)."""
     marker: str | None = None
     streaming_since: float | None = None
-    next_status = next_lag = 0.0
+    next_status = next_lag = last_keepalive = 0.0
     rate = _Rate()
     caught_up_wanted = opts.stop.until_caught_up
     while True:
@@ -272,8 +276,14 @@ def _watch(
                 status["phase"] = "catching up"
             if marker is not None and marker_matches(marker, capture.stats.markers_seen):
                 return "caught up", EXIT_OK
-            idle = opts.stop.idle_s
             last = capture.stats.last_line_at or streaming_since
+            if now - max(last, last_keepalive) >= KEEPALIVE_EVERY_S:
+                last_keepalive = now
+                try:
+                    preflight.emit_marker(conn, KEEPALIVE_PREFIX, "")
+                except psycopg.Error as exc:
+                    logger.warning("keepalive message: %s", exc)
+            idle = opts.stop.idle_s
             if idle is not None and now - max(last, streaming_since) >= idle:
                 return f"idle {idle:g} s", EXIT_OK
         if now >= next_status:
