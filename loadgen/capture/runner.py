@@ -179,6 +179,11 @@ def _run_locked(
             raise
         if plan.slot_created_lsn:
             _say(f"slot {opts.slot}: created at LSN {plan.slot_created_lsn}")
+            if paths.offsets.exists():
+                _say(
+                    f"warning: {paths.offsets} belongs to an earlier slot {opts.slot}: changes"
+                    " committed between its last position and now are not in the new slot"
+                )
         props = debezium_config.engine_properties(
             plan.endpoint,
             table_list=plan.tables,
