@@ -20,6 +20,7 @@ from loadgen.cdc import slot as slot_mod
 from loadgen.cdc.ledger_index import OP_CODES, TableCodes
 from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport, gc_paused
 from loadgen.errors import CheckFailedError, ConfigError
+from loadgen.ledger.resolve import server_resolver
 
 _U32 = struct.Struct(">I").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
@@ -417,7 +418,7 @@ def verify_slot(
         ConfigError: no ledger at ``ledger_path``, an empty ledger, or no such slot.
     """
     with gc_paused():
-        ledger = ledger_index.load(ledger_path)
+        ledger = ledger_index.load(ledger_path, resolve=server_resolver(conn))
         if ledger.num_changes == 0:
             raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]

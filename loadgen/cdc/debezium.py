@@ -30,6 +30,7 @@ from loadgen.cdc.capture import TOAST_TRACK_MIN_CHARS, UNCHANGED, partition_root
 from loadgen.cdc.ledger_index import OP_CODES, occurrences
 from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, VerifyReport, gc_paused
 from loadgen.errors import ConfigError
+from loadgen.ledger.resolve import server_resolver
 
 UNAVAILABLE_PLACEHOLDER = "__debezium_unavailable_value"  # unavailable.value.placeholder default
 _SNAPSHOT, _TRUNCATE = "r", "t"
@@ -209,7 +210,7 @@ def verify_file(
 def _verify_file(
     conn: psycopg.Connection, ledger_path: str, events_path: str, max_examples: int
 ) -> VerifyReport:
-    ledger = ledger_index.load(ledger_path, split_pk_updates=True)
+    ledger = ledger_index.load(ledger_path, split_pk_updates=True, resolve=server_resolver(conn))
     if ledger.num_changes == 0:
         raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
     schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]

@@ -9,22 +9,18 @@ few lines they show. 5M changes ≈ 300 MB of columns, plus transient parsing bu
 
 from __future__ import annotations
 
-import itertools
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from loadgen import tables
-from loadgen.ledger import BadLine, part_files
+from loadgen.ledger import BadLine, LedgerScan, Resolver, part_files, records, scan
 
 OP_CODES: Mapping[str, int] = {"c": 0, "u": 1, "d": 2}
-_PLAIN_FIELDS = 10  # fields of a ledger line without old_pk/before (``LedgerWriter``)
-_CHUNK_BYTES = 4 * 1024 * 1024  # ledger lines parsed per chunk (bounded transient memory)
 OP_LETTERS = "cud"
 _U64 = np.uint64
 _MIX1 = _U64(0xBF58476D1CE4E5B9)
@@ -217,6 +213,11 @@ class LedgerIndex:
     extra_pos: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     # ^ the keys of ``extras``, sorted (for ``np.isin`` on a batch of matches)
     _identity: dict[tuple[int, tuple[tuple[str, object], ...]], int] | None = None
+    fates: dict[str, int] = field(default_factory=dict)
+    # ^ transactions by fate (loadgen.ledger.reader: committed, aborted, in progress,
+    #   unresolved): only committed ones' changes are in the columns
+    num_uncommitted_changes: int = 0  # change lines of transactions that did not commit
+    num_resolved_by_server: int = 0  # intents without an outcome that ``resolve`` answered
 
     @property
     def num_changes(self) -> int:
@@ -251,70 +252,31 @@ class LedgerIndex:
         return self.parts[int(self.part[i])], int(self.offset[i])
 
 
-def _chunks(
-    parts: Sequence[str], bad: list[BadLine]
-) -> Iterator[tuple[int, list[int], list[dict[str, Any]]]]:
-    """Yield (part index, byte offsets, parsed objects) in chunks of about ``_CHUNK_BYTES``."""
-    loads = orjson.loads
-    for pi, part in enumerate(parts):
-        offset = 0
-        line_no = 0
-        with open(part, "rb") as f:
-            while lines := f.readlines(_CHUNK_BYTES):
-                offs = list(itertools.accumulate(map(len, lines), initial=offset))
-                offset = offs.pop()
-                try:
-                    objs = [loads(raw) for raw in lines]
-                    ok = lines[-1].endswith(b"\n") and all(type(o) is dict for o in objs)
-                except orjson.JSONDecodeError:
-                    ok = False
-                if not ok:
-                    good_offs, objs = [], []
-                    for i, (raw, off) in enumerate(zip(lines, offs, strict=True)):
-                        obj = _parse(raw)
-                        if obj is None:
-                            if raw.strip():
-                                bad.append(
-                                    BadLine(
-                                        part,
-                                        line_no + i + 1,
-                                        off,
-                                        not raw.endswith(b"\n"),
-                                        raw[:80].decode("utf-8", "replace"),
-                                    )
-                                )
-                            continue
-                        good_offs.append(off)
-                        objs.append(obj)
-                    offs = good_offs
-                line_no += len(lines)
-                yield pi, offs, objs
-
-
-def _parse(raw: bytes) -> dict[str, Any] | None:
-    if not raw.endswith(b"\n"):
-        return None  # torn: the writer died mid-line
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def load(
-    path: str, codes: TableCodes | None = None, *, split_pk_updates: bool = False
+    path: str,
+    codes: TableCodes | None = None,
+    *,
+    split_pk_updates: bool = False,
+    resolve: Resolver | None = None,
 ) -> LedgerIndex:
     """Read every part of the ledger at ``path`` into a ``LedgerIndex`` (streams the files).
 
     ``split_pk_updates``: record an update that changed ``id`` (``old_pk``) as a delete of the
     old key and a create of the new one, as Debezium emits it (pgoutput sends one update).
+    Only committed transactions' changes are indexed (``loadgen.ledger.reader``): an intent
+    without an outcome goes to ``resolve`` (``loadgen.ledger.resolve.server_resolver``:
+    pg_xact_status); without a resolver, or when the server cannot say, it is left out and
+    counted in ``fates["unresolved"]``.
 
     Raises:
         ConfigError: no part files at ``path``.
     """
     parts = part_files(path)
     codes = codes or TableCodes()
-    bad: list[BadLine] = []
+    state = LedgerScan(parts)
+    bad: list[BadLine] = state.bad_lines
+    v2_rows: list[tuple[int, int]] = []  # [start, end) row ranges read from format-2 chunks
+    v2_truncates: list[bool] = []  # per entry of ``truncates``
     cols = {
         k: array("q")
         for k in ("xid", "seq", "table", "pk", "op", "vhash", "part", "offset", "mono")
@@ -335,6 +297,7 @@ def load(
             after = obj["after"]
             if obj["op"] == "t":
                 truncates.append((int(obj["txid"]), code(str(obj["table"])), pi, offset))
+                v2_truncates.append(is_v2)
                 return
             op = OP_CODES[obj["op"]]
             row = [
@@ -350,7 +313,7 @@ def load(
             bad.append(BadLine(parts[pi], -1, offset, False, str(obj)[:80]))
             return
         mono = int(obj.get("mono_ns", 0))
-        is_extra = len(obj) > _PLAIN_FIELDS or obj.get("op_name") in tracked
+        is_extra = records.has_extras(obj) or obj.get("op_name") in tracked
         if split_pk_updates and op == u_code and old_pk is not None and old_pk != row[3]:
             if is_extra:
                 add_extra(len(a_xid), obj)
@@ -368,7 +331,11 @@ def load(
         for col, v in zip(cols.values(), (*row, pi, offset, mono), strict=True):
             col.append(v)
 
-    for pi, offs, objs in _chunks(parts, bad):
+    is_v2 = False
+    for chunk in scan(parts, state):
+        pi, offs, objs = chunk.part, chunk.offsets, chunk.changes
+        is_v2 = chunk.version >= 2
+        first_row = len(a_xid)
         try:  # fast path: whole columns by comprehension (the common, well-formed case)
             ops = [OP_CODES[o["op"]] for o in objs]
             if split_pk_updates and any(o.get("old_pk") is not None for o in objs):
@@ -378,13 +345,15 @@ def load(
             sparse = [
                 i
                 for i, o in enumerate(objs)
-                if len(o) > _PLAIN_FIELDS or o.get("op_name") in tracked
+                if records.has_extras(o) or o.get("op_name") in tracked
             ]
             base = len(a_xid)
             a_xid.extend([o["txid"] for o in objs])
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             for offset, obj in zip(offs, objs, strict=True):
                 add_slow(pi, offset, obj)
+            if is_v2:
+                v2_rows.append((first_row, len(a_xid)))
             continue
         a_seq.extend([2 * o["seq"] for o in objs])
         a_tab.extend(tabs)
@@ -397,6 +366,8 @@ def load(
         for i in sparse:
             o = objs[i]
             add_extra(base + i, o, old_pk=None if o.get("old_pk") is None else int(o["old_pk"]))
+        if is_v2:
+            v2_rows.append((first_row, len(a_xid)))
     # Narrow the small columns at once and drop their int64 buffers (memory plan: ~60 bytes
     # per ledger change; the peak while indexing is about twice that).
     narrow = {"seq": np.int32, "table": np.int16, "op": np.int8, "part": np.int16}
@@ -406,6 +377,9 @@ def load(
         view = np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, np.int64)
         arr[k] = view.astype(narrow[k]) if k in narrow else view
         del a, view
+    fates, num_uncommitted, num_by_server, extras, truncates = _keep_committed(
+        arr, v2_rows, extras, truncates, v2_truncates, state, resolve
+    )
     mono = arr["mono"]
     arr["mono"] = ((mono - mono.min()) // 1_000_000).astype(np.int32) if len(mono) else mono
     del mono
@@ -448,4 +422,67 @@ def load(
         truncates,
         extras,
         np.array(sorted(extras), np.int64),
+        fates=fates,
+        num_uncommitted_changes=num_uncommitted,
+        num_resolved_by_server=num_by_server,
     )
+
+
+def ledger_fate_notes(fates: Mapping[str, int]) -> list[str]:
+    """Report notes for ledger transactions that are not known to have committed."""
+    notes = []
+    if fates.get("in progress"):
+        notes.append(
+            f"{fates['in progress']:,} ledger transactions are still in progress on the server"
+            " (is the load still running?): their changes are not expected yet"
+        )
+    if fates.get("unresolved"):
+        notes.append(
+            f"{fates['unresolved']:,} ledger transactions have no outcome and the server cannot"
+            " say whether they committed (xid too old, or another cluster): their changes are"
+            " not expected; captured, they count as unexpected"
+        )
+    return notes
+
+
+def _keep_committed(
+    arr: dict[str, npt.NDArray[Any]],
+    v2_rows: list[tuple[int, int]],
+    extras: dict[int, LedgerExtra],
+    truncates: list[tuple[int, int, int, int]],
+    v2_truncates: list[bool],
+    state: LedgerScan,
+    resolve: Resolver | None,
+) -> tuple[dict[str, int], int, int, dict[int, LedgerExtra], list[tuple[int, int, int, int]]]:
+    """Drop (in ``arr``, in place) the rows of format-2 transactions that did not commit.
+
+    Returns (transactions by fate, dropped change rows, intents the server resolved, extras
+    renumbered, truncates kept).
+    """
+    n = len(arr["xid"])
+    is_v2 = np.zeros(n, bool)
+    for lo, hi in v2_rows:
+        is_v2[lo:hi] = True
+    xid = arr["xid"]
+    intents = np.unique(xid[is_v2]).tolist()
+    intents += [t[0] for t, v in zip(truncates, v2_truncates, strict=True) if v]
+    intents = sorted(set(intents))
+    if not intents:
+        return {}, 0, 0, extras, truncates
+    fates = state.fates(intents, resolve)
+    num_by_server = sum(1 for t in intents if t not in state.outcomes and fates[t] != "unresolved")
+    committed = np.array(sorted(t for t, f in fates.items() if f == records.COMMITTED), np.int64)
+    keep = ~is_v2 | np.isin(xid, committed)
+    del is_v2
+    counts: dict[str, int] = {}
+    for f in fates.values():
+        counts[f] = counts.get(f, 0) + 1
+    num_dropped = int(n - keep.sum())
+    if num_dropped:
+        for k in list(arr):
+            arr[k] = arr[k][keep]
+        new_pos = np.cumsum(keep) - 1
+        extras = {int(new_pos[p]): ex for p, ex in extras.items() if keep[p]}
+    ok = set(committed.tolist())
+    truncates = [t for t, v in zip(truncates, v2_truncates, strict=True) if not v or t[0] in ok]
+    return counts, num_dropped, num_by_server, extras, truncates

@@ -28,7 +28,7 @@ import psycopg
 from loadgen.cdc import final_state, order_checks
 from loadgen.cdc.attribution import named as _named
 from loadgen.cdc.attribution import old_tuple_problems
-from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, key_hash
+from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, key_hash, ledger_fate_notes
 from loadgen.ledger import read_line
 
 DEFAULT_MAX_EXAMPLES = 5
@@ -354,9 +354,11 @@ class Verifier:
         for b in L.bad_lines:
             if b.is_torn:
                 self.notes.append(
-                    f"torn last line in {b.part} (line {b.line_no}): the writer"
-                    " died mid-write; that transaction is not in the ledger"
+                    f"torn last line in {b.part} (line {b.line_no}): the writer died"
+                    " mid-write (an intent whose COMMIT was never sent, or an outcome: then"
+                    " the transaction was resolved from the server)"
                 )
+        self.notes.extend(ledger_fate_notes(L.fates))
         live = ~L.is_dup
         missing = np.flatnonzero(live & (self.match_count == 0))
         self.counts["missing"] = len(missing)
@@ -427,6 +429,10 @@ class Verifier:
             "captured_truncates": len(self.truncates),
             "ledger_truncates": len(L.truncates),
             "torn_ledger_lines": sum(b.is_torn for b in L.bad_lines),
+            "ledger_aborted_transactions": L.fates.get("aborted", 0),
+            "ledger_resolved_by_server": L.num_resolved_by_server,
+            "ledger_unresolved_transactions": L.fates.get("unresolved", 0)
+            + L.fates.get("in progress", 0),
         }
         return VerifyReport(source, counts, checks, self.notes, elapsed_s)
 

@@ -1,33 +1,53 @@
-"""The ground-truth ledger: the row changes a run committed (``writer``), and ``RowChange``."""
+"""The ground-truth ledger: each transaction's intent before COMMIT and its outcome after.
+
+``records`` is the schema (format version 2), ``writer`` writes a part, ``reader`` is the one
+reader, ``resolve`` asks the server (``pg_xact_status``) about intents without an outcome.
+Contract and format: ``docs/ledger.md``.
+"""
 
 from loadgen.ledger.changes import RowChange
+from loadgen.ledger.reader import (
+    BadLine,
+    Chunk,
+    LedgerContents,
+    LedgerEntry,
+    LedgerScan,
+    Resolver,
+    entry_from_obj,
+    read_ledger,
+    read_line,
+    scan,
+)
+from loadgen.ledger.records import COMMITTED, FORMAT_VERSION
 from loadgen.ledger.writer import (
     LEDGER_FORMAT_VERSION,
     PART_GLOB,
-    BadLine,
-    LedgerContents,
-    LedgerEntry,
+    LedgerWriteError,
     LedgerWriter,
-    entry_from_obj,
-    iter_lines,
+    append_outcomes,
     part_files,
     part_path,
-    read_ledger,
-    read_line,
 )
 
 __all__ = [
+    "COMMITTED",
+    "FORMAT_VERSION",
     "LEDGER_FORMAT_VERSION",
     "PART_GLOB",
     "BadLine",
+    "Chunk",
     "LedgerContents",
     "LedgerEntry",
+    "LedgerScan",
+    "LedgerWriteError",
     "LedgerWriter",
+    "Resolver",
     "RowChange",
+    "append_outcomes",
     "entry_from_obj",
-    "iter_lines",
     "part_files",
     "part_path",
     "read_ledger",
     "read_line",
+    "scan",
 ]

@@ -1,40 +1,67 @@
-"""Ground-truth ledger: every committed row change, one orjson JSON line each.
+"""Write one ledger part: a header, then each transaction's intent before COMMIT, its outcome after.
 
 Each writer (one per connection that commits: a worker, or a client thread inside it) appends
-to its own part file, so no row crosses a process boundary. A line is written only after the
-transaction's COMMIT returned, and the whole transaction is written with one ``write`` call and
-flushed, so a crash leaves at most a torn last line, which readers detect and report.
+to its own part file, so no line crosses a process boundary. The contract (``docs/ledger.md``):
+
+1. ``intent(txid, changes)`` BEFORE sending COMMIT: every change line of the transaction in one
+   ``write`` and, with ``fsync=True`` (the default), ``fdatasync`` — when it returns, the intent
+   survives the death of this process, of the machine, of the disk cache. When it raises
+   ``LedgerWriteError`` (disk full, I/O error, file too large) the caller must roll the
+   transaction back: nothing committed is then unrecorded.
+2. ``outcome(txid, status)`` after COMMIT returned (or failed): not fsynced — a lost outcome is
+   recovered from the server with ``pg_xact_status`` (``loadgen.ledger.resolve``).
+
+A write that fails part-way is cut back (``ftruncate``) to the last whole line, so a later
+reader never sees half a record glued to the next; a writer killed mid-write leaves at most one
+unterminated last line (a *torn* intent of a transaction that never sent COMMIT, or a torn
+outcome whose transaction is resolved from the server). Opening a part whose last line is torn
+cuts it off and says so in the header (``repaired_bytes``).
 
 Layout of ``PATH``: a directory (existing, or a new path without a suffix) holds
-``part-<writer>.jsonl`` files; any other path is a prefix: ``run1.jsonl`` gives
+``part-<writer>.jsonl`` files (``part-<run>-<writer>.jsonl`` when a run id is given, so runs
+can share a directory); any other path is a prefix: ``run1.jsonl`` gives
 ``run1.part-<writer>.jsonl`` next to it. Readers take every part.
-
-Line fields: ``txid`` (``pg_current_xact_id()``, 64-bit with epoch), ``seq`` (order of the
-change within its transaction, from 0), ``table``, ``op`` (``c``/``u``/``d``/``t``), ``pk``,
-``after`` (column → PostgreSQL text output, or null for deletes and truncates), ``op_name``,
-``commit_time`` (as given by the caller), ``writer`` and ``mono_ns`` (``time.monotonic_ns()``
-when the transaction was recorded; system-wide on Linux, so comparable across the writers of
-one run); and, only when the change carries them, ``old_pk`` (an update that changed ``id``)
-and ``before``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import orjson
 
 from loadgen.errors import ConfigError
+from loadgen.ledger import records
 from loadgen.ledger.changes import RowChange
 
 PART_GLOB = "part-*.jsonl"
-LEDGER_FORMAT_VERSION = 1
+LEDGER_FORMAT_VERSION = records.FORMAT_VERSION
+_DUMPS_OPTION = orjson.OPT_APPEND_NEWLINE
+
+
+class LedgerWriteError(OSError):
+    """A ledger line could not be written (ENOSPC, EIO, EFBIG...). One line, names the part.
+
+    Raised by ``LedgerWriter.intent``/``outcome``; picklable (crosses the worker queue).
+    """
+
+    def __init__(self, path: str, what: str, err: int, strerror: str) -> None:
+        super().__init__(err, strerror)
+        self.path = path
+        self.what = what
+        self.errno = err
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.what, self.errno, self.strerror))
+
+    def __str__(self) -> str:
+        return f"ledger {self.path}: cannot write {self.what}: {self.strerror} (errno {self.errno})"
 
 
 def _is_directory_path(path: str) -> bool:
@@ -46,12 +73,13 @@ def _is_directory_path(path: str) -> bool:
     return path.endswith(os.sep) or p.suffix == ""
 
 
-def part_path(path: str, writer_id: int) -> str:
+def part_path(path: str, writer_id: int, run_id: str = "") -> str:
     """Return the part file a writer appends to (see the module docstring for the layout)."""
+    name = f"{run_id}-{writer_id:05d}" if run_id else f"{writer_id:05d}"
     if _is_directory_path(path):
-        return str(Path(path) / f"part-{writer_id:05d}.jsonl")
+        return str(Path(path) / f"part-{name}.jsonl")
     p = Path(path)
-    return str(p.with_name(f"{p.stem}.part-{writer_id:05d}.jsonl"))
+    return str(p.with_name(f"{p.stem}.part-{name}.jsonl"))
 
 
 def part_files(path: str) -> list[str]:
@@ -73,76 +101,193 @@ def part_files(path: str) -> list[str]:
     return parts
 
 
+def _torn_tail_bytes(path: str, size: int) -> int:
+    """Length of an unterminated last line at the end of the file (0 if it ends in a newline)."""
+    if size == 0:
+        return 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _torn_tail_of(fd, size)
+    finally:
+        os.close(fd)
+
+
+def _torn_tail_of(fd: int, size: int) -> int:
+    block = 1 << 16
+    pos = size
+    while pos > 0:
+        start = max(0, pos - block)
+        chunk = os.pread(fd, pos - start, start)
+        if pos == size and chunk.endswith(b"\n"):
+            return 0
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            return size - (start + nl + 1)
+        pos = start
+    return size
+
+
 class LedgerWriter:
-    """Append one writer's committed changes to its own part file.
+    """Append one writer's intents and outcomes to its own part file.
 
     One instance per connection that commits (its file order must be its commit order): create
     it in the process (and thread) that uses it; it is not shared between threads.
+
+    Args:
+        path: the ledger (directory or prefix, see the module docstring).
+        worker_id: this writer's id (in the part name and every line).
+        run_id: the run's id, part of the file name when given ("" = none).
+        fsync: ``fdatasync`` each intent before returning (the durability contract); False
+            only hands the intent to the OS (survives this process dying, not the machine).
+
+    Raises:
+        ConfigError: the directory or file cannot be created or its header written.
     """
 
-    def __init__(self, path: str, worker_id: int) -> None:
-        """Open (create) the part file for ``worker_id`` under ``path`` for appending.
-
-        Raises:
-            ConfigError: the directory or file cannot be created.
-        """
+    def __init__(self, path: str, worker_id: int, *, run_id: str = "", fsync: bool = True) -> None:
         self.worker_id = worker_id
-        self.path = part_path(path, worker_id)
-        try:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._file: BinaryIO | None = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise ConfigError(f"--ledger {path!r}: cannot open {self.path}: {exc}") from exc
-        self.num_txns = 0
+        self.run_id = run_id
+        self.is_fsync = fsync
+        self.path = part_path(path, worker_id, run_id)
+        self._fd: int | None = None
+        self.num_txns = 0  # intents written
         self.num_changes = 0
+        try:
+            directory = Path(self.path).parent
+            directory.mkdir(parents=True, exist_ok=True)
+            is_new = not os.path.exists(self.path)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd = fd
+            self._size = os.fstat(fd).st_size
+            repaired = _torn_tail_bytes(self.path, self._size)
+        except OSError as exc:
+            self.close()
+            raise ConfigError(f"--ledger {path!r}: cannot open {self.path}: {exc}") from exc
+        try:
+            if repaired:
+                self._size -= repaired
+                os.ftruncate(fd, self._size)
+            header = records.header_record(
+                worker_id,
+                run_id,
+                os.getpid(),
+                datetime.now(UTC).isoformat(),
+                "fsync" if fsync else "os",
+                repaired,
+            )
+            self._append(orjson.dumps(header, option=_DUMPS_OPTION), "the header", sync=fsync)
+            if is_new and fsync:  # the new file's directory entry must survive a crash too
+                dir_fd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        except OSError as exc:
+            self.close()
+            raise ConfigError(f"--ledger {path!r}: {exc}") from exc
 
-    def write_txn(self, txid: int, commit_time: str, changes: Sequence[RowChange]) -> None:
-        """Record one committed transaction: one line per change, in the order made.
+    # -- the contract --------------------------------------------------------------------------
+    def intent(self, txid: int, changes: Sequence[RowChange]) -> None:
+        """Record a transaction's changes durably BEFORE its COMMIT is sent.
 
-        Call only after COMMIT succeeded (or ``txid_status`` said committed). Blocks on a
-        buffered write plus flush (no fsync: the OS has the data if this process dies).
+        Blocks on one ``write`` plus, with ``fsync``, one ``fdatasync`` (~0.3 ms on the
+        development VM's ext4). Nothing is written for a transaction without changes.
 
         Args:
-            txid: ``pg_current_xact_id()`` of the transaction (xid8, with epoch).
-            commit_time: when it committed, ISO 8601 (for people; ordering uses ``mono_ns``).
-            changes: the row changes, in the order the transaction made them.
+            txid: ``pg_current_xact_id()`` of the open transaction (xid8, with epoch).
+            changes: its row changes, in the order the transaction made them.
+
+        Raises:
+            LedgerWriteError: nothing (no partial line) was left in the file; do not COMMIT.
         """
-        if self._file is None:
-            raise ValueError("ledger writer is closed")
         if not changes:
             return
         mono_ns = time.monotonic_ns()
-        dumps = orjson.dumps
-        lines = []
-        for seq, ch in enumerate(changes):
-            obj: dict[str, Any] = {
-                "txid": txid,
-                "seq": seq,
-                "table": ch.table,
-                "op": ch.op,
-                "pk": ch.pk,
-                "after": ch.after,
-                "op_name": ch.op_name,
-                "commit_time": commit_time,
-                "writer": self.worker_id,
-                "mono_ns": mono_ns,
-            }
-            if ch.old_pk is not None:  # optional fields only when recorded (scenarios)
-                obj["old_pk"] = ch.old_pk
-            if ch.before is not None:
-                obj["before"] = ch.before
-            lines.append(dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
-        buf = b"".join(lines)
-        self._file.write(buf)
-        self._file.flush()
+        dumps, w = orjson.dumps, self.worker_id
+        buf = b"".join(
+            dumps(
+                records.change_record(
+                    txid,
+                    seq,
+                    ch.table,
+                    ch.op,
+                    ch.pk,
+                    ch.after,
+                    ch.op_name,
+                    w,
+                    mono_ns,
+                    ch.old_pk,
+                    ch.before,
+                ),
+                option=_DUMPS_OPTION,
+            )
+            for seq, ch in enumerate(changes)
+        )
+        self._append(buf, f"the intent of transaction {txid}", sync=self.is_fsync)
         self.num_txns += 1
         self.num_changes += len(changes)
 
+    def outcome(
+        self,
+        txid: int,
+        status: records.Status,
+        *,
+        by: str = "commit",
+        commit_time: str | None = None,
+    ) -> None:
+        """Record what became of transaction ``txid`` (after COMMIT returned or failed).
+
+        Not fsynced: a lost outcome is resolved from the server. ``commit_time`` defaults to
+        now (UTC) for a committed transaction.
+
+        Raises:
+            LedgerWriteError: the line could not be written (the transaction's fate is not
+                changed by it; its intent is resolved from the server instead).
+        """
+        if status == records.COMMITTED and commit_time is None:
+            commit_time = datetime.now(UTC).isoformat()
+        line = orjson.dumps(
+            records.outcome_record(txid, status, by, self.worker_id, commit_time),
+            option=_DUMPS_OPTION,
+        )
+        self._append(line, f"the outcome of transaction {txid}", sync=False)
+
+    def write_txn(self, txid: int, commit_time: str, changes: Sequence[RowChange]) -> None:
+        """Record a transaction that has already committed: its intent and outcome at once.
+
+        For tools and tests that commit outside the engine; the engine uses ``intent`` before
+        COMMIT and ``outcome`` after. Raises LedgerWriteError.
+        """
+        if not changes:
+            return
+        self.intent(txid, changes)
+        self.outcome(txid, records.COMMITTED, commit_time=commit_time)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _append(self, buf: bytes, what: str, *, sync: bool) -> None:
+        fd = self._fd
+        if fd is None:
+            raise ValueError("ledger writer is closed")
+        view = memoryview(buf)
+        try:
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if sync:
+                os.fdatasync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # never leave half a record: cut it off
+                os.ftruncate(fd, self._size)
+            raise LedgerWriteError(
+                self.path, what, exc.errno or errno.EIO, exc.strerror or str(exc)
+            ) from None
+        self._size += len(buf)
+
     def close(self) -> None:
-        """Flush and close the part file; further writes raise."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Close the part file; further writes raise ValueError. Idempotent."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> LedgerWriter:
         return self
@@ -151,131 +296,30 @@ class LedgerWriter:
         self.close()
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One ledger line, parsed; ``part``/``offset`` locate it for re-reading."""
+def append_outcomes(part: str, outcomes: Sequence[records.OutcomeRecord]) -> None:
+    """Append outcome lines to a part whose writer is gone (the coordinator, for a dead worker).
 
-    txid: int  # xid8 (with epoch)
-    seq: int  # order within the transaction, from 0
-    table: str
-    op: str  # c/u/d
-    pk: int
-    after: dict[str, str | None] | None
-    op_name: str
-    commit_time: str
-    writer: int
-    mono_ns: int  # monotonic ns when recorded (system-wide clock)
-    part: int  # index into LedgerContents.parts
-    offset: int  # byte offset of the line in its part
-    old_pk: int | None = None  # an update that changed id: the id before it
-    before: dict[str, str | None] | None = None  # before-image, when recorded
-
-
-@dataclass(frozen=True, slots=True)
-class BadLine:
-    """A line that could not be parsed: ``torn`` when it is the unterminated last line."""
-
-    part: str
-    line_no: int  # 1-based
-    offset: int  # bytes
-    is_torn: bool
-    preview: str  # the first 80 characters
-
-
-@dataclass
-class LedgerContents:
-    """Every part of a ledger, read into memory (tests and small ledgers; see ``iter_lines``)."""
-
-    parts: list[str]
-    entries: list[LedgerEntry] = field(default_factory=list)
-    bad_lines: list[BadLine] = field(default_factory=list)
-
-    @property
-    def torn_lines(self) -> list[BadLine]:
-        return [b for b in self.bad_lines if b.is_torn]
-
-
-def entry_from_obj(obj: dict[str, Any], part: int, offset: int) -> LedgerEntry:
-    """Build a ``LedgerEntry`` from a parsed line (raises KeyError/TypeError when malformed)."""
-    return LedgerEntry(
-        txid=int(obj["txid"]),
-        seq=int(obj["seq"]),
-        table=str(obj["table"]),
-        op=str(obj["op"]),
-        pk=int(obj["pk"]),
-        after=obj["after"],
-        op_name=str(obj.get("op_name", "")),
-        commit_time=str(obj.get("commit_time", "")),
-        writer=int(obj.get("writer", -1)),
-        mono_ns=int(obj.get("mono_ns", 0)),
-        part=part,
-        offset=offset,
-        old_pk=None if obj.get("old_pk") is None else int(obj["old_pk"]),
-        before=obj.get("before"),
-    )
-
-
-def iter_lines(
-    parts: Sequence[str], bad_lines: list[BadLine] | None = None
-) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """Yield ``(part_index, byte_offset, parsed_object)`` for every good line of every part.
-
-    Lines come part by part, in file order. Unparseable lines are appended to ``bad_lines``
-    (a last line without its newline is *torn*: the writer died mid-write) and skipped.
-    Streams the files: memory stays bounded by one line.
-    """
-    loads = orjson.loads
-    for pi, part in enumerate(parts):
-        offset = 0
-        with open(part, "rb") as f:
-            for line_no, raw in enumerate(f, start=1):
-                start = offset
-                offset += len(raw)
-                is_terminated = raw.endswith(b"\n")
-                try:
-                    obj = loads(raw)
-                    if not isinstance(obj, dict) or not is_terminated:
-                        raise ValueError("not a complete JSON object line")
-                except (orjson.JSONDecodeError, ValueError):
-                    if bad_lines is not None and raw.strip():
-                        bad_lines.append(
-                            BadLine(
-                                part=part,
-                                line_no=line_no,
-                                offset=start,
-                                is_torn=not is_terminated,
-                                preview=raw[:80].decode("utf-8", "replace"),
-                            )
-                        )
-                    continue
-                yield pi, start, obj
-
-
-def read_line(part: str, offset: int) -> dict[str, Any]:
-    """Re-read one ledger line by its byte offset (for report examples)."""
-    with open(part, "rb") as f:
-        f.seek(offset)
-        obj = orjson.loads(f.readline())
-    if not isinstance(obj, dict):
-        raise ValueError(f"{part}@{offset}: not a ledger line")
-    return obj
-
-
-def read_ledger(path: str) -> LedgerContents:
-    """Read all parts of the ledger at ``path`` into memory.
-
-    Torn last lines (and any other unparseable line) are reported in ``bad_lines``, not raised.
+    Cuts a torn last line first (the dead writer's unfinished record). Not fsynced.
 
     Raises:
-        ConfigError: no part files at ``path``.
+        LedgerWriteError: the part cannot be opened or written.
     """
-    parts = part_files(path)
-    contents = LedgerContents(parts=parts)
-    for pi, offset, obj in iter_lines(parts, contents.bad_lines):
-        try:
-            contents.entries.append(entry_from_obj(obj, pi, offset))
-        except (KeyError, TypeError, ValueError):
-            contents.bad_lines.append(
-                BadLine(parts[pi], -1, offset, False, orjson.dumps(obj)[:80].decode())
-            )
-    return contents
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        raise LedgerWriteError(
+            part, "outcomes", exc.errno or errno.EIO, str(exc.strerror)
+        ) from None
+    try:
+        size = os.fstat(fd).st_size
+        torn = _torn_tail_bytes(part, size)
+        if torn:
+            os.ftruncate(fd, size - torn)
+        buf = b"".join(orjson.dumps(o, option=_DUMPS_OPTION) for o in outcomes)
+        os.write(fd, buf)
+    except OSError as exc:
+        raise LedgerWriteError(
+            part, "outcomes", exc.errno or errno.EIO, str(exc.strerror)
+        ) from None
+    finally:
+        os.close(fd)

@@ -124,7 +124,9 @@ def stream(schema_dsn: str, tmp_path: Path) -> Iterator[tuple[psycopg.Connection
             ("pacientes", "d", "DELETE FROM pacientes WHERE id = %s", (pac,), "delete_paciente"),
         )
     for line in ledger.joinpath("part-00000.jsonl").read_bytes().splitlines():
-        xids.append(orjson.loads(line)["txid"] % 2**32)
+        obj = orjson.loads(line)
+        if "type" not in obj:  # a change line (not the header or an outcome)
+            xids.append(obj["txid"] % 2**32)
     conv = conn.execute("SELECT min(id) FROM convenios").fetchone()[0]
     lines = [
         _event(

@@ -565,7 +565,7 @@ def test_loadgen_cdc_verify_names_the_scenario_of_a_fault(cdc: Cdc) -> None:
     cdc.run("pk-update", "toast-unchanged")
     part = part_files(cdc.ledger)[0]
     lines = Path(part).read_bytes().splitlines(keepends=True)
-    objs = [orjson.loads(x) for x in lines]
+    objs = [o for o in map(orjson.loads, lines) if "type" not in o]  # change lines: format 1
     drop = next(i for i, o in enumerate(objs) if o.get("old_pk") is not None)
     alter = next(i for i, o in enumerate(objs) if o["table"] == "cdc_laudos" and o["op"] == "u")
     objs[alter]["after"]["status"] = "alterado"

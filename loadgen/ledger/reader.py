@@ -1,0 +1,302 @@
+"""The one ledger reader: parts → change records in chunks, outcomes, and each transaction's fate.
+
+``scan`` streams every part in chunks of about 4 MiB (bounded memory), parses each line once
+(orjson), sorts headers and outcomes out and yields the change records; ``LedgerScan`` keeps
+what it learned (outcomes, headers, unparseable lines). ``LedgerScan.fates`` then says, for the
+transactions whose changes were read, which committed: format-1 changes always; format-2 ones
+by their outcome record, else by asking the server (``resolve``: ``pg_xact_status``).
+
+``read_ledger`` builds Python objects (tests, small ledgers); the verifier's ``LedgerIndex``
+(``loadgen.cdc.ledger_index``) builds numpy columns from the same chunks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from loadgen.ledger import records
+from loadgen.ledger.writer import part_files
+
+CHUNK_BYTES = 4 * 1024 * 1024  # ledger bytes parsed per chunk (bounded transient memory)
+UNRESOLVED = "unresolved"  # no outcome, and the server could not say
+# txids -> status per txid: "committed", "aborted", "in progress", or None (the server cannot
+# tell); ``loadgen.ledger.resolve.server_resolver`` asks pg_xact_status
+Resolver = Callable[[Sequence[int]], Mapping[int, str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that could not be parsed: ``torn`` when it is the unterminated last line."""
+
+    part: str
+    line_no: int  # 1-based; -1 when found after parsing (a record with a wrong shape)
+    offset: int  # bytes
+    is_torn: bool
+    preview: str  # the first 80 characters
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Consecutive change records of one part, all of one format version."""
+
+    part: int  # index into the scan's parts
+    version: int  # records.FORMAT_VERSION or records.LEGACY_VERSION
+    offsets: list[int]  # byte offset of each record's line in its part
+    changes: list[dict[str, Any]]  # parsed change lines (shape checked by the consumer)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # records.COMMITTED / records.ABORTED
+    by: str
+    commit_time: str
+
+
+@dataclass
+class LedgerScan:
+    """What reading the parts found besides change records (filled while ``scan`` runs)."""
+
+    parts: list[str]
+    bad_lines: list[BadLine] = field(default_factory=list)
+    headers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (part, header)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    num_conflicting_outcomes: int = 0  # a txid said committed once and aborted elsewhere
+
+    def fates(self, intent_txids: Sequence[int], resolve: Resolver | None = None) -> dict[int, str]:
+        """The fate of each format-2 transaction: committed, aborted, in progress, unresolved.
+
+        ``intent_txids``: the txids whose format-2 changes were read. Those without an outcome
+        go to ``resolve`` (the server) in one call; without a resolver they are unresolved.
+        """
+        out: dict[int, str] = {}
+        missing = []
+        for txid in intent_txids:
+            o = self.outcomes.get(txid)
+            if o is None:
+                missing.append(txid)
+            else:
+                out[txid] = o.status
+        if missing:
+            answers = resolve(missing) if resolve is not None else {}
+            for txid in missing:
+                out[txid] = answers.get(txid) or UNRESOLVED
+        return out
+
+    @property
+    def torn_lines(self) -> list[BadLine]:
+        return [b for b in self.bad_lines if b.is_torn]
+
+    def _outcome(self, obj: dict[str, Any], part: str, line_no: int, offset: int) -> None:
+        if not records.valid_outcome(obj):
+            self.bad_lines.append(BadLine(part, line_no, offset, False, _preview(obj)))
+            return
+        txid, status = obj["txid"], obj["status"]
+        old = self.outcomes.get(txid)
+        if old is not None and old.status != status:
+            self.num_conflicting_outcomes += 1
+            if old.status == records.COMMITTED:
+                return  # a commit that returned is the stronger evidence
+        self.outcomes[txid] = Outcome(status, str(obj["by"]), str(obj.get("commit_time", "")))
+
+
+def _preview(obj: object) -> str:
+    return orjson.dumps(obj)[:80].decode("utf-8", "replace")
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    if not raw.endswith(b"\n"):
+        return None  # torn: the writer died mid-line
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if type(obj) is dict else None
+
+
+def scan(parts: Sequence[str], state: LedgerScan) -> Iterator[Chunk]:
+    """Yield the change records of every part, in file order, in chunks (streams the files).
+
+    Headers and outcomes go into ``state``; unparseable lines into ``state.bad_lines`` (a last
+    line without its newline is *torn*: its writer died mid-write) and are skipped.
+    """
+    loads = orjson.loads
+    for pi, part in enumerate(parts):
+        offset = 0
+        line_no = 0
+        version = records.LEGACY_VERSION
+        with open(part, "rb") as f:
+            while lines := f.readlines(CHUNK_BYTES):
+                offs = list(itertools.accumulate(map(len, lines), initial=offset))
+                offset = offs.pop()
+                try:
+                    objs: list[Any] = [loads(raw) for raw in lines]
+                    ok = lines[-1].endswith(b"\n") and all(type(o) is dict for o in objs)
+                except orjson.JSONDecodeError:
+                    ok = False
+                nos = range(line_no + 1, line_no + 1 + len(lines))
+                line_no += len(lines)
+                if not ok:  # the slow path: line by line, keeping what parses
+                    good = []
+                    for raw, off, no in zip(lines, offs, nos, strict=True):
+                        obj = _parse(raw)
+                        if obj is None:
+                            if raw.strip():
+                                state.bad_lines.append(
+                                    BadLine(
+                                        part,
+                                        no,
+                                        off,
+                                        not raw.endswith(b"\n"),
+                                        raw[:80].decode("utf-8", "replace"),
+                                    )
+                                )
+                            continue
+                        good.append((obj, off, no))
+                    objs = [g[0] for g in good]
+                    offs = [g[1] for g in good]
+                    nos = [g[2] for g in good]  # type: ignore[assignment]
+                # split off headers and outcomes (a Python loop: one dict lookup per line)
+                if not any("type" in o for o in objs):
+                    if objs:
+                        yield Chunk(pi, version, offs, objs)
+                    continue
+                changes: list[dict[str, Any]] = []
+                change_offs: list[int] = []
+                for obj, off, no in zip(objs, offs, nos, strict=True):
+                    kind = obj.get("type")
+                    if kind is None:
+                        changes.append(obj)
+                        change_offs.append(off)
+                    elif kind == records.TYPE_OUTCOME:
+                        state._outcome(obj, part, no, off)
+                    elif kind == records.TYPE_HEADER and type(obj.get("version")) is int:
+                        if changes:  # a new writer's stretch: flush the old version's records
+                            yield Chunk(pi, version, change_offs, changes)
+                            changes, change_offs = [], []
+                        version = obj["version"]
+                        state.headers.append((pi, obj))
+                    else:
+                        state.bad_lines.append(BadLine(part, no, off, False, _preview(obj)))
+                if changes:
+                    yield Chunk(pi, version, change_offs, changes)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One change line, parsed; ``part``/``offset`` locate it for re-reading."""
+
+    txid: int  # xid8 (with epoch)
+    seq: int  # order within the transaction, from 0
+    table: str
+    op: str  # c/u/d/t
+    pk: int
+    after: dict[str, str | None] | None
+    op_name: str
+    commit_time: str  # from the outcome (format 2) or the line (format 1); "" when unknown
+    writer: int
+    mono_ns: int  # monotonic ns when recorded (system-wide clock)
+    part: int  # index into LedgerContents.parts
+    offset: int  # byte offset of the line in its part
+    old_pk: int | None = None  # an update that changed id: the id before it
+    before: dict[str, str | None] | None = None  # before-image, when recorded
+    status: str = records.COMMITTED  # the transaction's fate (see LedgerScan.fates)
+
+
+@dataclass
+class LedgerContents:
+    """Every part of a ledger, read into memory (tests and small ledgers)."""
+
+    parts: list[str]
+    entries: list[LedgerEntry] = field(default_factory=list)  # committed changes, file order
+    uncommitted: list[LedgerEntry] = field(default_factory=list)  # aborted or unresolved
+    bad_lines: list[BadLine] = field(default_factory=list)
+    headers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+    @property
+    def torn_lines(self) -> list[BadLine]:
+        return [b for b in self.bad_lines if b.is_torn]
+
+    @property
+    def txids(self) -> set[int]:
+        """Transactions with committed changes."""
+        return {e.txid for e in self.entries}
+
+
+def entry_from_obj(
+    obj: dict[str, Any], part: int, offset: int, status: str, commit_time: str
+) -> LedgerEntry:
+    """Build a ``LedgerEntry`` from a change line (raises KeyError/TypeError when malformed)."""
+    return LedgerEntry(
+        txid=int(obj["txid"]),
+        seq=int(obj["seq"]),
+        table=str(obj["table"]),
+        op=str(obj["op"]),
+        pk=int(obj["pk"]),
+        after=obj["after"],
+        op_name=str(obj.get("op_name", "")),
+        commit_time=commit_time or str(obj.get("commit_time", "")),
+        writer=int(obj.get("writer", -1)),
+        mono_ns=int(obj.get("mono_ns", 0)),
+        part=part,
+        offset=offset,
+        old_pk=None if obj.get("old_pk") is None else int(obj["old_pk"]),
+        before=obj.get("before"),
+        status=status,
+    )
+
+
+def read_line(part: str, offset: int) -> dict[str, Any]:
+    """Re-read one ledger line by its byte offset (for report examples)."""
+    with open(part, "rb") as f:
+        f.seek(offset)
+        obj = orjson.loads(f.readline())
+    if not isinstance(obj, dict):
+        raise ValueError(f"{part}@{offset}: not a ledger line")
+    return obj
+
+
+def read_ledger(path: str, resolve: Resolver | None = None) -> LedgerContents:
+    """Read all parts of the ledger at ``path`` into memory, each change with its fate.
+
+    ``entries`` are the committed changes; ``uncommitted`` the intents whose transaction
+    aborted or could not be resolved (no outcome, and ``resolve`` — the server — could not
+    say, or was not given). Torn and unparseable lines are in ``bad_lines``, never raised.
+
+    Raises:
+        ConfigError: no part files at ``path``.
+    """
+    parts = part_files(path)
+    state = LedgerScan(parts)
+    raw: list[tuple[int, int, int, dict[str, Any]]] = []  # (version, part, offset, obj)
+    for chunk in scan(parts, state):
+        raw.extend(
+            (chunk.version, chunk.part, off, o)
+            for off, o in zip(chunk.offsets, chunk.changes, strict=True)
+        )
+    intents: list[int] = sorted(
+        {o["txid"] for v, _, _, o in raw if v >= 2 and type(o.get("txid")) is int}
+    )
+    fates = state.fates(intents, resolve)
+    contents = LedgerContents(
+        parts=parts, bad_lines=state.bad_lines, headers=state.headers, outcomes=state.outcomes
+    )
+    for version, pi, offset, obj in raw:
+        try:
+            if version < 2:
+                status, commit_time = records.COMMITTED, ""
+            else:
+                status = fates[obj["txid"]]
+                o = state.outcomes.get(obj["txid"])
+                commit_time = o.commit_time if o is not None else ""
+            entry = entry_from_obj(obj, pi, offset, status, commit_time)
+        except (KeyError, TypeError, ValueError):
+            contents.bad_lines.append(BadLine(parts[pi], -1, offset, False, _preview(obj)))
+            continue
+        (contents.entries if status == records.COMMITTED else contents.uncommitted).append(entry)
+    return contents
