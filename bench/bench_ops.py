@@ -84,7 +84,7 @@ def _workload(
     def run() -> int:
         names = work.choose(BATCH)
         with conn.transaction():
-            changes = work.execute(conn, names)
+            changes = work.execute(conn, names).changes
         work.on_commit()
         return len(changes)
 

@@ -61,7 +61,12 @@ class LedgerWriteError(OSError):
         return (type(self), (self.path, self.what, self.errno, self.strerror))
 
     def __str__(self) -> str:
-        return f"ledger {self.path}: cannot write {self.what}: {self.strerror} (errno {self.errno})"
+        text = f"ledger {self.path}: cannot write {self.what}: {self.strerror} (errno {self.errno})"
+        if self.what.startswith("the intent"):
+            text += "; that transaction was rolled back: nothing committed is unrecorded"
+        elif self.what.startswith("the outcome"):
+            text += "; that transaction committed and its intent is recorded"
+        return text
 
 
 def _is_directory_path(path: str) -> bool:

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,20 @@ from loadgen.ops.statements import (
 
 logger = logging.getLogger(__name__)
 
+_NO_LIMIT = 2**62  # owned_max_ids=None: every pre-existing row may be claimed
 DUE_MARGIN_S = 2.0  # a row counts as due this long after its date (clock skew to the server)
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """What one ``Workload.execute`` did on the server."""
+
+    changes: list[RowChange]  # every changed row, in execution order
+    no_ops: dict[str, int]  # operation name -> operations that changed no row
+
+    @property
+    def num_no_ops(self) -> int:
+        return sum(self.no_ops.values())
 
 
 def _link_of(change: RowChange) -> tuple[int, int]:
@@ -79,6 +93,11 @@ class Workload:
             unnest(arrays) ... RETURNING *``) instead of ``executemany`` of one INSERT per row;
             same rows and after-images, about a third less wall time per row and fewer
             round trips (``bench/bench_ops.py``). Updates and deletes always use executemany.
+        owned_max_ids: the rows present before the run that this run may update or delete,
+            per table: those with ``id <= owned_max_ids[table]`` (pacientes_convenios: whose
+            ``paciente_id <= owned_max_ids["pacientes"]``); 0 = none, a table left out = none.
+            None = every row present (one run alone on the database). Rows the worker inserts
+            are always its own. See ``loadgen.stream.ownership``.
 
     Raises:
         ConfigError: bad worker_id/num_workers, or a mix naming unknown operations.
@@ -94,6 +113,7 @@ class Workload:
         seed: int | np.random.SeedSequence,
         mix: dict[str, float],
         multirow_inserts: bool = True,
+        owned_max_ids: Mapping[str, int] | None = None,
     ) -> None:
         if num_workers < 1 or not 0 <= worker_id < num_workers:
             raise ConfigError(f"worker_id {worker_id} must be in 0..{num_workers - 1}")
@@ -112,6 +132,7 @@ class Workload:
         self._runners = {name: getattr(self, f"_run_{name}") for name in OP_NAMES}
         self._cursor: psycopg.Cursor[Any] | None = None  # text-loading cursor (execute)
         self._rendered: dict[tuple[str, tuple[str, ...]], bytes] = {}  # insert statements
+        self._owned_max_ids = owned_max_ids
         self._load(conn)
 
     # ----------------------------------------------------------------- loading
@@ -119,6 +140,11 @@ class Workload:
         from loadgen.db import require_schema
 
         w, n = self.worker_id, self.num_workers
+        limits = self._owned_max_ids
+
+        def upto(table: str) -> int:  # highest pre-existing id this run may claim
+            return _NO_LIMIT if limits is None else int(limits.get(table, 0))
+
         with conn.transaction():
             require_schema(conn)
             parents = {}
@@ -132,23 +158,30 @@ class Workload:
                     )
                 parents[table] = ids
             owned_pacientes = self._ids(
-                conn, "SELECT id FROM pacientes WHERE id %% %s = %s", (n, w)
+                conn,
+                "SELECT id FROM pacientes WHERE id %% %s = %s AND id <= %s",
+                (n, w, upto("pacientes")),
             )
             links = conn.execute(
                 "SELECT id, paciente_id, convenio_id FROM pacientes_convenios "
-                "WHERE paciente_id %% %s = %s",
-                (n, w),
+                "WHERE paciente_id %% %s = %s AND paciente_id <= %s",
+                (n, w, upto("pacientes")),
             ).fetchall()
             agendadas = conn.execute(
-                "SELECT data, id FROM consultas WHERE status = 'agendada' AND id %% %s = %s", (n, w)
+                "SELECT data, id FROM consultas WHERE status = 'agendada' AND id %% %s = %s"
+                " AND id <= %s",
+                (n, w, upto("consultas")),
             ).fetchall()
             canceladas = self._ids(
                 conn,
-                "SELECT id FROM consultas WHERE status = 'cancelada' AND id %% %s = %s",
-                (n, w),
+                "SELECT id FROM consultas WHERE status = 'cancelada' AND id %% %s = %s"
+                " AND id <= %s",
+                (n, w, upto("consultas")),
             )
             pendentes = conn.execute(
-                "SELECT data, id FROM exames WHERE resultado IS NULL AND id %% %s = %s", (n, w)
+                "SELECT data, id FROM exames WHERE resultado IS NULL AND id %% %s = %s"
+                " AND id <= %s",
+                (n, w, upto("exames")),
             ).fetchall()
             types = conn.execute(
                 "SELECT attrelid::regclass::text, attname, format_type(atttypid, NULL) "
@@ -158,8 +191,9 @@ class Workload:
             ).fetchall()
             abertas = self._ids(
                 conn,
-                "SELECT id FROM internacoes WHERE data_saida IS NULL AND id %% %s = %s",
-                (n, w),
+                "SELECT id FROM internacoes WHERE data_saida IS NULL AND id %% %s = %s"
+                " AND id <= %s",
+                (n, w, upto("internacoes")),
             )
         self._parents = parents  # table -> int64 ids known to exist (committed)
         self._column_types: dict[str, dict[str, str]] = {}  # table -> column -> SQL type
@@ -257,17 +291,19 @@ class Workload:
         return [OP_NAMES[i] for i in chosen]
 
     # ----------------------------------------------------------------- executing
-    def execute(self, conn: psycopg.Connection, op_names: Sequence[str]) -> list[RowChange]:
-        """Run the operations inside the caller's open transaction; return the changed rows.
+    def execute(self, conn: psycopg.Connection, op_names: Sequence[str]) -> Executed:
+        """Run the operations inside the caller's open transaction; return what the server did.
 
         Same-name operations run together, groups in the order each name first appears, all
         in pipeline mode: inserts as one multi-row statement (or ``executemany``, see
-        ``multirow_inserts``), updates and deletes with ``executemany``. Returns one
+        ``multirow_inserts``), updates and deletes with ``executemany``. ``changes`` holds one
         RowChange per changed row, in execution order, with ``after`` the row's text
-        rendering (every column; NULL as None).
+        rendering (every column; NULL as None); ``no_ops`` counts, per name, the operations
+        whose statement changed no row (a row changed or deleted behind this worker's back,
+        an insert that hit ON CONFLICT DO NOTHING): they are not changes.
         State changes stay tentative until ``on_commit``/``on_rollback``; several executes
         before one of them accumulate. An operation whose candidates ran out (not drawn by
-        ``choose``) is skipped. Raises psycopg errors unchanged.
+        ``choose``) changes nothing and counts as a no-op. Raises psycopg errors unchanged.
         """
         self._refresh()
         groups: dict[str, int] = {}
@@ -276,11 +312,17 @@ class Workload:
                 raise ValueError(f"unknown operation {name!r}")
             groups[name] = groups.get(name, 0) + 1
         changes: list[RowChange] = []
+        no_ops: dict[str, int] = {}
         cur = self._text_cursor(conn)
         with conn.pipeline():
             for name, k in groups.items():
-                changes.extend(self._runners[name](cur, k))
-        return changes
+                made = self._runners[name](cur, k)
+                first_table = BY_NAME[name].tables[0]  # one row there per effective operation
+                num_effective = sum(1 for c in made if c.table == first_table)
+                if num_effective < k:
+                    no_ops[name] = k - num_effective
+                changes.extend(made)
+        return Executed(changes, no_ops)
 
     def _text_cursor(self, conn: psycopg.Connection) -> psycopg.Cursor[Any]:
         """A cursor on ``conn`` loading every column as text (kept until the conn changes)."""

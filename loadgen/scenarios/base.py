@@ -39,6 +39,7 @@ class Context:
     ledger_path: str | None = None
     writer_id: int = 0
     extra: list[Recorder] = field(default_factory=list)
+    run_id: str = ""  # the ledger run id of the extra connections' parts
 
 
 @dataclass(frozen=True)

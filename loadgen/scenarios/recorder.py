@@ -3,8 +3,9 @@
 Every row a scenario writes comes back through ``RETURNING`` every column (or a ``SELECT``),
 read as the raw text result (``text_rows``), so the after-image is exactly PostgreSQL's text
 output under the session settings ``loadgen.db`` pins: the text a pgoutput stream carries. A
-transaction's changes reach the ledger only after its COMMIT returned; rolled-back work (a whole
-transaction, or a savepoint inside one) is never recorded.
+transaction's changes reach the ledger as its *intent* just before COMMIT is sent (durably: the
+ledger contract, ``loadgen.ledger.writer``) and its *outcome* after COMMIT returned; rolled-back
+work (a whole transaction, or a savepoint inside one) never reaches the ledger.
 """
 
 from __future__ import annotations
@@ -13,15 +14,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
-from loadgen.ledger import LedgerWriter
 from loadgen.ledger.changes import RowChange
 
 TextRow = dict[str, str | None]
+
+
+class TxnLog(Protocol):
+    """Where a recorder reports each transaction: ``LedgerWriter``, or a stream worker's log
+    (which also counts). Called from the thread that owns the connection."""
+
+    def intent(self, txid: int, changes: Sequence[RowChange]) -> None:
+        """Before COMMIT; raising (the ledger cannot be written) rolls the transaction back."""
+
+    def outcome(
+        self, txid: int, status: Any, *, by: str = ..., commit_time: str | None = ...
+    ) -> None:
+        """After COMMIT returned (``status`` "committed")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +280,8 @@ class Recorder:
     """Runs transactions on one connection and records the committed ones.
 
     One instance per connection; not shared between threads. ``ledger`` receives each
-    committed transaction (``write_txn`` after COMMIT); ``keep`` also keeps them in ``txns``
-    (tests; memory grows with the run).
+    transaction's intent before its COMMIT and its outcome after; ``keep`` also keeps the
+    committed ones in ``txns`` (tests; memory grows with the run).
     """
 
     def __init__(
@@ -276,7 +289,7 @@ class Recorder:
         conn: psycopg.Connection,
         scenario: str,
         *,
-        ledger: LedgerWriter | None = None,
+        ledger: TxnLog | None = None,
         keep: bool = False,
         track_before: bool = False,
     ) -> None:
@@ -323,16 +336,21 @@ class Recorder:
 
     @contextmanager
     def txn(self) -> Iterator[Txn]:
-        """One transaction: commits at the end of the block, then records it.
+        """One transaction: its intent is recorded, it commits at the end of the block, then its
+        outcome is recorded.
 
-        An exception (or ``raise psycopg.Rollback()``) rolls it back: nothing is recorded.
-        Blocks on the server; call from the thread that owns the connection.
+        An exception (or ``raise psycopg.Rollback()``) rolls it back: nothing is recorded. A
+        ledger that cannot take the intent (``LedgerWriteError``) rolls it back too. A COMMIT
+        that fails on a lost connection leaves the intent without an outcome (resolved from
+        the server later). Blocks on the server; call from the thread that owns the connection.
         """
         committed: Txn | None = None
         with self.conn.transaction():
             row = self.conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
             t = Txn(self, int(row[0]))  # type: ignore[index]
             yield t
+            if t.changes and self.ledger is not None:
+                self.ledger.intent(t.txid, t.changes)  # before COMMIT, or no COMMIT
             committed = t
         if committed is None or not committed.changes:
             return  # rolled back via psycopg.Rollback, or nothing changed
@@ -341,7 +359,7 @@ class Recorder:
     def _record(self, t: Txn) -> None:
         commit_time = datetime.now(UTC).isoformat()
         if self.ledger is not None:
-            self.ledger.write_txn(t.txid, commit_time, t.changes)
+            self.ledger.outcome(t.txid, "committed", commit_time=commit_time)
         if self.keep:
             self.txns.append(CommittedTxn(t.txid, commit_time, tuple(t.changes)))
         self.num_txns += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -14,9 +15,9 @@ from psycopg import sql
 
 from loadgen import db, schema
 from loadgen.errors import ConfigError, RunAbortedError, SchemaMissingError
-from loadgen.ledger import LedgerWriter
+from loadgen.ledger import LedgerWriteError, LedgerWriter
 from loadgen.scenarios.base import Context, Scenario, ScenarioOptions
-from loadgen.scenarios.recorder import CommittedTxn, Recorder
+from loadgen.scenarios.recorder import CommittedTxn, Recorder, TxnLog
 from loadgen.scenarios.registry import SCENARIOS
 
 logger = logging.getLogger(__name__)
@@ -137,12 +138,13 @@ def run_on(
     conn: psycopg.Connection,
     name: str,
     *,
-    ledger: LedgerWriter | None = None,
+    ledger: TxnLog | None = None,
     options: ScenarioOptions | None = None,
     dsn: str | None = None,
     ledger_path: str | None = None,
     writer_id: int = SCENARIO_WRITER_ID,
     keep: bool = False,
+    run_id: str = "",
 ) -> ScenarioResult:
     """Run scenario ``name`` once on ``conn`` (tables must exist: ``ensure_tables``).
 
@@ -159,7 +161,12 @@ def run_on(
         conn, scenario.name, ledger=ledger, keep=keep, track_before=scenario.track_before
     )
     ctx = Context(
-        rec, options or ScenarioOptions(), dsn=dsn, ledger_path=ledger_path, writer_id=writer_id
+        rec,
+        options or ScenarioOptions(),
+        dsn=dsn,
+        ledger_path=ledger_path,
+        writer_id=writer_id,
+        run_id=run_id,
     )
     t0_ns = time.monotonic_ns()
     with _exclusive(conn, scenario):
@@ -179,7 +186,7 @@ def run_step(
     conn: psycopg.Connection,
     name: str,
     *,
-    ledger: LedgerWriter | None,
+    ledger: TxnLog | None,
     options: ScenarioOptions = STREAM_STEP_OPTIONS,
 ) -> ScenarioResult:
     """Run one scenario once inside a stream worker, on the worker's connection and ledger.
@@ -217,7 +224,8 @@ def run(
     if repeat < 1:
         raise ConfigError(f"--repeat {repeat}: must be at least 1")
     results: list[ScenarioResult] = []
-    ledger = LedgerWriter(ledger_path, SCENARIO_WRITER_ID) if ledger_path else None
+    run_id = secrets.token_hex(4)  # part names unique per run: runs may share a directory
+    ledger = LedgerWriter(ledger_path, SCENARIO_WRITER_ID, run_id=run_id) if ledger_path else None
     try:
         with db.connect(dsn, autocommit=True, application_name="loadgen-scenario") as conn:
             ensure_tables(conn)
@@ -234,6 +242,7 @@ def run(
                                 dsn=dsn,
                                 ledger_path=ledger_path,
                                 keep=keep,
+                                run_id=run_id,
                             )
                         )
                     except psycopg.Error as exc:
@@ -241,6 +250,11 @@ def run(
                             f"scenario {s.name}: {str(exc).strip().splitlines()[0]}; its open"
                             " transaction rolled back, committed ones are recorded"
                         ) from exc
+                    except LedgerWriteError as exc:
+                        raise RunAbortedError(
+                            f"scenario {s.name}: {exc}; that transaction was rolled back,"
+                            " every committed one is recorded"
+                        ) from None
     finally:
         if ledger is not None:
             ledger.close()

@@ -112,7 +112,11 @@ def _small_worker(
     errors: list[BaseException],
 ) -> None:
     assert ctx.dsn is not None
-    ledger = LedgerWriter(ctx.ledger_path, ctx.writer_id + 1 + index) if ctx.ledger_path else None
+    ledger = (
+        LedgerWriter(ctx.ledger_path, ctx.writer_id + 1 + index, run_id=ctx.run_id)
+        if ctx.ledger_path
+        else None
+    )
     try:
         with db.connect(ctx.dsn, autocommit=True, application_name="loadgen-scenario") as conn:
             rec = Recorder(

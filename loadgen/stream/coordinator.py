@@ -9,6 +9,7 @@ arrive, so interval edges can be off by up to one report interval.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -27,6 +28,7 @@ import numpy as np
 from loadgen import db
 from loadgen.config import StreamConfig
 from loadgen.errors import ConfigError, RunAbortedError, SchemaMissingError
+from loadgen.stream import settle
 from loadgen.stream.clock import NS_PER_S, SystemClock
 from loadgen.stream.messages import (
     PROTOCOL_VERSION,
@@ -36,9 +38,11 @@ from loadgen.stream.messages import (
     WorkerFailed,
     WorkerReady,
 )
+from loadgen.stream.ownership import Claim, RunOwnership
 from loadgen.stream.rates import parse_duration, parse_rate
 from loadgen.stream.report import NullReporter, Progress, Reporter, RunSummary
 from loadgen.stream.stats import IntervalStats
+from loadgen.stream.tally import CommitTally, TallyLayout, shared_size
 from loadgen.stream.worker import WorkerSpec, run_worker
 
 logger = logging.getLogger(__name__)
@@ -284,6 +288,8 @@ class _WorkerState:
     is_reconnecting: bool = False
     backend_pid: int = 0
     is_busy_warned: bool = False  # logged that it was busy in one call for long
+    received: IntervalStats = field(default_factory=IntervalStats)  # its deltas, summed
+    tally: CommitTally | None = None  # its shared commit counts (read after it exited)
 
 
 @dataclass
@@ -300,6 +306,10 @@ class _Run:
     t_start_ns: int = 0  # the common start time (or when the run gave up before it)
     t_end_ns: int = 0
     messages: Any = None  # the workers' queue, once created
+    run_id: str = ""  # in the ledger part names and the summary
+    claim: Claim | None = None  # what this run owns (loadgen.stream.ownership)
+    layout: TallyLayout | None = None  # the workers' shared tallies
+    settled: settle.Settled | None = None  # what the end-of-run reconciliation found
 
 
 def run(
@@ -328,7 +338,10 @@ def run(
             summary (exit 4).
     """
     reporter = reporter or NullReporter()
-    state = _Run(stop=stop if stop is not None else StopFlag())
+    state = _Run(stop=stop if stop is not None else StopFlag(), run_id=secrets.token_hex(4))
+    if worker_target is run_worker:  # the engine's workers keep a shared commit tally
+        state.layout = settle.layout_for(spec.scenarios)
+    ownership: RunOwnership | None = None
     owns_handlers = not state.stop.is_installed
     state.stop.install()
     clock = SystemClock()
@@ -339,6 +352,8 @@ def run(
             check_ledger_path(spec.ledger)
         if should_check_database and not state.stop.count:
             check_database(spec.dsn)
+            ownership = RunOwnership(spec.dsn)
+            state.claim = ownership.acquire()
         if not state.stop.count:
             _start_workers(
                 spec,
@@ -358,16 +373,27 @@ def run(
             state.stop.restore()
         if state.messages is not None:
             _shut_down(workers, state.messages)
+        try:  # every worker is gone: count what their lost reports missed, resolve intents
+            state.settled = settle.settle(
+                workers, state.total, state.layout, ownership, spec.ledger, state.run_id
+            )
+        finally:
+            if ownership is not None:
+                ownership.close()
     summary = RunSummary(
         total=state.total,
         elapsed_s=max(t_end_ns - t_start_ns, 0) / NS_PER_S,
         num_workers=spec.num_workers,
         target_rate_per_s=spec.target_rate_per_s,
         seed=spec.seed,
-        stop_reason="aborted" if state.abort_reason else (state.stop_reason or "stopped"),
+        stop_reason=_stop_reason(state),
         profile=spec.profile,
         has_scenarios=bool(spec.scenarios),
         ledger=spec.ledger,
+        is_aborted=state.abort_reason is not None,
+        run_id=state.run_id,
+        settled=state.settled,
+        owns_existing_rows=None if state.claim is None else state.claim.is_primary,
     )
     if state.abort_reason is not None:
         if state.abort_error_type == "SchemaMissingError":
@@ -376,6 +402,24 @@ def run(
         error.summary = summary  # type: ignore[attr-defined]
         raise error
     return summary
+
+
+def _stop_reason(state: _Run) -> str:
+    """Why the run ended: duration, max_ops, signal, worker_failed, ledger_write_failed,
+    start_failed."""
+    if state.abort_reason is not None:
+        if state.abort_error_type == "LedgerWriteError":
+            return "ledger_write_failed"
+        if " not ready after " in state.abort_reason:
+            return "start_failed"
+        return "worker_failed"
+    if state.stop.count:
+        return "signal"
+    if state.stop_reason == "max-ops":
+        return "max_ops"
+    if state.stop_reason == "duration":
+        return "duration"
+    return "signal" if state.stop_reason == "stopped" else (state.stop_reason or "signal")
 
 
 def _start_workers(
@@ -399,14 +443,24 @@ def _start_workers(
     state.stop.on_request = stop_event.set
     if state.stop.count:
         stop_event.set()
+    layout = state.layout
     for ws in spec.worker_specs():
+        shared = ctx.RawArray("q", shared_size(layout)) if layout is not None else None
+        ws = dataclasses.replace(
+            ws,
+            run_id=state.run_id,
+            owned_max_ids=None if state.claim is None else state.claim.owned_max_ids,
+            tally_layout=layout,
+            tally=shared,
+        )
         workers[ws.worker_id] = _WorkerState(
             ctx.Process(
                 target=worker_target,
                 name=f"loadgen-worker-{ws.worker_id}",
                 args=(ws, messages, stop_event, start_event, start_at_ns),
                 daemon=True,
-            )
+            ),
+            tally=None if shared is None or layout is None else CommitTally(layout, shared),
         )
     t_start_ns = clock.now_ns()
     # Children inherit SIG_IGN through exec (a caught signal would be reset to Python's default,
@@ -460,6 +514,7 @@ def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int
     if isinstance(msg, StatsDelta):
         state.total.merge(msg.stats)
         state.interval.merge(msg.stats)
+        w.received.merge(msg.stats)
         state.last_t1_ns = max(state.last_t1_ns, msg.t1_ns)
         w.is_reconnecting = msg.is_reconnecting
         w.backend_pid = msg.backend_pid or w.backend_pid
@@ -484,7 +539,11 @@ def _handle(msg: Any, workers: dict[int, _WorkerState], state: _Run, now_ns: int
         w.is_done = True
         logger.debug("worker %d traceback:\n%s", msg.worker_id, msg.traceback_text)
         if state.abort_reason is None:
-            state.abort_reason = f"worker {msg.worker_id} failed: {msg.error_type}: {msg.message}"
+            state.abort_reason = (
+                f"worker {msg.worker_id}: {msg.message}"  # names the ledger part, says what held
+                if msg.error_type == "LedgerWriteError"
+                else f"worker {msg.worker_id} failed: {msg.error_type}: {msg.message}"
+            )
             state.abort_error_type = msg.error_type
 
 

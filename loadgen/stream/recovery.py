@@ -2,8 +2,9 @@
 
 ``Recovery`` is a mixin of the worker (``loadgen.stream.worker._Worker``): it owns what happens
 when a statement or a COMMIT fails. Errors are counted by SQLSTATE class; serialization failures and
-deadlocks are retried; a lost connection is reopened with exponential backoff and jitter; a
-commit whose outcome is unknown is resolved with ``txid_status`` after reconnecting.
+deadlocks are retried; a lost connection is reopened with exponential backoff and jitter (and
+marked as a live run's again, ``loadgen.stream.ownership``); a commit whose outcome is unknown
+is resolved with ``pg_xact_status`` (``loadgen.ledger.resolve``) after reconnecting.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import psycopg
 
 from loadgen import db
 from loadgen.errors import DatabaseUnavailableError
+from loadgen.ledger.resolve import xact_status
 from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock
+from loadgen.stream.ownership import hold_live_lock
 from loadgen.stream.stats import IntervalStats
 
 if TYPE_CHECKING:
@@ -104,31 +107,45 @@ class Recovery:
             or exc.sqlstate.startswith("08")
         )
 
-    def _resolve_in_doubt(self, txid: int | None) -> str:
+    def _mark_live(self) -> None:
+        """Hold the live-run lock on the current connection (coordinated runs only)."""
+        if self.spec.owned_max_ids is not None and self.conn is not None:
+            hold_live_lock(self.conn)
+
+    def _pending_status(self, txid: int) -> str | None:
+        """What became of ``txid`` (a COMMIT failed): reconnect if needed, ask the server."""
+        try:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self._reconnect()
+            status = self._resolve_in_doubt(txid, reconnect=False)
+        except psycopg.Error:
+            return None
+        return status if status in ("committed", "aborted") else None
+
+    def _resolve_in_doubt(self, txid: int | None, *, reconnect: bool = True) -> str:
         """After a connection died during COMMIT: reconnect and ask the server what happened.
 
         Returns ``"committed"``, ``"aborted"`` or why it is unknown.
         """
-        self._reconnect()
-        if txid is None:
+        if reconnect:
+            self._reconnect()
+        if not txid:
             return "no transaction id"
         deadline_ns = self.clock.now_ns() + round(IN_DOUBT_POLL_S * NS_PER_S)
         status: str | None = None
         while True:
             assert self.conn is not None
             try:
-                row = self.conn.execute("SELECT txid_status(%s)", (txid,)).fetchone()
-                self.conn.rollback()
+                status = xact_status(self.conn, [txid]).get(txid)
             except psycopg.Error as exc:
                 if not self._is_connection_lost(exc):
-                    return f"txid_status failed: {_one_line(exc)}"
+                    return f"pg_xact_status failed: {_one_line(exc)}"
                 self._reconnect()
                 continue
-            status = str(row[0]) if row and row[0] is not None else None
             if status in ("committed", "aborted"):
                 return status
             if status is None or self.clock.now_ns() >= deadline_ns:
-                return f"txid_status {status}"
+                return f"pg_xact_status {status}"
             self._sleep_until(self.clock.now_ns() + 50 * NS_PER_MS)
 
     def _reconnect(self) -> None:
@@ -165,6 +182,7 @@ class Recovery:
                 )
             self._sleep_until(self.clock.now_ns() + round(delay_s * NS_PER_S), is_reconnecting=True)
         self.stats.num_reconnects += 1
+        self._mark_live()
         logger.warning(
             "worker %d: reconnected (backend %d)", self.spec.worker_id, self._backend_pid()
         )

@@ -50,10 +50,22 @@ class RunSummary:
     num_workers: int
     target_rate_per_s: float | None
     seed: int
-    stop_reason: str  # "duration", "max-ops", "stopped" (signal) or "aborted"
+    # why it ended: duration, max_ops, signal, worker_failed, ledger_write_failed, start_failed
+    stop_reason: str
     profile: str = "default"  # --profile
     has_scenarios: bool = False  # the profile mixes scenario steps in (by_kind gets "scenario")
     ledger: str | None = None  # --ledger path, when given
+    is_aborted: bool = False  # the run was aborted (exit 4)
+    run_id: str = ""  # in the ledger part names
+    settled: Any = None  # loadgen.stream.settle.Settled: operations recovered from the tallies
+    owns_existing_rows: bool | None = None  # the rows present at the start were this run's
+
+    @property
+    def title(self) -> str:
+        """The summary table's title word (``stopped`` for a signal)."""
+        if self.is_aborted:
+            return "aborted"
+        return {"signal": "stopped", "max_ops": "max-ops"}.get(self.stop_reason, self.stop_reason)
 
     def by_kind(self) -> dict[str, int]:
         kinds = _kind_counts(self.total)
@@ -75,6 +87,15 @@ class RunSummary:
             "by_kind": self.by_kind(),
             "errors": dict(sorted(total.errors_by_class.items())),
             "in_doubt": total.num_in_doubt,
+            "no_op": {
+                "total": total.num_no_ops,
+                "by_op": dict(sorted((+total.no_ops_by_name).items())),
+            },
+            "row_changes": _row_changes(total),
+            "stop_reason": self.stop_reason,
+            "aborted": self.is_aborted,
+            "run_id": self.run_id,
+            "recovered_ops": 0 if self.settled is None else self.settled.num_recovered_ops,
             "latency_ms": {
                 "p50": _ms(lat.percentile(50)),
                 "p95": _ms(lat.percentile(95)),
@@ -106,6 +127,16 @@ class RunSummary:
                 "max": _ms(hist.max),
             },
         }
+
+
+def _row_changes(stats: IntervalStats) -> dict[str, dict[str, int]]:
+    """Rows the server changed, per table: {table: {insert, update, delete}} (hospital tables)."""
+    names = {"c": "insert", "u": "update", "d": "delete"}
+    out: dict[str, dict[str, int]] = {}
+    for (table, op), count in sorted(stats.rows_by_table.items()):
+        if op in names and count:
+            out.setdefault(table, dict.fromkeys(names.values(), 0))[names[op]] += count
+    return out
 
 
 def _ms(value_ns: int | float) -> float:
@@ -298,7 +329,7 @@ def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
     """Print the final summary table (plain text when ``file`` is not a terminal)."""
     data = summary.to_json()
     console = Console(file=file or sys.stdout, highlight=False)
-    table = Table(title=f"loadgen stream summary ({summary.stop_reason})", show_header=False)
+    table = Table(title=f"loadgen stream summary ({summary.title})", show_header=False)
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     table.add_row("operations committed", str(data["total_ops"]))
@@ -308,8 +339,13 @@ def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
     table.add_row("target rate", format_rate(summary.target_rate_per_s))
     table.add_row("workers", str(data["workers"]))
     table.add_row("seed", str(summary.seed))
+    table.add_row("stop reason", summary.stop_reason + (" (aborted)" if summary.is_aborted else ""))
+    if summary.run_id:
+        table.add_row("run id", summary.run_id)
     if summary.ledger:
         table.add_row("ledger", summary.ledger)
+    if summary.owns_existing_rows is False:
+        table.add_row("rows owned", "only its own inserts (another run was live at the start)")
     for kind, count in data["by_kind"].items():
         table.add_row(f"  {kind}", str(count))
     for name, count in data["by_op"].items():
@@ -336,6 +372,18 @@ def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
     table.add_row("retried (serialization/deadlock)", str(summary.total.num_retried))
     table.add_row("reconnects", str(summary.total.num_reconnects))
     table.add_row("in doubt", str(data["in_doubt"]))
+    no_op = data["no_op"]
+    table.add_row(
+        "no-ops (0 rows changed)",
+        str(no_op["total"])
+        + (
+            " (" + ", ".join(f"{k}: {v}" for k, v in no_op["by_op"].items()) + ")"
+            if no_op["total"]
+            else ""
+        ),
+    )
+    if data["recovered_ops"]:
+        table.add_row("recovered from dead workers' tallies", str(data["recovered_ops"]))
     if summary.total.num_skipped:
         table.add_row("slots skipped (no candidate rows)", str(summary.total.num_skipped))
     if summary.total.num_dropped:

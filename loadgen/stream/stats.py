@@ -14,7 +14,7 @@ psycopg's ``pop_stats``). Pure: no clocks, no I/O.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,7 +156,8 @@ class IntervalStats:
     ``StatsDelta``; the coordinator merges deltas into an interval total and a run total.
     """
 
-    ops_by_name: Counter[str] = field(default_factory=Counter)  # committed ops per operation
+    ops_by_name: Counter[str] = field(default_factory=Counter)  # committed ops that changed rows
+    no_ops_by_name: Counter[str] = field(default_factory=Counter)  # committed, 0 rows changed
     rows_by_table: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, c/u/d)
     errors_by_class: Counter[str] = field(default_factory=Counter)  # SQLSTATE class -> count
     num_txns: int = 0  # committed transactions
@@ -176,8 +177,13 @@ class IntervalStats:
 
     @property
     def num_ops(self) -> int:
-        """Committed operations."""
+        """Committed operations that changed rows (no-ops apart: ``num_no_ops``)."""
         return sum(self.ops_by_name.values())
+
+    @property
+    def num_no_ops(self) -> int:
+        """Committed operations whose statement changed no row (counted apart, never a change)."""
+        return sum(self.no_ops_by_name.values())
 
     @property
     def num_errors(self) -> int:
@@ -191,17 +197,24 @@ class IntervalStats:
         slots_ns: Sequence[int] | npt.NDArray[np.int64],
         start_ns: int,
         end_ns: int,
+        no_ops: Mapping[str, int] | None = None,
     ) -> None:
         """Count one committed transaction.
 
         Args:
-            op_names: the operations in it, one per slot.
+            op_names: the operations in it, one per slot (no-ops included).
             changes: the row changes it made (counted per table and kind).
+            no_ops: per operation name, how many of ``op_names`` changed no row (counted in
+                ``no_ops_by_name`` instead of ``ops_by_name``).
             slots_ns: each operation's scheduled time, monotonic ns, shape ``(len(op_names),)``.
             start_ns: when the transaction (its first attempt) started, monotonic ns.
             end_ns: when COMMIT returned, monotonic ns.
         """
         self.ops_by_name.update(op_names)
+        if no_ops:
+            self.ops_by_name.subtract(no_ops)
+            self.no_ops_by_name.update(no_ops)
+            self.ops_by_name = +self.ops_by_name
         self.rows_by_table.update((c.table, c.op) for c in changes)
         self.num_txns += 1
         slots = np.asarray(slots_ns, dtype=np.int64)
@@ -225,7 +238,8 @@ class IntervalStats:
 
         Args:
             op_name: ``scenario:<name>``.
-            num_txns: transactions it committed; num_changes: row changes they made.
+            num_txns: transactions it committed; num_changes: row changes they made (the
+                engine passes 0, 0: it counts each as it commits, ``record_scenario_txn``).
             slot_ns, start_ns, end_ns: its scheduled slot, start and end, monotonic ns.
         """
         self.ops_by_name[op_name] += 1
@@ -233,6 +247,11 @@ class IntervalStats:
         self.num_scenario_changes += num_changes
         self.lag_ns.record(start_ns - slot_ns)
         self.scenario_latency_ns.record(end_ns - slot_ns)
+
+    def record_scenario_txn(self, num_changes: int) -> None:
+        """Count one committed transaction of a scenario step (as it commits)."""
+        self.num_txns += 1
+        self.num_scenario_changes += num_changes
 
     def record_error(self, sqlstate_class: str, num_ops: int = 0) -> None:
         """Count one error of ``sqlstate_class`` (two chars, e.g. ``"23"``) losing ``num_ops``."""
@@ -242,6 +261,7 @@ class IntervalStats:
     def merge(self, other: IntervalStats) -> None:
         """Add ``other`` into this object (in place)."""
         self.ops_by_name.update(other.ops_by_name)
+        self.no_ops_by_name.update(other.no_ops_by_name)
         self.rows_by_table.update(other.rows_by_table)
         self.errors_by_class.update(other.errors_by_class)
         self.num_txns += other.num_txns
@@ -262,6 +282,7 @@ class IntervalStats:
         return (
             self.num_txns == 0
             and not self.errors_by_class
+            and not self.no_ops_by_name
             and self.num_retried == self.num_reconnects == self.num_in_doubt == 0
             and self.num_resolved == self.num_dropped == self.num_failed_ops == 0
             and self.num_skipped == 0

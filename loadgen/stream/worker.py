@@ -10,9 +10,14 @@ its ``IntervalStats`` out and sends the delta; at the end it sends a final delta
 ``WorkerDone``. Only ``run_worker`` catches everything: it turns an exception into
 ``WorkerFailed`` and exits non-zero.
 
+Every transaction goes through the worker's ``Journal`` (``loadgen.stream.journal``): its
+intent — the ledger's change lines, durably, and the shared tally's pending counts — is
+recorded just before COMMIT is sent, its outcome after; a ledger that cannot take the intent
+(disk full) means the transaction is rolled back and the worker fails with that one line.
+
 Faults: a lost connection is counted (class ``08``), the connection is reopened with backoff and
 jitter and the batch is retried. When the connection dies during COMMIT the outcome is unknown;
-after reconnecting, ``txid_status`` on the transaction id taken inside it says whether it
+after reconnecting, ``pg_xact_status`` on the transaction id taken inside it says whether it
 committed, and the batch is counted accordingly (``num_in_doubt`` when it cannot be resolved).
 """
 
@@ -24,13 +29,13 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
 
 from loadgen import db
+from loadgen.ledger import LedgerWriteError
 from loadgen.stream.arrivals import (
     Arrivals,
     ClosedLoop,
@@ -40,6 +45,7 @@ from loadgen.stream.arrivals import (
     UniformArrivals,
 )
 from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock
+from loadgen.stream.journal import Journal, StepLog
 from loadgen.stream.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
 from loadgen.stream.profiles import ScenarioSchedule, scenario_op_name
 from loadgen.stream.recovery import (  # noqa: F401 - re-exported: the engine's fault vocabulary
@@ -51,13 +57,14 @@ from loadgen.stream.recovery import (  # noqa: F401 - re-exported: the engine's 
     sqlstate_class,
 )
 from loadgen.stream.stats import IntervalStats
+from loadgen.stream.tally import CommitTally, TallyLayout
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
     from multiprocessing.sharedctypes import Synchronized
     from multiprocessing.synchronize import Event
 
-    from loadgen.ledger.changes import RowChange
+    from loadgen.ops.workload import Executed
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +97,13 @@ class WorkerSpec:
     scenario_every_ops: int = 0  # one slot in this many is a scenario step
     scenario_max_gap_s: float | None = None  # and at least one step this often, s
     phase_s: float = 0.0  # this worker's first token/slot comes this long after the start, s
+    run_id: str = ""  # the run's id: in the ledger part names and headers
+    # rows present before the run that it may update/delete (loadgen.stream.ownership); None =
+    # every row, and no live-run lock (a worker outside a coordinated run, e.g. in a test)
+    owned_max_ids: dict[str, int] | None = None
+    tally_layout: TallyLayout | None = None  # with ``tally``: the shared commit counts
+    tally: Any = None  # multiprocessing.RawArray('q', ...) of this worker's CommitTally
+    ledger_fsync: bool = True  # fdatasync every intent before COMMIT (the ledger contract)
 
 
 def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) -> Arrivals:
@@ -141,7 +155,9 @@ class _Worker(Recovery):
         self.num_consecutive_failures = 0
         self.num_dropped_reported = 0
         self.arrivals: Arrivals | None = None
-        self.ledger: Any = None
+        self.journal = Journal(None, None)
+        if spec.tally is not None and spec.tally_layout is not None:
+            self.journal.tally = CommitTally(spec.tally_layout, spec.tally)
         self.schedule: ScenarioSchedule | None = None  # scenario steps (--profile cdc-edge)
         self.last_sent_ns = self.t0_ns  # when the loop last put a message (heartbeat thread)
         self._heartbeat_stop = threading.Event()
@@ -158,12 +174,14 @@ class _Worker(Recovery):
         spec = self.spec
         arrivals_ss, workload_ss = spec.seed_seq.spawn(2)
         self.conn = db.connect(spec.dsn, application_name=self.app_name)
+        self._mark_live()
         workload = Workload(
             self.conn,
             worker_id=spec.worker_id,
             num_workers=spec.num_workers,
             seed=int(workload_ss.generate_state(1, np.uint64)[0] >> 1),
             mix=spec.mix,
+            owned_max_ids=spec.owned_max_ids,
         )
         self._end_txn_quietly()
         if spec.scenarios:
@@ -177,7 +195,9 @@ class _Worker(Recovery):
         if spec.ledger:
             from loadgen.ledger import LedgerWriter
 
-            self.ledger = LedgerWriter(spec.ledger, spec.worker_id)
+            self.journal.ledger = LedgerWriter(
+                spec.ledger, spec.worker_id, run_id=spec.run_id, fsync=spec.ledger_fsync
+            )
         self.queue.put(WorkerReady(spec.worker_id, _pid(), self._backend_pid()))
         self.last_sent_ns = self.clock.now_ns()
         threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
@@ -250,8 +270,7 @@ class _Worker(Recovery):
         self._heartbeat_stop.set()
         self._report(final=True)
         self.queue.put(WorkerDone(self.spec.worker_id, reason, self.num_ops))
-        if self.ledger is not None:
-            self.ledger.close()
+        self.journal.close()
         if self.conn is not None:
             self.conn.close()
 
@@ -326,6 +345,7 @@ class _Worker(Recovery):
                     self._sleep_until(self.clock.now_ns() + SLEEP_SLICE_NS)
                 return
         start_ns = self.clock.now_ns()
+        journal = self.journal
         tries = 0
         while True:
             tries += 1
@@ -333,23 +353,30 @@ class _Worker(Recovery):
                 self._reconnect()
             conn = self.conn
             assert conn is not None
-            txid: int | None = None
             try:
                 row = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
-                txid = int(row[0]) if row else None
-                changes: list[RowChange] = workload.execute(conn, names)
+                txid = int(row[0]) if row else 0
+                done: Executed = workload.execute(conn, names)
             except psycopg.Error as exc:
                 self._rollback_quietly()
                 workload.on_rollback()
                 if self._handle_failure(exc, names, tries):
                     continue
                 return
+            try:  # the intent, durably, before COMMIT; if it cannot be written: no COMMIT
+                journal.intent(txid, done.changes, journal.counts(names, done.no_ops, done.changes))
+            except LedgerWriteError:
+                self._rollback_quietly()
+                workload.on_rollback()
+                raise
+            by = "commit"
             try:
                 conn.commit()
             except psycopg.Error as exc:
                 if not self._is_connection_lost(exc):
                     self._rollback_quietly()
                     workload.on_rollback()
+                    journal.aborted(txid)
                     if self._handle_failure(exc, names, tries):
                         continue
                     return
@@ -358,10 +385,12 @@ class _Worker(Recovery):
                     status = self._resolve_in_doubt(txid)
                 except _StopRequested:
                     self.stats.num_in_doubt += len(names)
+                    journal.unknown()
                     raise
                 if status != "committed":
                     workload.on_rollback()
                     if status == "aborted":
+                        journal.aborted(txid, by="txid_status")
                         self.stats.num_resolved += len(names)
                         continue  # nothing was applied: run the batch again
                     logger.warning(
@@ -370,31 +399,35 @@ class _Worker(Recovery):
                         txid,
                         status,
                     )
+                    journal.unknown()
                     self.stats.num_in_doubt += len(names)
                     return
                 self.stats.num_resolved += len(names)
+                by = "txid_status"
             end_ns = self.clock.now_ns()
             workload.on_commit()
             self.num_ops += len(names)
             self.num_consecutive_failures = 0
-            self.stats.record_commit(names, changes, slots, start_ns, end_ns)
-            if self.ledger is not None and txid is not None:
-                self.ledger.write_txn(txid, datetime.now(UTC).isoformat(), changes)
+            self.stats.record_commit(names, done.changes, slots, start_ns, end_ns, done.no_ops)
+            journal.committed(txid, by=by)  # LedgerWriteError now: counted, then the worker fails
             return
 
     def _run_scenario_step(self, schedule: ScenarioSchedule, slot_ns: int) -> None:
         """Run the next scenario once (``loadgen.scenarios.run_step``) on this slot.
 
         Its own transactions, on the idle worker connection, recorded in the worker's ledger
-        by the scenario's recorder (op_name ``scenario:<name>``); counted as one operation.
-        Failures are counted and retried like a batch's (a retry runs the scenario again:
-        committed parts are in the ledger, the failed transaction left nothing).
+        by the scenario's recorder (op_name ``scenario:<name>``) through a ``StepLog`` that
+        counts each as it commits; the step counts as one operation. Failures are counted and
+        retried like a batch's (a retry runs the scenario again: committed parts are in the
+        ledger and the counts, the failed transaction left nothing; a COMMIT lost with the
+        connection is resolved from the server).
         """
         from loadgen.scenarios import run_step
 
         name = schedule.next_scenario()
         op_name = scenario_op_name(name)
         start_ns = self.clock.now_ns()
+        log = StepLog(self.journal, lambda: self.stats)
         tries = 0
         while True:
             tries += 1
@@ -402,17 +435,24 @@ class _Worker(Recovery):
                 self._reconnect()
             assert self.conn is not None
             try:
-                result = run_step(self.conn, name, ledger=self.ledger)
+                run_step(self.conn, name, ledger=log)
             except psycopg.Error as exc:
                 self._rollback_quietly()
-                if self._handle_failure(exc, [op_name], tries):
+                retry = self._handle_failure(exc, [op_name], tries)
+                if log.pending is not None:  # a COMMIT failed: ask the server what happened
+                    log.resolve_pending(self._pending_status(log.pending[0]))
+                if retry:
                     continue
                 break
+            except LedgerWriteError:
+                self._rollback_quietly()
+                raise
             self.num_ops += 1
             self.num_consecutive_failures = 0
-            self.stats.record_scenario_step(
-                op_name, result.num_txns, result.num_changes, slot_ns, start_ns, self.clock.now_ns()
-            )
+            self.stats.record_scenario_step(op_name, 0, 0, slot_ns, start_ns, self.clock.now_ns())
+            tally = self.journal.tally
+            if tally is not None:
+                tally.add(tally.layout.counts({op_name: 1}))
             break
         schedule.record_step(self.clock.now_ns())
 

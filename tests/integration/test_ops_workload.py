@@ -80,7 +80,7 @@ def run_batches(
         if not names:
             break
         with conn.transaction():
-            changes.extend(work.execute(conn, names))
+            changes.extend(work.execute(conn, names).changes)
         work.on_commit()
     return changes
 
@@ -170,7 +170,7 @@ def test_admit_paciente_writes_three_linked_rows(seeded: psycopg.Connection) -> 
     conn = seeded
     work = Workload(conn, worker_id=0, num_workers=1, seed=5, mix={"admit_paciente": 1.0})
     with conn.transaction():
-        changes = work.execute(conn, ["admit_paciente"] * 3)
+        changes = work.execute(conn, ["admit_paciente"] * 3).changes
     work.on_commit()
     assert [c.table for c in changes] == ["pacientes"] * 3 + ["pacientes_convenios"] * 3 + [
         "internacoes"
@@ -211,14 +211,14 @@ def test_rollback_restores_candidates(seeded: psycopg.Connection) -> None:
     before_counts, before_rows = work.counts(), schema.counts(conn)
     names = work.choose(30)
     with conn.transaction() as tx:
-        first = work.execute(conn, names)
+        first = work.execute(conn, names).changes
         raise psycopg.Rollback(tx)
     work.on_rollback()
     assert first
     assert work.counts() == before_counts
     assert schema.counts(conn) == before_rows
     with conn.transaction():
-        again = work.execute(conn, names)  # the retry succeeds against the constraints
+        again = work.execute(conn, names).changes  # the retry succeeds against the constraints
     work.on_commit()
     assert Counter(c.op_name for c in again) == Counter(c.op_name for c in first)
     assert failed_checks(conn) == []
@@ -240,7 +240,7 @@ def test_choose_never_returns_an_operation_without_candidates(seeded: psycopg.Co
     assert got["update_internacao"] == start["update_internacao"]
     assert got["delete_consulta"] == start["delete_consulta"]
     with conn.transaction():
-        changes = work.execute(conn, names)
+        changes = work.execute(conn, names).changes
     work.on_commit()
     assert len(changes) == len(names)
     assert work.choose(5) == []
@@ -310,6 +310,6 @@ def test_server_errors_propagate_unchanged_and_the_retry_succeeds(
     assert work.counts() == before
     conn.execute("ALTER TABLE consultas DROP CONSTRAINT lg_no_new")
     with conn.transaction():
-        changes = work.execute(conn, names)
+        changes = work.execute(conn, names).changes
     work.on_commit()
     assert [c.op_name for c in changes] == names

@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 
 from loadgen import db, schema, seed
+from loadgen.ledger import LedgerContents, read_ledger
 from loadgen.ops.registry import BY_NAME, OPERATIONS
 from tests.fixtures.db import with_search_path
 
@@ -87,6 +88,20 @@ def _expected_deltas(by_op: dict[str, int]) -> Counter[str]:
         for table in spec.tables:
             deltas[table] += sign[spec.kind] * count
     return deltas
+
+
+def _row_deltas(row_changes: dict[str, dict[str, int]]) -> Counter[str]:
+    """Row-count change per table from the summary's ``row_changes`` (inserts - deletes)."""
+    return Counter({t: c["insert"] - c["delete"] for t, c in row_changes.items()})
+
+
+def _ledger_row_changes(ledger: LedgerContents) -> dict[str, dict[str, int]]:
+    """The ledger's committed changes as the summary's ``row_changes``."""
+    names = {"c": "insert", "u": "update", "d": "delete"}
+    out: dict[str, dict[str, int]] = {}
+    for e in ledger.entries:
+        out.setdefault(e.table, dict.fromkeys(names.values(), 0))[names[e.op]] += 1
+    return out
 
 
 def _deltas(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
@@ -185,18 +200,28 @@ def test_max_ops_exact_every_op_deltas_match_and_check_passes(
         "in_doubt",
         "latency_ms",
         "schedule_lag_ms",
+        "no_op",
+        "row_changes",
+        "stop_reason",
+        "aborted",
+        "run_id",
+        "recovered_ops",
     }
+    assert summary["stop_reason"] == "max_ops" and summary["aborted"] is False
+    assert summary["no_op"] == {"total": 0, "by_op": {}}  # one run alone: every op changes rows
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert _deltas(before, _counts(seeded_dsn)) == +_expected_deltas(summary["by_op"])
+    assert _deltas(before, _counts(seeded_dsn)) == +_row_deltas(summary["row_changes"])
     assert "operations committed" in result.stdout  # the summary table
-    # the ledger holds one line per changed row, from exactly the committed transactions
-    lines = [
-        json.loads(line)
-        for part in sorted((tmp_path / "ledger").glob("part-*.jsonl"))
-        for line in part.read_text().splitlines()
-    ]
-    assert len(lines) == sum(n * len(BY_NAME[op].tables) for op, n in summary["by_op"].items())
-    assert len({line["txid"] for line in lines}) == summary["committed_txns"]
+    # the ledger holds one change per changed row, from exactly the committed transactions
+    ledger = read_ledger(str(tmp_path / "ledger"))
+    assert ledger.bad_lines == [] and ledger.uncommitted == []
+    assert len(ledger.entries) == sum(
+        n * len(BY_NAME[op].tables) for op, n in summary["by_op"].items()
+    )
+    assert len(ledger.txids) == summary["committed_txns"]
+    assert _ledger_row_changes(ledger) == summary["row_changes"]
+    assert {h["run_id"] for _, h in ledger.headers} == {summary["run_id"]}
     check = _run(["check"], env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
 

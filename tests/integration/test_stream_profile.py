@@ -18,6 +18,7 @@ import pytest
 
 from loadgen import db
 from loadgen.cdc import slot as S
+from loadgen.ledger import read_ledger
 from loadgen.ops.registry import BY_NAME
 from loadgen.scenarios import SCENARIOS
 from loadgen.stream.profiles import is_scenario_op, scenario_op_name
@@ -61,11 +62,7 @@ def _hospital_deltas(by_op: dict[str, int]) -> Counter[str]:
 
 
 def _ledger_ops(ledger: Path) -> Counter[str]:
-    return Counter(
-        orjson.loads(line)["op_name"]
-        for part in ledger.glob("part-*.jsonl")
-        for line in part.read_bytes().splitlines()
-    )
+    return Counter(e.op_name for e in read_ledger(str(ledger)).entries)  # committed changes
 
 
 def test_cdc_edge_runs_every_scenario_counts_and_ledgers_them(
@@ -98,9 +95,10 @@ def test_cdc_edge_runs_every_scenario_counts_and_ledgers_them(
         sum(c for n, c in ledgered.items() if is_scenario_op(n))
         == summary["scenario_steps"]["row_changes"]
     )
+    run_id = summary["run_id"]
     assert sorted(p.name for p in (tmp_path / "ledger").iterdir()) == [
-        "part-00000.jsonl",
-        "part-00001.jsonl",
+        f"part-{run_id}-00000.jsonl",
+        f"part-{run_id}-00001.jsonl",
     ]
     check = _run(["check"], env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -121,7 +121,7 @@ def test_merges_every_delta_from_every_worker() -> None:
     assert summary.total.num_txns == 2 * NUM_DELTAS
     assert summary.total.latency_ns.count == 2 * NUM_DELTAS * OPS_PER_DELTA
     assert summary.total.latency_ns.max == 4_000_000  # worker 1's latency
-    assert summary.stop_reason == "max-ops"
+    assert summary.stop_reason == "max_ops"
     data = summary.to_json()
     assert data["by_kind"] == {"insert": 24, "update": 0, "delete": 0}
     assert data["by_op"] == {"insert_consulta": 24}
@@ -135,7 +135,7 @@ def test_dead_worker_aborts_the_run_naming_it() -> None:
     assert time.monotonic() - started < 15
     partial = info.value.summary  # type: ignore[attr-defined]
     assert partial.total.num_ops == OPS_PER_DELTA
-    assert partial.stop_reason == "aborted"
+    assert partial.stop_reason == "worker_failed" and partial.is_aborted
 
 
 def test_silent_worker_aborts_the_run() -> None:
@@ -165,7 +165,7 @@ def test_sigterm_stops_gracefully_with_final_deltas() -> None:
     finally:
         timer.cancel()
     assert time.monotonic() - started < 3.0 + 5.0  # exits within 5 s of the signal
-    assert summary.stop_reason == "stopped"
+    assert summary.stop_reason == "signal" and summary.title == "stopped"
     assert summary.total.num_ops > 0
     assert summary.total.num_ops % OPS_PER_DELTA == 0
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
@@ -215,7 +215,7 @@ def test_heartbeats_keep_a_busy_worker_alive() -> None:
         silence_timeout_s=0.8,
         stop_timeout_s=1.0,
     )
-    assert summary.stop_reason == "max-ops"
+    assert summary.stop_reason == "max_ops"
     assert summary.total.num_ops == 2 * OPS_PER_DELTA
 
 
