@@ -143,18 +143,35 @@ def _ids(conn: psycopg.Connection, table: str) -> Int64Array:
     return np.array([r[0] for r in rows.fetchall()], dtype=np.int64)
 
 
-def _next_id(conn: psycopg.Connection, table: str) -> int:
-    """First id after both max(id) and the sequence's last value (ids a stream may hold)."""
-    row = conn.execute(
-        sql.SQL(
-            "SELECT greatest((SELECT coalesce(max(id), 0) FROM {t}),"
-            " (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {s}))"
-        ).format(
-            t=sql.Identifier(table),
-            s=sql.Identifier(*_sequence(conn, table).split(".")),
+def _reserve_ids(conn: psycopg.Connection, table: str, num_rows: int) -> int:
+    """Reserve ``num_rows`` consecutive ids of ``table`` from its sequence; return the first.
+
+    The range starts after both max(id) and the sequence's position, and the sequence is moved
+    past it while concurrent ``nextval`` calls wait (a stream inserting meanwhile never gets
+    one of these ids): ``ALTER SEQUENCE`` (a no-op: the same increment) takes the lock
+    ``nextval`` needs, for this short transaction. Needs the sequence's ownership.
+    """
+    seq = _sequence(conn, table)
+    seq_id = sql.Identifier(*seq.split("."))
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT seqincrement FROM pg_sequence WHERE seqrelid = %s::regclass", (seq,)
+        ).fetchone()
+        conn.execute(
+            sql.SQL("ALTER SEQUENCE {} INCREMENT BY {}").format(
+                seq_id, sql.Literal(int(row[0]) if row else 1)
+            )
         )
-    ).fetchone()
-    return int(row[0]) + 1 if row else 1
+        row = conn.execute(
+            sql.SQL(
+                "SELECT greatest((SELECT coalesce(max(id), 0) FROM {t}),"
+                " (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {s}))"
+            ).format(t=sql.Identifier(table), s=seq_id)
+        ).fetchone()
+        first = int(row[0]) + 1 if row else 1
+        if num_rows > 0:
+            conn.execute("SELECT setval(%s::regclass, %s)", (seq, first + num_rows - 1))
+    return first
 
 
 def _sequence(conn: psycopg.Connection, table: str) -> str:
@@ -176,8 +193,9 @@ def _plan(conn: psycopg.Connection, options: SeedOptions) -> tuple[list[_Plan], 
     convenios = _ids(conn, "convenios")
     if convenios.size == 0:
         raise SeedError("table convenios is empty (lookup rows); run `loadgen init`")
-    first = {t: _next_id(conn, t) for t in tables.TABLE_NAMES if not tables.BY_NAME[t].is_lookup}
-    rows = {t: options.rows_for(t) for t in first}
+    rows = {t: options.rows_for(t) for t in tables.TABLE_NAMES if not tables.BY_NAME[t].is_lookup}
+    # ids reserved from the sequences: a stream running meanwhile cannot take them
+    first = {t: _reserve_ids(conn, t, n) for t, n in rows.items()}
 
     def with_new(table: str) -> Int64Array:
         old = _ids(conn, table) if options.append else np.empty(0, dtype=np.int64)
@@ -339,10 +357,13 @@ def _run_table(
 def _advance_sequences(conn: psycopg.Connection) -> None:
     for spec in tables.TABLES:
         conn.execute(
-            sql.SQL(
+            sql.SQL(  # forward only: never hand out again an id a stream may hold
                 "SELECT setval(pg_get_serial_sequence(%s, 'id'), m) "
-                "FROM (SELECT max(id) AS m FROM {}) x WHERE m IS NOT NULL"
-            ).format(sql.Identifier(spec.name)),
+                "FROM (SELECT max(id) AS m FROM {}) x WHERE m IS NOT NULL AND m > "
+                "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {})"
+            ).format(
+                sql.Identifier(spec.name), sql.Identifier(*_sequence(conn, spec.name).split("."))
+            ),
             (spec.name,),
         )
 

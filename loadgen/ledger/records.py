@@ -21,7 +21,7 @@ The TypedDicts below are the schema; ``CHANGE_FIELDS``/``OUTCOME_FIELDS`` derive
 drive the readers' checks, and the ``*_record`` functions build exactly these shapes.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: TypedDict reads NotRequired at run time
 
 from typing import Final, Literal, NotRequired, TypedDict
 
