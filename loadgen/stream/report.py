@@ -96,6 +96,7 @@ class RunSummary:
             "aborted": self.is_aborted,
             "run_id": self.run_id,
             "recovered_ops": 0 if self.settled is None else self.settled.num_recovered_ops,
+            "owns_existing_rows": self.owns_existing_rows,
             "latency_ms": {
                 "p50": _ms(lat.percentile(50)),
                 "p95": _ms(lat.percentile(95)),
