@@ -20,6 +20,7 @@ import pytest
 
 from loadgen import db
 from loadgen.cdc import slot as S
+from loadgen.ledger import read_ledger
 from loadgen.ops.registry import OP_NAMES
 
 pytestmark = pytest.mark.db
@@ -117,11 +118,7 @@ def test_setup_stream_every_operation_verify(
     assert report["ok"]
     counts = report["counts"]
     assert counts["ledger_changes"] >= 300 and counts["matched"] == counts["ledger_changes"]
-    ops = {
-        orjson.loads(line)["op_name"]
-        for part in ledger.iterdir()
-        for line in part.read_bytes().splitlines()
-    }
+    ops = {e.op_name for e in read_ledger(str(ledger)).entries}
     assert ops == set(OP_NAMES), f"operations that never ran: {set(OP_NAMES) - ops}"
 
     # a change behind the generator's back: verify fails (exit 1) and names it
