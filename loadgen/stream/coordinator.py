@@ -113,6 +113,7 @@ class RunSpec:
     max_jitter_ms: int
     fail_fast_on_critical: bool = False
     ledger: str | None = None
+    ledger_fsync: bool = True  # fdatasync each intent before COMMIT (docs/ledger.md)
     reconnect_timeout_s: float = 60.0
     profile: str = "default"  # loadgen.stream.profiles.PROFILES
     scenarios: tuple[str, ...] = ()  # scenarios mixed in (cdc-edge); empty = none
@@ -228,6 +229,7 @@ class RunSpec:
                     report_interval_s=self.report_interval_s,
                     fail_fast_on_critical=self.fail_fast_on_critical,
                     ledger=self.ledger,
+                    ledger_fsync=self.ledger_fsync,
                     reconnect_timeout_s=self.reconnect_timeout_s,
                     scenarios=self.scenarios,
                     scenario_every_ops=self.scenario_every_ops,
