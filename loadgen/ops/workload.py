@@ -9,7 +9,8 @@ Every operation succeeds against the constraints by construction: FK parents com
 to exist (loaded at start, plus this worker's committed inserts); new paciente ids come from the
 sequence in blocks and their CPF is a bijection of the id; links are owned by their paciente, so
 a (paciente, convenio) pair is known to be free; rows to update or delete are owned by one
-worker (``id % num_workers == worker_id`` at start, plus rows it inserted).
+worker (``id % num_workers == worker_id`` among the rows its run owns at start — all of them,
+or none when another run was live, ``owned_max_ids`` — plus rows it inserted).
 
 Date coherence follows ``loadgen.schema.CHECKS``. A consulta is closed due-first (its time has
 passed); when none is due, the next upcoming one is closed, and if it becomes realizada or
