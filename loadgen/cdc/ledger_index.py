@@ -460,29 +460,41 @@ def _keep_committed(
     renumbered, truncates kept).
     """
     n = len(arr["xid"])
-    is_v2 = np.zeros(n, bool)
-    for lo, hi in v2_rows:
-        is_v2[lo:hi] = True
     xid = arr["xid"]
-    intents = np.unique(xid[is_v2]).tolist()
-    intents += [t[0] for t, v in zip(truncates, v2_truncates, strict=True) if v]
-    intents = sorted(set(intents))
-    if not intents:
+    num_v2 = sum(hi - lo for lo, hi in v2_rows)
+    is_v2: npt.NDArray[np.bool_] | None = None  # None: every row is format 2
+    if num_v2 < n:
+        is_v2 = np.zeros(n, bool)
+        for lo, hi in v2_rows:
+            is_v2[lo:hi] = True
+    x = xid if is_v2 is None else xid[is_v2]
+    if len(x):  # a transaction's lines are consecutive: unique over the run heads only
+        head = np.empty(len(x), bool)
+        head[0] = True
+        np.not_equal(x[1:], x[:-1], out=head[1:])
+        x = x[head]
+        del head
+    v2_truncate_xids = [t[0] for t, v in zip(truncates, v2_truncates, strict=True) if v]
+    intents = np.unique(np.concatenate((x, np.array(v2_truncate_xids, np.int64))))
+    del x
+    if not len(intents):
         return {}, 0, 0, extras, truncates
-    fates = state.fates(intents, resolve)
-    num_by_server = sum(1 for t in intents if t not in state.outcomes and fates[t] != "unresolved")
-    committed = np.array(sorted(t for t, f in fates.items() if f == records.COMMITTED), np.int64)
-    keep = ~is_v2 | np.isin(xid, committed)
-    del is_v2
-    counts: dict[str, int] = {}
-    for f in fates.values():
-        counts[f] = counts.get(f, 0) + 1
-    num_dropped = int(n - keep.sum())
-    if num_dropped:
-        for k in list(arr):
-            arr[k] = arr[k][keep]
-        new_pos = np.cumsum(keep) - 1
-        extras = {int(new_pos[p]): ex for p, ex in extras.items() if keep[p]}
-    ok = set(committed.tolist())
-    truncates = [t for t, v in zip(truncates, v2_truncates, strict=True) if not v or t[0] in ok]
-    return counts, num_dropped, num_by_server, extras, truncates
+    fates = state.fates_of(intents, resolve)
+    committed = fates.txids[fates.is_committed]
+    num_dropped = 0
+    if not fates.is_committed.all():  # (a clean run: every intent committed, nothing to drop)
+        drop = np.isin(xid, fates.txids[~fates.is_committed])
+        if is_v2 is not None:
+            drop &= is_v2
+        keep = ~drop
+        del drop
+        num_dropped = int(n - keep.sum())
+        if num_dropped:
+            for k in list(arr):
+                arr[k] = arr[k][keep]
+            new_pos = np.cumsum(keep) - 1
+            extras = {int(new_pos[p]): ex for p, ex in extras.items() if keep[p]}
+    if truncates:  # few: a set of the committed txids only when there are some
+        ok = set(committed.tolist())
+        truncates = [t for t, v in zip(truncates, v2_truncates, strict=True) if not v or t[0] in ok]
+    return fates.counts, num_dropped, fates.num_by_server, extras, truncates

@@ -13,10 +13,13 @@ by their outcome record, else by asking the server (``resolve``: ``pg_xact_statu
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from loadgen.ledger import records
@@ -58,34 +61,69 @@ class Outcome:
 
 
 @dataclass
+class Fates:
+    """The fate of a set of format-2 transactions (``LedgerScan.fates_of``)."""
+
+    txids: npt.NDArray[np.int64]  # sorted, unique
+    is_committed: npt.NDArray[np.bool_]  # per txid
+    counts: dict[str, int]  # committed / aborted / in progress / unresolved -> transactions
+    num_by_server: int  # of them, answered by ``resolve`` (no outcome in the ledger)
+    others: dict[int, str]  # txids without an outcome and not committed -> what the server said
+
+
+@dataclass
 class LedgerScan:
-    """What reading the parts found besides change records (filled while ``scan`` runs)."""
+    """What reading the parts found besides change records (filled while ``scan`` runs).
+
+    Outcomes are kept as two int64 arrays (committed, aborted txids: 16 bytes per
+    transaction, for ledgers of millions); with ``keep_details`` also as ``Outcome`` objects
+    (``outcomes``: who decided, commit time) for ``read_ledger``.
+    """
 
     parts: list[str]
+    keep_details: bool = False
     bad_lines: list[BadLine] = field(default_factory=list)
     headers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (part, header)
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
-    num_conflicting_outcomes: int = 0  # a txid said committed once and aborted elsewhere
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # only with keep_details
+    committed_txids: array[int] = field(default_factory=lambda: array("q"))
+    aborted_txids: array[int] = field(default_factory=lambda: array("q"))
+
+    def fates_of(self, intents: npt.NDArray[np.int64], resolve: Resolver | None = None) -> Fates:
+        """The fate of each format-2 transaction in ``intents`` (sorted unique txids).
+
+        A committed outcome anywhere wins (a COMMIT that returned is the strongest evidence);
+        transactions without an outcome go to ``resolve`` (the server) in one call; without a
+        resolver, or when it cannot say, they are ``unresolved``.
+        """
+        committed = np.frombuffer(self.committed_txids, np.int64) if self.committed_txids else _NONE
+        aborted = np.frombuffer(self.aborted_txids, np.int64) if self.aborted_txids else _NONE
+        is_c = np.isin(intents, committed)
+        is_a = np.isin(intents, aborted) & ~is_c
+        counts = {records.COMMITTED: int(is_c.sum()), records.ABORTED: int(is_a.sum())}
+        missing = intents[~is_c & ~is_a]
+        num_by_server = 0
+        others: dict[int, str] = {}
+        if len(missing):
+            answers = resolve(missing.tolist()) if resolve is not None else {}
+            pos = np.searchsorted(intents, missing)
+            for i, txid in zip(pos.tolist(), missing.tolist(), strict=True):
+                status = answers.get(txid) or UNRESOLVED
+                if status != UNRESOLVED:
+                    num_by_server += 1
+                if status == records.COMMITTED:
+                    is_c[i] = True
+                else:
+                    others[txid] = status
+                counts[status] = counts.get(status, 0) + 1
+        return Fates(intents, is_c, {k: v for k, v in counts.items() if v}, num_by_server, others)
 
     def fates(self, intent_txids: Sequence[int], resolve: Resolver | None = None) -> dict[int, str]:
-        """The fate of each format-2 transaction: committed, aborted, in progress, unresolved.
-
-        ``intent_txids``: the txids whose format-2 changes were read. Those without an outcome
-        go to ``resolve`` (the server) in one call; without a resolver they are unresolved.
-        """
-        out: dict[int, str] = {}
-        missing = []
-        for txid in intent_txids:
-            o = self.outcomes.get(txid)
-            if o is None:
-                missing.append(txid)
-            else:
-                out[txid] = o.status
-        if missing:
-            answers = resolve(missing) if resolve is not None else {}
-            for txid in missing:
-                out[txid] = answers.get(txid) or UNRESOLVED
-        return out
+        """Per txid: committed, aborted, in progress or unresolved (small ledgers, tests)."""
+        f = self.fates_of(np.unique(np.asarray(list(intent_txids), np.int64)), resolve)
+        return {
+            t: records.COMMITTED if c else f.others.get(t, records.ABORTED)
+            for t, c in zip(f.txids.tolist(), f.is_committed.tolist(), strict=True)
+        }
 
     @property
     def torn_lines(self) -> list[BadLine]:
@@ -96,12 +134,16 @@ class LedgerScan:
             self.bad_lines.append(BadLine(part, line_no, offset, False, _preview(obj)))
             return
         txid, status = obj["txid"], obj["status"]
-        old = self.outcomes.get(txid)
-        if old is not None and old.status != status:
-            self.num_conflicting_outcomes += 1
-            if old.status == records.COMMITTED:
-                return  # a commit that returned is the stronger evidence
-        self.outcomes[txid] = Outcome(status, str(obj["by"]), str(obj.get("commit_time", "")))
+        (self.committed_txids if status == records.COMMITTED else self.aborted_txids).append(txid)
+        if self.keep_details:
+            old = self.outcomes.get(txid)
+            if old is None or old.status != records.COMMITTED:
+                self.outcomes[txid] = Outcome(
+                    status, str(obj["by"]), str(obj.get("commit_time", ""))
+                )
+
+
+_NONE = np.zeros(0, np.int64)
 
 
 def _preview(obj: object) -> str:
@@ -160,10 +202,20 @@ def scan(parts: Sequence[str], state: LedgerScan) -> Iterator[Chunk]:
                     objs = [g[0] for g in good]
                     offs = [g[1] for g in good]
                     nos = [g[2] for g in good]  # type: ignore[assignment]
-                # split off headers and outcomes (a Python loop: one dict lookup per line)
-                if not any("type" in o for o in objs):
+                # split off headers and outcomes: comprehensions, the common case (outcomes
+                # only, no header) needs no per-line Python loop
+                typed = [i for i, o in enumerate(objs) if "type" in o]
+                if not typed:
                     if objs:
                         yield Chunk(pi, version, offs, objs)
+                    continue
+                if all(objs[i].get("type") == records.TYPE_OUTCOME for i in typed):
+                    for i in typed:
+                        state._outcome(objs[i], part, nos[i], offs[i])
+                    changes_only = [o for o in objs if "type" not in o]
+                    if changes_only:
+                        offs = [off for off, o in zip(offs, objs, strict=True) if "type" not in o]
+                        yield Chunk(pi, version, offs, changes_only)
                     continue
                 changes: list[dict[str, Any]] = []
                 change_offs: list[int] = []
@@ -272,7 +324,7 @@ def read_ledger(path: str, resolve: Resolver | None = None) -> LedgerContents:
         ConfigError: no part files at ``path``.
     """
     parts = part_files(path)
-    state = LedgerScan(parts)
+    state = LedgerScan(parts, keep_details=True)
     raw: list[tuple[int, int, int, dict[str, Any]]] = []  # (version, part, offset, obj)
     for chunk in scan(parts, state):
         raw.extend(

@@ -164,8 +164,12 @@ class Recovery:
         for delay_s in db.backoff_delays_s(cap_s=RECONNECT_BACKOFF_CAP_S):
             try:
                 self.conn = psycopg.connect(conninfo)
+                self._mark_live()  # a coordinated run's connection holds the live-run lock
                 break
             except psycopg.OperationalError as exc:
+                if self.conn is not None:  # connected, then lost while taking the lock
+                    self.conn.close()
+                    self.conn = None
                 # XXX: every connect failure is retried until the deadline (a restarting server
                 # answers with several different errors); a wrong password costs a minute.
                 if self.clock.now_ns() >= deadline_ns:
@@ -182,7 +186,6 @@ class Recovery:
                 )
             self._sleep_until(self.clock.now_ns() + round(delay_s * NS_PER_S), is_reconnecting=True)
         self.stats.num_reconnects += 1
-        self._mark_live()
         logger.warning(
             "worker %d: reconnected (backend %d)", self.spec.worker_id, self._backend_pid()
         )
