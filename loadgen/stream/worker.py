@@ -319,9 +319,7 @@ class _Worker(Recovery):
                 self.stats.record_error(sqlstate_class(exc))
                 try:
                     status = self._resolve_in_doubt(txid)
-                except _StopRequested:
-                    self.stats.num_in_doubt += len(names)
-                    journal.unknown()
+                except _StopRequested:  # still pending in the tally: the coordinator settles it
                     raise
                 if status != "committed":
                     workload.on_rollback()
