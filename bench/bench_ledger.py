@@ -5,7 +5,7 @@ the workers are real processes) on a fresh schema seeded at scale 1, for batch s
 each mode run ``ROUNDS`` times interleaved (machines are noisy); prints ops/s and commit
 latency per mode and the ratio to the run without a ledger.
 
-    .venv/bin/python bench/bench_ledger.py [seconds=10] [rounds=2]
+    .venv/bin/python -m bench.bench_ledger [seconds=10] [rounds=2]
 
 ``LOADGEN_BENCH_DSN`` chooses the server (default the system PostgreSQL 15).
 """

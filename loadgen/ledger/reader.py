@@ -210,8 +210,19 @@ def scan(parts: Sequence[str], state: LedgerScan) -> Iterator[Chunk]:
                         yield Chunk(pi, version, offs, objs)
                     continue
                 if all(objs[i].get("type") == records.TYPE_OUTCOME for i in typed):
+                    committed, aborted = state.committed_txids, state.aborted_txids
+                    slow = state.keep_details
                     for i in typed:
-                        state._outcome(objs[i], part, nos[i], offs[i])
+                        o = objs[i]
+                        txid, status = o.get("txid"), o.get("status")
+                        if slow or type(txid) is not int or "by" not in o:
+                            state._outcome(o, part, nos[i], offs[i])
+                        elif status == records.COMMITTED:
+                            committed.append(txid)
+                        elif status == records.ABORTED:
+                            aborted.append(txid)
+                        else:
+                            state._outcome(o, part, nos[i], offs[i])  # reported as bad
                     changes_only = [o for o in objs if "type" not in o]
                     if changes_only:
                         offs = [off for off, o in zip(offs, objs, strict=True) if "type" not in o]
