@@ -432,3 +432,53 @@ def _wait_for_no_backends(dsn: str, apps: list[str], timeout_s: float = 15) -> N
                 return
             time.sleep(0.05)
     raise AssertionError("the workers' backends are still there")
+
+
+def test_worker_killed_in_commit_is_resolved_by_the_coordinator(cdc: Cdc) -> None:
+    """A COMMIT that takes seconds (a deferred trigger sleeps in it); the worker is SIGKILLed
+    meanwhile: its intent is in the ledger, its tally pending. The coordinator waits for the
+    server to finish the transaction, records its outcome (``by: coordinator``) and counts it."""
+    with db.connect(cdc.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION lg_slow_commit() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$"
+        )
+        conn.execute(
+            "CREATE CONSTRAINT TRIGGER lg_slow_commit AFTER INSERT ON exames DEFERRABLE"
+            " INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lg_slow_commit()"
+        )
+    before = _counts(cdc.dsn)
+    proc = cdc.start(
+        "stream", "--rate", "5/s", "--workers", "1", "--batch-size", "1",
+        "--mix", "insert_exame=1", "--ledger", f"{cdc.ledger}/", "--no-progress",
+        "--summary-json", str(cdc.tmp / "s.json"), "--report-interval", "30",
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None and proc.stderr.readline().startswith("stream:")
+        deadline = time.monotonic() + 30
+        while not (workers := _worker_pids(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        app = f"loadgen-stream-w0-{workers[0]}"
+        with db.connect(cdc.dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:  # until it is inside a COMMIT
+                busy = conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE application_name = %s"
+                    " AND wait_event = 'PgSleep'",
+                    (app,),
+                ).fetchone()
+                if busy:
+                    break
+                time.sleep(0.02)
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 4, stderr
+    summary = json.loads((cdc.tmp / "s.json").read_text())
+    ledger = read_ledger(_only_run(cdc.ledger, summary["run_id"], cdc.tmp))  # no server asked
+    assert ledger.uncommitted == []  # the coordinator recorded the killed COMMIT's outcome
+    assert "coordinator" in {o.by for o in ledger.outcomes.values()}, ledger.outcomes
+    assert summary["recovered_ops"] >= 1  # the killed one, and any unreported before it
+    _summary_equals_ledger(summary, ledger)
+    assert _deltas(before, _counts(cdc.dsn)) == _row_deltas(summary["row_changes"])
+    _assert_verifies(cdc)
