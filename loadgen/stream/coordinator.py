@@ -421,7 +421,8 @@ def _stop_reason(state: _Run) -> str:
         return "max_ops"
     if state.stop_reason == "duration":
         return "duration"
-    return "signal" if state.stop_reason == "stopped" else (state.stop_reason or "signal")
+    # "stopped" without a signal: the coordinator's backstop after --duration stopped them
+    return "duration" if state.stop_reason == "stopped" else (state.stop_reason or "signal")
 
 
 def _start_workers(
