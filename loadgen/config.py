@@ -3,24 +3,29 @@
 Later layers win: built-in defaults → ``config/settings.toml`` (or ``--config``/``$LOADGEN_CONFIG``)
 → ``config/.env`` → process environment → command-line flags. The original simulator's
 variable names keep working (``PG_HOST``, ``STREAM_INTERVAL_SECONDS``, ``SEED_PACIENTES`` ...);
-any field can also be set as ``LOADGEN_<SECTION>_<FIELD>``. Validation happens here, once,
-and reports every problem in one ``ConfigError``.
+any field can also be set as ``LOADGEN_<SECTION>_<FIELD>``.
+
+Validation happens here, once: every value is coerced to its field's type, checked against its
+range (``loadgen.limits``) or choices, and the strings that mean something (a DSN, a RATE, a
+DURATION, a MIX) are parsed into typed values, so nothing downstream parses them again. Every
+problem found is reported in one ``ConfigError`` (one line), each naming its source and key,
+or the flag when it came from one.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import os
-import re
-import tomllib
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from loadgen import tables
+from loadgen import limits, tables
+from loadgen.config_files import env_layer, read_env_file, read_toml
+from loadgen.dsn import mask_dsn, parse_dsn
 from loadgen.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/settings.toml")
@@ -28,9 +33,31 @@ DEFAULT_ENV_PATH = Path("config/.env")
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A parsed RATE: operations per second for the whole run, all workers together."""
+
+    text: str  # as given, e.g. "200/min"
+    per_s: float | None  # None = unlimited (no schedule: as fast as the server goes)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A parsed MIX: a weight for every registered operation (``loadgen.ops.mix``)."""
+
+    text: str  # as given, e.g. "insert=70,update=30"
+    weights: Mapping[str, float]  # operation name -> relative weight, registry order
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class DbConfig:
     dsn: str | None = None  # full DSN (URI or key=value); wins over the fields below
-    host: str | None = None  # PG_HOST
+    host: str | None = None  # PG_HOST; "localhost" when port/user/database are set without it
     port: int = 5432  # PG_PORT
     user: str | None = None  # PG_USER
     password: str | None = None  # PG_PASSWORD (never logged)
@@ -45,7 +72,7 @@ class SeedConfig:
     workers: int = 2  # COPY worker processes
     seed: int | None = None  # RNG seed; None draws one (and prints it)
     method: str = "copy"  # "copy" (COPY FROM STDIN) or "insert" (batched executemany)
-    chunk_rows: int = 10_000  # rows per generated chunk (bounds memory)
+    block_rows: int = 10_000  # rows per COPY write / executemany batch (bounds memory)
     append: bool = False  # allow seeding tables that already hold rows
     pacientes: int = tables.PACIENTES.seed_rows  # rows at scale 1 (SEED_PACIENTES)
     medicos: int = tables.MEDICOS.seed_rows  # SEED_MEDICOS
@@ -58,13 +85,13 @@ class SeedConfig:
 @dataclass(frozen=True)
 class StreamConfig:
     workers: int = 2  # worker processes
-    rate: str | None = None  # "200/min", "50/s", "3/h", "unlimited"; None = original pacing
-    arrivals: str = "token-bucket"  # token-bucket | poisson | uniform
+    rate: Rate | None = None  # "200/min", "50/s", "3/h", "unlimited"; None = original pacing
+    arrivals: str = "token-bucket"  # token-bucket | poisson | uniform (under a finite rate)
     burst: int | None = None  # token-bucket capacity in operations (None = engine default)
-    duration: str | None = None  # "90", "90s", "5m", "1h"; None = until Ctrl-C / max_ops
+    duration: float | None = None  # seconds, given as 90, 90s, 5m, 1h; None = until Ctrl-C
     max_ops: int | None = None  # stop after exactly this many operations in total
     batch_size: int = 50  # operations per transaction at most (BATCH_SIZE)
-    mix: str | None = None  # "insert=70,update=30" or "insert_paciente=20,..."
+    mix: Mix | None = None  # "insert=70,update=30" or "insert_paciente=20,..."; None = default
     seed: int | None = None  # RNG seed
     report_interval_s: float = 1.0  # seconds between worker stats deltas and progress lines
     interval_s: float = 2.0  # pace without --rate: s between batches (STREAM_INTERVAL_SECONDS)
@@ -105,6 +132,10 @@ class Settings:
     # where each "section.key" came from: "default", a file path, "env NAME" or "flag"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
+    def is_set(self, section: str, key: str) -> bool:
+        """Whether ``section.key`` was given by some layer (not left at its default)."""
+        return f"{section}.{key}" in self.sources
+
 
 SECTIONS: dict[str, type] = {
     "db": DbConfig,
@@ -131,33 +162,52 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     **{t.seed_env: ("seed", t.name) for t in tables.TABLES if not t.is_lookup},
 }
 
-_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("seed", "method"): ("copy", "insert"),
     ("stream", "arrivals"): ("token-bucket", "poisson", "uniform"),
     ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    ("logging", "rotate_when"): ("S", "M", "H", "D", "MIDNIGHT", *(f"W{d}" for d in range(7))),
     ("cdc", "replica_identity"): ("default", "full"),
 }
-_POSITIVE: set[tuple[str, str]] = {
-    ("seed", "workers"),
-    ("seed", "chunk_rows"),
-    ("stream", "workers"),
-    ("stream", "batch_size"),
-    ("stream", "report_interval_s"),
-    ("stream", "burst"),
-    ("stream", "max_ops"),
-    ("seed", "scale"),
-    ("stream", "scenario_weight"),
+_UPPERCASE_CHOICES = {("logging", "level"), ("logging", "rotate_when")}
+
+
+def _parse_dsn(value: Any, label: str) -> str:
+    parse_dsn(str(value), label)
+    return str(value)
+
+
+def _parse_rate(value: Any, label: str) -> Rate:
+    from loadgen.stream.rates import parse_rate
+
+    text = str(value)
+    return Rate(text=text, per_s=parse_rate(text, flag=label))
+
+
+def _parse_duration(value: Any, label: str) -> float:
+    from loadgen.stream.rates import parse_duration
+
+    if isinstance(value, bool):
+        raise ConfigError(f"{label} = {value!r} is not a duration")
+    return parse_duration(value, flag=label)
+
+
+def _parse_mix(value: Any, label: str) -> Mix:
+    from loadgen.ops.mix import parse_mix
+
+    text = str(value)
+    return Mix(text=text, weights=parse_mix(text, label=label))
+
+
+# Strings that mean something: parsed once, here, into the field's typed value.
+_PARSERS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
+    ("db", "dsn"): _parse_dsn,
+    ("stream", "rate"): _parse_rate,
+    ("stream", "duration"): _parse_duration,
+    ("stream", "mix"): _parse_mix,
 }
-_NON_NEGATIVE: set[tuple[str, str]] = {
-    ("db", "connect_retry_s"),
-    ("stream", "interval_s"),
-    ("stream", "max_jitter_ms"),
-    ("logging", "backup_count"),
-    ("db", "port"),
-    ("seed", "seed"),
-    ("stream", "seed"),
-    *{("seed", t.name) for t in tables.TABLES if not t.is_lookup},
-}
+# Given as "" on the command line these are bad input (a flag left out means the default).
+_FLAG_NAMES = {("logging", "level"): "--log-level", ("db", "dsn"): "--dsn"}
 
 
 def _field_types(section: str) -> dict[str, Any]:
@@ -172,14 +222,38 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     return annotation, False
 
 
-def _coerce(section: str, key: str, value: Any, where: str) -> Any:
-    """Convert a raw value (TOML scalar or env string) to the field's type."""
+def _label(section: str, key: str, sources: Mapping[str, str]) -> str:
+    """How to name a setting in a message: the flag when it came from one, else source + key."""
+    where = sources.get(f"{section}.{key}", "default")
+    if where == "flag":
+        return _FLAG_NAMES.get((section, key), "--" + key.removesuffix("_s").replace("_", "-"))
+    return f"{where}: {section}.{key}"
+
+
+def _coerce(section: str, key: str, value: Any, sources: Mapping[str, str]) -> Any:
+    """Turn a raw value (TOML scalar, env string or flag value) into the field's typed value.
+
+    Raises:
+        ConfigError: the value's problem, naming its flag or its source and key.
+    """
     kind, nullable = _base_type(_field_types(section)[key])
-    label = f"{where}: {section}.{key}"
-    if value is None or (isinstance(value, str) and value.strip() == "" and nullable):
+    label = _label(section, key, sources)
+    is_flag = sources.get(f"{section}.{key}") == "flag"
+    if isinstance(value, str) and not value.strip():
+        if is_flag:  # an empty flag is a mistake; leaving the flag out means the default
+            raise ConfigError(f"{label}: empty value {value!r}; leave it out for the default")
+        if nullable:  # an empty variable or file value means "not set"
+            return None
+        raise ConfigError(f"{label} must not be empty")
+    if value is None:
         if nullable:
             return None
         raise ConfigError(f"{label} must not be empty")
+    parser = _PARSERS.get((section, key))
+    if parser is not None:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{label} = {value!r} must be text")
+        return parser(value.strip() if isinstance(value, str) else value, label)
     try:
         if kind is bool:
             if isinstance(value, bool):
@@ -198,83 +272,33 @@ def _coerce(section: str, key: str, value: Any, where: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-            if number != number or number in (float("inf"), float("-inf")):
+            if not math.isfinite(number):
                 raise ValueError
             return number
         if kind is str:
             if not isinstance(value, str | int | float) or isinstance(value, bool):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{label} = {value!r} is not a valid {kind.__name__}") from None
     raise ConfigError(f"{label}: unsupported type")  # pragma: no cover
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML (UTF-8): {exc}") from None
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a ``KEY=VALUE`` file (comments, blank lines, ``export`` and quotes allowed)."""
-    values: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text: {exc}") from None
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
-        value = value.strip()
-        if value[:1] in ("'", '"'):
-            closing = value.find(value[0], 1)
-            if closing < 0:
-                raise ConfigError(f"{path}:{number}: unterminated quote in {raw.strip()!r}")
-            value = value[1:closing]
-        else:  # an unquoted value ends at " #" (a trailing comment, as in .env.example)
-            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
-        values[key.strip()] = value
-    return values
-
-
-def _env_layer(
-    env: Mapping[str, str], where: str, problems: list[str]
-) -> dict[tuple[str, str], tuple[Any, str]]:
-    """Settings named by environment variables; ``LOADGEN_<SECTION>_<typo>`` is a problem."""
-    layer: dict[tuple[str, str], tuple[Any, str]] = {}
-    for name, value in env.items():
-        target = LEGACY_ENV.get(name)
-        if target is None and name.startswith("LOADGEN_"):
-            rest = name[len("LOADGEN_") :].lower()
-            for section in SECTIONS:
-                prefix = section + "_"
-                if not rest.startswith(prefix):
-                    continue
-                if rest[len(prefix) :] in _field_types(section):
-                    target = (section, rest[len(prefix) :])
-                else:
-                    problems.append(
-                        f"{where} {name}: unknown setting {section}."
-                        f"{rest[len(prefix) :]} (allowed: "
-                        f"{', '.join(sorted(_field_types(section)))})"
-                    )
-                break
-        if target is not None:
-            layer[target] = (value, f"{where} {name}")
-    return layer
+def _check(section: str, key: str, value: Any, sources: Mapping[str, str]) -> Any:
+    """``value`` normalised (choices' case), or ConfigError when out of range or not a choice."""
+    label = _label(section, key, sources)
+    allowed = CHOICES.get((section, key))
+    if allowed is not None:
+        normal = str(value).upper() if (section, key) in _UPPERCASE_CHOICES else str(value)
+        if normal not in allowed:
+            raise ConfigError(f"{label} = {value!r} is not one of {', '.join(allowed)}")
+        return normal
+    bounds = limits.range_of(section, key)
+    if bounds is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        problem = bounds.problem(value)
+        if problem:
+            raise ConfigError(f"{label} = {value!r} {problem}")
+    return value
 
 
 def load(
@@ -282,17 +306,18 @@ def load(
     config_path: str | Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Merge every layer into validated ``Settings``.
+    """Merge every layer into validated, typed ``Settings``.
 
     Args:
         overrides: ``{section: {field: value}}`` from flags the user actually passed (None
-            values are ignored, so unset flags never hide lower layers).
+            values are ignored, so unset flags never hide lower layers; ``""`` is bad input).
         config_path: an explicit TOML file; it must exist. Default: ``$LOADGEN_CONFIG``, else
             ``config/settings.toml`` when present.
         env: the environment to read (default ``os.environ``); ``config/.env`` sits under it.
 
     Raises:
-        ConfigError: every problem found, one per line, each naming the source and the key.
+        ConfigError: every problem found, on one line separated by "; ", each naming the flag,
+            or the source and the key.
     """
     env = dict(os.environ if env is None else env)
     values: dict[tuple[str, str], tuple[Any, str]] = {}
@@ -306,34 +331,32 @@ def load(
     if path is None and DEFAULT_CONFIG_PATH.exists():
         path = DEFAULT_CONFIG_PATH
     if path is not None:
-        document = _read_toml(path)
-        for section, body in document.items():
+        for section, body in read_toml(path).items():
             if not isinstance(body, dict):
                 problems.append(
                     f"{path}: top-level key {section!r} must sit in a section "
                     f"([{'], ['.join(SECTIONS)}])"
                 )
-                continue
-            if section not in SECTIONS:
+            elif section not in SECTIONS:
                 problems.append(
                     f"{path}: unknown section [{section}] (allowed: {', '.join(SECTIONS)})"
                 )
-                continue
-            if not isinstance(body, dict):
-                problems.append(f"{path}: [{section}] must be a table")
-                continue
-            known = _field_types(section)
-            for key, value in body.items():
-                if key not in known:
-                    problems.append(
-                        f"{path}: unknown key {section}.{key} (allowed: {', '.join(sorted(known))})"
-                    )
-                else:
-                    values[(section, key)] = (value, str(path))
+            else:
+                known = _field_types(section)
+                for key, value in body.items():
+                    if key in known:
+                        values[(section, key)] = (value, str(path))
+                    else:
+                        problems.append(
+                            f"{path}: unknown key {section}.{key} "
+                            f"(allowed: {', '.join(sorted(known))})"
+                        )
 
+    known_keys = {section: set(_field_types(section)) for section in SECTIONS}
     if DEFAULT_ENV_PATH.exists():
-        values.update(_env_layer(read_env_file(DEFAULT_ENV_PATH), str(DEFAULT_ENV_PATH), problems))
-    values.update(_env_layer(env, "env", problems))
+        dotenv = read_env_file(DEFAULT_ENV_PATH)
+        values.update(env_layer(dotenv, str(DEFAULT_ENV_PATH), known_keys, LEGACY_ENV, problems))
+    values.update(env_layer(env, "env", known_keys, LEGACY_ENV, problems))
     for section, body in (overrides or {}).items():
         known = _field_types(section)
         for key, value in body.items():
@@ -344,90 +367,57 @@ def load(
             values[(section, key)] = (value, "flag")
 
     built: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
-    sources: dict[str, str] = {}
-    for (section, key), (raw, where) in values.items():
+    sources = {f"{section}.{key}": where for (section, key), (_, where) in values.items()}
+    for (section, key), (raw, _) in values.items():
         try:
-            built[section][key] = _coerce(section, key, raw, where)
-            sources[f"{section}.{key}"] = where
+            value = _coerce(section, key, raw, sources)
+            built[section][key] = None if value is None else _check(section, key, value, sources)
         except ConfigError as exc:
             problems.append(str(exc))
-    problems.extend(_validate(built, sources))
     if problems:
         raise ConfigError("; ".join(problems))
     sections = {name: SECTIONS[name](**built[name]) for name in SECTIONS}
     return Settings(**sections, sources=sources)
 
 
-_FLAG_NAMES = {("logging", "level"): "--log-level", ("db", "dsn"): "--dsn"}
+def check_stream(settings: Settings) -> None:
+    """The ``[stream]`` values that only make sense together (checked by ``loadgen stream``).
+
+    ``arrivals`` and ``burst`` shape the schedule of a finite RATE; given without one (no rate:
+    the original pace; ``unlimited``: no schedule) they would be silently ignored.
+
+    Raises:
+        ConfigError: naming the flag or the source and key (exit 2).
+    """
+    stream, sources = settings.stream, settings.sources
+    has_schedule = stream.rate is not None and stream.rate.per_s is not None
+    if settings.is_set("stream", "arrivals") and not has_schedule:
+        raise ConfigError(
+            f"{_label('stream', 'arrivals', sources)} = {stream.arrivals!r} needs a finite --rate"
+            " (e.g. --rate 100/s); without --rate the original pace applies, and unlimited has"
+            " no schedule"
+        )
+    if settings.is_set("stream", "burst") and not (
+        has_schedule and stream.arrivals == "token-bucket"
+    ):
+        raise ConfigError(
+            f"{_label('stream', 'burst', sources)} = {stream.burst!r} sizes the token bucket:"
+            " it needs a finite --rate with --arrivals token-bucket"
+        )
 
 
-def _label(section: str, key: str, sources: Mapping[str, str]) -> str:
-    """How to name a setting in a message: the flag when it came from one, else source + key."""
-    where = sources.get(f"{section}.{key}", "default")
-    if where == "flag":
-        return _FLAG_NAMES.get((section, key), "--" + key.removesuffix("_s").replace("_", "-"))
-    return f"{where}: {section}.{key}"
-
-
-def _validate(built: dict[str, dict[str, Any]], sources: Mapping[str, str]) -> list[str]:
-    problems: list[str] = []
-    for (section, key), allowed in _CHOICES.items():
-        value = built[section].get(key)
-        if value is None:
-            continue
-        if section == "logging":
-            value = built[section][key] = str(value).upper()
-        if value not in allowed:
-            problems.append(
-                f"{_label(section, key, sources)} = {value!r} is not one of {', '.join(allowed)}"
-            )
-    for section, key in _POSITIVE:
-        value = built[section].get(key)
-        if value is not None and value <= 0:
-            problems.append(f"{_label(section, key, sources)} = {value!r} must be greater than 0")
-    for section, key in _NON_NEGATIVE:
-        value = built[section].get(key)
-        if value is not None and value < 0:
-            problems.append(f"{_label(section, key, sources)} = {value!r} must not be negative")
-    problems.extend(_validate_stream_strings(built["stream"], sources))
-    return problems
-
-
-def _validate_stream_strings(stream: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
-    """Rate, duration and mix strings parse (the parsers live with the engine and the ops)."""
-    from loadgen.ops.mix import parse_mix
-    from loadgen.stream.rates import parse_duration, parse_rate
-
-    problems: list[str] = []
-    checks = (
-        ("rate", lambda v, label: parse_rate(v, flag=label)),
-        ("duration", lambda v, label: parse_duration(v, flag=label)),
-        ("mix", lambda v, label: parse_mix(v)),
-    )
-    for key, parse in checks:
-        value = stream.get(key)
-        if value is None:
-            continue
-        label = _label("stream", key, sources)
-        try:
-            parse(value, label)
-        except ConfigError as exc:
-            text = str(exc)
-            flag = f"--{key}: "
-            problems.append(
-                text if text.startswith(label) else f"{label}: {text.removeprefix(flag)}"
-            )
-    return problems
+def display(value: Any) -> Any:
+    """A setting's value for people and JSON: typed values (Rate, Mix) as the text given."""
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
 
 
 def as_dict(settings: Settings) -> dict[str, dict[str, Any]]:
     """The settings as ``{section: {field: value}}`` with the password masked."""
     out: dict[str, dict[str, Any]] = {}
     for name in SECTIONS:
-        body = dataclasses.asdict(getattr(settings, name))
+        section = getattr(settings, name)
+        body = {f.name: display(getattr(section, f.name)) for f in fields(section)}
         if name == "db":
-            from loadgen.db import mask_dsn
-
             if body.get("password"):
                 body["password"] = "***"
             if body.get("dsn"):

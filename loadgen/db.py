@@ -1,4 +1,5 @@
-"""Connections: pinned session settings, retry with backoff, password masking, schema presence.
+"""Connections: pinned session settings, retry with backoff, where the database comes from,
+the server's free connections, schema presence, and psycopg errors as one line.
 
 Every loadgen connection renders values the same way (TimeZone=UTC, DateStyle=ISO,
 extra_float_digits=3, bytea_output=hex), so the ledger's text after-images and the text a
@@ -9,17 +10,21 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen import tables
-from loadgen.config import DbConfig, Settings
-from loadgen.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
+from loadgen.config import DEFAULT_ENV_PATH, DbConfig, Settings
+from loadgen.dsn import database_name, first_line, mask_dsn, parse_dsn, scrub
+from loadgen.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    SchemaMissingError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,38 +42,6 @@ _BACKOFF_CAP_S = 5.0
 # connections. Anything else the server says (bad password, no such database) is final.
 _RETRYABLE_CONNECT_SQLSTATES = {"57P03", "53300", "57P01", "57P02"}
 
-_URI_PASSWORD = re.compile(r"(://[^:/@?]*:)([^@/?]*)(@)")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&]*)", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def mask_dsn(dsn: str) -> str:
-    """Return ``dsn`` with any password replaced by ``***`` (URI or key=value form)."""
-    if "://" in dsn:
-        masked = _URI_PASSWORD.sub(
-            lambda m: m.group(1) + ("***" if m.group(2) else "") + m.group(3), dsn
-        )
-        return _QUERY_PASSWORD.sub(r"\1***", masked)
-    return _KV_PASSWORD.sub(r"\1***", dsn)
-
-
-def scrub(text: str, dsn: str) -> str:
-    """``text`` (e.g. a driver's error message) with every password in ``dsn`` replaced by ***.
-
-    libpq quotes the offending part of a malformed DSN verbatim, password included.
-    """
-    secrets = [m.group(2) for m in _URI_PASSWORD.finditer(dsn) if m.group(2)]
-    secrets += [m.group(2) for m in _QUERY_PASSWORD.finditer(dsn) if m.group(2)]
-    secrets += [m.group(2).strip("'") for m in _KV_PASSWORD.finditer(dsn) if m.group(2)]
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return mask_dsn(text)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
 
 def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
     """Return ``dsn`` as a conninfo string with the pinned session settings merged in.
@@ -79,25 +52,14 @@ def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
     Raises:
         ConfigError: the DSN cannot be parsed (exit 2; the message never shows the password).
     """
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(
-            f"invalid DSN {mask_dsn(dsn)!r}: {scrub(_first_line(exc), dsn)}"
-        ) from None
+    params: dict[str, str] = parse_dsn(dsn, "") if dsn.strip() else {}
     settings = dict(PINNED_SETTINGS)
     settings.update(extra or {})
     pinned = " ".join(f"-c {key}={value}" for key, value in settings.items())
     existing = str(params.get("options") or "").strip()
     params["options"] = f"{existing} {pinned}".strip()
     params.setdefault("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT_S))
-    return make_conninfo(**params)
-
-
-def database_name(dsn: str) -> str:
-    """The database a DSN names (libpq's default: the user name, else ``postgres``)."""
-    params = conninfo_to_dict(dsn)
-    return str(params.get("dbname") or params.get("user") or "postgres")
+    return make_conninfo("", **params)
 
 
 def _is_bad_option(reason: str) -> bool:
@@ -153,8 +115,12 @@ def connect(
     while True:
         try:
             return psycopg.connect(conninfo, autocommit=autocommit)
+        except psycopg.ProgrammingError as exc:  # e.g. PGCONNECT_TIMEOUT=abc in the environment
+            raise ConfigError(
+                f"invalid connection setting for {mask_dsn(dsn)}: {scrub(first_line(exc), dsn)}"
+            ) from None
         except psycopg.OperationalError as exc:
-            reason = scrub(_first_line(exc), dsn)
+            reason = scrub(first_line(exc), dsn)
             if _is_bad_option(reason):
                 raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {reason}") from None
             if not _is_retryable(exc):
@@ -194,11 +160,38 @@ def missing_tables(conn: psycopg.Connection) -> list[str]:
     return [name for name, missing in rows if missing]
 
 
-def require_schema(conn: psycopg.Connection, *, need_rows: bool = False) -> None:
-    """Raise unless every hospital table exists (and, with ``need_rows``, pacientes has rows).
+def missing_columns(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """Columns the workload and the seeder need that a hospital table lacks: table -> names.
+
+    Tables that are missing altogether are left out (``missing_tables`` names them).
+    """
+    wanted = [
+        (spec.name, column)
+        for spec in tables.TABLES
+        for column in (*spec.columns, *spec.server_columns)
+    ]
+    rows = conn.execute(
+        "SELECT w.tbl, w.col FROM unnest(%s::text[], %s::text[]) AS w(tbl, col)"
+        " WHERE to_regclass(w.tbl) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute a"
+        " WHERE a.attrelid = to_regclass(w.tbl) AND a.attname = w.col AND a.attnum > 0"
+        " AND NOT a.attisdropped)",
+        ([t for t, _ in wanted], [c for _, c in wanted]),
+    ).fetchall()
+    missing: dict[str, list[str]] = {}
+    for table, column in rows:
+        missing.setdefault(str(table), []).append(str(column))
+    return missing
+
+
+def require_schema(
+    conn: psycopg.Connection, *, need_rows: bool = False, need_columns: bool = False
+) -> None:
+    """Raise unless every hospital table exists (with ``need_columns``, with every column the
+    workload writes; with ``need_rows``, pacientes and medicos hold rows).
 
     Raises:
-        SchemaMissingError: with the fix (``loadgen init`` / ``loadgen seed``) in the message.
+        SchemaMissingError: naming what is missing, with the fix (``loadgen init`` /
+            ``loadgen seed``) in the message (exit 3).
     """
     missing = missing_tables(conn)
     if missing:
@@ -206,6 +199,8 @@ def require_schema(conn: psycopg.Connection, *, need_rows: bool = False) -> None
             f"tables missing in database {conn.info.dbname!r}: {', '.join(missing)}; "
             "run `loadgen init` and `loadgen seed` first"
         )
+    if need_columns:
+        require_columns(conn)
     if need_rows:
         for table in ("pacientes", "medicos"):
             row = conn.execute(
@@ -216,6 +211,22 @@ def require_schema(conn: psycopg.Connection, *, need_rows: bool = False) -> None
                     f"table {table} is empty in database {conn.info.dbname!r}; "
                     "run `loadgen seed` first"
                 )
+
+
+def require_columns(conn: psycopg.Connection) -> None:
+    """Raise unless every hospital table has every column the workload and the seeder write.
+
+    Raises:
+        SchemaMissingError: naming each table and its missing columns, and the fix (exit 3).
+    """
+    missing = missing_columns(conn)
+    if missing:
+        what = "; ".join(f"{table} lacks {', '.join(cols)}" for table, cols in missing.items())
+        raise SchemaMissingError(
+            f"columns missing in database {conn.info.dbname!r}: {what}; add them back as"
+            " loadgen/sql/01_schema.sql defines them, or recreate the schema with"
+            " `loadgen init --drop --yes` (its data is lost)"
+        )
 
 
 def ensure_database(dsn: str, *, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> bool:
@@ -230,7 +241,7 @@ def ensure_database(dsn: str, *, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> bo
     name = database_name(dsn)
     params = conninfo_to_dict(dsn)
     params["dbname"] = "postgres" if name != "postgres" else "template1"
-    maintenance = make_conninfo(**params)
+    maintenance = make_conninfo("", **params)
     with connect(maintenance, autocommit=True, retry_for_s=retry_for_s) as conn:
         row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if row:
@@ -249,27 +260,43 @@ def ensure_database(dsn: str, *, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> bo
         return True
 
 
-def resolve_dsn(settings: Settings, *, start_embedded: bool = True) -> tuple[str, str]:
-    """Where the database comes from (DESIGN.md), first found wins. Returns ``(dsn, source)``.
+# Settings that say where a server is; any of them without a DSN means a server at
+# host (default localhost), never the embedded one. user/password alone are only credentials.
+_LOCATION_FIELDS = ("host", "port", "database")
+DEFAULT_HOST = "localhost"
 
-    ``--dsn`` → ``LOADGEN_DSN``/``DATABASE_URL`` → ``PG_HOST``... (environment or config/.env)
-    → ``config/settings.toml`` → the embedded server (started on demand unless
-    ``start_embedded`` is False). ``source`` is a short phrase for people, e.g. "env LOADGEN_DSN".
+
+def _is_env(source: str) -> bool:
+    """The source is the environment or config/.env (they outrank config/settings.toml)."""
+    return source.startswith("env ") or source.startswith(f"{DEFAULT_ENV_PATH} ")
+
+
+def resolve_dsn(settings: Settings, *, start_embedded: bool = True) -> tuple[str, str]:
+    """Where the database comes from, first found wins. Returns ``(dsn, source)``.
+
+    ``--dsn`` → ``LOADGEN_DSN``/``DATABASE_URL`` → ``PG_HOST``/``PG_PORT``/``PG_DATABASE``
+    (environment or config/.env; ``PG_USER``/``PG_PASSWORD`` join them) → ``config/settings.toml``
+    (``[db] dsn``, else host/port/database) → the embedded server (started on demand unless
+    ``start_embedded`` is False). A port or database given without a host means ``localhost``.
+    ``source`` is a short phrase for people, e.g. "env LOADGEN_DSN", "env PG_PORT (host
+    localhost)".
 
     Raises:
         DatabaseUnavailableError: the embedded server is needed but could not be started.
     """
     db = settings.db
-    dsn_source = settings.sources.get("db.dsn", "")
-    host_source = settings.sources.get("db.host", "")
-    if db.dsn and (dsn_source == "flag" or dsn_source.startswith("env")):
+    sources = settings.sources
+    dsn_source = sources.get("db.dsn", "")
+    if db.dsn and (dsn_source == "flag" or _is_env(dsn_source)):
         return db.dsn, dsn_source
-    if db.host and not host_source.endswith(".toml"):
-        return _dsn_from_fields(db), host_source
+    from_env = [k for k in _LOCATION_FIELDS if _is_env(sources.get(f"db.{k}", ""))]
+    if from_env:
+        return _dsn_from_fields(db), _fields_source(db, sources, from_env)
     if db.dsn:
         return db.dsn, dsn_source
-    if db.host:
-        return _dsn_from_fields(db), host_source
+    from_file = [k for k in _LOCATION_FIELDS if settings.is_set("db", k)]
+    if from_file:
+        return _dsn_from_fields(db), _fields_source(db, sources, from_file)
     from loadgen import embedded
 
     if not start_embedded:
@@ -277,10 +304,19 @@ def resolve_dsn(settings: Settings, *, start_embedded: bool = True) -> tuple[str
     return embedded.start(db.embedded_dir, db.database), "embedded"
 
 
+def _fields_source(db: DbConfig, sources: Mapping[str, str], given: list[str]) -> str:
+    source = sources[f"db.{given[0]}"]
+    return source if db.host else f"{source} (host {DEFAULT_HOST})"
+
+
 def _dsn_from_fields(db: DbConfig) -> str:
-    params: dict[str, str] = {"host": str(db.host), "port": str(db.port), "dbname": db.database}
+    params: dict[str, str] = {
+        "host": db.host or DEFAULT_HOST,
+        "port": str(db.port),
+        "dbname": db.database,
+    }
     if db.user:
         params["user"] = db.user
     if db.password:
         params["password"] = db.password
-    return make_conninfo(**params)
+    return make_conninfo("", **params)

@@ -1,6 +1,8 @@
-"""Exception hierarchy and the exit-code table (DESIGN.md is the contract).
+"""Exception hierarchy and the exit-code table (the README's "Exit codes" says the same).
 
-Only ``loadgen.cli`` turns these into exit codes; everything else raises.
+Only ``loadgen.cli`` turns exceptions into exit codes and one line on stderr; everything else
+raises. Every class here takes a single message argument, so each pickles across a process
+boundary (seed and stream workers send them to the CLI's process).
 """
 
 from __future__ import annotations
@@ -8,8 +10,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # a check or a CDC verification found a problem
 EXIT_BAD_INPUT = 2  # usage, configuration, value out of range
-EXIT_DB_UNAVAILABLE = 3  # database unreachable after retries, or schema missing
-EXIT_ABORTED = 4  # a run started but was aborted (a worker died)
+EXIT_DB_UNAVAILABLE = 3  # database unreachable, refused (privileges, timeout), schema missing
+EXIT_ABORTED = 4  # a run started but was aborted (a worker died, SIGINT/SIGTERM outside stream)
 
 
 class LoadgenError(Exception):
@@ -30,8 +32,13 @@ class DatabaseUnavailableError(LoadgenError):
     exit_code = EXIT_DB_UNAVAILABLE
 
 
+class DatabaseRefusedError(DatabaseUnavailableError):
+    """The server refused a statement: a privilege, a timeout, a resource (message has the
+    SQLSTATE and the fix). Exit 3."""
+
+
 class SchemaMissingError(LoadgenError):
-    """The tables a command needs are missing or empty. Exit 3."""
+    """The tables or columns a command needs are missing, or the tables are empty. Exit 3."""
 
     exit_code = EXIT_DB_UNAVAILABLE
 
@@ -49,7 +56,8 @@ class CheckFailedError(LoadgenError):
 
 
 class RunAbortedError(LoadgenError):
-    """A run started but could not finish (a worker died or went silent). Exit 4."""
+    """A run started but could not finish (a worker died or went silent, or a signal stopped
+    a command that is not ``stream``). Exit 4."""
 
     exit_code = EXIT_ABORTED
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from loadgen import tables
+from loadgen import db, tables
 
 SCHEMA_FILES = ("01_schema.sql", "02_indexes.sql", "03_seed_lookups.sql")
 INDEX_FILE = "02_indexes.sql"
@@ -41,12 +41,21 @@ def secondary_index_names() -> list[str]:
 def init(conn: psycopg.Connection, *, drop: bool = False) -> None:
     """Create tables, triggers, indexes and lookup rows in one transaction; idempotent.
 
-    With ``drop``, everything is dropped first (data included).
+    With ``drop``, everything is dropped first (data included). Tables that already exist are
+    kept as they are, so once the tables file ran, each is checked for every column the
+    workload and the seeder write; if one lacks any, it all rolls back (nothing changed).
+
+    Raises:
+        SchemaMissingError: a table lacks columns, naming them and the fix (exit 3).
+        psycopg.Error: the server refused (privileges, a statement_timeout...), rolled back.
     """
     with conn.transaction():
         if drop:
             conn.execute(read_sql(DROP_FILE))
-        for name in SCHEMA_FILES:
+        tables_file, *rest = SCHEMA_FILES
+        conn.execute(read_sql(tables_file))
+        db.require_columns(conn)  # before indexes and lookup rows name the columns
+        for name in rest:
             conn.execute(read_sql(name))
 
 

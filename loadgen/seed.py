@@ -28,7 +28,16 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from loadgen import datagen, db, schema, tables
+from loadgen import (
+    capacity,
+    datagen,
+    db,
+    db_errors,
+    limits,
+    schema,
+    seed_recovery,
+    tables,
+)
 from loadgen.config import SeedConfig
 from loadgen.errors import ConfigError, RunAbortedError, SeedError
 
@@ -65,11 +74,18 @@ class SeedOptions:
             workers=cfg.workers,
             seed=cfg.seed,
             method=cfg.method,
-            block_rows=cfg.chunk_rows,
+            block_rows=cfg.block_rows,
             append=cfg.append,
             counts=counts,
         )
         return _replace(opts, **overrides)
+
+    def reset_command(self) -> str:
+        """The ``loadgen reset --yes ...`` that recreates the tables and seeds like this."""
+        flags = [f"--scale {self.scale:g}", f"--workers {self.workers}"]
+        flags += [f"--seed {self.seed}"] if self.seed is not None else []
+        flags += ["--insert"] if self.method == "insert" else []
+        return " ".join(["loadgen reset --yes", *flags])
 
     def rows_for(self, table: str) -> int:
         """Rows this run adds to ``table`` (0 for lookup tables)."""
@@ -125,17 +141,31 @@ class _Plan:
 
 
 def validate(options: SeedOptions) -> None:
-    """Raise ConfigError naming the bad option, its value and what is allowed."""
+    """Raise ConfigError naming the bad option, its value and its range (``loadgen.limits``).
+
+    ``config.load`` checked each setting already; options built in code get the same checks,
+    plus the one across settings: each table's rows (count at scale 1 x scale).
+    """
     if options.method not in METHODS:
         raise ConfigError(f"seed method {options.method!r} is invalid; use copy or insert")
-    if not options.scale > 0:
-        raise ConfigError(f"--scale {options.scale!r} is invalid; use a number > 0")
-    if options.workers < 1:
-        raise ConfigError(f"--workers {options.workers!r} is invalid; use an integer >= 1")
-    if options.block_rows < 1:
-        raise ConfigError(f"seed chunk_rows {options.block_rows!r} is invalid; use >= 1")
-    if options.seed is not None and options.seed < 0:
-        raise ConfigError(f"--seed {options.seed!r} is invalid; use an integer >= 0")
+    for flag, key, value in (
+        ("--scale", "scale", options.scale),
+        ("--workers", "workers", options.workers),
+        ("seed.block_rows", "block_rows", options.block_rows),
+        ("--seed", "seed", options.seed),
+    ):
+        bounds = limits.range_of("seed", key)
+        problem = bounds.problem(value) if bounds is not None and value is not None else None
+        if problem:
+            raise ConfigError(f"{flag} = {value!r} {problem}")
+    for table in options.counts or {t.name: t.seed_rows for t in tables.TABLES}:
+        rows = options.rows_for(table)
+        if rows > limits.MAX_SEED_ROWS:
+            raise ConfigError(
+                f"--scale {options.scale:g} gives {rows:,} {table} rows; at most"
+                f" {limits.MAX_SEED_ROWS:,} per table in one seed (run several seeds with"
+                " --append, or lower --scale / SEED_*)"
+            )
 
 
 def _ids(conn: psycopg.Connection, table: str) -> Int64Array:
@@ -203,8 +233,8 @@ def _plan(conn: psycopg.Connection, options: SeedOptions) -> tuple[list[_Plan], 
 
     pacientes, medicos = with_new("pacientes"), with_new("medicos")
     new_pacientes = np.arange(first["pacientes"], first["pacientes"] + rows["pacientes"])
-    capacity = len(new_pacientes) * len(convenios)
-    if rows["pacientes_convenios"] > capacity:
+    max_links = len(new_pacientes) * len(convenios)
+    if rows["pacientes_convenios"] > max_links:
         raise SeedError(
             f"{rows['pacientes_convenios']} pacientes_convenios need at least "
             f"{-(-rows['pacientes_convenios'] // len(convenios))} new pacientes "
@@ -295,11 +325,13 @@ def _python_values(col: Any) -> list[Any]:
 
 def _worker_load(args: tuple[Any, ...]) -> tuple[str, int]:
     """Pool task (worker process): load one piece. A process boundary: every failure leaves
-    as a picklable RunAbortedError naming the piece."""
+    as a picklable error naming the piece (DatabaseRefusedError when the server refused)."""
     table, _seed, lo, hi = args[:4]
     try:
         assert _worker_conn is not None, "worker not initialised"
         return table, load_piece(_worker_conn, *args)
+    except psycopg.Error as exc:
+        raise db_errors.refused(exc, f"loading {table} ids {lo}..{hi - 1}") from None
     except Exception as exc:  # noqa: BLE001 - process boundary
         raise RunAbortedError(
             f"loading {table} ids {lo}..{hi - 1} failed: {type(exc).__name__}: {exc}"
@@ -335,16 +367,19 @@ def _run_table(
         assert local is not None
         results = (load_piece(local, *task) for task in tasks)
     else:
-        futures = [pool.submit(_worker_load, task) for task in tasks]
+        with seed_recovery.children_ignore_sigint():  # a submit may start a worker process
+            futures = [pool.submit(_worker_load, task) for task in tasks]
         results = (f.result()[1] for f in as_completed(futures, timeout=POOL_TIMEOUT_S))
     try:
         for n in results:
             done += n
             if progress:
                 progress(plan.table, done, plan.rows, time.monotonic() - t0)
-    except (psycopg.Error, OSError, BrokenProcessPool, TimeoutError) as exc:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+    except psycopg.Error as exc:
+        raise db_errors.refused(
+            exc, f"loading {plan.table} failed after {done} of {plan.rows} rows"
+        ) from None
+    except (OSError, BrokenProcessPool, TimeoutError) as exc:
         raise RunAbortedError(
             f"loading {plan.table} failed after {done} of {plan.rows} rows: "
             f"{type(exc).__name__}: {exc}"
@@ -368,6 +403,47 @@ def _advance_sequences(conn: psycopg.Connection) -> None:
         )
 
 
+def _load(
+    dsn: str,
+    plans: list[_Plan],
+    options: SeedOptions,
+    run_seed: int,
+    reference: datetime,
+    num_procs: int,
+    progress: ProgressFn | None,
+    results: list[TableResult],
+) -> int:
+    """Load every plan (appending to ``results``); return the loader processes used."""
+    local = _open_loader(dsn) if num_procs <= 1 else None
+    try:
+        if local is not None:
+            datagen.build_vocab()
+            for plan in plans:
+                results.append(
+                    _run_table(plan, options, run_seed, reference, local, None, progress)
+                )
+            return 1
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            num_procs, mp_context=ctx, initializer=_init_worker, initargs=(dsn,)
+        ) as pool:
+            try:
+                with seed_recovery.children_ignore_sigint():
+                    pool.submit(int)  # start the workers now: spawn + connect overlap our work
+                local = _open_loader(dsn)
+                for plan in plans:
+                    results.append(
+                        _run_table(plan, options, run_seed, reference, local, pool, progress)
+                    )
+            except BaseException:
+                seed_recovery.stop_pool(pool)
+                raise
+        return num_procs
+    finally:
+        if local is not None:
+            local.close()
+
+
 def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> SeedResult:
     """Seed every table in foreign-key order; block until done.
 
@@ -383,7 +459,9 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
         ConfigError: invalid options.
         SchemaMissingError: tables missing (run ``loadgen init``).
         SeedError: tables already hold data without ``append``, or impossible counts.
-        RunAbortedError: a load failed midway (rows committed so far stay).
+        RunAbortedError: a load failed midway or SIGINT/SIGTERM (``Interrupted``) stopped it:
+            this run's rows are removed again, or the message says how to remove them.
+        DatabaseRefusedError: the server refused (a privilege, a timeout...), rows undone.
         DatabaseUnavailableError: the server cannot be reached.
     """
     validate(options)
@@ -395,44 +473,36 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
     with db.connect(dsn, autocommit=True, application_name="loadgen-seed") as conn:
         db.require_schema(conn)
         plans, was_empty = _plan(conn, options)
+        biggest = max((len(_pieces(p)) for p in plans), default=0)
+        num_procs = min(options.workers, biggest)
+        needed = 1 + (num_procs if num_procs > 1 else 0)  # this process's loader + workers
+        what = f"--workers {options.workers}"
+        capacity.check(capacity.capacity(conn), needed, what, asking_closes=False)
         if was_empty:
             schema.drop_secondary_indexes(conn)
         phases["prepare"] = time.monotonic() - t_start
         t_load = time.monotonic()
-        biggest = max((len(_pieces(p)) for p in plans), default=0)
-        num_procs = min(options.workers, biggest)
-        local = _open_loader(dsn) if num_procs <= 1 else None
         try:
-            if local is not None:
-                datagen.build_vocab()
-                num_procs = 1
-                for plan in plans:
-                    results.append(
-                        _run_table(plan, options, run_seed, reference, local, None, progress)
-                    )
-            else:
-                ctx = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(
-                    num_procs, mp_context=ctx, initializer=_init_worker, initargs=(dsn,)
-                ) as pool:
-                    pool.submit(int)  # start the workers now: spawn + connect overlap our work
-                    local = _open_loader(dsn)
-                    for plan in plans:
-                        results.append(
-                            _run_table(plan, options, run_seed, reference, local, pool, progress)
-                        )
-        finally:
-            if local is not None:
-                local.close()
+            num_procs = _load(
+                dsn, plans, options, run_seed, reference, num_procs, progress, results
+            )
             phases["load"] = time.monotonic() - t_load
             t_index = time.monotonic()
             _advance_sequences(conn)
-            if was_empty:  # also after a failed load: never leave the schema without indexes
+            if was_empty:
                 schema.create_indexes(conn)
             phases["index"] = time.monotonic() - t_index
+        except (Exception, KeyboardInterrupt) as exc:  # nothing half-done stays without a word
+            ranges = [seed_recovery.IdRange(p.table, p.first_id, p.rows) for p in plans]
+            raise seed_recovery.unfinished(
+                conn, ranges, exc, tables_were_empty=was_empty, reseed=options.reset_command()
+            ) from None
         t_analyze = time.monotonic()
-        for spec in tables.TABLES:
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(spec.name)))
+        try:
+            for spec in tables.TABLES:
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(spec.name)))
+        except KeyboardInterrupt as exc:
+            raise seed_recovery.interrupted_in_analyze(exc) from None
         phases["analyze"] = time.monotonic() - t_analyze
     return SeedResult(
         tables=results,

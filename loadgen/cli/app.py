@@ -1,17 +1,74 @@
-"""The Typer app, global options, and the one place that maps errors to exit codes."""
+"""The Typer app, global options, signal handling per command, and the error mapping.
+
+``LoadgenGroup.main`` runs every command (console script, ``python -m loadgen`` and tests'
+``CliRunner`` alike) through ``loadgen.cli.failures``: whatever escapes becomes one line on
+stderr and its exit code. The global callback decides what SIGINT/SIGTERM do for the command
+about to run (``loadgen.interrupts``): ``stream`` takes the signals recorded during start-up
+over into its stop flag; every other command gets them as ``Interrupted`` (exit 4).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from loadgen import config, db, log
-from loadgen.errors import ConfigError, LoadgenError
+from loadgen import config, db, interrupts, log
+from loadgen.cli import failures
+from loadgen.errors import ConfigError
+
+# Commands that handle SIGINT/SIGTERM themselves, as a graceful stop (exit 0 with a summary).
+SELF_STOPPING_COMMANDS = frozenset({"stream"})
+
+
+class LoadgenGroup(TyperGroup):
+    """The root command: error mapping and signal handling around every command."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise failures.CommandInterrupted(exc) from None
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; exit (or, with ``standalone_mode`` False, return) its code.
+
+        The SIGINT/SIGTERM handlers in place before are put back afterwards.
+        """
+        handlers = interrupts.current_handlers()
+        try:
+            code = failures.run(
+                lambda: TyperGroup.main(
+                    self,
+                    args=args,
+                    prog_name=prog_name or "loadgen",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    windows_expand_args=windows_expand_args,
+                    **extra,
+                )
+            )
+        finally:
+            interrupts.restore(handlers)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
 
 app = typer.Typer(
+    cls=LoadgenGroup,
     name="loadgen",
     help=(
         "OLTP hospital simulator for PostgreSQL: build the schema, seed it with COPY, stream a\n"
@@ -62,6 +119,8 @@ def _global_options(
     ),
 ) -> None:
     ctx.obj = CliState(dsn=dsn, config_path=config_path, log_level=log_level)
+    if ctx.invoked_subcommand not in SELF_STOPPING_COMMANDS:
+        interrupts.raise_on_signal()  # raises at once for a signal received while starting
 
 
 def _state(ctx: typer.Context) -> CliState:
@@ -94,7 +153,7 @@ def get_settings(
 
 
 def get_dsn(ctx: typer.Context, *, start_embedded: bool = True) -> str:
-    """The DSN to use (DESIGN.md's resolution order); starts the embedded server if needed."""
+    """The DSN to use (``db.resolve_dsn``'s order); starts the embedded server if needed."""
     state = _state(ctx)
     if state.resolved_dsn is None:
         settings = state.settings or get_settings(ctx)
@@ -114,13 +173,24 @@ def fail(message: str) -> None:
     raise ConfigError(message)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app; turn LoadgenError into one line and its exit code.
+def confirm_destruction(ctx: typer.Context, what: str, yes: bool, *, command: str) -> None:
+    """Go on only when the user agreed to lose ``what``: ``--yes``, or "y" on a terminal (the
+    prompt names the database; without a terminal nothing is resolved or started).
 
-    Typer (standalone mode) already prints usage errors and exits 2 for them.
+    Raises:
+        ConfigError: no terminal to ask on and no --yes, or the answer was no (exit 2; nothing
+            was done).
     """
-    try:
-        app(args=argv)
-    except LoadgenError as exc:
-        print(f"loadgen: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"{command}: drops {what}; no terminal to confirm on, pass --yes to confirm"
+        )
+    if not typer.confirm(f"{command}: drop {what} in {db.mask_dsn(get_dsn(ctx))}?", err=True):
+        raise ConfigError(f"{command}: not confirmed; nothing was dropped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and exit with its code."""
+    app(args=argv)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen import config, db, embedded, schema
-from loadgen.cli.app import app, dsn_source, get_dsn, get_settings
+from loadgen.cli.app import app, confirm_destruction, dsn_source, get_dsn, get_settings
 from loadgen.errors import CheckFailedError, ConfigError
 
 JSON_HELP = "Print JSON instead of a table."
@@ -23,13 +23,23 @@ def _out() -> Console:
 @app.command()
 def init(
     ctx: typer.Context,
-    drop: bool = typer.Option(False, "--drop", help="Drop every loadgen table first (data lost)."),
+    drop: bool = typer.Option(
+        False, "--drop", help="Drop every loadgen table first (data lost; asks, or --yes)."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="With --drop: do not ask (needed without a terminal)."
+    ),
 ) -> None:
     """Create the database if needed, then the schema, 9 indexes, triggers and lookup rows.
 
-    Idempotent: running it again changes nothing. --drop recreates from scratch.
+    Idempotent: running it again changes nothing. Tables that exist are checked for every
+    column the workload needs (exit 3 naming what is missing). --drop recreates from scratch.
     """
     settings = get_settings(ctx)
+    if yes and not drop:
+        raise ConfigError("init --yes confirms --drop; pass both, or neither")
+    if drop:
+        confirm_destruction(ctx, "every loadgen table and its data", yes, command="init --drop")
     dsn = get_dsn(ctx)
     created = db.ensure_database(dsn, retry_for_s=settings.db.connect_retry_s)
     with db.connect(dsn, retry_for_s=settings.db.connect_retry_s) as conn:
@@ -70,7 +80,7 @@ def check(
     coherence. Exit 1 when any check fails."""
     settings = get_settings(ctx)
     with db.connect(get_dsn(ctx), retry_for_s=settings.db.connect_retry_s) as conn:
-        db.require_schema(conn)
+        db.require_schema(conn, need_columns=True)
         results = schema.check(conn)
     failed = [r for r in results if not r.ok]
     if as_json:

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from loadgen import db, scenarios
+from loadgen import db, limits, scenarios
 from loadgen.cdc.names import database_errors
-from loadgen.cli.app import app, get_dsn, get_settings
+from loadgen.cli.app import app, confirm_destruction, get_dsn, get_settings
 from loadgen.errors import ConfigError
 
 scenario_app = typer.Typer(
@@ -50,13 +50,17 @@ def run_scenarios(
             show_default=False,
         ),
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", help="Run the list this many times.")] = 1,
+    repeat: Annotated[
+        int,
+        typer.Option("--repeat", help=f"Run the list this many times, 1..{limits.MAX_REPEAT:,}."),
+    ] = 1,
     big_txn_changes: Annotated[
         int | None,
         typer.Option(
             "--big-txn-changes",
-            help="Rows changed by big-transaction's one transaction "
-            f"[default: {scenarios.ScenarioOptions().big_txn_changes}].",
+            help="Rows changed by big-transaction's one transaction, "
+            f"{limits.MIN_BIG_TXN_CHANGES}..{limits.MAX_BIG_TXN_CHANGES:,} "
+            f"[default: {scenarios.ScenarioOptions().big_txn_changes:,}].",
             show_default=False,
         ),
     ] = None,
@@ -66,12 +70,15 @@ def run_scenarios(
     chosen = list(scenarios.SCENARIOS) if names == ["all"] else names
     for n in chosen:
         scenarios.get(n)  # unknown name: exit 2 before connecting
-    if repeat < 1:
-        raise ConfigError(f"--repeat {repeat}: must be at least 1")
+    if not 1 <= repeat <= limits.MAX_REPEAT:
+        raise ConfigError(f"--repeat {repeat}: must be 1..{limits.MAX_REPEAT:,}")
     options = scenarios.ScenarioOptions()
     if big_txn_changes is not None:
-        if big_txn_changes < 10:
-            raise ConfigError(f"--big-txn-changes {big_txn_changes}: must be at least 10")
+        if not limits.MIN_BIG_TXN_CHANGES <= big_txn_changes <= limits.MAX_BIG_TXN_CHANGES:
+            raise ConfigError(
+                f"--big-txn-changes {big_txn_changes}: must be "
+                f"{limits.MIN_BIG_TXN_CHANGES}..{limits.MAX_BIG_TXN_CHANGES:,}"
+            )
         options = dataclasses.replace(options, big_txn_changes=big_txn_changes)
     dsn = get_dsn(ctx)
     print(
@@ -98,13 +105,8 @@ def drop_scenario_tables(
 ) -> None:
     """Drop every cdc_ scenario table (the 7 hospital tables are never touched)."""
     s = get_settings(ctx)
+    confirm_destruction(ctx, "the cdc_ scenario tables", yes, command="scenario drop")
     dsn = get_dsn(ctx)
-    if not yes and not sys.stdin.isatty():
-        raise ConfigError(
-            "scenario drop: no terminal to confirm on; pass --yes to drop the cdc_ scenario tables"
-        )
-    if not yes and not typer.confirm(f"drop the cdc_ scenario tables in {db.mask_dsn(dsn)}?"):
-        raise ConfigError("scenario drop: not confirmed; nothing dropped")
     with (
         database_errors("scenario drop"),
         db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,

@@ -13,9 +13,8 @@ from rich.table import Table
 
 from loadgen import db, schema
 from loadgen import seed as seeder
-from loadgen.cli.app import app, get_dsn, get_settings
+from loadgen.cli.app import app, confirm_destruction, get_dsn, get_settings
 from loadgen.config import Settings
-from loadgen.errors import ConfigError
 
 PLAIN_PROGRESS_EVERY_S = 1.0  # at most one plain progress line per table per second
 
@@ -148,18 +147,20 @@ def seed_command(
 def reset_command(
     ctx: typer.Context,
     yes: bool = typer.Option(
-        False, "--yes", "-y", help="Confirm: every loadgen table and its data is dropped."
+        False,
+        "--yes",
+        "-y",
+        help="Confirm: every loadgen table and its data is dropped (needed without a terminal).",
     ),
     copy: CopyOption = None,
     scale: ScaleOption = None,
     workers: WorkersOption = None,
     seed: SeedOption = None,
 ) -> None:
-    """Drop every loadgen table, recreate the schema, and seed it (needs --yes)."""
+    """Drop every loadgen table, recreate the schema, and seed it (asks, or --yes)."""
     settings = _seed_settings(ctx, copy, scale=scale, workers=workers, seed=seed)
     seeder.validate(seeder.SeedOptions.from_config(settings.seed))
-    if not yes:
-        raise ConfigError("reset drops every loadgen table and all its data; pass --yes to confirm")
+    confirm_destruction(ctx, "every loadgen table and its data", yes, command="reset")
     dsn = get_dsn(ctx)
     db.ensure_database(dsn, retry_for_s=settings.db.connect_retry_s)
     with db.connect(dsn, retry_for_s=settings.db.connect_retry_s) as conn:

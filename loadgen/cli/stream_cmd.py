@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import threading
 
 import typer
 
-from loadgen import db
+from loadgen import capacity, config, db, interrupts, limits
 from loadgen.cli.app import app, get_dsn, get_settings
-from loadgen.errors import ConfigError, RunAbortedError
+from loadgen.errors import RunAbortedError
 from loadgen.stream import coordinator, profiles
 from loadgen.stream.rates import format_rate
 from loadgen.stream.report import (
@@ -21,13 +20,6 @@ from loadgen.stream.report import (
     write_summary_json,
 )
 
-# SIGINT/SIGTERM handling starts as soon as this module is imported for a `stream` run (before
-# settings, the database check and spawning), so a signal in the first second is not lost.
-_STOP = coordinator.StopFlag()
-# (`stream` among the first words: after at most one global option and its value.)
-if "stream" in sys.argv[1:4] and threading.current_thread() is threading.main_thread():
-    _STOP.install()
-
 _PROFILE_HELP = (
     "Named profile: "
     + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values())
@@ -35,15 +27,8 @@ _PROFILE_HELP = (
 )
 
 
-def _reject_empty(values: dict[str, str | None]) -> None:
-    """An explicitly given empty value is bad input (None = not given = the default).
-
-    Raises:
-        ConfigError: naming the first flag given as "" or blanks (exit 2).
-    """
-    for flag, value in values.items():
-        if value is not None and not value.strip():
-            raise ConfigError(f"{flag}: empty value {value!r}; leave the flag out for the default")
+def _range(key: str) -> str:
+    return limits.help_range("stream", key)
 
 
 @app.command("stream")
@@ -53,7 +38,9 @@ def stream(
         None,
         "--workers",
         "-w",
-        help="Worker processes, each with its own connection [default: 2].",
+        help="Worker processes, each with its own connection; "
+        f"{_range('workers')} ({limits.WORKERS_PER_CORE} per CPU core; the server must have "
+        "that many connections free) [default: 2].",
         show_default=False,
     ),
     rate: str | None = typer.Option(
@@ -61,21 +48,23 @@ def stream(
         "--rate",
         "-r",
         help="Total operations for the run, all workers together: "
-        "200/min, 50/s, 3/h or unlimited. Without it: one operation every "
+        "200/min, 50/s, 3/h or unlimited; from one a day to "
+        f"{limits.MAX_RATE_PER_S:,.0f}/s. Without it: one operation every "
         "STREAM_INTERVAL_SECONDS (2) plus 0..MAX_JITTER_MS (400) ms.",
         show_default=False,
     ),
     arrivals: str | None = typer.Option(
         None,
         "--arrivals",
-        help="Arrival schedule under --rate: token-bucket, poisson or "
+        help="Arrival schedule of a finite --rate: token-bucket, poisson or "
         "uniform [default: token-bucket].",
         show_default=False,
     ),
     burst: int | None = typer.Option(
         None,
         "--burst",
-        help="Token-bucket capacity in operations, total over workers "
+        help="Token-bucket capacity in operations, total over workers, under a finite "
+        f"--rate; {_range('burst')} "
         "[default: one second of operations, at least one batch per worker].",
         show_default=False,
     ),
@@ -83,20 +72,20 @@ def stream(
         None,
         "--duration",
         "-d",
-        help="Stop after 90, 90s, 5m, 1h [default: until Ctrl-C].",
+        help="Stop after 90, 90s, 5m, 1h; at most 365 days [default: until Ctrl-C].",
         show_default=False,
     ),
     max_ops: int | None = typer.Option(
         None,
         "--max-ops",
-        help="Stop after exactly this many committed operations in total.",
+        help=f"Stop after exactly this many committed operations in total; {_range('max_ops')}.",
         show_default=False,
     ),
     batch_size: int | None = typer.Option(
         None,
         "--batch-size",
         help="Operations due at the same moment share a transaction, "
-        "up to this many (BATCH_SIZE) [default: 50].",
+        f"up to this many (BATCH_SIZE); {_range('batch_size')} [default: 50].",
         show_default=False,
     ),
     mix: str | None = typer.Option(
@@ -107,7 +96,10 @@ def stream(
         show_default=False,
     ),
     seed: int | None = typer.Option(
-        None, "--seed", help="RNG seed (printed when drawn at random).", show_default=False
+        None,
+        "--seed",
+        help=f"RNG seed, {_range('seed')} (printed when drawn at random).",
+        show_default=False,
     ),
     ledger: str | None = typer.Option(
         None,
@@ -130,7 +122,8 @@ def stream(
     report_interval: float | None = typer.Option(
         None,
         "--report-interval",
-        help="Seconds between progress updates and worker stats deltas [default: 1].",
+        help="Seconds between progress updates and worker stats deltas; "
+        f"{_range('report_interval_s')} [default: 1].",
         show_default=False,
     ),
     profile: str | None = typer.Option(None, "--profile", help=_PROFILE_HELP, show_default=False),
@@ -150,21 +143,15 @@ def stream(
         show_default=False,
     ),
 ) -> None:
-    """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C."""
-    _STOP.install()  # idempotent; the import-time install covers `loadgen stream` itself
+    """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C.
+
+    SIGINT or SIGTERM at any stage (even while Python starts) stops the run gracefully: the
+    summary of what was committed, exit 0.
+    """
+    stop = coordinator.StopFlag()
+    stop.install()  # first: signals from here on stop the run...
+    stop.count += len(interrupts.take_pending())  # ...and so do those received while starting
     try:  # every exit restores the handlers, bad input included (in-process callers)
-        _reject_empty(
-            {
-                "--rate": rate,
-                "--mix": mix,
-                "--duration": duration,
-                "--arrivals": arrivals,
-                "--ledger": ledger,
-                "--summary-json": summary_json,
-                "--profile": profile,
-                "--scenarios": scenarios,
-            }
-        )
         settings = get_settings(
             ctx,
             {
@@ -188,58 +175,71 @@ def stream(
                 }
             },
         )
-        # bad input: exit 2 now, before the database
+        config.check_stream(settings)  # bad input: exit 2 now, before the database
         spec = coordinator.RunSpec.from_settings(settings.stream, dsn="")
         summary_json_path = settings.stream.summary_json
         if summary_json_path:
             check_summary_json_path(summary_json_path)
         spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
-        pace = (
-            f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms"
-            if spec.is_paced
-            else f"rate {format_rate(spec.rate_per_s)}"
-            + (f" ({spec.arrivals})" if spec.rate_per_s is not None else "")
-        )
-        limits = [f"duration {spec.duration_s:g} s"] if spec.duration_s else []
-        limits += [f"max-ops {spec.max_ops}"] if spec.max_ops else []
-        if spec.scenarios:
-            limits.append(
-                f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
-                f"every {spec.scenario_every_ops} operations per worker"
+        _print_header(spec, settings)
+        if not stop.count:
+            capacity.require_free_connections(
+                spec.dsn,
+                spec.num_workers,
+                f"--workers {spec.num_workers}",
+                retry_for_s=settings.db.connect_retry_s,
             )
-        mix_text = " ".join((settings.stream.mix or "default").split())
-        ledger_text = f"ledger {spec.ledger}, " if spec.ledger else ""
-        print(
-            f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
-            f"mix {mix_text}, {', '.join(limits) or 'until Ctrl-C'}, seed {spec.seed}, "
-            f"{ledger_text}db {db.mask_dsn(spec.dsn)}",
-            file=sys.stderr,
-            flush=True,
-        )
         reporter = choose_reporter(settings.stream.progress)
         try:
-            summary = coordinator.run(spec, reporter, stop=_STOP)
+            summary = coordinator.run(spec, reporter, stop=stop)
         except RunAbortedError as exc:
             partial = getattr(exc, "summary", None)
             if partial is not None:
                 print_summary(partial)
-                _write_summary_json(summary_json_path, partial)
+                problem = _write_summary_json(summary_json_path, partial)
+                if problem:
+                    print(f"loadgen: error: {problem}", file=sys.stderr, flush=True)
             raise
     finally:
-        _STOP.restore()
+        stop.restore()
     print_summary(summary)
-    _write_summary_json(summary_json_path, summary)
+    problem = _write_summary_json(summary_json_path, summary)
+    if problem:  # the run is over and printed; what was asked to be kept is not
+        raise RunAbortedError(f"{problem} (the run finished; its summary is above)")
 
 
-def _write_summary_json(path: str | None, summary: RunSummary) -> None:
-    """Write the JSON summary; a failure now is one line on stderr, not the run's exit status."""
+def _print_header(spec: coordinator.RunSpec, settings: config.Settings) -> None:
+    """The run's plan, one line on stderr (before anything is started)."""
+    pace = (
+        f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms"
+        if spec.is_paced
+        else f"rate {format_rate(spec.rate_per_s)}"
+        + (f" ({spec.arrivals})" if spec.rate_per_s is not None else "")
+    )
+    limits_text = [f"duration {spec.duration_s:g} s"] if spec.duration_s else []
+    limits_text += [f"max-ops {spec.max_ops}"] if spec.max_ops else []
+    if spec.scenarios:
+        limits_text.append(
+            f"profile {spec.profile}: {len(spec.scenarios)} scenarios, one step "
+            f"every {spec.scenario_every_ops} operations per worker"
+        )
+    mix_text = " ".join(str(settings.stream.mix or "default").split())
+    ledger_text = f"ledger {spec.ledger}, " if spec.ledger else ""
+    print(
+        f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
+        f"mix {mix_text}, {', '.join(limits_text) or 'until Ctrl-C'}, seed {spec.seed}, "
+        f"{ledger_text}db {db.mask_dsn(spec.dsn)}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _write_summary_json(path: str | None, summary: RunSummary) -> str | None:
+    """Write the JSON summary (when asked); why it could not be written, or None."""
     if not path:
-        return
+        return None
     try:
         write_summary_json(path, summary)
     except OSError as exc:
-        print(
-            f"loadgen: error: --summary-json {path!r}: cannot write: {exc.strerror or exc}",
-            file=sys.stderr,
-            flush=True,
-        )
+        return f"--summary-json {path!r}: cannot write: {exc.strerror or exc}"
+    return None

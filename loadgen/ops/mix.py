@@ -18,7 +18,7 @@ def default_mix() -> dict[str, float]:
     return {op.name: op.default_weight for op in OPERATIONS}
 
 
-def parse_mix(spec: str | None) -> dict[str, float]:
+def parse_mix(spec: str | None, *, label: str = "--mix") -> dict[str, float]:
     """Parse a mix spec into a weight for every registered operation.
 
     Forms (weights are relative, any non-negative finite numbers; both forms may be mixed):
@@ -35,6 +35,7 @@ def parse_mix(spec: str | None) -> dict[str, float]:
 
     Args:
         spec: the ``--mix`` value or ``[stream] mix`` setting.
+        label: how messages name its source (the flag, or a config key with its file).
 
     Returns:
         ``{operation name: weight}`` for every registered operation, in registry order.
@@ -47,33 +48,33 @@ def parse_mix(spec: str | None) -> dict[str, float]:
         return default_mix()
     items = [item.strip() for item in spec.split(",")]
     if not spec.strip() or all(not item for item in items):
-        raise ConfigError(f"--mix: empty mix {spec!r}; {_HINT}")
+        raise ConfigError(f"{label}: empty mix {spec!r}; {_HINT}")
     by_kind: dict[str, float] = {}
     by_name: dict[str, float] = {}
     for item in items:
         if not item:
-            raise ConfigError(f"--mix: empty item in {spec!r}; {_HINT}")
+            raise ConfigError(f"{label}: empty item in {spec!r}; {_HINT}")
         key, sep, raw = item.partition("=")
         key = key.strip().lower()
         raw = raw.strip()
         if not sep or not key or not raw:
-            raise ConfigError(f"--mix: bad item {item!r}; {_HINT}")
+            raise ConfigError(f"{label}: bad item {item!r}; {_HINT}")
         if key not in KINDS and key not in BY_NAME:
             raise ConfigError(
-                f"--mix: unknown operation {key!r} in {item!r}; allowed: "
+                f"{label}: unknown operation {key!r} in {item!r}; allowed: "
                 f"{', '.join(KINDS)} or {', '.join(BY_NAME)}"
             )
         try:
             weight = float(raw)
         except ValueError:
             raise ConfigError(
-                f"--mix: weight {raw!r} of {key!r} is not a number; use e.g. {key}=10"
+                f"{label}: weight {raw!r} of {key!r} is not a number; use e.g. {key}=10"
             ) from None
         if math.isnan(weight) or math.isinf(weight) or weight < 0:
-            raise ConfigError(f"--mix: weight {raw!r} of {key!r} must be a finite number >= 0")
+            raise ConfigError(f"{label}: weight {raw!r} of {key!r} must be a finite number >= 0")
         target = by_kind if key in KINDS else by_name
         if key in target:
-            raise ConfigError(f"--mix: {key!r} given twice in {spec!r}")
+            raise ConfigError(f"{label}: {key!r} given twice in {spec!r}")
         target[key] = weight
 
     weights = {op.name: by_name.get(op.name, 0.0) for op in OPERATIONS}
@@ -87,5 +88,5 @@ def parse_mix(spec: str | None) -> dict[str, float]:
         for op, share in zip(on or pool, shares, strict=True):
             weights[op.name] = kind_weight * share / total
     if sum(weights.values()) <= 0:
-        raise ConfigError(f"--mix: every weight is zero in {spec!r}; give at least one > 0")
+        raise ConfigError(f"{label}: every weight is zero in {spec!r}; give at least one > 0")
     return weights

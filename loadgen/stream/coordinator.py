@@ -39,7 +39,6 @@ from loadgen.stream.messages import (
     WorkerReady,
 )
 from loadgen.stream.ownership import Claim, RunOwnership
-from loadgen.stream.rates import parse_duration, parse_rate
 from loadgen.stream.report import NullReporter, Progress, Reporter, RunSummary
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.tally import CommitTally, TallyLayout, shared_size
@@ -122,18 +121,16 @@ class RunSpec:
 
     @classmethod
     def from_settings(cls, stream: StreamConfig, dsn: str) -> RunSpec:
-        """Parse the ``[stream]`` strings (rate, duration, mix). Raises ConfigError (exit 2).
+        """A plan from the ``[stream]`` settings. Raises ConfigError (exit 2).
 
-        ``stream`` must come from ``config.load``, which has validated ranges and choices.
+        ``stream`` comes from ``config.load``, the one place that validates settings: ranges
+        and choices are checked and rate, duration and mix are already parsed; only the
+        profile's scenario choice is resolved here.
         """
-        from loadgen.ops.mix import parse_mix
+        from loadgen.ops.mix import default_mix
         from loadgen.stream import profiles
 
-        # Ranges and choices (workers, batch size, burst, max-ops, arrivals...) were checked by
-        # config.load, the one place that validates settings; only the strings parse here.
-        rate_text = (stream.rate or "").strip()
-        rate_per_s = parse_rate(rate_text) if rate_text else None
-        duration_s = parse_duration(stream.duration) if stream.duration else None
+        rate_per_s = stream.rate.per_s if stream.rate is not None else None
         if stream.ledger:
             try:
                 import loadgen.ledger  # noqa: F401
@@ -162,13 +159,13 @@ class RunSpec:
             dsn=dsn,
             num_workers=stream.workers,
             rate_per_s=rate_per_s,
-            is_paced=not rate_text,
+            is_paced=stream.rate is None,
             arrivals=stream.arrivals,
             burst=stream.burst,
-            duration_s=duration_s,
+            duration_s=stream.duration,
             max_ops=stream.max_ops,
             batch_size=stream.batch_size,
-            mix=parse_mix(stream.mix),
+            mix=dict(stream.mix.weights) if stream.mix is not None else default_mix(),
             seed=seed,
             report_interval_s=stream.report_interval_s,
             interval_s=stream.interval_s,

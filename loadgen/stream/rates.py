@@ -1,8 +1,9 @@
 """Parse the stream's RATE and DURATION values (pure; bad input raises ConfigError, exit 2).
 
 RATE is the total for the run, all workers together, in operations: ``200/min``, ``50/s``,
-``3/h``, ``0.5/s``, a bare number (per second) or ``unlimited``. DURATION is ``90``, ``90s``,
-``5m``, ``1h`` or ``1.5h``.
+``3/h``, ``0.5/s``, a bare number (per second) or ``unlimited`` (also ``max``, ``inf``, with or
+without a unit); from one a day to a million a second (``loadgen.limits``). DURATION is ``90``,
+``90s``, ``5m``, ``1h`` or ``1.5h``, at most a year.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import math
 import re
 
 from loadgen.errors import ConfigError
+from loadgen.limits import MAX_DURATION_S, MAX_RATE_PER_S, MIN_RATE_PER_S
 
 UNLIMITED = "unlimited"
+_UNLIMITED_WORDS = (UNLIMITED, "max", "inf", "infinity")
 
 # unit spelling -> seconds per unit
 _RATE_UNITS_S: dict[str, float] = {
@@ -43,34 +46,51 @@ def parse_rate(text: str, *, flag: str = "--rate") -> float | None:
         flag: how the message names the value's source (a flag or a config key).
 
     Returns:
-        Operations per second (> 0, finite), or ``None`` for ``unlimited``.
+        Operations per second (``MIN_RATE_PER_S`` .. ``MAX_RATE_PER_S``), or ``None`` for
+        ``unlimited`` (``max``, ``inf``, ``infinity``; ``inf/s`` too: a unit changes nothing).
 
     Raises:
-        ConfigError: unknown unit, not a number, zero, negative or not finite.
+        ConfigError: unknown unit, not a number, zero, negative, or out of range.
     """
     lowered = text.strip().lower()
-    if lowered in (UNLIMITED, "max", "inf"):
+    word, _, unit_part = lowered.partition("/")
+    if word.strip() in _UNLIMITED_WORDS and (
+        not unit_part or _unit(unit_part.strip()) in _RATE_UNITS_S
+    ):
         return None
     match = _RATE_RE.match(lowered)
     if match is None:
         raise ConfigError(f"{flag}: invalid rate {text!r}; expected {_RATE_ALLOWED}")
-    unit = match["unit"] or "s"
-    unit = unit[:-1] if unit.endswith("s") and unit[:-1] in _RATE_UNITS_S else unit
+    unit = _unit(match["unit"] or "s")
     if unit not in _RATE_UNITS_S:
         raise ConfigError(
             f"{flag}: unknown unit {match['unit']!r} in rate {text!r}; expected {_RATE_ALLOWED}"
         )
     rate_per_s = float(match["count"]) / _RATE_UNITS_S[unit]
-    if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
+    if not rate_per_s > 0:
         raise ConfigError(f"{flag}: rate must be greater than 0, got {text!r}")
+    if not math.isfinite(rate_per_s) or rate_per_s > MAX_RATE_PER_S:
+        raise ConfigError(
+            f"{flag}: rate {text!r} is above the maximum, {MAX_RATE_PER_S:,.0f}/s;"
+            " use unlimited for as fast as the server goes"
+        )
+    if rate_per_s < MIN_RATE_PER_S * (1 - 1e-9):
+        raise ConfigError(f"{flag}: rate {text!r} is below the minimum, one operation a day")
     return rate_per_s
+
+
+def _unit(spelling: str) -> str:
+    """A rate unit's canonical key: plurals (``hours``, ``mins``) lose their ``s``."""
+    if spelling.endswith("s") and spelling[:-1] in _RATE_UNITS_S:
+        return spelling[:-1]
+    return spelling
 
 
 def parse_duration(text: str | float | int, *, flag: str = "--duration") -> float:
     """Turn a DURATION string (or a number of seconds) into seconds.
 
     Raises:
-        ConfigError: not a number with a known unit, zero or negative.
+        ConfigError: not a number with a known unit, zero, negative or over a year.
     """
     if isinstance(text, int | float) and not isinstance(text, bool):
         duration_s = float(text)
@@ -79,8 +99,10 @@ def parse_duration(text: str | float | int, *, flag: str = "--duration") -> floa
         if match is None or match["unit"] not in _DURATION_UNITS_S:
             raise ConfigError(f"{flag}: invalid duration {text!r}; expected {_DURATION_ALLOWED}")
         duration_s = float(match["value"]) * _DURATION_UNITS_S[match["unit"]]
-    if not (duration_s > 0 and math.isfinite(duration_s)):
+    if not duration_s > 0:
         raise ConfigError(f"{flag}: duration must be greater than 0, got {text!r}")
+    if not (math.isfinite(duration_s) and duration_s <= MAX_DURATION_S):
+        raise ConfigError(f"{flag}: duration {text!r} is above the maximum, 365 days")
     return duration_s
 
 

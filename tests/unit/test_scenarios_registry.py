@@ -61,7 +61,7 @@ def test_cli_list() -> None:
     ("args", "message"),
     [
         (["no-such-scenario"], "scenario 'no-such-scenario': unknown"),
-        (["toast-unchanged", "--repeat", "0"], "--repeat 0: must be at least 1"),
+        (["toast-unchanged", "--repeat", "0"], "--repeat 0: must be 1..1,000"),
     ],
 )
 def test_cli_bad_input_exits_2_before_connecting(

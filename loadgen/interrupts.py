@@ -1,0 +1,119 @@
+"""SIGINT and SIGTERM for the commands: recorded during start-up, then turned into an exception.
+
+Standard library only: the console entry point (``loadgen.__main__.main``) calls ``defer()``
+before importing anything heavy (typer, rich, numpy, psycopg take most of a second), so a
+Ctrl-C or SIGTERM during start-up is recorded instead of printing a traceback or killing the
+process without a word. When the command line has been parsed, the CLI either hands the
+recorded signals to the command that stops gracefully (``loadgen stream`` adds them to its
+stop flag, so a signal in a run's first second is not lost) or calls ``raise_on_signal()``:
+from then on SIGINT and SIGTERM raise ``Interrupted`` in the main thread, with statements
+cancelled and transactions rolled back on the way out, and the CLI prints one line (exit 4).
+
+Everything here runs in the main thread of the CLI's process; worker processes never call it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived while a command ran (a KeyboardInterrupt, so psycopg cancels
+    the running statement before it propagates). ``signum`` is the signal's number."""
+
+    def __init__(self, signum: int, *, during_startup: bool = False) -> None:
+        super().__init__(signal_name(signum))
+        self.signum = signum
+        self.during_startup = during_startup  # recorded before the command began
+
+    @property
+    def signal_name(self) -> str:
+        return signal_name(self.signum)
+
+
+def signal_name(signum: int) -> str:
+    """``"SIGINT"`` for 2, ``"SIGTERM"`` for 15 (``"signal N"`` for anything else)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+_pending: list[int] = []  # signals recorded by the start-up handler, oldest first
+
+
+def _record(signum: int, frame: FrameType | None) -> None:
+    _pending.append(signum)
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def _is_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def current_handlers() -> dict[int, Any]:
+    """The handlers SIGINT and SIGTERM have now (to give back with ``restore``)."""
+    return {sig: signal.getsignal(sig) for sig in SIGNALS}
+
+
+def restore(handlers: dict[int, Any]) -> None:
+    """Put back handlers returned by ``current_handlers`` (main thread only; else a no-op)."""
+    if not _is_main_thread():
+        return
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+def defer() -> None:
+    """Record SIGINT and SIGTERM from now on instead of acting on them (start-up)."""
+    if _is_main_thread():
+        for sig in SIGNALS:
+            signal.signal(sig, _record)
+
+
+def is_deferring() -> bool:
+    """Whether the start-up recorder is installed for SIGINT (``defer`` was called)."""
+    return signal.getsignal(signal.SIGINT) is _record
+
+
+def take_pending() -> list[int]:
+    """The signals recorded since ``defer()``, oldest first; the record is emptied."""
+    taken = list(_pending)
+    del _pending[: len(taken)]
+    return taken
+
+
+def raise_on_signal() -> None:
+    """From now on SIGINT and SIGTERM raise ``Interrupted`` (main thread only; else a no-op).
+
+    Raises:
+        Interrupted: at once, when a signal was recorded during start-up.
+    """
+    if not _is_main_thread():
+        return
+    for sig in SIGNALS:
+        signal.signal(sig, _raise)
+    pending = take_pending()
+    if pending:
+        raise Interrupted(pending[0], during_startup=True)
+
+
+__all__ = [
+    "Interrupted",
+    "current_handlers",
+    "defer",
+    "is_deferring",
+    "raise_on_signal",
+    "restore",
+    "signal_name",
+    "take_pending",
+]
