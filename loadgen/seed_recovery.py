@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from psycopg import sql
 from loadgen import db_errors, interrupts, schema
 from loadgen.dsn import first_line
 from loadgen.errors import LoadgenError, RunAbortedError
+
+UNDO_ATTEMPTS = 5  # a deadlock with a dying loader's last statement is retried this often
 
 
 @dataclass(frozen=True)
@@ -41,27 +44,55 @@ class IdRange:
 def undo(conn: psycopg.Connection, ranges: list[IdRange], *, tables_were_empty: bool) -> None:
     """Remove this run's rows in one transaction (``conn`` in autocommit mode, idle).
 
-    ``ranges`` are in foreign-key order (parents first). Blocks until the loaders' open
-    transactions have ended (the lock waits for them).
+    ``ranges`` are in foreign-key order (parents first); tables are locked children first, the
+    order a loader still inside a piece takes its locks, so the two cannot deadlock. Blocks
+    until the loaders' open transactions have ended (the lock waits for them); retries a few
+    times when the server still picks this transaction as a deadlock victim.
 
     Raises:
         psycopg.Error: the server refused or the connection is gone (nothing was removed).
         KeyboardInterrupt: a second signal (the statement is cancelled; nothing was removed).
     """
-    names = [sql.Identifier(r.table) for r in ranges]
-    with conn.transaction():
-        if tables_were_empty:
-            conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(names)))
-            return
-        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(names)))
-        for r in reversed(ranges):  # children before the parents they reference
+    children_first = list(reversed(ranges))
+    names = sql.SQL(", ").join(sql.Identifier(r.table) for r in children_first)
+    for attempt in range(UNDO_ATTEMPTS):
+        try:
+            with conn.transaction():
+                if tables_were_empty:
+                    conn.execute(sql.SQL("TRUNCATE {}").format(names))
+                    return
+                conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(names))
+                for r in children_first:
+                    if r.rows:
+                        conn.execute(
+                            sql.SQL("DELETE FROM {} WHERE id BETWEEN %s AND %s").format(
+                                sql.Identifier(r.table)
+                            ),
+                            (r.first, r.last),
+                        )
+                return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == UNDO_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _committed_nothing(conn: psycopg.Connection, ranges: list[IdRange]) -> bool:
+    """True when none of ``ranges`` holds a row (False when that cannot be read)."""
+    try:
+        for r in ranges:
             if r.rows:
-                conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE id BETWEEN %s AND %s").format(
+                row = conn.execute(
+                    sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE id BETWEEN %s AND %s)").format(
                         sql.Identifier(r.table)
                     ),
                     (r.first, r.last),
-                )
+                ).fetchone()
+                if row is None or row[0]:
+                    return False
+    except (Exception, KeyboardInterrupt):
+        return False
+    return True
 
 
 def recovery_hint(ranges: list[IdRange], *, tables_were_empty: bool, reseed: str) -> str:
@@ -124,11 +155,14 @@ def unfinished(
             schema.create_indexes(conn)  # dropped for the load; cheap on empty tables
         outcome = "rolled back: the tables are as they were before this seed"
     except (Exception, KeyboardInterrupt) as exc:
-        hint = recovery_hint(ranges, tables_were_empty=tables_were_empty, reseed=reseed)
-        outcome = (
-            f"this run's committed rows are still in the tables (rolling back failed:"
-            f" {why(exc)}); {hint}"
-        )
+        if _committed_nothing(conn, ranges):
+            outcome = "nothing of this run was committed"
+        else:
+            hint = recovery_hint(ranges, tables_were_empty=tables_were_empty, reseed=reseed)
+            outcome = (
+                f"this run's committed rows are still in the tables (rolling back failed:"
+                f" {why(exc)}); {hint}"
+            )
     if isinstance(failure, KeyboardInterrupt):
         return RunAbortedError(f"seed interrupted by {signal_name(failure)}; {outcome}")
     if isinstance(failure, LoadgenError):
@@ -158,8 +192,9 @@ def children_ignore_sigint() -> Iterator[None]:
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel what is queued and end the worker processes now (their open transactions roll
     back on the server when their connections drop)."""
-    pool.shutdown(wait=False, cancel_futures=True)
+    # (the executor keeps no public handle on its processes; shutdown forgets them)
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
     for process in processes:

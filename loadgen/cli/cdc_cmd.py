@@ -8,7 +8,7 @@ import orjson
 import typer
 
 from loadgen import db, scenarios
-from loadgen.cdc import capture, debezium, debezium_config, names, report, slot
+from loadgen.cdc import capture, debezium, debezium_config, names, publish_safety, report, slot
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.config import Settings
 from loadgen.errors import CheckFailedError, ConfigError
@@ -53,7 +53,10 @@ def cdc_setup(
         None, "--replica-identity", help="default or full (default: cdc.replica_identity)."
     ),
     all_tables: bool = typer.Option(
-        False, "--all-tables", help="Publish every table (FOR ALL TABLES)."
+        False,
+        "--all-tables",
+        help="Publish every table of the database (FOR ALL TABLES); refused, before anything "
+        "is created, when a table without a replica identity would then refuse UPDATE/DELETE.",
     ),
     with_scenarios: bool = typer.Option(
         False,
@@ -76,6 +79,8 @@ def cdc_setup(
         db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         db.require_schema(conn)
+        if all_tables:  # before anything is created
+            publish_safety.require_all_tables_safe(conn, s.cdc.publication)
         extra: list[str] = []
         if with_scenarios:  # tables first: the publication must exist before the slot
             scenarios.ensure_tables(conn)

@@ -239,8 +239,9 @@ class RunSpec:
         return specs
 
 
-def check_ledger_path(path: str) -> None:
-    """Fail before spawning when the ledger's directory cannot be created or written.
+def check_ledger_path(path: str, num_workers: int = 1) -> None:
+    """Fail before spawning when the ledger's directory cannot be created or written, or a
+    part file a worker will append to exists as something else than a writable file.
 
     Creates the directory (the workers would); writes nothing in it.
 
@@ -249,6 +250,12 @@ def check_ledger_path(path: str) -> None:
     """
     from loadgen.ledger import part_path
 
+    for worker_id in range(num_workers):
+        part = Path(part_path(path, worker_id))
+        if part.exists() and not part.is_file():
+            raise ConfigError(f"--ledger {path!r}: {part} exists and is not a regular file")
+        if part.is_file() and not os.access(part, os.W_OK):
+            raise ConfigError(f"--ledger {path!r}: {part} is not writable")
     directory = Path(part_path(path, 0)).parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -348,7 +355,7 @@ def run(
     workers: dict[int, _WorkerState] = {}
     try:
         if spec.ledger:
-            check_ledger_path(spec.ledger)
+            check_ledger_path(spec.ledger, spec.num_workers)
         if should_check_database and not state.stop.count:
             check_database(spec.dsn)
             ownership = RunOwnership(spec.dsn)

@@ -28,13 +28,15 @@ _RATE_UNITS_S: dict[str, float] = {
     "h": 3600.0,
     "hr": 3600.0,
     "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
 }
 _DURATION_UNITS_S: dict[str, float] = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE_RE = re.compile(
     r"^\s*(?P<count>[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(?:/\s*(?P<unit>[a-z]+))?\s*$"
 )
 _DURATION_RE = re.compile(r"^\s*(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>[a-z]*)\s*$")
-_RATE_ALLOWED = "a count per s, min or h (e.g. 200/min, 50/s, 3/h) or 'unlimited'"
+_RATE_ALLOWED = "a count per s, min, h or d (e.g. 200/min, 50/s, 3/h) or 'unlimited'"
 _DURATION_ALLOWED = "seconds or a number with s, m, h or d (e.g. 90, 90s, 5m, 1h)"
 
 
