@@ -66,8 +66,8 @@ class Range:
 
 
 def _number(value: float) -> str:
-    if float(value).is_integer() and abs(value) >= 10_000:
-        return f"{int(value):,}"
+    if float(value).is_integer():
+        return f"{int(value):,}" if abs(value) >= 100_000 else str(int(value))
     return f"{value:g}"
 
 

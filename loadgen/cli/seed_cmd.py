@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loadgen import db, schema
+from loadgen import db, limits, schema
 from loadgen import seed as seeder
 from loadgen.cli.app import app, confirm_destruction, get_dsn, get_settings
 from loadgen.config import Settings
@@ -105,9 +105,20 @@ def _run_seed(ctx: typer.Context, settings: Settings, **overrides: Any) -> seede
 
 
 _COPY_HELP = "COPY FROM STDIN (default) or batched INSERT (executemany, for comparison)."
-_SCALE_HELP = "Multiply every table's rows (SEED_*) but the 12 convenios [default: 1]."
-_WORKERS_HELP = "Loader processes, each with its own connection and key ranges [default: 2]."
-_SEED_HELP = "RNG seed: same seed and scale give identical rows whatever --workers is."
+_SCALE_HELP = (
+    "Multiply every table's rows (SEED_*) but the 12 convenios; "
+    f"{limits.help_range('seed', 'scale')}, at most {limits.MAX_SEED_ROWS:,} rows of a table "
+    "[default: 1]."
+)
+_WORKERS_HELP = (
+    "Loader processes, each with its own connection and key ranges; "
+    f"{limits.help_range('seed', 'workers')} ({limits.WORKERS_PER_CORE} per CPU core) "
+    "[default: 2]."
+)
+_SEED_HELP = (
+    "RNG seed: same seed and scale give identical rows whatever --workers is; "
+    f"{limits.help_range('seed', 'seed')}."
+)
 
 
 # The options `seed` and `reset` share, declared once.
@@ -138,6 +149,8 @@ def seed_command(
     """Populate the 7 tables in foreign-key order (COPY by default), then index and ANALYZE.
 
     Refuses tables that already hold rows unless --append. Data is anchored to today 00:00 UTC.
+    A seed that does not finish (Ctrl-C, SIGTERM, an error) removes the rows it committed, or
+    says exactly how to.
     """
     settings = _seed_settings(ctx, copy, scale=scale, workers=workers, seed=seed, append=append)
     _run_seed(ctx, settings)
