@@ -230,8 +230,12 @@ def _label(section: str, key: str, sources: Mapping[str, str]) -> str:
     return f"{where}: {section}.{key}"
 
 
+UNSET = object()  # _coerce: the value means "not set here" (a lower layer or the default wins)
+
+
 def _coerce(section: str, key: str, value: Any, sources: Mapping[str, str]) -> Any:
-    """Turn a raw value (TOML scalar, env string or flag value) into the field's typed value.
+    """Turn a raw value (TOML scalar, env string or flag value) into the field's typed value;
+    ``UNSET`` for an empty string from a file or a variable (None when the field allows it).
 
     Raises:
         ConfigError: the value's problem, naming its flag or its source and key.
@@ -242,9 +246,7 @@ def _coerce(section: str, key: str, value: Any, sources: Mapping[str, str]) -> A
     if isinstance(value, str) and not value.strip():
         if is_flag:  # an empty flag is a mistake; leaving the flag out means the default
             raise ConfigError(f"{label}: empty value {value!r}; leave it out for the default")
-        if nullable:  # an empty variable or file value means "not set"
-            return None
-        raise ConfigError(f"{label} must not be empty")
+        return None if nullable else UNSET  # an empty variable or file value: "not set"
     if value is None:
         if nullable:
             return None
@@ -371,6 +373,9 @@ def load(
     for (section, key), (raw, _) in values.items():
         try:
             value = _coerce(section, key, raw, sources)
+            if value is UNSET:
+                del sources[f"{section}.{key}"]
+                continue
             built[section][key] = None if value is None else _check(section, key, value, sources)
         except ConfigError as exc:
             problems.append(str(exc))

@@ -268,7 +268,8 @@ def check_ledger_path(path: str, num_workers: int = 1) -> None:
 
 
 def check_database(dsn: str) -> None:
-    """Fail fast before spawning: server reachable, tables present and seeded.
+    """Fail fast before spawning: server reachable, tables present with every column the
+    workload writes, and seeded.
 
     Raises:
         DatabaseUnavailableError: no server after retries (exit 3).
@@ -277,7 +278,7 @@ def check_database(dsn: str) -> None:
     """
     with db.connect(dsn, autocommit=True) as conn:
         try:
-            db.require_schema(conn, need_rows=True)
+            db.require_schema(conn, need_rows=True, need_columns=True)
         except SchemaMissingError as exc:
             text = str(exc)
             if "loadgen init" not in text:

@@ -114,7 +114,7 @@ def test_bad_dotenv_line() -> None:
         config.load(env={})
 
 
-# DSN resolution order (README, "Where the database comes from"): flag > LOADGEN_DSN/DATABASE_URL > PG_* > settings.toml.
+# DSN resolution order (README): flag > LOADGEN_DSN/DATABASE_URL > PG_* > settings.toml.
 def test_dsn_resolution_order() -> None:
     _toml('[db]\ndsn = "host=from-toml"\n')
     toml_only = config.load(env={})

@@ -64,3 +64,38 @@ def test_format_rate() -> None:
     assert format_rate(50.0) == "50/s"
     assert format_rate(200 / 60) == "200/min"
     assert format_rate(3 / 3600) == "3/h"
+
+
+@pytest.mark.parametrize("text", ["unlimited", "inf", "INF/s", "inf/min", "max", "infinity/h"])
+def test_every_spelling_of_unlimited_is_unlimited(text: str) -> None:
+    assert parse_rate(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("1e20/s", "above the maximum, 1,000,000/s; use unlimited"),
+        ("1e400/s", "above the maximum"),  # overflows to inf: too large, not "must be > 0"
+        ("1000001", "above the maximum"),
+        ("0.5/d", "below the minimum, one operation a day"),
+        ("1e-300/s", "below the minimum"),
+        ("inf/fortnight", "invalid rate"),
+        ("0/s", "greater than 0"),
+    ],
+)
+def test_rate_outside_its_range(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        parse_rate(text)
+
+
+def test_rate_range_ends_are_allowed() -> None:
+    assert parse_rate("1/d") == pytest.approx(1 / 86_400)
+    assert parse_rate("1000000/s") == 1_000_000.0
+
+
+def test_duration_at_most_a_year() -> None:
+    assert parse_duration("365d") == 365 * 86_400
+    with pytest.raises(ConfigError, match="above the maximum, 365 days"):
+        parse_duration("366d")
+    with pytest.raises(ConfigError, match="above the maximum"):
+        parse_duration(float("inf"))
