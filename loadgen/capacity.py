@@ -46,10 +46,10 @@ class Capacity:
             bounds.append((self.database_limit, f"database {self.database!r} CONNECTION LIMIT"))
         return min(bounds)
 
-    def free(self, *, asking_closes: bool = True) -> tuple[int, str]:
-        """(connections this role may open now, why); ``asking_closes``: the connection that
-        asked is closed before the new ones open, so its slot is free too."""
-        mine = 1 if asking_closes else 0
+    def free(self) -> tuple[int, str]:
+        """(connections this role may hold from now on, why), counting the connection that
+        asked as one of them (it closes first, or it is one of the sessions needed)."""
+        mine = 1
         bounds = [
             (
                 self.max_connections - self.reserved - self.in_use + mine,
@@ -123,9 +123,9 @@ def _may_use_reserved(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
-def check(cap: Capacity, needed: int, what: str, *, asking_closes: bool = True) -> None:
-    """Raise unless ``needed`` more connections fit (``what`` names the flag, e.g.
-    ``--workers 8``).
+def check(cap: Capacity, needed: int, what: str) -> None:
+    """Raise unless ``needed`` sessions fit, the asking one included (``what`` names the flag,
+    e.g. ``--workers 8``).
 
     Raises:
         ConfigError: more than this role could ever hold here (exit 2: lower the flag).
@@ -137,7 +137,7 @@ def check(cap: Capacity, needed: int, what: str, *, asking_closes: bool = True) 
             f"{what} needs {needed} connections but the server allows at most {most} ({bound});"
             " lower it"
         )
-    free, why = cap.free(asking_closes=asking_closes)
+    free, why = cap.free()
     if needed > free:
         raise DatabaseUnavailableError(
             f"{what} needs {needed} connections but the server has {free} free now ({why});"

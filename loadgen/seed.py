@@ -475,9 +475,9 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
         plans, was_empty = _plan(conn, options)
         biggest = max((len(_pieces(p)) for p in plans), default=0)
         num_procs = min(options.workers, biggest)
-        needed = 1 + (num_procs if num_procs > 1 else 0)  # this process's loader + workers
-        what = f"--workers {options.workers}"
-        capacity.check(capacity.capacity(conn), needed, what, asking_closes=False)
+        # sessions: this one, this process's loader, one per worker process
+        needed = 2 + (num_procs if num_procs > 1 else 0)
+        capacity.check(capacity.capacity(conn), needed, f"--workers {options.workers}")
         if was_empty:
             schema.drop_secondary_indexes(conn)
         phases["prepare"] = time.monotonic() - t_start

@@ -24,9 +24,8 @@ def _cap(**changes: object) -> Capacity:
     return Capacity(**base)  # type: ignore[arg-type]
 
 
-def test_free_counts_the_asking_connection_as_closing() -> None:
+def test_free_counts_the_asking_connection_as_available() -> None:
     assert _cap().free()[0] == 100 - 3 - 10 + 1
-    assert _cap().free(asking_closes=False)[0] == 100 - 3 - 10
 
 
 @pytest.mark.parametrize(

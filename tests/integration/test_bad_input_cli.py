@@ -1,0 +1,105 @@
+"""Every bad input the field trial found: its exit code, exactly one line on stderr, no
+traceback, no password. In-process (CliRunner): none of these reach a database; the DSN in
+the environment points at a port where nothing listens and carries a password, so a command
+that connected by mistake would fail differently (exit 3) and could leak it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadgen import limits
+from tests.fixtures.cli import Cli, cli  # noqa: F401 - the fixture
+
+SECRET = "S3cretPW"
+NOWHERE = f"postgresql://alice:{SECRET}@127.0.0.1:1/nowhere"
+
+# (args, extra environment, files to write, exit code, what the line must say)
+CASES: list[tuple[list[str], dict[str, str], dict[str, str], int, str]] = [
+    (["seed", "--scale", "1e12"], {}, {}, 2, "--scale = 1000000000000.0 must be > 0 and <= 10000"),
+    (["seed", "--scale", "0"], {}, {}, 2, "--scale = 0.0 must be > 0"),
+    (
+        ["seed", "--workers", "1000"],
+        {},
+        {},
+        2,
+        f"--workers = 1000 must be 1..{limits.max_workers()}",
+    ),
+    (
+        ["seed", "--scale", "600"],
+        {"SEED_CONSULTAS": "100000"},
+        {},
+        2,
+        "at most 50,000,000 per table",
+    ),
+    (
+        ["--dsn", f"postgresql://alice:{SECRET}@127.0.0.1/x?connect_timeout=abc", "counts"],
+        {},
+        {},
+        2,
+        "connect_timeout 'abc' is not a number",
+    ),
+    (["--dsn", "", "counts"], {}, {}, 2, "--dsn: empty value"),
+    (["counts"], {}, {"config/settings.toml": "[db]\nport = 99999\n"}, 2, "db.port = 99999"),
+    (["counts"], {"LOADGEN_STREAM_RATE": "5/fortnight"}, {}, 2, "unknown unit 'fortnight'"),
+    (["stream", "--rate", "1e20/s"], {}, {}, 2, "--rate: rate '1e20/s' is above the maximum"),
+    (["stream", "--rate", "1e400/s"], {}, {}, 2, "--rate: rate '1e400/s' is above the maximum"),
+    (["stream", "--rate", "inf/fortnight"], {}, {}, 2, "--rate: invalid rate"),
+    (
+        ["stream", "--arrivals", "poisson"],
+        {},
+        {},
+        2,
+        "--arrivals = 'poisson' needs a finite --rate",
+    ),
+    (["stream", "--rate", "unlimited", "--burst", "5"], {}, {}, 2, "--burst = 5 sizes"),
+    (["stream", "--report-interval", "1e-9"], {}, {}, 2, "--report-interval = 1e-09 must be 0.1"),
+    (["stream", "--report-interval", "1e-10"], {}, {}, 2, "--report-interval = 1e-10 must be"),
+    (
+        ["stream", "--batch-size", "100000000"],
+        {},
+        {},
+        2,
+        "--batch-size = 100000000 must be 1..10000",
+    ),
+    (["stream", "--workers", "1000"], {}, {}, 2, "--workers = 1000 must be 1.."),
+    (["stream", "--workers", "abc"], {}, {}, 2, "Invalid value for '--workers'"),
+    (["stream", "--duration", "400d"], {}, {}, 2, "--duration: duration '400d' is above"),
+    (["stream", "--mix", ""], {}, {}, 2, "--mix: empty value"),
+    (["counts", "--bogus"], {}, {}, 2, "No such option: --bogus (see `loadgen counts --help`)"),
+    (["init", "--drop"], {}, {}, 2, "init --drop: drops every loadgen table"),
+    (["init", "--yes"], {}, {}, 2, "init --yes confirms --drop"),
+    (["reset"], {}, {}, 2, "pass --yes to confirm"),
+    (["scenario", "run", "toast-unchanged", "--repeat", "0"], {}, {}, 2, "--repeat 0: must be"),
+    (["scenario", "drop"], {}, {}, 2, "scenario drop: drops the cdc_ scenario tables"),
+    # a port (or database) without a host is localhost, never the embedded server
+    (["counts"], {"LOADGEN_DSN": "", "PG_PORT": "1"}, {}, 3, "host=localhost port=1"),
+    (["counts"], {}, {}, 3, "cannot connect to postgresql://alice:***@127.0.0.1:1/nowhere"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "files", "code", "needle"),
+    CASES,
+    ids=[" ".join(c[0]) + (f" {sorted(c[1])}" if c[1] else "") for c in CASES],
+)
+def test_bad_input_is_one_line_with_its_exit_code(
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    files: dict[str, str],
+    code: int,
+    needle: str,
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    result = cli(args, {"LOADGEN_DSN": NOWHERE, **env})
+    assert result.code == code, result.stderr
+    assert len(result.stderr_lines) == 1, result.stderr
+    line = result.stderr_lines[0]
+    assert line.startswith("loadgen: error: ") and needle in line, line
+    assert "Traceback" not in result.stderr + result.stdout
+    assert SECRET not in result.stderr + result.stdout
