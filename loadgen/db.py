@@ -161,7 +161,8 @@ def missing_tables(conn: psycopg.Connection) -> list[str]:
 
 
 def missing_columns(conn: psycopg.Connection) -> dict[str, list[str]]:
-    """Columns the workload and the seeder need that a hospital table lacks: table -> names.
+    """Columns the workload and the seeder need that a hospital table lacks: table -> names,
+    in foreign-key order and the tables' column order.
 
     Tables that are missing altogether are left out (``missing_tables`` names them).
     """
@@ -171,10 +172,11 @@ def missing_columns(conn: psycopg.Connection) -> dict[str, list[str]]:
         for column in (*spec.columns, *spec.server_columns)
     ]
     rows = conn.execute(
-        "SELECT w.tbl, w.col FROM unnest(%s::text[], %s::text[]) AS w(tbl, col)"
+        "SELECT w.tbl, w.col FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY"
+        " AS w(tbl, col, ord)"
         " WHERE to_regclass(w.tbl) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute a"
         " WHERE a.attrelid = to_regclass(w.tbl) AND a.attname = w.col AND a.attnum > 0"
-        " AND NOT a.attisdropped)",
+        " AND NOT a.attisdropped) ORDER BY w.ord",
         ([t for t, _ in wanted], [c for _, c in wanted]),
     ).fetchall()
     missing: dict[str, list[str]] = {}
