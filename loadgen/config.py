@@ -199,15 +199,34 @@ def _parse_mix(value: Any, label: str) -> Mix:
     return Mix(text=text, weights=parse_mix(text, label=label))
 
 
+def _parse_slot(value: Any, label: str) -> str:
+    from loadgen.cdc.names import check_slot
+
+    return check_slot(str(value), label)
+
+
+def _parse_publication(value: Any, label: str) -> str:
+    from loadgen.cdc.names import check_publication
+
+    return check_publication(str(value), label)
+
+
 # Strings that mean something: parsed once, here, into the field's typed value.
 _PARSERS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
     ("db", "dsn"): _parse_dsn,
     ("stream", "rate"): _parse_rate,
     ("stream", "duration"): _parse_duration,
     ("stream", "mix"): _parse_mix,
+    ("cdc", "slot"): _parse_slot,
+    ("cdc", "debezium_slot"): _parse_slot,
+    ("cdc", "publication"): _parse_publication,
 }
-# Given as "" on the command line these are bad input (a flag left out means the default).
-_FLAG_NAMES = {("logging", "level"): "--log-level", ("db", "dsn"): "--dsn"}
+# Flags whose name is not "--" + the key (without "_s", "_" as "-").
+_FLAG_NAMES = {
+    ("logging", "level"): "--log-level",
+    ("db", "dsn"): "--dsn",
+    ("cdc", "debezium_slot"): "--slot",  # `cdc debezium-config --slot`
+}
 
 
 def _field_types(section: str) -> dict[str, Any]:

@@ -26,18 +26,9 @@ JSON_HELP = "Print JSON instead of text."
 
 
 def _settings(ctx: typer.Context, **cdc: object) -> Settings:
-    """Settings with the cdc flags given; slot and publication names checked (ConfigError)."""
-    s = get_settings(ctx, {"cdc": {k: v for k, v in cdc.items() if v is not None}})
-    names.check_slot(s.cdc.slot, "--slot" if cdc.get("slot") is not None else "cdc.slot")
-    names.check_slot(
-        s.cdc.debezium_slot,
-        "--slot" if cdc.get("debezium_slot") is not None else "cdc.debezium_slot",
-    )
-    names.check_publication(
-        s.cdc.publication,
-        "--publication" if cdc.get("publication") is not None else "cdc.publication",
-    )
-    return s
+    """Settings with the cdc flags given (slot and publication names are checked by
+    ``config.load`` with every other value: ConfigError, exit 2)."""
+    return get_settings(ctx, {"cdc": {k: v for k, v in cdc.items() if v is not None}})
 
 
 def _dump(doc: object) -> None:

@@ -205,3 +205,18 @@ def test_settings_toml_documents_every_key_with_its_range() -> None:
 def test_parse_rate_is_what_config_stores() -> None:
     stored = config.load({"stream": {"rate": "3/h"}}, env={}).stream.rate
     assert stored is not None and stored.per_s == parse_rate("3/h")
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "needle"),
+    [
+        ({"cdc": {"slot": "Bad-Slot"}}, {}, "--slot 'Bad-Slot': a slot name is lowercase"),
+        ({"cdc": {"debezium_slot": "x y"}}, {}, "--slot 'x y': a slot name"),
+        ({"cdc": {"publication": "1pub"}}, {}, "--publication '1pub': a publication name"),
+        (None, {"LOADGEN_CDC_SLOT": "UP"}, "env LOADGEN_CDC_SLOT: cdc.slot 'UP': a slot name"),
+    ],
+)
+def test_cdc_names_are_checked_when_settings_load(
+    flags: dict[str, dict[str, object]] | None, env: dict[str, str], needle: str
+) -> None:
+    assert needle in _problem(flags, env=env)
