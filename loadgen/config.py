@@ -14,44 +14,38 @@ or the flag when it came from one.
 
 from __future__ import annotations
 
-import math
 import os
-import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from loadgen import limits, tables
-from loadgen.config_files import env_layer, read_env_file, read_toml
-from loadgen.dsn import mask_dsn, parse_dsn
+from loadgen import config_values, tables
+from loadgen.config_files import Layer, env_layer, read_env_file, read_toml
+from loadgen.config_values import CHOICES, Mix, Rate, base_type, setting_label
+from loadgen.dsn import mask_dsn
 from loadgen.errors import ConfigError
+
+__all__ = [
+    "CHOICES",
+    "SECTIONS",
+    "CdcConfig",
+    "DbConfig",
+    "LoggingConfig",
+    "Mix",
+    "Rate",
+    "SeedConfig",
+    "Settings",
+    "StreamConfig",
+    "as_dict",
+    "check_stream",
+    "display",
+    "load",
+]
 
 DEFAULT_CONFIG_PATH = Path("config/settings.toml")
 DEFAULT_ENV_PATH = Path("config/.env")
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A parsed RATE: operations per second for the whole run, all workers together."""
-
-    text: str  # as given, e.g. "200/min"
-    per_s: float | None  # None = unlimited (no schedule: as fast as the server goes)
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@dataclass(frozen=True)
-class Mix:
-    """A parsed MIX: a weight for every registered operation (``loadgen.ops.mix``)."""
-
-    text: str  # as given, e.g. "insert=70,update=30"
-    weights: Mapping[str, float]  # operation name -> relative weight, registry order
-
-    def __str__(self) -> str:
-        return self.text
 
 
 @dataclass(frozen=True)
@@ -162,164 +156,22 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     **{t.seed_env: ("seed", t.name) for t in tables.TABLES if not t.is_lookup},
 }
 
-CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("seed", "method"): ("copy", "insert"),
-    ("stream", "arrivals"): ("token-bucket", "poisson", "uniform"),
-    ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-    ("logging", "rotate_when"): ("S", "M", "H", "D", "MIDNIGHT", *(f"W{d}" for d in range(7))),
-    ("cdc", "replica_identity"): ("default", "full"),
-}
-_UPPERCASE_CHOICES = {("logging", "level"), ("logging", "rotate_when")}
-
-
-def _parse_dsn(value: Any, label: str) -> str:
-    parse_dsn(str(value), label)
-    return str(value)
-
-
-def _parse_rate(value: Any, label: str) -> Rate:
-    from loadgen.stream.rates import parse_rate
-
-    text = str(value)
-    return Rate(text=text, per_s=parse_rate(text, flag=label))
-
-
-def _parse_duration(value: Any, label: str) -> float:
-    from loadgen.stream.rates import parse_duration
-
-    if isinstance(value, bool):
-        raise ConfigError(f"{label} = {value!r} is not a duration")
-    return parse_duration(value, flag=label)
-
-
-def _parse_mix(value: Any, label: str) -> Mix:
-    from loadgen.ops.mix import parse_mix
-
-    text = str(value)
-    return Mix(text=text, weights=parse_mix(text, label=label))
-
-
-def _parse_slot(value: Any, label: str) -> str:
-    from loadgen.cdc.names import check_slot
-
-    return check_slot(str(value), label)
-
-
-def _parse_publication(value: Any, label: str) -> str:
-    from loadgen.cdc.names import check_publication
-
-    return check_publication(str(value), label)
-
-
-# Strings that mean something: parsed once, here, into the field's typed value.
-_PARSERS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
-    ("db", "dsn"): _parse_dsn,
-    ("stream", "rate"): _parse_rate,
-    ("stream", "duration"): _parse_duration,
-    ("stream", "mix"): _parse_mix,
-    ("cdc", "slot"): _parse_slot,
-    ("cdc", "debezium_slot"): _parse_slot,
-    ("cdc", "publication"): _parse_publication,
-}
-# Flags whose name is not "--" + the key (without "_s", "_" as "-").
-_FLAG_NAMES = {
-    ("logging", "level"): "--log-level",
-    ("db", "dsn"): "--dsn",
-    ("cdc", "debezium_slot"): "--slot",  # `cdc debezium-config --slot`
-}
-
 
 def _field_types(section: str) -> dict[str, Any]:
     return typing.get_type_hints(SECTIONS[section])
 
 
-def _base_type(annotation: Any) -> tuple[type, bool]:
-    """(the concrete type, whether None is allowed) of a field annotation."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0], True
-    return annotation, False
+def _blank_means_unset(section: str, key: str, raw: Any) -> bool:
+    """An empty file or variable value of a field that cannot be None: a lower layer wins."""
+    nullable = base_type(_field_types(section)[key])[1]
+    return isinstance(raw, str) and not raw.strip() and not nullable
 
 
-def _label(section: str, key: str, sources: Mapping[str, str]) -> str:
-    """How to name a setting in a message: the flag when it came from one, else source + key."""
-    where = sources.get(f"{section}.{key}", "default")
-    if where == "flag":
-        return _FLAG_NAMES.get((section, key), "--" + key.removesuffix("_s").replace("_", "-"))
-    return f"{where}: {section}.{key}"
-
-
-UNSET = object()  # _coerce: the value means "not set here" (a lower layer or the default wins)
-
-
-def _coerce(section: str, key: str, value: Any, sources: Mapping[str, str]) -> Any:
-    """Turn a raw value (TOML scalar, env string or flag value) into the field's typed value;
-    ``UNSET`` for an empty string from a file or a variable (None when the field allows it).
-
-    Raises:
-        ConfigError: the value's problem, naming its flag or its source and key.
-    """
-    kind, nullable = _base_type(_field_types(section)[key])
-    label = _label(section, key, sources)
-    is_flag = sources.get(f"{section}.{key}") == "flag"
-    if isinstance(value, str) and not value.strip():
-        if is_flag:  # an empty flag is a mistake; leaving the flag out means the default
-            raise ConfigError(f"{label}: empty value {value!r}; leave it out for the default")
-        return None if nullable else UNSET  # an empty variable or file value: "not set"
-    if value is None:
-        if nullable:
-            return None
-        raise ConfigError(f"{label} must not be empty")
-    parser = _PARSERS.get((section, key))
-    if parser is not None:
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ConfigError(f"{label} = {value!r} must be text")
-        return parser(value.strip() if isinstance(value, str) else value, label)
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(str(value).strip()) if isinstance(value, str) else int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError
-            return number
-        if kind is str:
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{label} = {value!r} is not a valid {kind.__name__}") from None
-    raise ConfigError(f"{label}: unsupported type")  # pragma: no cover
-
-
-def _check(section: str, key: str, value: Any, sources: Mapping[str, str]) -> Any:
-    """``value`` normalised (choices' case), or ConfigError when out of range or not a choice."""
-    label = _label(section, key, sources)
-    allowed = CHOICES.get((section, key))
-    if allowed is not None:
-        normal = str(value).upper() if (section, key) in _UPPERCASE_CHOICES else str(value)
-        if normal not in allowed:
-            raise ConfigError(f"{label} = {value!r} is not one of {', '.join(allowed)}")
-        return normal
-    bounds = limits.range_of(section, key)
-    if bounds is not None and isinstance(value, int | float) and not isinstance(value, bool):
-        problem = bounds.problem(value)
-        if problem:
-            raise ConfigError(f"{label} = {value!r} {problem}")
-    return value
+def _merge(values: Layer, layer: Layer) -> None:
+    """Put ``layer`` over ``values``, but a blank value of a field that cannot be None."""
+    for (section, key), (raw, where) in layer.items():
+        if not _blank_means_unset(section, key, raw):
+            values[(section, key)] = (raw, where)
 
 
 def load(
@@ -376,8 +228,8 @@ def load(
     known_keys = {section: set(_field_types(section)) for section in SECTIONS}
     if DEFAULT_ENV_PATH.exists():
         dotenv = read_env_file(DEFAULT_ENV_PATH)
-        values.update(env_layer(dotenv, str(DEFAULT_ENV_PATH), known_keys, LEGACY_ENV, problems))
-    values.update(env_layer(env, "env", known_keys, LEGACY_ENV, problems))
+        _merge(values, env_layer(dotenv, str(DEFAULT_ENV_PATH), known_keys, LEGACY_ENV, problems))
+    _merge(values, env_layer(env, "env", known_keys, LEGACY_ENV, problems))
     for section, body in (overrides or {}).items():
         known = _field_types(section)
         for key, value in body.items():
@@ -391,11 +243,13 @@ def load(
     sources = {f"{section}.{key}": where for (section, key), (_, where) in values.items()}
     for (section, key), (raw, _) in values.items():
         try:
-            value = _coerce(section, key, raw, sources)
-            if value is UNSET:
+            value = config_values.coerce(section, key, _field_types(section)[key], raw, sources)
+            if value is config_values.UNSET:
                 del sources[f"{section}.{key}"]
                 continue
-            built[section][key] = None if value is None else _check(section, key, value, sources)
+            built[section][key] = (
+                None if value is None else config_values.check(section, key, value, sources)
+            )
         except ConfigError as exc:
             problems.append(str(exc))
     if problems:
@@ -417,16 +271,16 @@ def check_stream(settings: Settings) -> None:
     has_schedule = stream.rate is not None and stream.rate.per_s is not None
     if settings.is_set("stream", "arrivals") and not has_schedule:
         raise ConfigError(
-            f"{_label('stream', 'arrivals', sources)} = {stream.arrivals!r} needs a finite --rate"
-            " (e.g. --rate 100/s); without --rate the original pace applies, and unlimited has"
-            " no schedule"
+            f"{setting_label('stream', 'arrivals', sources)} = {stream.arrivals!r} needs a finite"
+            " --rate (e.g. --rate 100/s); without --rate the original pace applies, and"
+            " unlimited has no schedule"
         )
     if settings.is_set("stream", "burst") and not (
         has_schedule and stream.arrivals == "token-bucket"
     ):
         raise ConfigError(
-            f"{_label('stream', 'burst', sources)} = {stream.burst!r} sizes the token bucket:"
-            " it needs a finite --rate with --arrivals token-bucket"
+            f"{setting_label('stream', 'burst', sources)} = {stream.burst!r} sizes the token"
+            " bucket: it needs a finite --rate with --arrivals token-bucket"
         )
 
 

@@ -220,3 +220,11 @@ def test_cdc_names_are_checked_when_settings_load(
     flags: dict[str, dict[str, object]] | None, env: dict[str, str], needle: str
 ) -> None:
     assert needle in _problem(flags, env=env)
+
+
+def test_an_empty_variable_leaves_the_file_value() -> None:
+    Path("config/settings.toml").write_text("[stream]\nworkers = 3\nrate = '5/s'\n")
+    settings = config.load(env={"LOADGEN_STREAM_WORKERS": "", "LOADGEN_STREAM_RATE": ""})
+    assert settings.stream.workers == 3  # cannot be None: the file's value stays
+    assert settings.stream.rate is None  # may be None: the empty variable unsets it
+    assert settings.sources["stream.workers"] == "config/settings.toml"
