@@ -139,6 +139,8 @@ def get_settings(
     Also sets up logging (once per command). Raises ConfigError (exit 2).
     """
     state = _state(ctx)
+    if state.config_path is not None and not state.config_path.strip():
+        raise ConfigError("--config: empty value ''; leave it out for config/settings.toml")
     merged: dict[str, dict[str, Any]] = {
         "db": {"dsn": state.dsn},
         "logging": {"level": state.log_level},

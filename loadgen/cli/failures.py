@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -112,15 +113,10 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 
 
 def _log_to_file_only(exc: BaseException) -> None:
-    """The traceback, to the log file handlers (the console gets the one line)."""
+    """The traceback (passwords masked), to the log file handlers; the console gets one line."""
+    text = mask_dsn("".join(traceback.format_exception(exc)))
     record = logger.makeRecord(
-        logger.name,
-        logging.ERROR,
-        __file__,
-        0,
-        "internal error",
-        (),
-        (type(exc), exc, exc.__traceback__),
+        logger.name, logging.ERROR, __file__, 0, "internal error\n%s", (text,), None
     )
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):

@@ -41,6 +41,9 @@ CASES: list[tuple[list[str], dict[str, str], dict[str, str], int, str]] = [
         "connect_timeout 'abc' is not a number",
     ),
     (["--dsn", "", "counts"], {}, {}, 2, "--dsn: empty value"),
+    (["--config", "", "counts"], {}, {}, 2, "--config: empty value"),
+    (["--log-level", "", "counts"], {}, {}, 2, "--log-level: empty value"),
+    (["--log-level", "LOUD", "counts"], {}, {}, 2, "--log-level = 'LOUD' is not one of DEBUG"),
     (["counts"], {}, {"config/settings.toml": "[db]\nport = 99999\n"}, 2, "db.port = 99999"),
     (["counts"], {"LOADGEN_STREAM_RATE": "5/fortnight"}, {}, 2, "unknown unit 'fortnight'"),
     (["stream", "--rate", "1e20/s"], {}, {}, 2, "--rate: rate '1e20/s' is above the maximum"),
@@ -103,3 +106,28 @@ def test_bad_input_is_one_line_with_its_exit_code(
     assert line.startswith("loadgen: error: ") and needle in line, line
     assert "Traceback" not in result.stderr + result.stdout
     assert SECRET not in result.stderr + result.stdout
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log_file(
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last line of defence: a bug is still one line (exit 4), never a traceback on the
+    terminal; the traceback is kept in the log file for the report."""
+
+    def broken(settings: object) -> object:
+        raise ZeroDivisionError(f"bug near {NOWHERE}")
+
+    monkeypatch.setattr("loadgen.config.as_dict", broken)
+    log_file = tmp_path / "app.log"
+    result = cli(
+        ["config", "show"], {"LOADGEN_DSN": NOWHERE, "LOADGEN_LOGGING_FILE": str(log_file)}
+    )
+    assert result.code == 4, result.stderr
+    assert result.stderr_lines == [
+        "loadgen: error: internal error: ZeroDivisionError: bug near"
+        " postgresql://alice:***@127.0.0.1:1/nowhere (a bug: the traceback is in the log file)"
+    ]
+    logged = log_file.read_text()
+    assert "Traceback" in logged and "ZeroDivisionError" in logged and SECRET not in logged
