@@ -494,8 +494,19 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
             phases["index"] = time.monotonic() - t_index
         except (Exception, KeyboardInterrupt) as exc:  # nothing half-done stays without a word
             ranges = [seed_recovery.IdRange(p.table, p.first_id, p.rows) for p in plans]
+
+            def keep_usable() -> None:  # rows stay: never without sequences and indexes
+                _advance_sequences(conn)
+                if was_empty:
+                    schema.create_indexes(conn)
+
             raise seed_recovery.unfinished(
-                conn, ranges, exc, tables_were_empty=was_empty, reseed=options.reset_command()
+                conn,
+                ranges,
+                exc,
+                tables_were_empty=was_empty,
+                reseed=options.reset_command(),
+                keep_usable=keep_usable,
             ) from None
         t_analyze = time.monotonic()
         try:

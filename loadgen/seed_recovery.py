@@ -13,9 +13,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import psycopg
@@ -75,6 +75,13 @@ def undo(conn: psycopg.Connection, ranges: list[IdRange], *, tables_were_empty: 
             if attempt == UNDO_ATTEMPTS - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+def _best_effort(step: Callable[[], None] | None) -> None:
+    if step is None:
+        return
+    with suppress(Exception, KeyboardInterrupt):  # the message already says how to clean up
+        step()
 
 
 def _committed_nothing(conn: psycopg.Connection, ranges: list[IdRange]) -> bool:
@@ -142,6 +149,7 @@ def unfinished(
     *,
     tables_were_empty: bool,
     reseed: str,
+    keep_usable: Callable[[], None] | None = None,
 ) -> LoadgenError:
     """Undo this run's rows after ``failure`` (indexes rebuilt when the load had dropped them)
     and return the error to raise, one line saying what happened and where the tables stand.
@@ -158,6 +166,7 @@ def unfinished(
         if _committed_nothing(conn, ranges):
             outcome = "nothing of this run was committed"
         else:
+            _best_effort(keep_usable)
             hint = recovery_hint(ranges, tables_were_empty=tables_were_empty, reseed=reseed)
             outcome = (
                 f"this run's committed rows are still in the tables (rolling back failed:"

@@ -20,8 +20,14 @@ cdc_app = typer.Typer(
 )
 app.add_typer(cdc_app, name="cdc")
 
-PUB_HELP = "Publication name (default: cdc.publication, loadgen_pub)."
-SLOT_HELP = "The verifier's pgoutput slot (default: cdc.slot, loadgen_verify)."
+PUB_HELP = (
+    "Publication name: a letter or _, then letters, digits, _ or $, at most 63 bytes"
+    " (default: cdc.publication, loadgen_pub)."
+)
+SLOT_HELP = (
+    "The verifier's pgoutput slot: lowercase letters, digits and _, at most 63 characters"
+    " (default: cdc.slot, loadgen_verify)."
+)
 JSON_HELP = "Print JSON instead of text."
 
 
