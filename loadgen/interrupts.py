@@ -3,9 +3,10 @@
 Standard library only: the console entry point (``loadgen.__main__.main``) calls ``defer()``
 before importing anything heavy (typer, rich, numpy, psycopg take most of a second), so a
 Ctrl-C or SIGTERM during start-up is recorded instead of printing a traceback or killing the
-process without a word. When the command line has been parsed, the CLI either hands the
-recorded signals to the command that stops gracefully (``loadgen stream`` adds them to its
-stop flag, so a signal in a run's first second is not lost) or calls ``raise_on_signal()``:
+process without a word. When the command line has been parsed, the CLI either leaves them to
+a command that stops gracefully (``loadgen stream``, ``loadgen cdc capture``: it installs its
+own handlers, then ``hand_over()`` delivers the recorded signals to them, so a signal in a
+run's first second is not lost) or calls ``raise_on_signal()``:
 from then on SIGINT and SIGTERM raise ``Interrupted`` in the main thread, with statements
 cancelled and transactions rolled back on the way out, and the CLI prints one line (exit 4).
 
@@ -92,6 +93,13 @@ def take_pending() -> list[int]:
     return taken
 
 
+def hand_over() -> None:
+    """Deliver the signals recorded since ``defer()`` again, now, to the handlers installed
+    since (a command that stops gracefully calls it right after installing its own)."""
+    for signum in take_pending():
+        signal.raise_signal(signum)
+
+
 def raise_on_signal() -> None:
     """From now on SIGINT and SIGTERM raise ``Interrupted`` (main thread only; else a no-op).
 
@@ -111,6 +119,7 @@ __all__ = [
     "Interrupted",
     "current_handlers",
     "defer",
+    "hand_over",
     "is_deferring",
     "raise_on_signal",
     "restore",

@@ -21,14 +21,17 @@ from loadgen import config, db, interrupts, log
 from loadgen.cli import failures
 from loadgen.errors import ConfigError
 
-# Commands that handle SIGINT/SIGTERM themselves, as a graceful stop (exit 0 with a summary).
-SELF_STOPPING_COMMANDS = frozenset({"stream"})
+# Commands that handle SIGINT/SIGTERM themselves, as a graceful stop (exit 0 with a summary):
+# they install their handlers first thing, then call ``interrupts.hand_over()``.
+SELF_STOPPING_COMMANDS = frozenset({("stream",), ("cdc", "capture")})
+_COMMAND_PATH = "loadgen.command_path"  # ctx.meta key: the command about to run, as names
 
 
 class LoadgenGroup(TyperGroup):
     """The root command: error mapping and signal handling around every command."""
 
     def invoke(self, ctx: Any) -> Any:
+        ctx.meta[_COMMAND_PATH] = _command_path(self, ctx, [*ctx._protected_args, *ctx.args])
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
@@ -119,8 +122,21 @@ def _global_options(
     ),
 ) -> None:
     ctx.obj = CliState(dsn=dsn, config_path=config_path, log_level=log_level)
-    if ctx.invoked_subcommand not in SELF_STOPPING_COMMANDS:
+    if ctx.meta.get(_COMMAND_PATH) not in SELF_STOPPING_COMMANDS:
         interrupts.raise_on_signal()  # raises at once for a signal received while starting
+
+
+def _command_path(group: Any, ctx: Any, args: list[str]) -> tuple[str, ...]:
+    """The names of the (sub)commands ``args`` select, e.g. ``("cdc", "capture", "stop")``;
+    the walk ends at the first argument that is not a subcommand's name."""
+    path: list[str] = []
+    for arg in args:
+        command = group.get_command(ctx, arg) if hasattr(group, "get_command") else None
+        if command is None:
+            break
+        path.append(arg)
+        group = command
+    return tuple(path)
 
 
 def _state(ctx: typer.Context) -> CliState:

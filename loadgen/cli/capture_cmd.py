@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import typer
 
+from loadgen import interrupts
 from loadgen.capture.sink import CapturePaths, check_out, read_json
 from loadgen.capture.stop import StopPolicy
 from loadgen.cdc import debezium_config, names
@@ -137,6 +138,7 @@ def capture(
 
     requests = StopRequests()
     requests.install()  # before anything slow: a signal during start-up stops cleanly
+    interrupts.hand_over()  # and so does one received while Python started
     try:
         _capture(ctx, locals(), requests)
     finally:

@@ -150,7 +150,7 @@ def stream(
     """
     stop = coordinator.StopFlag()
     stop.install()  # first: signals from here on stop the run...
-    stop.count += len(interrupts.take_pending())  # ...and so do those received while starting
+    interrupts.hand_over()  # ...and so do those received while Python started
     try:  # every exit restores the handlers, bad input included (in-process callers)
         settings = get_settings(
             ctx,

@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from loadgen import db, schema, seed
+from tests.fixtures.capture import CdcEnv, cdc_env, require_debezium
 
 pytestmark = pytest.mark.db
 
@@ -172,3 +174,29 @@ def test_interrupted_seed_rolls_back_or_says_how(
             "SELECT last_value >= (SELECT max(id) FROM pacientes) FROM pacientes_id_seq"
         ).fetchone()
         assert row is not None and row[0]
+
+
+@pytest.fixture(scope="module")
+def cdc(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CdcEnv]:
+    require_debezium()
+    yield from cdc_env(pg_dsn, tmp_path_factory.mktemp("capture-signal"))
+
+
+@pytest.mark.logical
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_python_starts_stops_a_capture_cleanly(
+    sig: signal.Signals, cdc: CdcEnv
+) -> None:
+    """`cdc capture` stops gracefully on a signal like `stream`: one received while Python
+    starts is handed to it, not turned into an error."""
+    out = cdc.cwd / f"startup-{sig.name}.jsonl"
+    proc = _popen(["cdc", "capture", "--out", str(out)], cdc.env, cdc.cwd)
+    try:
+        _wait_until_catching_sigterm(proc.pid)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stdout + stderr
+    assert f"signal {sig.name}" in stdout, stdout
+    assert "Traceback" not in stderr and "error" not in stderr, stderr
