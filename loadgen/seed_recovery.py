@@ -2,8 +2,10 @@
 
 A seed commits piece by piece, so an interrupted or failed one has committed part of its rows.
 ``undo`` removes exactly this run's rows: into tables that were empty, one ``TRUNCATE`` of the
-six seeded tables (the 12 convenios stay); with ``--append``, a ``DELETE`` of this run's id
-ranges, children first, after locking the tables so no loader still writing is missed. When
+six seeded tables (the 12 convenios stay) unless another writer (a stream started meanwhile)
+added rows outside this run's id ranges; otherwise, and with ``--append``, a ``DELETE`` of
+this run's id ranges, children first; the tables are locked first, so no loader still writing
+is missed. When
 that is not possible (a second Ctrl-C, the connection is gone, a privilege is missing) the
 message says what to run instead. Runs in the seeding (CLI) process, main thread.
 """
@@ -58,10 +60,13 @@ def undo(conn: psycopg.Connection, ranges: list[IdRange], *, tables_were_empty: 
     for attempt in range(UNDO_ATTEMPTS):
         try:
             with conn.transaction():
+                mode = "ACCESS EXCLUSIVE" if tables_were_empty else "EXCLUSIVE"
+                conn.execute(sql.SQL(f"LOCK TABLE {{}} IN {mode} MODE").format(names))
                 if tables_were_empty:
-                    conn.execute(sql.SQL("TRUNCATE {}").format(names))
-                    return
-                conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(names))
+                    if not _others_wrote(conn, ranges):
+                        conn.execute(sql.SQL("TRUNCATE {}").format(names))
+                        return
+                    schema.create_indexes(conn)  # the foreign-key checks of the DELETEs use them
                 for r in children_first:
                     if r.rows:
                         conn.execute(
@@ -75,6 +80,20 @@ def undo(conn: psycopg.Connection, ranges: list[IdRange], *, tables_were_empty: 
             if attempt == UNDO_ATTEMPTS - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+def _others_wrote(conn: psycopg.Connection, ranges: list[IdRange]) -> bool:
+    """Whether a table holds a row outside this run's range (a stream started meanwhile)."""
+    for r in ranges:
+        row = conn.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE id NOT BETWEEN %s AND %s)").format(
+                sql.Identifier(r.table)
+            ),
+            (r.first, r.last),
+        ).fetchone()
+        if row is None or row[0]:
+            return True
+    return False
 
 
 def _best_effort(step: Callable[[], None] | None) -> None:

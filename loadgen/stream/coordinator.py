@@ -239,7 +239,7 @@ class RunSpec:
         return specs
 
 
-def check_ledger_path(path: str, num_workers: int = 1) -> None:
+def check_ledger_path(path: str, num_workers: int = 1, run_id: str = "") -> None:
     """Fail before spawning when the ledger's directory cannot be created or written, or a
     part file a worker will append to exists as something else than a writable file.
 
@@ -251,7 +251,7 @@ def check_ledger_path(path: str, num_workers: int = 1) -> None:
     from loadgen.ledger import part_path
 
     for worker_id in range(num_workers):
-        part = Path(part_path(path, worker_id))
+        part = Path(part_path(path, worker_id, run_id))
         if part.exists() and not part.is_file():
             raise ConfigError(f"--ledger {path!r}: {part} exists and is not a regular file")
         if part.is_file() and not os.access(part, os.W_OK):
@@ -356,7 +356,7 @@ def run(
     workers: dict[int, _WorkerState] = {}
     try:
         if spec.ledger:
-            check_ledger_path(spec.ledger, spec.num_workers)
+            check_ledger_path(spec.ledger, spec.num_workers, state.run_id)
         if should_check_database and not state.stop.count:
             check_database(spec.dsn)
             ownership = RunOwnership(spec.dsn)

@@ -205,13 +205,9 @@ def test_seed_counts_its_loaders_against_the_role_limit(
     schema_dsn: str,
     make_role: object,
 ) -> None:
-    schema_name = _schema_of(schema_dsn)
-    role = make_role(  # type: ignore[operator]
-        f"GRANT USAGE ON SCHEMA {schema_name} TO {{role}}",
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema_name} TO {{role}}",
-        f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {schema_name} TO {{role}}",
-        limit=2,
-    )
+    with db.connect(schema_dsn, autocommit=True) as conn:  # who owns the tables
+        owner = conn.execute("SELECT current_user").fetchone()[0]  # type: ignore[index]
+    role = make_role(f"GRANT {owner} TO {{role}}", limit=2)  # type: ignore[operator]
     # scale 10: tables of several pieces, so 2 worker processes + this process's loader + the
     # planning session = 4 sessions for a role allowed 2
     result = cli(
@@ -225,20 +221,28 @@ def test_seed_counts_its_loaders_against_the_role_limit(
     assert _counts(schema_dsn)["pacientes"] == 0
 
 
-def test_a_ledger_part_that_is_a_directory_is_bad_input_before_any_worker(
+def test_ledger_paths_that_cannot_be_files_are_bad_input(
     cli: Cli,  # noqa: F811
     seeded_dsn: str,
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "run1" / "part-00001.jsonl").mkdir(parents=True)
+    """A --ledger inside a "directory" that is a file fails before any worker starts; a part
+    that is a directory fails `cdc verify` as one line naming it (no IsADirectoryError)."""
+    (tmp_path / "afile").write_text("")
     before = _counts(seeded_dsn)
     result = cli(
-        ["stream", "--max-ops", "4", "--no-progress", "--ledger", "run1/"],
+        ["stream", "--max-ops", "4", "--no-progress", "--ledger", "afile/run1/"],
         {"LOADGEN_DSN": seeded_dsn},
     )
     assert result.code == 2, result.stderr
-    assert "run1/part-00001.jsonl exists and is not a regular file" in _one_line(result.stderr)
+    assert "--ledger 'afile/run1/': cannot create afile/run1: Not a directory" in _one_line(
+        result.stderr
+    )
     assert _counts(seeded_dsn) == before
+    (tmp_path / "run1" / "part-00001.jsonl").mkdir(parents=True)
+    result = cli(["cdc", "verify", "--ledger", "run1/"], {"LOADGEN_DSN": seeded_dsn})
+    assert result.code == 2, result.stderr
+    assert "run1/part-00001.jsonl" in _one_line(result.stderr)
 
 
 def test_all_tables_publication_refused_when_a_table_has_no_replica_identity(
@@ -280,16 +284,66 @@ def test_all_tables_publication_refused_when_a_table_has_no_replica_identity(
         )
 
 
+def _max_ids(dsn: str, names: list[str]) -> dict[str, int]:
+    with db.connect(dsn, autocommit=True) as conn:
+        return {
+            t: int(
+                conn.execute(
+                    sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(t))
+                ).fetchone()[0]  # type: ignore[index]
+            )
+            for t in names
+        }
+
+
+def _new_ranges(
+    dsn: str, names: list[str], last_before: dict[str, int]
+) -> list[seed_recovery.IdRange]:
+    """The id range a seed added to each table (its ids are consecutive)."""
+    ranges = []
+    with db.connect(dsn, autocommit=True) as conn:
+        for t in names:
+            low, high = conn.execute(
+                sql.SQL("SELECT min(id), max(id) FROM {} WHERE id > %s").format(sql.Identifier(t)),
+                (last_before[t],),
+            ).fetchone()  # type: ignore[misc]
+            ranges.append(seed_recovery.IdRange(t, int(low), int(high) - int(low) + 1))
+    return ranges
+
+
+def test_undo_into_empty_tables_keeps_what_another_writer_added(schema_dsn: str) -> None:
+    """Tables that were empty are TRUNCATEd, unless a stream started meanwhile wrote rows of
+    its own: then only this run's ranges go, and the other writer's row stays."""
+    seeded = [t.name for t in tables.TABLES if not t.is_lookup]
+    seed.seed(schema_dsn, seed.SeedOptions(scale=0.01, workers=1, seed=4))
+    ranges = _new_ranges(schema_dsn, seeded, {t: 0 for t in seeded})
+    with db.connect(schema_dsn, autocommit=True) as conn:
+        schema.drop_secondary_indexes(conn)  # as during a load into empty tables
+        conn.execute(
+            "INSERT INTO pacientes (id, nome, nascimento, cpf) VALUES"
+            " (9000000, 'Outro Escritor', '1990-01-01', '000.000.000-00')"
+        )
+        seed_recovery.undo(conn, ranges, tables_were_empty=True)
+        assert conn.execute("SELECT id FROM pacientes").fetchall() == [(9000000,)]
+        counts = schema.counts(conn)
+        indexes = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            ).fetchall()
+        }
+    assert counts == {t: 0 for t in tables.TABLE_NAMES} | {"pacientes": 1, "convenios": 12}
+    assert set(schema.secondary_index_names()) <= indexes
+
+
 def test_undo_that_fails_gives_statements_that_work(seeded_dsn: str, make_role: object) -> None:
     """An --append seed whose rows cannot be removed by its own role: the message's statements,
     run by someone who may, restore the tables exactly."""
     before = _counts(seeded_dsn)
     seeded = [t.name for t in tables.TABLES if not t.is_lookup]
-    with db.connect(seeded_dsn, autocommit=True) as conn:
-        first = {t: seed._next_id(conn, t) for t in seeded}
+    last_before = _max_ids(seeded_dsn, seeded)
     seed.seed(seeded_dsn, seed.SeedOptions(scale=0.02, workers=1, seed=9, append=True))
-    added = _counts(seeded_dsn)
-    ranges = [seed_recovery.IdRange(t, first[t], added[t] - before[t]) for t in seeded]
+    ranges = _new_ranges(seeded_dsn, seeded, last_before)
     assert all(r.rows > 0 for r in ranges)
     schema_name = _schema_of(seeded_dsn)
     reader = make_role(  # type: ignore[operator]
