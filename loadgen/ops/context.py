@@ -64,7 +64,7 @@ class Context:
         params = st.bind(chosen, generated)
         if not params:
             return []
-        cur.executemany(st.sql, params, returning=True)  # type: ignore[arg-type]
+        cur.executemany(st.sql, params, returning=True)
         return _returned(cur, st, op_name)
 
     def insert(
