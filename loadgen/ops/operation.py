@@ -93,7 +93,7 @@ class Statement:
     # free by construction unless an in-doubt commit did happen (then a no-op, not an error)
     on_conflict: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def is_named(self) -> bool:
         """Whether the SQL takes a mapping (``%(name)s`` placeholders) instead of a sequence."""
         return self.sql is not None and "%(" in self.sql
@@ -103,16 +103,24 @@ class Statement:
         return self.columns.index(column)
 
     @cached_property
-    def _plan(self) -> tuple[Callable[[tuple[Any, ...]], Any] | None, int]:
+    def _getter(self) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
+        """From ``(*chosen values, *generated values)`` to ``columns`` order; None = as is."""
         generated = self.source.columns if self.source is not None else ()
-        joined = (*self.chosen, *generated)
         positions = [
             self.chosen.index(c) if c in self.chosen else len(self.chosen) + generated.index(c)
             for c in self.columns
         ]
-        if positions == list(range(len(joined))):
-            return None, len(positions)  # rows are already in order
-        return itemgetter(*positions), len(positions)
+        if positions == list(range(len(self.chosen) + len(generated))):
+            return None
+        if len(positions) == 1:
+            (i,) = positions
+            return lambda row: (row[i],)
+        return itemgetter(*positions)
+
+    @cached_property
+    def _named_keys(self) -> tuple[str, ...]:
+        """Keys of ``(*generated values, *chosen values)``: a chosen value overrides."""
+        return (*(self.source.columns if self.source is not None else ()), *self.chosen)
 
     def bind(
         self, chosen: Sequence[tuple[Any, ...]], generated: Sequence[tuple[Any, ...]]
@@ -123,16 +131,26 @@ class Statement:
         (pass ``()`` for what the statement has none of). Returns tuples, or dicts for named
         placeholders. Raises ValueError when chosen and generated rows differ in number.
         """
-        rows: Sequence[tuple[Any, ...]]
-        if self.chosen and self.source is not None:
-            rows = [(*c, *g) for c, g in zip(chosen, generated, strict=True)]
-        else:
-            rows = chosen if self.chosen else generated
-        getter, width = self._plan
-        if getter is not None:
-            rows = [(row,) for row in map(getter, rows)] if width == 1 else list(map(getter, rows))
+        both = bool(self.chosen) and self.source is not None
         if self.is_named:
-            return [dict(zip(self.columns, row, strict=True)) for row in rows]
+            keys = self._named_keys
+            if both:
+                return [
+                    dict(zip(keys, (*g, *c), strict=True))
+                    for c, g in zip(chosen, generated, strict=True)
+                ]
+            return [
+                dict(zip(keys, row, strict=True)) for row in (chosen if self.chosen else generated)
+            ]
+        getter = self._getter
+        if both:
+            pairs = zip(chosen, generated, strict=True)
+            if getter is None:
+                return [(*c, *g) for c, g in pairs]
+            return [getter((*c, *g)) for c, g in pairs]
+        rows = chosen if self.chosen else generated
+        if getter is not None:
+            return list(map(getter, rows))
         return rows if isinstance(rows, list) else list(rows)
 
 
