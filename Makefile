@@ -12,7 +12,7 @@ DEMO_SCALE ?= 1
 DEMO_RATE ?= 50/s
 DEMO_DURATION ?= 30s
 
-.PHONY: install init seed stream reset counts check fmt lint clean demo test bench bench-pytest
+.PHONY: install init seed stream reset counts check fmt lint docs clean demo test bench bench-pytest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ fmt: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check loadgen tests bench
+
+docs: $(STAMP)  ## regenerate docs/operations.md's operations table from the registry
+	$(BIN)/python -m loadgen.ops.catalog docs/operations.md
 
 demo: $(STAMP)  ## init + seed + 30 s stream + counts + check, on the configured or embedded server
 	$(LOADGEN) init

@@ -92,7 +92,7 @@ def stream(
         None,
         "--mix",
         help="insert=70,update=30 by kind, or insert_consulta=20,... by "
-        "operation [default: the original's weights].",
+        "operation (`loadgen ops list`) [default: the original's weights].",
         show_default=False,
     ),
     seed: int | None = typer.Option(

@@ -100,6 +100,10 @@ class DatedPool:
         self._popped.append(item)
         return item
 
+    def take_due_first(self, rnd: random.Random) -> int:
+        """Remove and return a random due id, else the soonest future one. Raises IndexError."""
+        return self.due.take(rnd) if len(self.due) else self.take_soonest_future()[1]
+
     def add(self, when: datetime, row_id: int) -> None:
         self._added.append((when, row_id))
 
