@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.cdc import ledger_index
-from loadgen.cdc.capture import feed_slot
+from loadgen.cdc.slot_feed import SlotFeeder
 from loadgen.cdc.verify import Verifier, gc_paused
+from loadgen.cdc.verify_run import feed
 from loadgen.ledger import LedgerWriter
 from loadgen.ledger.changes import RowChange
 
@@ -133,10 +134,17 @@ def stream(num_changes: int) -> Iterator[tuple[int, int, bytes]]:
 
 def run_verify(msgs: Iterable[tuple[int, int, bytes]], ledger_dir: Path) -> dict[str, Any]:
     """Load the ledger, decode and check the stream (no final-state check: no database)."""
-    with gc_paused():  # as capture.verify_slot does
+    with gc_paused():  # as verify_run.verify_slot does
         ledger = ledger_index.load(str(ledger_dir))
         verifier = Verifier(ledger)
-        feed_slot(verifier, msgs, "bench")
+        feeder = SlotFeeder(
+            msgs,
+            name="bench",
+            schema="bench",
+            codes=ledger.codes,
+            identity_lookup=ledger.pk_by_identity,
+        )
+        feed(verifier, feeder)
     return verifier.finish(None, "bench").to_dict()
 
 

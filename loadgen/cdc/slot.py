@@ -17,7 +17,7 @@ from psycopg import sql
 
 from loadgen import tables
 from loadgen.cdc.pgoutput import PgOutputMessage, decode
-from loadgen.errors import ConfigError, DatabaseUnavailableError
+from loadgen.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
 
 logger = logging.getLogger(__name__)
 
@@ -482,6 +482,38 @@ def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) ->
     return TeardownResult(dropped, warnings)
 
 
+def require_slot_and_publication(conn: psycopg.Connection, slot: str, publication: str) -> None:
+    """Check that the verifier's ``slot`` (pgoutput, this database) and ``publication`` exist.
+
+    A missing one is the database lacking what ``cdc setup`` creates, like missing tables:
+    exit 3 for both, naming the object and the fix (a malformed name is exit 2, earlier).
+
+    Raises:
+        SchemaMissingError: no such slot in this database, or no such publication.
+        ConfigError: the slot belongs to another database or is not a pgoutput slot.
+    """
+    _slot_here(conn, slot)
+    row = conn.execute(
+        "SELECT plugin FROM pg_replication_slots WHERE slot_name = %s"
+        " AND database = current_database()",
+        (slot,),
+    ).fetchone()
+    if row is None:
+        raise SchemaMissingError(
+            f"--slot {slot!r}: no such replication slot in this database (run `loadgen cdc setup`)"
+        )
+    if row[0] != "pgoutput":
+        raise ConfigError(f"--slot {slot!r}: plugin {row[0]}, need pgoutput")
+    if (
+        conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+        is None
+    ):
+        raise SchemaMissingError(
+            f"--publication {publication!r}: no such publication in this database"
+            " (run `loadgen cdc setup`)"
+        )
+
+
 def iter_slot(
     conn: psycopg.Connection,
     slot: str,
@@ -500,18 +532,10 @@ def iter_slot(
     ``conn`` must be in autocommit mode. Blocks on the server's decoding.
 
     Raises:
-        ConfigError: the slot does not exist or is not a pgoutput slot.
+        SchemaMissingError: the slot (or the publication) does not exist.
+        ConfigError: the slot is not a pgoutput slot of this database.
     """
-    _slot_here(conn, slot)
-    row = conn.execute(
-        "SELECT plugin, active FROM pg_replication_slots WHERE slot_name = %s"
-        " AND database = current_database()",
-        (slot,),
-    ).fetchone()
-    if row is None:
-        raise ConfigError(f"--slot {slot!r}: no such replication slot (run `loadgen cdc setup`)")
-    if row[0] != "pgoutput":
-        raise ConfigError(f"--slot {slot!r}: plugin {row[0]}, need pgoutput")
+    require_slot_and_publication(conn, slot, publication)
     if upto_lsn is None:
         upto_lsn = str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
     read_slot = slot

@@ -21,9 +21,9 @@ import pytest
 from psycopg import sql
 
 from loadgen import db
-from loadgen.cdc import capture, pgoutput
+from loadgen.cdc import pgoutput, verify_run
 from loadgen.cdc import slot as S
-from loadgen.cdc.final_state import table_columns
+from loadgen.cdc.rows import table_columns
 from loadgen.ledger import LedgerWriter, part_files
 from loadgen.ledger.changes import RowChange
 
@@ -39,7 +39,7 @@ class Run:
     tmp: Path
 
     def verify(self, ledger: Path | None = None, **kw: Any) -> dict[str, Any]:
-        report = capture.verify_slot(
+        report = verify_run.verify_slot(
             self.conn,
             str(ledger or self.ledger),
             slot=self.slot,
