@@ -214,6 +214,7 @@ class DebeziumFeeder:
         self._num_bad = 0
         self._notes: list[str] = []
         self.num_null_toast = 0
+        self._snapshot_done = False
 
     # -- the Feeder protocol -------------------------------------------------------------
     def where(self, item: Captured) -> str:
@@ -224,6 +225,15 @@ class DebeziumFeeder:
 
     def notes(self) -> list[str]:
         notes = list(self._notes)
+        if self.stats.get("snapshot_events") and not self._snapshot_done:
+            notes.append(
+                "no snapshot read is marked last: the snapshot did not complete in this file"
+            )
+        if self.stats.get("incremental_snapshot_events"):
+            notes.append(
+                f"{self.stats['incremental_snapshot_events']:,} incremental-snapshot reads were"
+                " not verified (only the initial snapshot is)"
+            )
         if self.num_null_toast:
             notes.append(
                 f"{self.num_null_toast:,} array values arrived as null in updates where the"
@@ -294,6 +304,11 @@ class DebeziumFeeder:
         xid, position = int(source.get("txId") or 0) & _MASK32, int(source.get("lsn") or 0)
         if op == "t":
             return CapturedTruncate(t.code, xid, position, line_no)
+        if op == "r" and source.get("snapshot") == "incremental":
+            self._count("incremental_snapshot_events")  # read while streaming: not verified
+            return None
+        if op == "r" and source.get("snapshot") == "last":
+            self._snapshot_done = True
         self._count("snapshot_events" if op == "r" else "change_events")
         return _Event(
             _OPS[op], t.code, t, xid, position, line_no, doc.get("before"), doc.get("after")

@@ -131,6 +131,8 @@ class Verifier:
         self.limits = limits
         self.fail_on_limits = fail_on_limits
         self.publication = publication  # which columns the stream carries (final state)
+        # table code → columns the ledger records but the stream does not carry (``carried``)
+        self.uncarried: dict[int, frozenset[str]] = {}
         self.max_examples = max_examples
         self.batch_changes = batch_changes
         self.match_count = np.zeros(ledger.num_changes, np.int32)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psycopg
 
-from loadgen.cdc import ledger_index
+from loadgen.cdc import carried, ledger_index
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as slot_mod
 from loadgen.cdc.change import CapturedChange, Feeder
@@ -43,12 +43,18 @@ def _finish(verifier: Verifier, feeder: Feeder, conn: psycopg.Connection | None)
     return report
 
 
-def _load(ledger_path: str, conn: psycopg.Connection) -> ledger_index.LedgerIndex:
-    """The ledger; intents without an outcome resolved by ``conn``'s server."""
+def _load(
+    ledger_path: str, conn: psycopg.Connection, publication: str | None
+) -> tuple[ledger_index.LedgerIndex, dict[int, frozenset[str]]]:
+    """The ledger, its after-images restricted to the columns a stream of ``publication``
+    carries (``carried``); and those left out, by table code. Intents without an outcome are
+    resolved by ``conn``'s server."""
     ledger = ledger_index.load(ledger_path, resolve=server_resolver(conn))
     if ledger.num_changes == 0 and not ledger.truncates:
         raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
-    return ledger
+    uncarried = carried.uncarried_columns(conn, list(ledger.codes.names), publication)
+    carried.restrict_ledger(ledger, uncarried)
+    return ledger, {ledger.codes.code(t): cols for t, cols in uncarried.items()}
 
 
 def _schema(conn: psycopg.Connection) -> str:
@@ -78,10 +84,11 @@ def verify_slot(
         CheckFailedError: the stream cannot be decoded.
     """
     with gc_paused():
-        ledger = _load(ledger_path, conn)
         slot_mod.require_slot_and_publication(conn, slot, publication)
+        ledger, uncarried = _load(ledger_path, conn, publication)
         verifier = Verifier(ledger, delivery=delivery, publication=publication,
                             max_examples=max_examples)  # fmt: skip
+        verifier.uncarried = uncarried
         rows = (
             row
             for batch in slot_mod.iter_slot(
@@ -130,7 +137,7 @@ def verify_debezium(
     from loadgen.cdc.rows import DbCatalog
 
     with gc_paused():
-        ledger = _load(ledger_path, conn)
+        ledger, uncarried = _load(ledger_path, conn, publication)
         feeder = DebeziumFeeder(
             events_path,
             catalog=DbCatalog(conn),
@@ -147,6 +154,7 @@ def verify_debezium(
             publication=publication,
             max_examples=max_examples,
         )
+        verifier.uncarried = uncarried
         feed(verifier, feeder)
         return _finish(verifier, feeder, conn)
 
