@@ -84,8 +84,8 @@ def verify_slot(
         CheckFailedError: the stream cannot be decoded.
     """
     with gc_paused():
-        slot_mod.require_slot_and_publication(conn, slot, publication)
         ledger, uncarried = _load(ledger_path, conn, publication)
+        slot_mod.require_slot_and_publication(conn, slot, publication)
         verifier = Verifier(ledger, delivery=delivery, publication=publication,
                             max_examples=max_examples)  # fmt: skip
         verifier.uncarried = uncarried

@@ -26,6 +26,7 @@ from loadgen.cdc import verify_run
 from loadgen.ops.registry import OP_NAMES
 from tests.fixtures.db import with_search_path
 from tests.fixtures.dbz_capture import (
+    MARKER_TABLE,
     Capture,
     add_marker_table,
     drop_slot,
@@ -86,7 +87,8 @@ class Setup:
     all_tables: bool = False
 
 
-def make_live(base_dsn: str, tmp: Path, setup: Setup) -> Live:
+def make_live(base_dsn: str, tmp: Path, setup: Setup, before_setup: str = "") -> Live:
+    """A seeded schema with ``cdc setup`` done (``before_setup``: SQL run just before it)."""
     tag = uuid.uuid4().hex[:10]
     name = f"lg_dbz_{tag}"
     with psycopg.connect(base_dsn, autocommit=True) as conn:
@@ -116,6 +118,9 @@ def make_live(base_dsn: str, tmp: Path, setup: Setup) -> Live:
     )
     r = live.loadgen("seed", "--scale", "0.02", "--seed", "7")
     assert r.returncode == 0, r.stderr
+    if before_setup:
+        with db.connect(dsn, autocommit=True) as conn:
+            conn.execute(before_setup)  # type: ignore[arg-type]
     flags = ["--replica-identity", setup.identity]
     flags += ["--with-scenarios"] if setup.scenarios else []
     flags += ["--via-partition-root"] if setup.via_root else []
@@ -123,7 +128,9 @@ def make_live(base_dsn: str, tmp: Path, setup: Setup) -> Live:
     r = live.loadgen("cdc", "setup", *flags)
     assert r.returncode == 0, r.stderr
     with db.connect(dsn, autocommit=True) as conn:
-        if not setup.all_tables:
+        if setup.all_tables:  # FOR ALL TABLES publishes it already
+            conn.execute(f"CREATE TABLE {MARKER_TABLE} (id bigserial PRIMARY KEY, note text)")
+        else:
             add_marker_table(conn, live.publication)
     return live
 
