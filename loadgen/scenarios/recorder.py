@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from loadgen.ledger.changes import RowChange
+from loadgen.op_names import scenario_op_name
 
 TextRow = dict[str, str | None]
 
@@ -294,7 +295,7 @@ class Recorder:
         track_before: bool = False,
     ) -> None:
         self.conn = conn
-        self.op_name = f"scenario:{scenario}"
+        self.op_name = scenario_op_name(scenario)
         self.ledger = ledger
         self.keep = keep
         self.track_before = track_before
