@@ -114,7 +114,7 @@ def sniff(path: str) -> None:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Event:
     op: int
     code: int

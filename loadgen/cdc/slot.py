@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -76,6 +77,15 @@ class CdcStatus:
     replica_identity: dict[str, str]  # table → default/full/index/nothing
     recorded: dict[str, str]  # from loadgen_cdc_state: slot → start LSN
     problems: list[ServerProblem]
+
+
+def _one(
+    conn: psycopg.Connection, query: str | sql.Composable, params: tuple[object, ...] = ()
+) -> Any:
+    """The single value a query returns (a query that always returns one row)."""
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None, query
+    return row[0]
 
 
 def python_encoding(conn: psycopg.Connection) -> str:
@@ -245,11 +255,12 @@ def setup(
     _slot_here(conn, slot)
     problems = check_server(conn)
     free_slots = int(
-        conn.execute(
+        _one(
+            conn,
             "SELECT current_setting('max_replication_slots')::int - count(*)"
-            " FROM pg_replication_slots"
-        ).fetchone()[0]
-    )  # type: ignore[index]
+            " FROM pg_replication_slots",
+        )
+    )
     has_slot = slot_database(conn, slot) is not None  # ours: _slot_here checked
     hard = [
         p
@@ -313,15 +324,15 @@ def setup(
     ).fetchone()
     if row is None:
         xmin_before = int(
-            conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[
-                0
-            ]
-        )  # type: ignore[index]
+            _one(conn, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        )
         start_lsn = str(
-            conn.execute(
-                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,)
-            ).fetchone()[0]
-        )  # type: ignore[index]
+            _one(
+                conn,
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                (slot,),
+            )
+        )
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (slot_name, publication, start_lsn, xmin_before)"
@@ -342,10 +353,8 @@ def setup(
     rows_before = 0
     for schema, table in qtables:
         rows_before += int(
-            conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table))
-            ).fetchone()[0]
-        )  # type: ignore[index]
+            _one(conn, sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table)))
+        )
     notes.append(
         f"slot {slot} sees only transactions that commit after it was created (LSN {start_lsn}):"
         " run setup before the load starts"

@@ -93,7 +93,8 @@ def check(
                 idxs.remove(i)
     is_read = c["op"] == OP_READ
     points = np.unique(c["pos"][is_read])
-    last_read = is_read & (c["pos"] == points.max())
+    reads_at = np.flatnonzero(is_read)
+    last_read = is_read & (c["pos"] == c["pos"][reads_at[-1]])  # the last snapshot's point
     if len(points) > 1:  # the connector restarted its snapshot: the last one is verified
         v.notes.append(
             f"the snapshot was taken {len(points)} times (a restart during it); the last one"

@@ -4,7 +4,7 @@ checks that need the whole stream.
 A feeder (``change.Feeder``) yields ``CapturedChange``/``CapturedTruncate`` in the order the
 consumer received them; ``Verifier.add``/``add_truncate`` take them one at a time (a live
 source can feed as changes arrive), and every ``batch_changes`` changes are matched to the
-ledger in one vectorized step. Per captured change only int columns stay (35 bytes; see
+ledger in one vectorized step. Per captured change only int columns stay (31 bytes; see
 ``ledger_index`` for the ledger's memory plan). ``finish`` runs the whole-stream checks and
 returns a ``VerifyReport``.
 
@@ -144,10 +144,11 @@ class Verifier:
         self._b_ch: list[CapturedChange] = []  # taken, not yet matched
         self._occ = _Occurrences(OCCURRENCE_WINDOW)
         self.where = lambda ch: f"lsn {ch.position} xid {ch.xid}"  # the feeder's, when run
-        # per captured change, kept for the whole run (ints only, 35 bytes each)
+        # per captured change, kept for the whole run (ints only, 31 bytes each)
         self.c_table, self.c_pk, self.c_op = array("b"), array("q"), array("b")
         self.c_xid, self.c_li, self.c_rowhash = array("I"), array("i"), array("q")
-        self.c_flags, self.c_pos = array("b"), array("q")  # flags: bit 0 partial, 1 moved here
+        self.c_flags = array("b")  # bit 0: partial (unknown TOAST), bit 1: moved here (key change)
+        self.c_pos = array("I")  # the position's low 32 bits (redeliveries compare it)
         self.truncates: list[tuple[int, int]] = []  # (capture index, table code)
         self.examples: dict[str, list[dict[str, Any]]] = {k: [] for k in CHECKS}
         self.counts: dict[str, int] = {k: 0 for k in CHECKS}
@@ -289,7 +290,7 @@ class Verifier:
         ):
             dst.extend(src.tolist())
         self.c_flags.extend(cols[6].tolist())
-        self.c_pos.extend(cols[7].tolist())
+        self.c_pos.extend((cols[7] & _MASK32).tolist())
         chs.clear()
 
     def ledger_example(self, i: int) -> dict[str, Any]:
