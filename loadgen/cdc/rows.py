@@ -20,22 +20,13 @@ import psycopg
 from psycopg import sql
 
 from loadgen.cdc.ledger_index import row_hash
+from loadgen.schema import table_columns as table_columns  # rows' column lists start here
 
 RowMap = Callable[[tuple[str | None, ...]], tuple[str | None, ...]]
 
 
 def _regclass(conn: psycopg.Connection, table: str) -> str:
     return sql.Identifier(table).as_string(conn)
-
-
-def table_columns(conn: psycopg.Connection, table: str) -> list[str]:
-    """Every live, non-generated column of ``table`` (current schema), in table order."""
-    rows = conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
-        " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-        (_regclass(conn, table),),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
 
 
 def published_columns(
