@@ -1,8 +1,9 @@
 """``cdc verify --debezium`` against real Debezium: its PostgreSQL connector (3.6.3, embedded
-engine) captures the hospital load with every operation and all 13 scenarios, under replica
-identity default and full, with and without ``--via-partition-root``; the dump verifies
-(exit 0, Debezium's known encoding limits listed, not failing), and faults injected into it
-fail the check they should. One capture per configuration (module-scoped).
+engine, through ``loadgen cdc capture``) captures the hospital load with every operation and
+all 13 scenarios, under replica identity default and full, with and without
+``--via-partition-root``; the dump verifies (exit 0, Debezium's known encoding limits listed,
+not failing), and faults injected into it fail the check they should. One capture per
+configuration (module-scoped).
 """
 
 from __future__ import annotations
@@ -25,14 +26,7 @@ from loadgen import db, schema
 from loadgen.cdc import verify_run
 from loadgen.ops.registry import OP_NAMES
 from tests.fixtures.db import with_search_path
-from tests.fixtures.dbz_capture import (
-    MARKER_TABLE,
-    Capture,
-    add_marker_table,
-    drop_slot,
-    require_debezium,
-    tcp_dsn,
-)
+from tests.fixtures.dbz_capture import Capture, drop_slot, require_debezium
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -41,7 +35,7 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 class Live:
     """A schema loaded while Debezium captured it: the ledger and the event dump."""
 
-    dsn: str  # TCP, search_path = the schema
+    dsn: str  # search_path = the schema
     env: dict[str, str]  # for `loadgen` subprocesses
     cwd: Path
     schema: str
@@ -73,10 +67,10 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def dbz_dsn(pg_dsn: str) -> Iterator[str]:
+def dbz_dsn(pg_dsn: str) -> str:
+    """The test server's database, for tests that need real Debezium (skipped without it)."""
     require_debezium()
-    with tcp_dsn(pg_dsn) as dsn:
-        yield dsn
+    return pg_dsn
 
 
 @dataclass(frozen=True)
@@ -107,6 +101,7 @@ def make_live(base_dsn: str, tmp: Path, setup: Setup, before_setup: str = "") ->
             "LOADGEN_LOGGING_FILE": str(tmp / "app.log"),
             "LOADGEN_CDC_PUBLICATION": f"lg_dbz_pub_{tag}",
             "LOADGEN_CDC_SLOT": f"lg_dbz_slot_{tag}",
+            "LOADGEN_CDC_DEBEZIUM_SLOT": f"lg_dbz_dbz_{tag}",
         },
         cwd=tmp,
         schema=name,
@@ -127,11 +122,6 @@ def make_live(base_dsn: str, tmp: Path, setup: Setup, before_setup: str = "") ->
     flags += ["--all-tables"] if setup.all_tables else []
     r = live.loadgen("cdc", "setup", *flags)
     assert r.returncode == 0, r.stderr
-    with db.connect(dsn, autocommit=True) as conn:
-        if setup.all_tables:  # FOR ALL TABLES publishes it already
-            conn.execute(f"CREATE TABLE {MARKER_TABLE} (id bigserial PRIMARY KEY, note text)")
-        else:
-            add_marker_table(conn, live.publication)
     return live
 
 
@@ -149,12 +139,7 @@ def drop_live(base_dsn: str, live: Live) -> None:
 
 def capture_for(live: Live, **kw: Any) -> Capture:
     return Capture(
-        live.dsn,
-        schema=live.schema,
-        publication=live.publication,
-        slot=live.dbz_slot,
-        out=live.events,
-        **kw,
+        live.env, live.cwd, publication=live.publication, slot=live.dbz_slot, out=live.events, **kw
     )
 
 
@@ -195,8 +180,6 @@ def captured(
     try:
         cap.start()
         load_everything(live)
-        with db.connect(live.dsn, autocommit=True) as conn:
-            cap.catch_up(conn)
         cap.stop()
         yield live
     finally:
