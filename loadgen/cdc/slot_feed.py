@@ -42,6 +42,7 @@ class _Rel:
     can_toast: bool  # False: no unchanged-TOAST marker can ever come; skip the bookkeeping
     # replica identity without ``id`` (USING INDEX on other columns): positions of its columns
     key_pos: tuple[int, ...] | None = None
+    is_plain: bool = False  # verified, no TOAST, no identity tracking: the hot path
 
 
 @dataclass
@@ -136,73 +137,73 @@ class SlotFeeder:
             key_pos = tuple(i for i, c in enumerate(msg.columns) if c.is_key)
         toastable = can_toast([(c.type_oid, c.typmod) for c in msg.columns])
         code = self._codes.code(name) if ours else None
-        return _Rel(name, names, code, id_pos, toastable, key_pos)
+        plain = code is not None and not toastable and key_pos is None
+        return _Rel(name, names, code, id_pos, toastable, key_pos, plain)
 
     def changes(self) -> Iterator[Captured]:
         stats, identity, toast = self.stats, self._identity, ToastCarry()
         rels: dict[int, _Rel] = {}
         decode_tuple, decode, u32, u64 = P.decode_tuple, P.decode, _U32, _U64
         enc = self._encoding
-        xid = 0
-        for lsn, _, data in self._rows:
-            kind = data[0]
-            if kind == 0x49 or kind == 0x55:  # 'I' insert, 'U' update
-                r = rels[u32(data, 1)[0]]
-                code = r.code
-                if code is None:
-                    stats.num_other += 1
-                    continue
-                old = old_kind = old_pk = None
-                if data[5] == 0x4E:  # 'N': no old tuple (the common case)
-                    vals = decode_tuple(data, 6, enc)[0]
+        xid = num_changes = 0
+        try:
+            for lsn, _, data in self._rows:
+                kind = data[0]
+                if kind == 0x49 or kind == 0x55:  # 'I' insert, 'U' update
+                    r = rels[u32(data, 1)[0]]
+                    if r.is_plain and data[5] == 0x4E:  # no old tuple, no TOAST, no identity
+                        vals = decode_tuple(data, 6, enc)[0]
+                        num_changes += 1
+                        yield _new(  # type: ignore[call-overload]
+                            CapturedChange,
+                            (r.code, OP_CREATE if kind == 0x49 else OP_UPDATE,
+                             int(vals[r.id_pos]),  # type: ignore[arg-type]
+                             xid, lsn, r.names, vals, (), None, None, None, 0, False),
+                        )  # fmt: skip
+                        continue
+                    code = r.code
+                    if code is None:
+                        stats.num_other += 1
+                        continue
+                    old = old_kind = old_pk = None
+                    if data[5] == 0x4E:  # 'N': no old tuple (the common case)
+                        vals = decode_tuple(data, 6, enc)[0]
+                    else:
+                        msg = decode(data, enc)
+                        vals, old = msg.new, msg.old  # type: ignore[union-attr]
+                        old_kind = msg.old_kind  # type: ignore[union-attr]
+                    pk = int(vals[r.id_pos])  # type: ignore[arg-type]
+                    if old is not None and isinstance(old[r.id_pos], str):
+                        old_pk = int(old[r.id_pos])  # type: ignore[arg-type]
+                        if old_pk == pk:
+                            old_pk = None
+                    if r.key_pos is not None:
+                        old_pk = identity.upsert(
+                            code, r.names, r.key_pos, vals, pk, old, is_update=kind == 0x55
+                        )
+                    if old_pk is not None:
+                        toast.move(code, old_pk, pk)
+                    unknown: tuple[str, ...] = ()
+                    if r.can_toast:
+                        vals, unknown = toast.resolve(code, pk, r.names, vals, old)
+                    num_changes += 1
+                    yield _new(  # type: ignore[call-overload]
+                        CapturedChange,
+                        (code, OP_CREATE if kind == 0x49 else OP_UPDATE, pk, xid, lsn, r.names,
+                         vals, unknown, old_pk, old, old_kind, 0, False),
+                    )  # fmt: skip
+                elif kind == 0x42:  # 'B' begin: final LSN, commit time, xid
+                    xid = u32(data, 17)[0]
+                elif kind == 0x43:  # 'C' commit: flags, commit LSN, ...
+                    commit_lsn = u64(data, 2)[0]
+                    stats.num_transactions += 1
+                    if stats.first_commit_lsn is None:
+                        stats.first_commit_lsn = commit_lsn
+                    stats.last_commit_lsn = commit_lsn
                 else:
-                    msg = decode(data, enc)
-                    vals, old = msg.new, msg.old  # type: ignore[union-attr]
-                    old_kind = msg.old_kind  # type: ignore[union-attr]
-                pk = int(vals[r.id_pos])  # type: ignore[arg-type]
-                if old is not None and isinstance(old[r.id_pos], str):
-                    old_pk = int(old[r.id_pos])  # type: ignore[arg-type]
-                    if old_pk == pk:
-                        old_pk = None
-                if r.key_pos is not None:
-                    old_pk = identity.upsert(
-                        code, r.names, r.key_pos, vals, pk, old, is_update=kind == 0x55
-                    )
-                if old_pk is not None:
-                    toast.move(code, old_pk, pk)
-                unknown: tuple[str, ...] = ()
-                if r.can_toast:
-                    vals, unknown = toast.resolve(code, pk, r.names, vals, old)
-                stats.num_changes += 1
-                op = OP_CREATE if kind == 0x49 else OP_UPDATE
-                yield _new(  # type: ignore[call-overload]
-                    CapturedChange,
-                    (
-                        code,
-                        op,
-                        pk,
-                        xid,
-                        lsn,
-                        r.names,
-                        vals,
-                        unknown,
-                        old_pk,
-                        old,
-                        old_kind,
-                        0,
-                        False,
-                    ),
-                )
-            elif kind == 0x42:  # 'B' begin: final LSN, commit time, xid
-                xid = u32(data, 17)[0]
-            elif kind == 0x43:  # 'C' commit: flags, commit LSN, ...
-                commit_lsn = u64(data, 2)[0]
-                stats.num_transactions += 1
-                if stats.first_commit_lsn is None:
-                    stats.first_commit_lsn = commit_lsn
-                stats.last_commit_lsn = commit_lsn
-            else:
-                yield from self._other(decode(data, enc), lsn, xid, rels, toast)
+                    yield from self._other(decode(data, enc), lsn, xid, rels, toast)
+        finally:  # also when the consumer stops early
+            stats.num_changes += num_changes
 
     def _other(
         self, msg: P.PgOutputMessage, lsn: int, xid: int, rels: dict[int, _Rel], toast: ToastCarry

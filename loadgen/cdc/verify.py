@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import gc
 import time
-from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import partial
-from operator import is_not, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -56,8 +54,19 @@ LI_UNMATCHED, LI_STATE_ONLY, LI_READ = -1, -2, -3  # c_li values that are not a 
 _F = {name: i for i, name in enumerate(CapturedChange._fields)}
 _INT_FIELDS = tuple(_F[k] for k in ("xid", "table", "op", "pk", "position"))  # int columns
 _AFTER = itemgetter(_F["names"], _F["values"])
-_UNKNOWN, _OLD_PK, _SWAPPED = (itemgetter(_F[k]) for k in ("unknown", "old_pk", "is_split_swapped"))
-_is_not_none = partial(is_not, None)
+_SPECIAL = itemgetter(_F["unknown"], _F["old_pk"], _F["is_split_swapped"])
+_PLAIN = ((), None, False)  # _SPECIAL of a change with no unknown TOAST, key change or swap
+# the per-captured-change columns kept for the whole run: 31 bytes a change
+_COLUMN_DTYPES: dict[str, Any] = {
+    "table": np.int8,
+    "pk": np.int64,
+    "op": np.int8,
+    "xid": np.uint32,
+    "li": np.int32,
+    "rowhash": np.int64,
+    "flags": np.int8,
+    "pos": np.uint32,
+}
 
 
 @contextmanager
@@ -82,25 +91,37 @@ class _Occurrences:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self.cur: dict[int, list[int]] = {}  # group key_hash → positions, by arrival
-        self.prev: dict[int, list[int]] = {}
+        self.cur: dict[int, Any] = {}  # group key_hash → its position, or positions by arrival
+        self.prev: dict[int, Any] = {}
 
     def ranks(self, keys: list[int], positions: list[int]) -> list[int]:
-        """The rank of each (group ``key``, ``position``), in order."""
-        out = []
-        cur, prev = self.cur, self.prev
+        """The rank of each (group ``key``, ``position``), in order. Hot for multi-change
+        groups: a group seen once keeps its position as an int, a list from the second."""
+        out: list[int] = []
+        append = out.append
+        cur, prev, window = self.cur, self.prev, self.window
         for key, position in zip(keys, positions, strict=True):
             seen = cur.get(key)
             if seen is None:
-                seen = prev.pop(key, None) or []
+                seen = prev.pop(key, None) if prev else None
+                if seen is None:
+                    cur[key] = position
+                    append(0)
+                    if len(cur) > window:
+                        self.prev, self.cur = cur, {}
+                        cur, prev = self.cur, self.prev
+                    continue
                 cur[key] = seen
-                if len(cur) > self.window:
-                    self.prev, self.cur = cur, {}
-                    cur, prev = self.cur, self.prev
-            if position in seen:
-                out.append(seen.index(position))
+            if type(seen) is int:
+                if seen == position:
+                    append(0)
+                else:
+                    cur[key] = [seen, position]
+                    append(1)
+            elif position in seen:
+                append(seen.index(position))
             else:
-                out.append(len(seen))
+                append(len(seen))
                 seen.append(position)
         return out
 
@@ -145,10 +166,10 @@ class Verifier:
         self._occ = _Occurrences(OCCURRENCE_WINDOW)
         self.where = lambda ch: f"lsn {ch.position} xid {ch.xid}"  # the feeder's, when run
         # per captured change, kept for the whole run (ints only, 31 bytes each)
-        self.c_table, self.c_pk, self.c_op = array("b"), array("q"), array("b")
-        self.c_xid, self.c_li, self.c_rowhash = array("I"), array("i"), array("q")
-        self.c_flags = array("b")  # bit 0: partial (unknown TOAST), bit 1: moved here (key change)
-        self.c_pos = array("I")  # the position's low 32 bits (redeliveries compare it)
+        # flags: bit 0 partial (unknown TOAST), bit 1 moved here (key change); pos: the
+        # position's low 32 bits (redeliveries compare it). One chunk per flush, joined once.
+        self._chunks: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in _COLUMN_DTYPES}
+        self.num_rows = 0  # captured rows kept (changes, reads, state-only deletes)
         self.truncates: list[tuple[int, int]] = []  # (capture index, table code)
         self.examples: dict[str, list[dict[str, Any]]] = {k: [] for k in CHECKS}
         self.counts: dict[str, int] = {k: 0 for k in CHECKS}
@@ -170,12 +191,25 @@ class Verifier:
         if len(b) >= self.batch_changes:
             self.flush()
 
+    def take(self, items: Iterable[CapturedChange | CapturedTruncate]) -> None:
+        """``add``/``add_truncate`` every item of ``items``, in order, until it is exhausted
+        (a feeder's ``changes()``; blocks while it does). The inline form of ``add``."""
+        b, limit, flush = self._b_ch, self.batch_changes, self.flush
+        add_truncate = self.add_truncate
+        for item in items:
+            if type(item) is CapturedChange:
+                b.append(item)
+                if len(b) >= limit:
+                    flush()
+            else:
+                add_truncate(item)  # type: ignore[arg-type]
+
     def add_truncate(self, t: CapturedTruncate) -> None:
         """A captured TRUNCATE of one table, matched to a ledger truncate of its transaction;
         the same truncate again (same xid, position and table) is a redelivery."""
         self.flush()
         key = (t.xid, t.position, t.table)
-        self.truncates.append((len(self.c_table), t.table))
+        self.truncates.append((self.num_rows, t.table))
         if key in self._seen_truncates:
             self.num_redelivered_truncates += 1
             if self.delivery == "exactly-once":
@@ -234,9 +268,16 @@ class Verifier:
         # ledger_index.row_hash of each after-image (0 for deletes)
         rowhash = np.fromiter(map(hash, map(_AFTER, chs)), np.int64, n)
         rowhash[op == OP_DELETE] = 0
-        flags = np.fromiter(map(bool, map(_UNKNOWN, chs)), np.int64, n)  # unknown TOAST
-        flags |= np.fromiter(map(_is_not_none, map(_OLD_PK, chs)), np.int64, n) << 1
-        flags |= np.fromiter(map(_SWAPPED, chs), np.int64, n) << 2
+        # flags: unknown TOAST, key change, halves swapped; most changes have none of them
+        flags = np.zeros(n, np.int64)
+        special = ~np.fromiter(map(_PLAIN.__eq__, map(_SPECIAL, chs)), bool, n)
+        for i in np.flatnonzero(special):
+            ch = chs[i]
+            flags[i] = (
+                (_FLAG_PARTIAL if ch.unknown else 0)
+                | (0 if ch.old_pk is None else _FLAG_KEY_CHANGE)
+                | (_FLAG_SWAPPED if ch.is_split_swapped else 0)
+            )
         self.num_captured += n
         is_read = op == OP_READ
         base = L.min_xid
@@ -252,8 +293,10 @@ class Verifier:
         )
         if len(multi):
             occ = np.array(self._occ.ranks(group[multi].tolist(), pos[multi].tolist()), np.int64)
-            xm, tm, pm, om = xid32[multi], table[multi], pk[multi], op[multi]
-            li[multi] = self._lookup(key_hash(xm, tm, pm, om, occ), xm, tm, pm, om)
+            later = multi[occ > 0]  # rank 0 matched already
+            occ = occ[occ > 0]
+            xm, tm, pm, om = xid32[later], table[later], pk[later], op[later]
+            li[later] = self._lookup(key_hash(xm, tm, pm, om, occ), xm, tm, pm, om)
         li[is_read] = LI_READ
         hit = li >= 0
         np.add.at(self.match_count, li[hit], 1)
@@ -283,14 +326,10 @@ class Verifier:
             extra: list[Any] = [table[moved], old_pks, OP_DELETE, _MASK32, LI_STATE_ONLY]
             extra += [0, 0, pos[moved]]
             cols = [np.insert(c, moved, e) for c, e in zip(cols, extra, strict=True)]
-        for dst, src in zip(
-            (self.c_table, self.c_pk, self.c_op, self.c_xid, self.c_li, self.c_rowhash),
-            cols[:6],
-            strict=True,
-        ):
-            dst.extend(src.tolist())
-        self.c_flags.extend(cols[6].tolist())
-        self.c_pos.extend((cols[7] & _MASK32).tolist())
+        cols[7] = cols[7] & _MASK32
+        for (k, dtype), col in zip(_COLUMN_DTYPES.items(), cols, strict=True):
+            self._chunks[k].append(col.astype(dtype))
+        self.num_rows += len(cols[0])
         chs.clear()
 
     def ledger_example(self, i: int) -> dict[str, Any]:
@@ -317,11 +356,17 @@ class Verifier:
 
     # -- checks over the whole stream --------------------------------------------------------
     def columns(self) -> dict[str, npt.NDArray[Any]]:
-        """The per-captured-change columns as numpy arrays (views, no copy)."""
-        return {
-            k: _np(getattr(self, f"c_{k}"))
-            for k in ("table", "pk", "op", "xid", "li", "rowhash", "flags", "pos")
-        }
+        """The per-captured-change columns (table, pk, op, xid, li, rowhash, flags, pos), in
+        delivery order. Joins each column's chunks once (one column's extra memory at a time)."""
+        out = {}
+        for k, dtype in _COLUMN_DTYPES.items():
+            chunks = self._chunks[k]
+            if len(chunks) != 1:
+                joined = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
+                chunks.clear()
+                chunks.append(joined)
+            out[k] = chunks[0]
+        return out
 
     def finish(self, conn: psycopg.Connection | None, source: str) -> VerifyReport:
         """Run the whole-stream checks; with ``conn``, also the final-state check (blocks)."""
@@ -416,12 +461,3 @@ class Verifier:
             **{f"limit {k}": v for k, v in sorted(self.limit_counts.items())},
         }
         return VerifyReport(source, counts, checks, self.notes, elapsed_s, self.delivery)
-
-
-_TYPECODE_DTYPES = {"b": np.int8, "i": np.int32, "I": np.uint32, "q": np.int64}
-
-
-def _np(a: array[int]) -> npt.NDArray[Any]:
-    """View an ``array.array`` as numpy (no copy) with the matching dtype."""
-    dt = _TYPECODE_DTYPES[a.typecode]
-    return np.frombuffer(a, dtype=dt) if len(a) else np.zeros(0, dt)

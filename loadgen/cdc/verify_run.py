@@ -12,7 +12,7 @@ import psycopg
 from loadgen.cdc import carried, ledger_index
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as slot_mod
-from loadgen.cdc.change import CapturedChange, Feeder
+from loadgen.cdc.change import Feeder
 from loadgen.cdc.results import VerifyReport
 from loadgen.cdc.slot_feed import SlotFeeder, partition_roots
 from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, gc_paused
@@ -25,12 +25,7 @@ DEFAULT_DELIVERY = {"slot": "exactly-once", "debezium": "at-least-once"}
 def feed(verifier: Verifier, feeder: Feeder) -> None:
     """Give every captured change of ``feeder`` to ``verifier``, in order (blocks)."""
     verifier.where = feeder.where
-    add, add_truncate = verifier.add, verifier.add_truncate
-    for item in feeder.changes():
-        if type(item) is CapturedChange:
-            add(item)
-        else:
-            add_truncate(item)  # type: ignore[arg-type]
+    verifier.take(feeder.changes())
 
 
 def _finish(verifier: Verifier, feeder: Feeder, conn: psycopg.Connection | None) -> VerifyReport:
