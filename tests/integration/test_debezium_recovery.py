@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from loadgen.ledger import read_ledger
 from tests.integration.test_debezium_live import (
     Live,
     Setup,
@@ -113,11 +114,7 @@ def test_snapshot_under_load_verifies_and_a_lost_row_is_named(live: Live) -> Non
     assert counts["matched"] + counts["ledger_changes_before_snapshot"] == counts["ledger_changes"]
 
     docs = _docs(live)
-    touched = {
-        (r["table"], r["pk"])
-        for p in live.ledger.glob("*.jsonl")
-        for r in map(orjson.loads, p.read_bytes().splitlines())
-    }
+    touched = {(e.table, e.pk) for e in read_ledger(str(live.ledger)).entries}
     reads = [i for i, d in enumerate(docs) if d and d.get("op") == "r"]
     changed = next(
         i for i in reads if (docs[i]["source"]["table"], docs[i]["after"]["id"]) in touched

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from loadgen import db
-from loadgen.ledger import LedgerWriter
+from loadgen.ledger import LedgerWriter, read_ledger
 from loadgen.ledger.changes import RowChange
 from loadgen.scenarios.recorder import text_rows
 from tests.integration.test_debezium_live import (
@@ -128,14 +128,11 @@ def captured(dbz_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def test_own_slot_verifies_the_user_schema(captured: Live) -> None:
-    recorded = [
-        orjson.loads(line)
-        for p in captured.ledger.glob("*.jsonl")
-        for line in p.read_bytes().splitlines()
-    ]
+    recorded = read_ledger(str(captured.ledger)).entries
     # the ledger records the generated column that no stream carries, and the added ones
-    pac = next(r for r in recorded if r["table"] == "pacientes" and r["op"] == "c")
-    assert {"nome_upper", "obs", "humor", "revisao", "peso"} <= set(pac["after"])
+    pac = next(e for e in recorded if e.table == "pacientes" and e.op == "c")
+    assert pac.after is not None
+    assert {"nome_upper", "obs", "humor", "revisao", "peso"} <= set(pac.after)
     r = captured.loadgen("cdc", "verify", "--ledger", str(captured.ledger))
     assert r.returncode == 0, r.stdout[-3000:]
 
