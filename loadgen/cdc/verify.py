@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from loadgen.cdc import delivery_checks, final_state, order_checks, snapshot_checks
+from loadgen.cdc import delivery_checks, final_state, order_checks, snapshot_checks, summary
 from loadgen.cdc import value_checks as V
 from loadgen.cdc.attribution import named as _named
 from loadgen.cdc.change import (
@@ -42,12 +42,12 @@ from loadgen.cdc.change import (
     describe,
 )
 from loadgen.cdc.ledger_index import LedgerIndex, key_hash, ledger_fate_notes
-from loadgen.cdc.results import CHECKS, DELIVERY_MODES, LIMIT_CHECKS, CheckResult, VerifyReport
+from loadgen.cdc.occurrences import OCCURRENCE_WINDOW, Occurrences
+from loadgen.cdc.results import CHECKS, DELIVERY_MODES, VerifyReport
 from loadgen.ledger import read_line
 
 DEFAULT_MAX_EXAMPLES = 5
 DEFAULT_BATCH_CHANGES = 20_000
-OCCURRENCE_WINDOW = 50_000  # multi-change groups remembered for redeliveries (x2 generations)
 _MASK32 = 0xFFFFFFFF
 _FLAG_PARTIAL, _FLAG_KEY_CHANGE, _FLAG_SWAPPED = 1, 2, 4
 LI_UNMATCHED, LI_STATE_ONLY, LI_READ = -1, -2, -3  # c_li values that are not a ledger index
@@ -81,49 +81,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-class _Occurrences:
-    """Rank of a change among its transaction's changes of one row and op, by arrival; a
-    position seen before keeps its first rank (a redelivery). Only groups the ledger says have
-    more than one change come here. Two generations of ``window`` groups each: a redelivery
-    from further back that replays only part of such a group can be mis-ranked."""
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.cur: dict[int, Any] = {}  # group key_hash → its position, or positions by arrival
-        self.prev: dict[int, Any] = {}
-
-    def ranks(self, keys: list[int], positions: list[int]) -> list[int]:
-        """The rank of each (group ``key``, ``position``), in order. Hot for multi-change
-        groups: a group seen once keeps its position as an int, a list from the second."""
-        out: list[int] = []
-        append = out.append
-        cur, prev, window = self.cur, self.prev, self.window
-        for key, position in zip(keys, positions, strict=True):
-            seen = cur.get(key)
-            if seen is None:
-                seen = prev.pop(key, None) if prev else None
-                if seen is None:
-                    cur[key] = position
-                    append(0)
-                    if len(cur) > window:
-                        self.prev, self.cur = cur, {}
-                        cur, prev = self.cur, self.prev
-                    continue
-                cur[key] = seen
-            if type(seen) is int:
-                if seen == position:
-                    append(0)
-                else:
-                    cur[key] = [seen, position]
-                    append(1)
-            elif position in seen:
-                append(seen.index(position))
-            else:
-                append(len(seen))
-                seen.append(position)
-        return out
 
 
 class Verifier:
@@ -163,7 +120,7 @@ class Verifier:
             self._ledger_truncates.setdefault((x & _MASK32, t), []).append(i)
         self._seen_truncates: set[tuple[int, int, int]] = set()
         self._b_ch: list[CapturedChange] = []  # taken, not yet matched
-        self._occ = _Occurrences(OCCURRENCE_WINDOW)
+        self._occ = Occurrences(OCCURRENCE_WINDOW)
         self.where = lambda ch: f"lsn {ch.position} xid {ch.xid}"  # the feeder's, when run
         # per captured change, kept for the whole run (ints only, 31 bytes each)
         # flags: bit 0 partial (unknown TOAST), bit 1 moved here (key change); pos: the
@@ -412,7 +369,7 @@ class Verifier:
             self.notes.extend(notes)
         else:
             self.notes.append("final state not checked (no database connection)")
-        return self._report(source, live, snap)
+        return summary.report(self, source, live, snap.counts)
 
     def _missing_truncates(self) -> None:
         L = self.L
@@ -425,39 +382,3 @@ class Verifier:
                     "missing",
                     {"ledger_line": f"{L.parts[part]}@{offset}", **{k: line.get(k) for k in keys}},
                 )
-
-    def _report(
-        self, source: str, live: npt.NDArray[np.bool_], snap: snapshot_checks.SnapshotResult
-    ) -> VerifyReport:
-        L = self.L
-        elapsed_s = (time.monotonic_ns() - self._t0_ns) / 1e9
-        for exs in self.examples.values():  # every failure names its scenario (if any)
-            for e in exs:
-                _named(e)
-        checks = []
-        for k, d in CHECKS.items():
-            is_limit = k in LIMIT_CHECKS
-            ok = self.counts[k] == 0 or (is_limit and not self.fail_on_limits)
-            scenarios = sorted({str(e["scenario"]) for e in self.examples[k] if e.get("scenario")})
-            checks.append(
-                CheckResult(k, ok, self.counts[k], d, self.examples[k], scenarios, is_limit)
-            )
-        counts = {
-            "ledger_changes": int(live.sum()),
-            "ledger_transactions": len(np.unique(L.xid[live])),
-            "captured_changes": self.num_captured - self.num_reads,
-            "matched": int((self.match_count > 0).sum()),
-            "redelivered": self.num_redelivered,
-            "redelivered_truncates": self.num_redelivered_truncates,
-            "excluded_before_ledger": self.num_excluded,
-            "captured_truncates": len(self.truncates),
-            "ledger_truncates": len(L.truncates),
-            "torn_ledger_lines": sum(b.is_torn for b in L.bad_lines),
-            "ledger_aborted_transactions": L.fates.get("aborted", 0),
-            "ledger_resolved_by_server": L.num_resolved_by_server,
-            "ledger_unresolved_transactions": L.fates.get("unresolved", 0)
-            + L.fates.get("in progress", 0),
-            **snap.counts,
-            **{f"limit {k}": v for k, v in sorted(self.limit_counts.items())},
-        }
-        return VerifyReport(source, counts, checks, self.notes, elapsed_s, self.delivery)
