@@ -32,7 +32,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen import db
-from loadgen.cdc.capture import verify_slot
+from loadgen.cdc.verify_run import verify_slot
 
 BENCH_DSN = os.environ.get("BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -1,10 +1,15 @@
-"""Verifier throughput and memory: decode pgoutput v1 + match + check, on one core.
+"""Verifier throughput and memory, on one core: our pgoutput slot (decode pgoutput v1 + match
++ check) and a Debezium event file (parse JSON + convert values + match + check) for the same
+changes, and their ratio.
 
 Target (issue 4): at least 50,000 changes/s, and 5 million changes in under 1 GiB.
 
-The stream is synthetic but byte-exact pgoutput v1 (Begin, Relation, Insert/Update/Delete
-with hospital-like text tuples, Commit), built in memory so the figure is the verifier's alone
-(no server decoding, no network). The ledger is written with ``LedgerWriter`` as the engine does.
+The pgoutput stream is synthetic but byte-exact pgoutput v1 (Begin, Relation, Insert/Update/
+Delete with hospital-like text tuples, Commit), built in memory so the figure is the verifier's
+alone (no server decoding, no network). The Debezium file holds the same changes as Debezium
+3.6.3's JsonConverter writes them (the shape of ``tests/data/debezium``: MicroTimestamp µs,
+type defaults in a delete's ``before``, a tombstone after it). The ledger is written with
+``LedgerWriter`` as the engine does.
 
     .venv/bin/pytest bench/bench_verify.py --benchmark-only        # pytest-benchmark
     .venv/bin/python bench/bench_verify.py 1000000                 # changes/s and peak RSS
@@ -19,12 +24,17 @@ import tempfile
 import time
 import timeit
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from loadgen.cdc import ledger_index
-from loadgen.cdc.capture import feed_slot
+from loadgen.cdc.debezium import DebeziumFeeder
+from loadgen.cdc.slot_feed import SlotFeeder
 from loadgen.cdc.verify import Verifier, gc_paused
+from loadgen.cdc.verify_run import feed
 from loadgen.ledger import LedgerWriter
 from loadgen.ledger.changes import RowChange
 
@@ -131,12 +141,93 @@ def stream(num_changes: int) -> Iterator[tuple[int, int, bytes]]:
         yield lsn, xid, b"C" + struct.pack(">bQQq", 0, lsn, lsn + 48, 0)
 
 
+_TYPE_NAMES = ("int8", "int8", "int8", "timestamp", "varchar", "varchar", "timestamp", "timestamp")
+_EPOCH = datetime(1970, 1, 1)
+
+
+class _Catalog:
+    """``rows.Catalog`` of the bench's ``consultas`` (no database)."""
+
+    def column_types(self, table: str) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "type": t, "typmod": m, "element": None, "generated": False}
+            for n, t, (_, m) in zip(COLUMNS, _TYPE_NAMES, TYPES, strict=True)
+        ]
+
+    def replica_identity(self, table: str) -> tuple[str, tuple[str, ...]]:
+        return "d", ("id",)
+
+
+def _micros(text: str) -> int:
+    d = datetime.fromisoformat(text) - _EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def _dbz_row(vals: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        n: (int(v) if t == "int8" else _micros(v) if t == "timestamp" else v)
+        for n, t, v in zip(COLUMNS, _TYPE_NAMES, vals, strict=True)
+    }
+
+
+def write_debezium(num_changes: int, path: Path) -> None:
+    """The same changes as ``stream`` as Debezium's JsonConverter writes them (one per line)."""
+    lsn = 0x1000000
+    with open(path, "wb") as f:
+        for xid, rows in _txns(num_changes):
+            lines = []
+            for op, key, vals in rows:
+                lsn += 64
+                source = {
+                    "version": "3.6.3.Final", "connector": "postgresql", "name": "hospital",
+                    "ts_ms": 1796155926560, "snapshot": "false", "db": "test",
+                    "sequence": f'["{lsn - 64}","{lsn}"]', "ts_us": 1796155926560535,
+                    "ts_ns": 1796155926560535000, "schema": "bench", "table": "consultas",
+                    "txId": xid, "lsn": lsn, "xmin": None, "origin": None, "origin_lsn": None,
+                }  # fmt: skip
+                before = after = None
+                if op == "d":  # DEFAULT identity: the key, type defaults for NOT NULL columns
+                    before = {**{c: 0 for c in COLUMNS}, "id": key, "motivo": "", "status": ""}
+                else:
+                    after = _dbz_row(vals)
+                doc = {"before": before, "after": after, "source": source, "transaction": None,
+                       "op": op, "ts_ms": 1796155926680, "ts_us": 1796155926680593,
+                       "ts_ns": 1796155926680593184}  # fmt: skip
+                lines.append(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE))
+                if op == "d":
+                    lines.append(b"null\n")  # the tombstone
+            f.write(b"".join(lines))
+
+
+def run_verify_debezium(events: Path, ledger_dir: Path) -> dict[str, Any]:
+    """Load the ledger, read and check the Debezium file (no final-state check)."""
+    with gc_paused():  # as verify_run.verify_debezium does
+        ledger = ledger_index.load(str(ledger_dir))
+        feeder = DebeziumFeeder(
+            str(events),
+            catalog=_Catalog(),
+            schema="bench",
+            codes=ledger.codes,
+            identity_lookup=ledger.pk_by_identity,
+        )
+        verifier = Verifier(ledger, delivery="at-least-once", limits=feeder.limits)
+        feed(verifier, feeder)
+    return verifier.finish(None, "bench").to_dict()
+
+
 def run_verify(msgs: Iterable[tuple[int, int, bytes]], ledger_dir: Path) -> dict[str, Any]:
     """Load the ledger, decode and check the stream (no final-state check: no database)."""
-    with gc_paused():  # as capture.verify_slot does
+    with gc_paused():  # as verify_run.verify_slot does
         ledger = ledger_index.load(str(ledger_dir))
         verifier = Verifier(ledger)
-        feed_slot(verifier, msgs, "bench")
+        feeder = SlotFeeder(
+            msgs,
+            name="bench",
+            schema="bench",
+            codes=ledger.codes,
+            identity_lookup=ledger.pk_by_identity,
+        )
+        feed(verifier, feeder)
     return verifier.finish(None, "bench").to_dict()
 
 
@@ -150,18 +241,43 @@ def test_bench_verify(benchmark: Any, tmp_path: Path) -> None:
     benchmark.extra_info["meets_50k_target"] = changes_per_s >= 50_000  # issue 4's target
 
 
+def test_bench_verify_debezium(benchmark: Any, tmp_path: Path) -> None:
+    write_ledger(100_000, tmp_path / "ledger")
+    write_debezium(100_000, tmp_path / "events.jsonl")
+    report = benchmark.pedantic(
+        run_verify_debezium, args=(tmp_path / "events.jsonl", tmp_path / "ledger"), rounds=3
+    )
+    assert report["ok"], report
+    benchmark.extra_info["changes_per_s"] = round(
+        report["counts"]["captured_changes"] / benchmark.stats.stats.mean
+    )
+
+
+def _cpu(fn: Any, *args: Any) -> tuple[dict[str, Any], float]:
+    cpu0_s = time.process_time()
+    report = fn(*args)
+    return report, time.process_time() - cpu0_s
+
+
 def main(num_changes: int) -> None:
-    """Print the peak RSS of verifying ``num_changes`` (stream generated lazily, measured first
-    so the high-water mark is the verifier's), then CPU-time throughput on a prebuilt stream of
-    up to 300k changes."""
+    """Print the peak RSS of verifying ``num_changes`` from the slot (stream generated lazily,
+    measured first so the high-water mark is the verifier's), then CPU-time throughput of the
+    slot and of the Debezium file on the same prebuilt changes (up to 300k), and their ratio.
+    (The Debezium file's peak RSS: run with ``--debezium`` first.)"""
+    debezium_first = "--debezium" in sys.argv
     calibration_us = min(timeit.repeat("sum(range(100))", number=100_000, repeat=5)) * 10
     with tempfile.TemporaryDirectory() as tmp:
         write_ledger(num_changes, Path(tmp) / "memory")
         rss0_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        report = run_verify(stream(num_changes), Path(tmp) / "memory")
+        if debezium_first:
+            write_debezium(num_changes, Path(tmp) / "memory.jsonl")
+            report = run_verify_debezium(Path(tmp) / "memory.jsonl", Path(tmp) / "memory")
+        else:
+            report = run_verify(stream(num_changes), Path(tmp) / "memory")
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(
-            f"memory: {report['counts']['captured_changes']:,} changes verified"
+            f"memory ({'debezium' if debezium_first else 'slot'}):"
+            f" {report['counts']['captured_changes']:,} changes verified"
             f" (ok={report['ok']}), peak RSS {rss_kib / 1024:.0f} MiB (process before:"
             f" {rss0_kib / 1024:.0f} MiB)",
             flush=True,
@@ -169,16 +285,21 @@ def main(num_changes: int) -> None:
         n_speed = min(num_changes, 300_000)
         write_ledger(n_speed, Path(tmp) / "speed")
         msgs = list(stream(n_speed))
-        cpu0_s = time.process_time()
-        report = run_verify(msgs, Path(tmp) / "speed")
-        cpu_s = time.process_time() - cpu0_s
-        n = report["counts"]["captured_changes"]
+        write_debezium(n_speed, Path(tmp) / "speed.jsonl")
+        slot, slot_s = _cpu(run_verify, msgs, Path(tmp) / "speed")
+        dbz, dbz_s = _cpu(run_verify_debezium, Path(tmp) / "speed.jsonl", Path(tmp) / "speed")
+        n, n_dbz = slot["counts"]["captured_changes"], dbz["counts"]["captured_changes"]
         print(
-            f"throughput: {n:,} changes in {cpu_s:.2f} s CPU = {n / cpu_s:,.0f} changes/s"
-            f" (ok={report['ok']}); calibration sum(range(100)) = {calibration_us:.2f} µs"
+            f"throughput: {n:,} changes in {slot_s:.2f} s CPU = {n / slot_s:,.0f} changes/s"
+            f" (ok={slot['ok']}); calibration sum(range(100)) = {calibration_us:.2f} µs"
             " (≈0.6-0.8 on an idle modern core)"
+        )
+        print(
+            f"debezium: {n_dbz:,} changes in {dbz_s:.2f} s CPU = {n_dbz / dbz_s:,.0f} changes/s"
+            f" (ok={dbz['ok']}); {(n_dbz / dbz_s) / (n / slot_s):.2f} x the slot's rate"
         )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 200_000)

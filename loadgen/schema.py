@@ -38,6 +38,18 @@ def secondary_index_names() -> list[str]:
     return re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", read_sql(INDEX_FILE))
 
 
+def table_columns(conn: psycopg.Connection, table: str) -> list[str]:
+    """The live, non-generated columns of ``table`` (current schema), in table order: what a
+    CDC stream of the table carries (no publication sends generated columns before
+    PostgreSQL 18) and what the ledger records of it. Empty when there is no such table."""
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
+        " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+        (sql.Identifier(table).as_string(conn),),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def init(conn: psycopg.Connection, *, drop: bool = False) -> None:
     """Create tables, triggers, indexes and lookup rows in one transaction; idempotent.
 

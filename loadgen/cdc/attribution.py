@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadgen import op_names
 from loadgen.cdc.ledger_index import LedgerExtra
 
 
@@ -12,8 +13,8 @@ def scenario_of(example: dict[str, Any]) -> str | None:
     """The scenario a failure belongs to: from the ledger's op_name (``scenario:<name>``), else
     from the table (the scenarios that write it); None for the hospital tables."""
     op_name = example.get("op_name")
-    if isinstance(op_name, str) and op_name.startswith("scenario:"):
-        return op_name.removeprefix("scenario:")
+    if isinstance(op_name, str) and op_names.is_scenario_op(op_name):
+        return op_names.scenario_of(op_name)
     table = example.get("table")
     if isinstance(table, str) and table.startswith("cdc_"):
         from loadgen.scenarios.runner import scenarios_of_table  # lazy: imports psycopg code

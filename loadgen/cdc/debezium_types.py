@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 Converter = Callable[[Any], str]
 
@@ -24,10 +27,13 @@ _US_PER_DAY = 86_400_000_000
 # (``org.postgresql.PGStatement``), per its documentation.
 TIMESTAMP_POS_INFINITY = 9_223_372_036_825_200_000
 TIMESTAMP_NEG_INFINITY = -9_223_372_036_832_400_000
-# XXX: DATE ±infinity is not documented; PostgreSQL stores it as INT32 max/min days, and a
-# value at those limits can only be infinity (the date range ends near 5.87 million AD).
-DATE_POS_INFINITY = 2**31 - 1
-DATE_NEG_INFINITY = -(2**31)
+# DATE ±infinity: Debezium 3.x sends its own constants (seen from the connector: +infinity
+# as -5877611-06-21, -infinity one day later); INT32 max/min, which PostgreSQL stores, are
+# accepted too (older converters).
+DATE_POS_INFINITY = -2_147_472_692
+DATE_NEG_INFINITY = -2_147_472_691
+_DATE_INFINITIES = {DATE_POS_INFINITY: "infinity", DATE_NEG_INFINITY: "-infinity",
+                    2**31 - 1: "infinity", -(2**31): "-infinity"}  # fmt: skip
 _ZONED = re.compile(r"([+-]?\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?")
 _ISO_INTERVAL = re.compile(
     r"P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?[\d.]+)S)?)?"
@@ -65,21 +71,35 @@ def _time_text(us: int) -> str:
     return text + (f".{frac:06d}".rstrip("0") if frac else "")
 
 
+# Years 1..9999, where ``datetime`` renders exactly what PostgreSQL prints (and 5x faster
+# than the calendar arithmetic, which covers the rest of PostgreSQL's range).
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_FAST_DAYS = (
+    date(1, 1, 1).toordinal() - _EPOCH_ORDINAL,
+    date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL,
+)
+_FAST_US = (_FAST_DAYS[0] * _US_PER_DAY, (_FAST_DAYS[1] + 1) * _US_PER_DAY - 1)
+
+
 def date_days(v: Any) -> str:
     """io.debezium.time.Date: days since the epoch."""
     days = int(v)
-    if days == DATE_POS_INFINITY:
-        return "infinity"
-    if days == DATE_NEG_INFINITY:
-        return "-infinity"
-    date, era = _date_text(*civil_from_days(days))
-    return date + era
+    if _FAST_DAYS[0] <= days <= _FAST_DAYS[1]:
+        return date.fromordinal(days + _EPOCH_ORDINAL).isoformat()
+    if days in _DATE_INFINITIES:
+        return _DATE_INFINITIES[days]
+    text, era = _date_text(*civil_from_days(days))
+    return text + era
 
 
 def _timestamp(us: int, suffix: str = "") -> str:
+    if _FAST_US[0] <= us <= _FAST_US[1]:
+        text = (_EPOCH + timedelta(microseconds=us)).isoformat(" ")
+        return (text.rstrip("0") if us % 1_000_000 else text) + suffix
     days, tod = divmod(us, _US_PER_DAY)
-    date, era = _date_text(*civil_from_days(days))
-    return f"{date} {_time_text(tod)}{suffix}{era}"
+    text, era = _date_text(*civil_from_days(days))
+    return f"{text} {_time_text(tod)}{suffix}{era}"
 
 
 def timestamp_micros(v: Any) -> str:
@@ -173,10 +193,76 @@ def money(v: Any) -> str:
     return f"{'-' if neg else ''}${grouped}.{frac.ljust(2, '0')[:2]}"
 
 
+_NUMERIC_SPECIALS = {
+    "NAN": "NaN",
+    "POSITIVE_INFINITY": "Infinity",
+    "NEGATIVE_INFINITY": "-Infinity",
+}
+
+
 def numeric(v: Any) -> str:
-    """NUMERIC in string mode; NaN arrives as the constant ``NAN``."""
+    """NUMERIC in string mode; NaN and ±Infinity arrive as the constants ``NAN``,
+    ``POSITIVE_INFINITY`` and ``NEGATIVE_INFINITY``."""
     text = str(v)
-    return "NaN" if text.upper() == "NAN" else text
+    return _NUMERIC_SPECIALS.get(text.upper(), text)
+
+
+_FLOAT_SPECIALS = {"NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity"}
+
+
+def _shortest_digits(text: str) -> tuple[str, int]:
+    """(significant digits, decimal exponent of the first) of a shortest round-trip rendering
+    such as Python's ``repr`` (``1.5e+16``, ``0.001``, ``123.0``)."""
+    mantissa, _, e = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    exp = int(e) if e else 0
+    if whole.strip("0"):
+        exp10 = len(whole.lstrip("0")) - 1 + exp
+    else:
+        exp10 = -(len(frac) - len(frac.lstrip("0"))) - 1 + exp
+    return (whole + frac).strip("0") or "0", exp10
+
+
+def _pg_float_text(value: float, text: str, fixed_below: int) -> str:
+    """PostgreSQL's shortest float output (extra_float_digits > 0): fixed notation when the
+    decimal exponent is in [-4, fixed_below), else ``d.ddde+XX``."""
+    if value == 0:
+        return "-0" if text.startswith("-") else "0"
+    sign = "-" if text.startswith("-") else ""
+    digits, exp10 = _shortest_digits(text.lstrip("-"))
+    if -4 <= exp10 < fixed_below:
+        if exp10 < 0:
+            return f"{sign}0.{'0' * (-exp10 - 1)}{digits}"
+        whole, frac = digits[: exp10 + 1], digits[exp10 + 1 :]
+        return sign + whole.ljust(exp10 + 1, "0") + (f".{frac}" if frac else "")
+    mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+    return f"{sign}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+
+
+def float8(v: Any) -> str:
+    """DOUBLE PRECISION (a JSON number, or NaN/Infinity/-Infinity as strings) as PostgreSQL
+    prints it: shortest digits, fixed notation for decimal exponents -4..14."""
+    if isinstance(v, str):
+        return _FLOAT_SPECIALS.get(v, v)
+    x = float(v)
+    return _pg_float_text(x, repr(x), 15)
+
+
+def float4(v: Any) -> str:
+    """REAL as PostgreSQL prints it: the shortest digits that round-trip as a 32-bit float
+    (Java's Float.toString sends ``1.4E-45`` for what PostgreSQL prints ``1e-45``), fixed
+    notation for decimal exponents -4..5 (``1000000.0`` is ``1e+06``)."""
+    if isinstance(v, str):
+        return _FLOAT_SPECIALS.get(v, v)
+    x = np.float32(v)
+    return _pg_float_text(float(x), np.format_float_scientific(x, unique=True, trim="-"), 6)
+
+
+def timetz(v: Any) -> str:
+    """io.debezium.time.ZonedTime: ``HH:MM:SS[.ffffff]Z`` (always GMT: the written offset is
+    lost, a documented limit) as PostgreSQL prints a GMT timetz, ``HH:MM:SS[.ffffff]+00``."""
+    text = str(v)
+    return text[:-1] + "+00" if text.endswith("Z") else text
 
 
 _ARRAY_NEEDS_QUOTES = re.compile(r'[{}",\\\s]')
@@ -197,3 +283,76 @@ def array_of(element: Converter) -> Converter:
     """ARRAY: a JSON array of the element type's encoding, as PostgreSQL's ``{a,NULL,"b c"}``
     (nested lists for more dimensions)."""
     return lambda v: _array_element(list(v), element)
+
+
+def _int_text(v: Any) -> str:
+    return str(v) if type(v) is int else str(int(v))
+
+
+def _bool_text(v: Any) -> str:
+    return "t" if v else "f"
+
+
+def _bytea_hex(v: Any) -> str:
+    return "\\x" + str(v).lower()
+
+
+_SCALARS: dict[str, Converter] = {
+    "int2": _int_text,
+    "int4": _int_text,
+    "int8": _int_text,
+    "oid": _int_text,
+    "bool": _bool_text,
+    "date": date_days,
+    "timestamptz": timestamptz,
+    "time": time_micros,
+    "timetz": timetz,
+    "interval": interval_iso,
+    "float4": float4,
+    "float8": float8,
+    "bytea": _bytea_hex,
+    "money": money,
+    "numeric": numeric,
+}
+
+
+def converter(type_name: str, typmod: int, element: str | None = None) -> Converter:
+    """The converter of one column type, for the settings ``debezium_config`` emits
+    (``element``: the element type of an array; domains resolved to their base type first).
+
+    text, varchar, uuid, json, jsonb, inet, enums, xml: the string as sent.
+    """
+    if element is not None:
+        return array_of(converter(element, -1))
+    if type_name == "timestamp":  # adaptive: precision ≤ 3 → ms
+        return timestamp_millis if 0 <= typmod <= 3 else timestamp_micros
+    return _SCALARS.get(type_name, str)
+
+
+# -- the unavailable-value placeholder (unchanged TOAST) in each encoding -----------------
+
+UNAVAILABLE_PLACEHOLDER = "__debezium_unavailable_value"  # unavailable.value.placeholder default
+_PLACEHOLDER_BYTES = list(UNAVAILABLE_PLACEHOLDER.encode())
+# an array of uuid carries UUID.nameUUIDFromBytes(placeholder) (version 3, MD5)
+_PLACEHOLDER_UUID = "b68a35a7-17ad-35b3-af2a-ae46edb4545a"
+_BYTE_ELEMENTS = frozenset({"int2", "int4", "int8", "oid", "date"})
+# elements Debezium cannot rebuild the placeholder in: the whole array arrives as null
+_NULL_ELEMENTS = frozenset(
+    {"numeric", "float4", "float8", "timestamp", "timestamptz", "time", "timetz", "interval"}
+)
+
+
+def placeholder_form(type_name: str, element: str | None) -> Any:
+    """What an unchanged TOASTed value of this type arrives as: the placeholder string;
+    inside an array a one-element list of it (text-like elements), its UTF-8 bytes (integer
+    and date elements) or the uuid made from them; ``None`` where Debezium sends null (arrays
+    of numeric, float, time... elements: the value is lost, indistinguishable from NULL)."""
+    if element is None:
+        return UNAVAILABLE_PLACEHOLDER
+    if element in _BYTE_ELEMENTS:
+        return _PLACEHOLDER_BYTES
+    if element == "uuid":
+        return [_PLACEHOLDER_UUID]
+    if element in _NULL_ELEMENTS:
+        return None
+    return [UNAVAILABLE_PLACEHOLDER]

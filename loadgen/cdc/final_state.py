@@ -1,85 +1,72 @@
 """Final-state check: the captured stream, replayed, must equal the tables' current contents.
 
 Replaying is done on hashes: for each key the last captured change decides (its row hash, or
-"absent" after a delete or a later TRUNCATE); each table is read once with COPY (text output,
-the same renderings pgoutput sends) and hashed the same way. Keys the stream never touched
-are not compared, except in tables the stream truncated, where every row must come from it.
+"absent" after a delete or a later TRUNCATE; a snapshot read counts as the row being there);
+each table is read once with COPY (``rows.table_hashes``: the server's text output, as the
+stream carries it) and hashed the same way. Keys the stream never touched are not compared,
+except in tables the stream truncated or a snapshot read whole, where every row must come from
+the stream.
 """
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from psycopg import sql
 
-from loadgen.cdc.ledger_index import by_key_stable, row_hash
+from loadgen.cdc.change import EncodingLimits
+from loadgen.cdc.ledger_index import by_key_stable
+from loadgen.cdc.rows import RowMap, published_columns, table_hashes, text_row
 
-_DELETE = 2
-
-
-def table_columns(conn: psycopg.Connection, table: str) -> list[str]:
-    """Columns of ``table`` (in the current schema) that pgoutput sends, in table order."""
-    rows = conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
-        " AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-        (sql.Identifier(table).as_string(conn),),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
+_DELETE, _READ = 2, 3
 
 
-def table_hashes(
-    conn: psycopg.Connection, table: str, columns: list[str]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(id, row_hash) of every row of ``table``, sorted by id. Streams the table with COPY."""
-    pks, hashes = array("q"), array("q")  # 16 bytes per row, not two Python ints
-    names = tuple(columns)
-    id_pos = columns.index("id")
-    q = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table)
-    )
-    with conn.cursor() as cur, cur.copy(q) as copy:
-        copy.set_types(["text"] * len(columns))
-        for row in copy.rows():
-            pks.append(int(row[id_pos]))
-            hashes.append(row_hash(names, row))
-    pk_a = np.frombuffer(pks, np.int64) if len(pks) else np.zeros(0, np.int64)
-    h_a = np.frombuffer(hashes, np.int64) if len(hashes) else np.zeros(0, np.int64)
-    order = np.argsort(pk_a, kind="stable")
-    return pk_a[order], h_a[order]
+def _limit_map(limits: EncodingLimits | None, code: int, columns: list[str]) -> RowMap | None:
+    """Rewrite a table row into what the source delivers for it (its encoding limits)."""
+    if limits is None:
+        return None
+    limited = [(i, c) for i, c in enumerate(columns) if c in limits.columns(code)]
+    if not limited:
+        return None
 
+    def row_map(row: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        out = list(row)
+        for i, c in limited:
+            lv = limits.deliver(code, c, row[i])
+            if lv is not None:
+                out[i] = lv.delivered
+        return tuple(out)
 
-def _row_text(
-    conn: psycopg.Connection, table: str, columns: list[str], pk: int
-) -> dict[str, Any] | None:
-    q = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
-        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns),
-        sql.Identifier(table),
-    )
-    row = conn.execute(q, (pk,)).fetchone()
-    return dict(zip(columns, row, strict=True)) if row else None
+    return row_map
 
 
 def compare(
     conn: psycopg.Connection,
     table_names: list[str],
-    c_table: npt.NDArray[np.int64],
-    c_pk: npt.NDArray[np.int64],
-    c_op: npt.NDArray[np.int64],
-    c_rowhash: npt.NDArray[np.int64],
-    c_partial: npt.NDArray[np.int8],
+    c: dict[str, npt.NDArray[Any]],
     truncates: list[tuple[int, int]],
     max_examples: int,
+    *,
+    full_tables: frozenset[int] = frozenset(),
+    limits: EncodingLimits | None = None,
+    publication: str | None = None,
 ) -> tuple[int, list[dict[str, Any]], list[str]]:
     """Compare the replayed captured state with the tables; return (failures, examples, notes).
 
     Args:
-        c_*: per captured change in delivery order (arrays of shape ``(n,)``).
+        c: per captured change in delivery order (``Verifier.columns``): table, pk, op,
+            rowhash, flags (bit 0: partial), arrays of shape ``(n,)``; snapshot reads count
+            as present.
         truncates: (capture index, table code) for each captured TRUNCATE.
+        full_tables: tables every row of which must come from the stream (a snapshot read
+            them all), as after a TRUNCATE.
+        limits: the source's encoding limits: table rows are compared as it delivers them.
+        publication: which columns the stream carries (``rows.published_columns``).
     """
+    c_table, c_pk, c_op, c_rowhash = c["table"], c["pk"], c["op"], c["rowhash"]
+    c_partial = c["flags"] & 1
     notes: list[str] = []
     examples: list[dict[str, Any]] = []
     count = 0
@@ -95,9 +82,9 @@ def compare(
     else:
         last = np.zeros(0, np.int64)
     num_partial = 0
-    for t in sorted(set(c_table[last].tolist()) | set(last_trunc)):
+    for t in sorted(set(c_table[last].tolist()) | set(last_trunc) | set(full_tables)):
         name = table_names[t]
-        columns = table_columns(conn, name)
+        columns = published_columns(conn, name, publication)
         if not columns:
             notes.append(f"table {name} no longer exists: final state not compared")
             continue
@@ -106,7 +93,7 @@ def compare(
         present = (c_op[sel] != _DELETE) & (sel >= tr)  # tr: index of the first change after it
         keys, want, partial = c_pk[sel], c_rowhash[sel], c_partial[sel] != 0
         num_partial += int(partial.sum())
-        tab_pk, tab_h = table_hashes(conn, name, columns)
+        tab_pk, tab_h = table_hashes(conn, name, columns, _limit_map(limits, t, columns))
         pos = np.minimum(np.searchsorted(tab_pk, keys), max(len(tab_pk) - 1, 0))
         if len(tab_pk):
             found, tab_h_at = tab_pk[pos] == keys, tab_h[pos]
@@ -124,12 +111,15 @@ def compare(
             )
         for i in np.flatnonzero(present & found & ~partial & (tab_h_at != want)):
             problems.append((int(keys[i]), "row differs from the replayed captured stream"))
-        if tr >= 0:  # after a TRUNCATE every row in the table must come from the stream
+        if tr >= 0 or t in full_tables:  # every row in the table must come from the stream
             kept = np.sort(keys[present])
             extra = tab_pk[~np.isin(tab_pk, kept)]
-            problems.extend(
-                (int(k), "row in a truncated table that the stream never inserted") for k in extra
+            why = (
+                "row in a truncated table that the stream never inserted"
+                if tr >= 0
+                else "row in the table that neither the snapshot nor the stream carried"
             )
+            problems.extend((int(k), why) for k in extra)
         count += len(problems)
         for pk, why in problems[: max(0, max_examples - len(examples))]:
             examples.append(
@@ -137,7 +127,7 @@ def compare(
                     "table": name,
                     "pk": pk,
                     "problem": why,
-                    "table_row": _row_text(conn, name, columns, pk),
+                    "table_row": text_row(conn, name, columns, pk),
                 }
             )
     if num_partial:

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from loadgen import tables
 from loadgen.ledger import BadLine, LedgerScan, Resolver, part_files, records, scan
+from loadgen.op_names import scenario_op_name
 
 OP_CODES: Mapping[str, int] = {"c": 0, "u": 1, "d": 2}
 OP_LETTERS = "cud"
@@ -183,7 +184,7 @@ def _track_before_ops() -> frozenset[str]:
     """op_names whose ledger lines state before-images exactly (scenarios with track_before)."""
     from loadgen.scenarios.registry import SCENARIOS  # lazy: the registry imports psycopg code
 
-    return frozenset(f"scenario:{s.name}" for s in SCENARIOS.values() if s.track_before)
+    return frozenset(scenario_op_name(s.name) for s in SCENARIOS.values() if s.track_before)
 
 
 @dataclass

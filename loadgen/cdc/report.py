@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
+from loadgen.cdc.results import VerifyReport
 from loadgen.cdc.slot import CdcStatus, SetupResult
-from loadgen.cdc.verify import VerifyReport
 
 _MIB = 1024 * 1024
 
@@ -30,10 +30,16 @@ def verify_text(report: VerifyReport) -> str:
         f"{c.get('ledger_changes', 0):,} ledger changes in {c.get('ledger_transactions', 0):,}"
         f" transactions ({report.elapsed_s:.1f} s)"
     ]
-    lines.append("counts: " + ", ".join(f"{k}={v:,}" for k, v in c.items()))
+    lines.append(
+        "counts: " + ", ".join(f"{k}={v:,}" for k, v in c.items() if not k.startswith("limit "))
+    )
+    lines.append(f"delivery: {report.delivery}")
     for check in report.checks:
-        mark = "ok  " if check.is_ok else "FAIL"
+        mark = "FAIL" if not check.is_ok else ("warn" if check.count else "ok  ")
         lines.append(f"{mark} {check.name:<20} {check.count:>8,}  {check.description}")
+        if check.is_limit and check.count:
+            by_limit = [f"{k[6:]} x{v:,}" for k, v in c.items() if k.startswith("limit ")]
+            lines.append(f"       limits: {', '.join(by_limit)}")
         if check.scenarios:
             lines.append(f"       scenarios: {', '.join(check.scenarios)}")
         for ex in check.examples:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from loadgen import tables
 from loadgen.cdc.pgoutput import PgOutputMessage, decode
-from loadgen.errors import ConfigError, DatabaseUnavailableError
+from loadgen.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,15 @@ class CdcStatus:
     replica_identity: dict[str, str]  # table → default/full/index/nothing
     recorded: dict[str, str]  # from loadgen_cdc_state: slot → start LSN
     problems: list[ServerProblem]
+
+
+def _one(
+    conn: psycopg.Connection, query: str | sql.Composable, params: tuple[object, ...] = ()
+) -> Any:
+    """The single value a query returns (a query that always returns one row)."""
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None, query
+    return row[0]
 
 
 def python_encoding(conn: psycopg.Connection) -> str:
@@ -245,11 +255,12 @@ def setup(
     _slot_here(conn, slot)
     problems = check_server(conn)
     free_slots = int(
-        conn.execute(
+        _one(
+            conn,
             "SELECT current_setting('max_replication_slots')::int - count(*)"
-            " FROM pg_replication_slots"
-        ).fetchone()[0]
-    )  # type: ignore[index]
+            " FROM pg_replication_slots",
+        )
+    )
     has_slot = slot_database(conn, slot) is not None  # ours: _slot_here checked
     hard = [
         p
@@ -313,15 +324,15 @@ def setup(
     ).fetchone()
     if row is None:
         xmin_before = int(
-            conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[
-                0
-            ]
-        )  # type: ignore[index]
+            _one(conn, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        )
         start_lsn = str(
-            conn.execute(
-                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,)
-            ).fetchone()[0]
-        )  # type: ignore[index]
+            _one(
+                conn,
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                (slot,),
+            )
+        )
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (slot_name, publication, start_lsn, xmin_before)"
@@ -342,10 +353,8 @@ def setup(
     rows_before = 0
     for schema, table in qtables:
         rows_before += int(
-            conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table))
-            ).fetchone()[0]
-        )  # type: ignore[index]
+            _one(conn, sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table)))
+        )
     notes.append(
         f"slot {slot} sees only transactions that commit after it was created (LSN {start_lsn}):"
         " run setup before the load starts"
@@ -482,6 +491,38 @@ def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) ->
     return TeardownResult(dropped, warnings)
 
 
+def require_slot_and_publication(conn: psycopg.Connection, slot: str, publication: str) -> None:
+    """Check that the verifier's ``slot`` (pgoutput, this database) and ``publication`` exist.
+
+    A missing one is the database lacking what ``cdc setup`` creates, like missing tables:
+    exit 3 for both, naming the object and the fix (a malformed name is exit 2, earlier).
+
+    Raises:
+        SchemaMissingError: no such slot in this database, or no such publication.
+        ConfigError: the slot belongs to another database or is not a pgoutput slot.
+    """
+    _slot_here(conn, slot)
+    row = conn.execute(
+        "SELECT plugin FROM pg_replication_slots WHERE slot_name = %s"
+        " AND database = current_database()",
+        (slot,),
+    ).fetchone()
+    if row is None:
+        raise SchemaMissingError(
+            f"--slot {slot!r}: no such replication slot in this database (run `loadgen cdc setup`)"
+        )
+    if row[0] != "pgoutput":
+        raise ConfigError(f"--slot {slot!r}: plugin {row[0]}, need pgoutput")
+    if (
+        conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+        is None
+    ):
+        raise SchemaMissingError(
+            f"--publication {publication!r}: no such publication in this database"
+            " (run `loadgen cdc setup`)"
+        )
+
+
 def iter_slot(
     conn: psycopg.Connection,
     slot: str,
@@ -500,18 +541,10 @@ def iter_slot(
     ``conn`` must be in autocommit mode. Blocks on the server's decoding.
 
     Raises:
-        ConfigError: the slot does not exist or is not a pgoutput slot.
+        SchemaMissingError: the slot (or the publication) does not exist.
+        ConfigError: the slot is not a pgoutput slot of this database.
     """
-    _slot_here(conn, slot)
-    row = conn.execute(
-        "SELECT plugin, active FROM pg_replication_slots WHERE slot_name = %s"
-        " AND database = current_database()",
-        (slot,),
-    ).fetchone()
-    if row is None:
-        raise ConfigError(f"--slot {slot!r}: no such replication slot (run `loadgen cdc setup`)")
-    if row[0] != "pgoutput":
-        raise ConfigError(f"--slot {slot!r}: plugin {row[0]}, need pgoutput")
+    require_slot_and_publication(conn, slot, publication)
     if upto_lsn is None:
         upto_lsn = str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
     read_slot = slot

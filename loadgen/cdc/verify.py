@@ -1,101 +1,72 @@
-"""The verifier: match captured changes to the ledger and run the checks.
+"""The verifier: match captured changes to the ledger, one batch at a time, then run the
+checks that need the whole stream.
 
-A feeder (``capture.feed_slot`` for our pgoutput slot, ``debezium.feed_file`` for a Debezium
-dump) calls ``Verifier.add`` once per captured row change, in the order the consumer delivered
-them; the verifier matches them to the ledger in vectorized batches and keeps only int columns
-per change (see ``ledger_index`` for the memory plan). ``finish`` runs the checks that need the
-whole stream and returns a ``VerifyReport``.
+A feeder (``change.Feeder``) yields ``CapturedChange``/``CapturedTruncate`` in the order the
+consumer received them; ``Verifier.add``/``add_truncate`` take them one at a time (a live
+source can feed as changes arrive), and every ``batch_changes`` changes are matched to the
+ledger in one vectorized step. Per captured change only int columns stay (31 bytes; see
+``ledger_index`` for the ledger's memory plan). ``finish`` runs the whole-stream checks and
+returns a ``VerifyReport``.
 
-Checks: every ledger change captured (missing) exactly once (duplicated); no captured change the
-ledger does not explain (unexpected; transactions older than the ledger's first are excluded);
-per-key order as delivered versus the ledger; transaction grouping; values; final state.
+Matching key: (xid mod 2^32, table, id, op, occurrence), the occurrence being the change's rank
+among its transaction's changes of the same row and op. A change delivered again (at least
+once: same transaction, position and content) keeps the rank of its first delivery, so it
+matches the same ledger change: ``delivery`` decides whether that fails (exactly once) or is
+counted and reported (at least once; ``delivery_checks``).
+
+Single-threaded: one thread feeds and finishes; not reusable.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from loadgen.cdc import final_state, order_checks
+from loadgen.cdc import delivery_checks, final_state, order_checks, snapshot_checks, summary
+from loadgen.cdc import value_checks as V
 from loadgen.cdc.attribution import named as _named
-from loadgen.cdc.attribution import old_tuple_problems
-from loadgen.cdc.ledger_index import OP_LETTERS, LedgerIndex, key_hash, ledger_fate_notes
+from loadgen.cdc.change import (
+    OP_DELETE,
+    OP_READ,
+    CapturedChange,
+    CapturedTruncate,
+    EncodingLimits,
+    describe,
+)
+from loadgen.cdc.ledger_index import LedgerIndex, key_hash, ledger_fate_notes
+from loadgen.cdc.occurrences import OCCURRENCE_WINDOW, Occurrences
+from loadgen.cdc.results import CHECKS, DELIVERY_MODES, VerifyReport
 from loadgen.ledger import read_line
 
 DEFAULT_MAX_EXAMPLES = 5
 DEFAULT_BATCH_CHANGES = 20_000
 _MASK32 = 0xFFFFFFFF
-
-# name → what a failure means (shown in the report)
-CHECKS: dict[str, str] = {
-    "ledger_lines": "ledger lines that cannot be parsed (other than a torn last line)",
-    "ledger_duplicates": "ledger lines recorded twice (same txid and seq)",
-    "missing": "ledger changes not captured",
-    "duplicated": "captured more than once",
-    "unexpected": "captured changes from transactions the ledger does not know",
-    "missing_from_ledger": "captured changes of ledger transactions that the ledger does not"
-    " list (a lost ledger line, or a trigger/cascade change the generator did not record)",
-    "order": "per-key order differs from the ledger's commit order",
-    "grouping": "ledger transactions captured partially or split over several transactions",
-    "values": "captured after-image differs from the ledger's",
-    "old_keys": "a captured update's old key differs from the ledger's (a primary-key change lost,"
-    " invented or attributed to the wrong row)",
-    "before_images": "captured old tuple differs from the before-image the replica identity"
-    " requires (missing, extra, or other values)",
-    "final_state": "replayed captured stream differs from the tables' current contents",
+_FLAG_PARTIAL, _FLAG_KEY_CHANGE, _FLAG_SWAPPED = 1, 2, 4
+LI_UNMATCHED, LI_STATE_ONLY, LI_READ = -1, -2, -3  # c_li values that are not a ledger index
+_F = {name: i for i, name in enumerate(CapturedChange._fields)}
+_INT_FIELDS = tuple(_F[k] for k in ("xid", "table", "op", "pk", "position"))  # int columns
+_AFTER = itemgetter(_F["names"], _F["values"])
+_SPECIAL = itemgetter(_F["unknown"], _F["old_pk"], _F["is_split_swapped"])
+_PLAIN = ((), None, False)  # _SPECIAL of a change with no unknown TOAST, key change or swap
+# the per-captured-change columns kept for the whole run: 31 bytes a change
+_COLUMN_DTYPES: dict[str, Any] = {
+    "table": np.int8,
+    "pk": np.int64,
+    "op": np.int8,
+    "xid": np.uint32,
+    "li": np.int32,
+    "rowhash": np.int64,
+    "flags": np.int8,
+    "pos": np.uint32,
 }
-
-
-@dataclass
-class CheckResult:
-    name: str
-    is_ok: bool
-    count: int
-    description: str
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    scenarios: list[str] = field(default_factory=list)  # scenarios its failures belong to
-
-
-@dataclass
-class VerifyReport:
-    source: str  # "slot NAME" or "debezium FILE"
-    counts: dict[str, int]
-    checks: list[CheckResult]
-    notes: list[str]
-    elapsed_s: float
-
-    @property
-    def is_ok(self) -> bool:
-        return all(c.is_ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.is_ok,
-            "source": self.source,
-            "counts": self.counts,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "notes": self.notes,
-            "checks": [
-                {
-                    "name": c.name,
-                    "ok": c.is_ok,
-                    "count": c.count,
-                    "description": c.description,
-                    "scenarios": c.scenarios,
-                    "examples": c.examples,
-                }
-                for c in self.checks
-            ],
-        }
 
 
 @contextmanager
@@ -112,21 +83,34 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# A captured change's description, built lazily only for report examples.
-Describe = Callable[[], dict[str, Any]]
-
-
 class Verifier:
-    """Match a captured stream against a ``LedgerIndex``. Single-threaded; not reusable."""
+    """Match a captured stream against a ``LedgerIndex``. Single-threaded; not reusable.
+
+    ``delivery``: ``exactly-once`` (every redelivery fails ``duplicated``) or
+    ``at-least-once`` (an exact redelivery is counted, not failed). ``limits``: the source's
+    documented encoding limits; with ``fail_on_limits`` they fail the run.
+    """
 
     def __init__(
         self,
         ledger: LedgerIndex,
         *,
+        delivery: str = "exactly-once",
+        limits: EncodingLimits | None = None,
+        fail_on_limits: bool = False,
+        publication: str | None = None,
         max_examples: int = DEFAULT_MAX_EXAMPLES,
         batch_changes: int = DEFAULT_BATCH_CHANGES,
     ) -> None:
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"delivery {delivery!r}: use one of {DELIVERY_MODES}")
         self.L = ledger
+        self.delivery = delivery
+        self.limits = limits
+        self.fail_on_limits = fail_on_limits
+        self.publication = publication  # which columns the stream carries (final state)
+        # table code → columns the ledger records but the stream does not carry (``carried``)
+        self.uncarried: dict[int, frozenset[str]] = {}
         self.max_examples = max_examples
         self.batch_changes = batch_changes
         self.match_count = np.zeros(ledger.num_changes, np.int32)
@@ -134,152 +118,178 @@ class Verifier:
         self._ledger_truncates: dict[tuple[int, int], list[int]] = {}
         for i, (x, t, _, _) in enumerate(ledger.truncates):
             self._ledger_truncates.setdefault((x & _MASK32, t), []).append(i)
-        self._b: list[tuple[int, int, int, int, int, int, int, int, bool]] = []
-        self._b_desc: list[Any] = []  # Describe callables, or entries for ``describer``
-        # turns a non-callable batch entry into an example (set by feeders that append
-        # entries directly: cheaper than one closure per change)
-        self.describer: Callable[[Any], dict[str, Any]] = lambda entry: dict(entry)
-        # per captured change, kept for the whole run (ints only)
-        # 27 bytes per captured change: int8 table/op/partial, 32-bit ledger index and
-        # transaction (pgoutput: ordinal; Debezium: txId mod 2^32), int64 pk and row hash
-        self.c_table, self.c_pk, self.c_op = array("b"), array("q"), array("b")
-        self.c_txn, self.c_li, self.c_rowhash = array("I"), array("i"), array("q")
-        self.c_partial = array("b")
+        self._seen_truncates: set[tuple[int, int, int]] = set()
+        self._b_ch: list[CapturedChange] = []  # taken, not yet matched
+        self._occ = Occurrences(OCCURRENCE_WINDOW)
+        self.where = lambda ch: f"lsn {ch.position} xid {ch.xid}"  # the feeder's, when run
+        # per captured change, kept for the whole run (ints only, 31 bytes each)
+        # flags: bit 0 partial (unknown TOAST), bit 1 moved here (key change); pos: the
+        # position's low 32 bits (redeliveries compare it). One chunk per flush, joined once.
+        self._chunks: dict[str, list[npt.NDArray[Any]]] = {k: [] for k in _COLUMN_DTYPES}
+        self.num_rows = 0  # captured rows kept (changes, reads, state-only deletes)
         self.truncates: list[tuple[int, int]] = []  # (capture index, table code)
         self.examples: dict[str, list[dict[str, Any]]] = {k: [] for k in CHECKS}
         self.counts: dict[str, int] = {k: 0 for k in CHECKS}
+        self.limit_counts: dict[str, int] = {}
         self.num_captured = 0
-        self._num_counted = 0  # of the rows in the current batch, those already counted
         self.num_excluded = 0  # from transactions older than the ledger
-        self.num_snapshot = 0  # Debezium snapshot reads (op r): not changes
+        self.num_reads = 0  # snapshot reads (op r)
+        self.num_redelivered = 0  # exact redeliveries (``delivery_checks``)
+        self.num_redelivered_truncates = 0
         self.notes: list[str] = []
         self._t0_ns = time.monotonic_ns()
 
     # -- feeding ---------------------------------------------------------------------------
-    def add(
-        self,
-        txn: int,
-        xid32: int,
-        table: int,
-        op: int,
-        pk: int,
-        occ: int,
-        rowhash: int,
-        is_partial: bool,
-        describe: Describe,
-    ) -> None:
-        """Record one captured row change (op codes as ``ledger_index.OP_CODES``).
+    def add(self, ch: CapturedChange) -> None:
+        """Take one captured change (or snapshot read) in delivery order. Matching happens in
+        batches: call ``flush`` to have everything taken so far checked (``finish`` does)."""
+        b = self._b_ch
+        b.append(ch)
+        if len(b) >= self.batch_changes:
+            self.flush()
 
-        ``rowhash`` is ``row_hash`` of the full after-image (unchanged TOAST resolved), 0 for
-        deletes; ``is_partial`` when some unchanged-TOAST value could not be resolved (the
-        value check then compares the known columns only, via ``describe``).
-        """
-        self._b.append((txn, xid32, table, op, pk, occ, rowhash, 0, is_partial))
-        self._b_desc.append(describe)
-        self.num_captured += 1
-        self._num_counted += 1
-        if len(self._b) >= self.batch_changes:
-            self._flush()
+    def take(self, items: Iterable[CapturedChange | CapturedTruncate]) -> None:
+        """``add``/``add_truncate`` every item of ``items``, in order, until it is exhausted
+        (a feeder's ``changes()``; blocks while it does). The inline form of ``add``."""
+        b, limit, flush = self._b_ch, self.batch_changes, self.flush
+        add_truncate = self.add_truncate
+        for item in items:
+            if type(item) is CapturedChange:
+                b.append(item)
+                if len(b) >= limit:
+                    flush()
+            else:
+                add_truncate(item)  # type: ignore[arg-type]
 
-    def add_truncate(self, table: int, xid32: int, describe: Describe) -> None:
-        """A captured TRUNCATE of ``table``, matched to a ledger truncate of its transaction."""
-        self._flush()
-        self.truncates.append((len(self.c_table), table))
-        waiting = self._ledger_truncates.get((xid32, table))
+    def add_truncate(self, t: CapturedTruncate) -> None:
+        """A captured TRUNCATE of one table, matched to a ledger truncate of its transaction;
+        the same truncate again (same xid, position and table) is a redelivery."""
+        self.flush()
+        key = (t.xid, t.position, t.table)
+        self.truncates.append((self.num_rows, t.table))
+        if key in self._seen_truncates:
+            self.num_redelivered_truncates += 1
+            if self.delivery == "exactly-once":
+                self._fail("duplicated", self._truncate_example(t, "delivered again"))
+            return
+        self._seen_truncates.add(key)
+        waiting = self._ledger_truncates.get((t.xid, t.table))
         if waiting:
             waiting.pop(0)
-        elif self.L.xid8_of(xid32) >= self.L.min_xid:
-            self._fail("unexpected", describe)
+        elif self.L.xid8_of(t.xid) >= self.L.min_xid:
+            self._fail("unexpected", self._truncate_example(t, None))
         else:
             self.num_excluded += 1
 
-    def add_state_only(self, table: int, pk: int, op: int) -> None:
-        """A change a consumer must apply that the ledger does not list on its own (the delete
-        of the old key when an update changes ``id``): final state only, never matched."""
-        self._flush()
-        for col, v in (
-            (self.c_table, table),
-            (self.c_pk, pk),
-            (self.c_op, op),
-            (self.c_txn, _MASK32),
-            (self.c_li, -2),
-            (self.c_rowhash, 0),
-        ):
-            col.append(v)
-        self.c_partial.append(0)
+    def _truncate_example(self, t: CapturedTruncate, problem: str | None) -> dict[str, Any]:
+        ex = {"table": self.L.codes.names[t.table], "op": "truncate", "at": self.where(t)}
+        return {**ex, "problem": problem} if problem else ex
 
-    def add_duplicate(self, describe: Describe) -> None:
-        """A captured change delivered again (same LSN, table, key, op): a redelivery."""
-        self._fail("duplicated", describe)
-
-    def _fail(self, check: str, describe: Describe | dict[str, Any]) -> None:
-        self.counts[check] += 1
+    def _fail(self, check: str, example: dict[str, Any], n: int = 1) -> None:
+        self.counts[check] += n
         if len(self.examples[check]) < self.max_examples:
-            self.examples[check].append(_named(describe() if callable(describe) else describe))
+            self.examples[check].append(_named(example))
 
-    def _flush(self) -> None:
-        if not self._b:
+    def describe(self, ch: CapturedChange) -> dict[str, Any]:
+        return describe(ch, self.L.codes.names[ch.table], self.where(ch))
+
+    def _lookup(
+        self, kh: npt.NDArray[np.int64], xid32: Any, table: Any, pk: Any, op: Any
+    ) -> npt.NDArray[np.int64]:
+        """Ledger index of each row with match-key hash ``kh`` (-1: none), hits confirmed
+        field by field."""
+        L = self.L
+        if not len(L.sorted_khash):
+            return np.full(len(kh), LI_UNMATCHED, np.int64)
+        pos = np.minimum(np.searchsorted(L.sorted_khash, kh), len(L.sorted_khash) - 1)
+        cand = L.sorted_idx[pos]
+        hit = (
+            (L.sorted_khash[pos] == kh)
+            & ((L.xid[cand] & _MASK32) == xid32)
+            & (L.table[cand] == table)
+            & (L.pk[cand] == pk)
+            & (L.op[cand] == op)
+        )
+        return np.where(hit, cand, LI_UNMATCHED).astype(np.int64)
+
+    def flush(self) -> None:
+        """Match and check every change taken since the last flush (vectorized)."""
+        chs = self._b_ch
+        if not chs:
             return
         L = self.L
-        b = np.array(self._b, dtype=np.int64).reshape(-1, 9)
-        self.num_captured += len(self._b) - self._num_counted
-        self._num_counted = 0
-        entries = self._b_desc
-
-        def descs(i: int) -> dict[str, Any]:
-            e = entries[i]
-            return e() if callable(e) else self.describer(e)
-
-        txn, xid32, table, op, pk, occ, rowhash, cidx, partial = b.T
+        n = len(chs)
+        xid32, table, op, pk, pos = (
+            np.fromiter(map(itemgetter(k), chs), np.int64, n) for k in _INT_FIELDS
+        )
+        # ledger_index.row_hash of each after-image (0 for deletes)
+        rowhash = np.fromiter(map(hash, map(_AFTER, chs)), np.int64, n)
+        rowhash[op == OP_DELETE] = 0
+        # flags: unknown TOAST, key change, halves swapped; most changes have none of them
+        flags = np.zeros(n, np.int64)
+        special = ~np.fromiter(map(_PLAIN.__eq__, map(_SPECIAL, chs)), bool, n)
+        for i in np.flatnonzero(special):
+            ch = chs[i]
+            flags[i] = (
+                (_FLAG_PARTIAL if ch.unknown else 0)
+                | (0 if ch.old_pk is None else _FLAG_KEY_CHANGE)
+                | (_FLAG_SWAPPED if ch.is_split_swapped else 0)
+            )
+        self.num_captured += n
+        is_read = op == OP_READ
         base = L.min_xid
         xid8 = (base & ~_MASK32) | xid32
         xid8 = np.where(xid8 < base - 2**31, xid8 + 2**32, xid8)
         xid8 = np.where(xid8 > base + 2**31, xid8 - 2**32, xid8)
-        in_scope = xid8 >= base
-        li = np.full(len(b), -1, np.int64)
-        if len(L.sorted_khash):
-            kh = key_hash(xid32, table, pk, op, occ)
-            pos = np.minimum(np.searchsorted(L.sorted_khash, kh), len(L.sorted_khash) - 1)
-            cand = L.sorted_idx[pos]
-            hit = (
-                (L.sorted_khash[pos] == kh)
-                & ((L.xid[cand] & _MASK32) == xid32)
-                & (L.table[cand] == table)
-                & (L.pk[cand] == pk)
-                & (L.op[cand] == op)
-            )
-            li = np.where(hit, cand, -1)
+        in_scope = (xid8 >= base) & ~is_read
+        zero = np.zeros(n, np.int64)
+        group = key_hash(xid32, table, pk, op, zero)  # the key with occurrence 0
+        li = self._lookup(group, xid32, table, pk, op)
+        multi = np.flatnonzero(  # groups the ledger has 2+ changes in: rank by position
+            self._lookup(key_hash(xid32, table, pk, op, zero + 1), xid32, table, pk, op) >= 0
+        )
+        if len(multi):
+            occ = np.array(self._occ.ranks(group[multi].tolist(), pos[multi].tolist()), np.int64)
+            later = multi[occ > 0]  # rank 0 matched already
+            occ = occ[occ > 0]
+            xm, tm, pm, om = xid32[later], table[later], pk[later], op[later]
+            li[later] = self._lookup(key_hash(xm, tm, pm, om, occ), xm, tm, pm, om)
+        li[is_read] = LI_READ
         hit = li >= 0
         np.add.at(self.match_count, li[hit], 1)
-        self.num_excluded += int((~in_scope).sum())
+        self.num_excluded += int((~in_scope & ~is_read).sum())
+        self.num_reads += int(is_read.sum())
         known_txn = np.isin(xid8, self.ledger_xids)
         for i in np.flatnonzero(~hit & in_scope):
-            self._fail(
-                "missing_from_ledger" if known_txn[i] else "unexpected", lambda i=i: descs(i)
-            )
-        bad_value = hit & (op != 2) & (L.vhash[np.maximum(li, 0)] != rowhash) & (partial == 0)
-        for i in np.flatnonzero(bad_value):  # rare: confirm by column name (hashes are ordered)
-            example = self._value_example(int(li[i]), descs(i))
-            if example["differences"]:
-                self._fail("values", example)
-        for i in np.flatnonzero(hit & (partial != 0) & (op != 2)):
-            self._check_partial(int(li[i]), descs(i))
+            check = "missing_from_ledger" if known_txn[i] else "unexpected"
+            self._fail(check, self.describe(chs[i]))
+        partial = (flags & _FLAG_PARTIAL) != 0
+        bad = hit & (op != OP_DELETE) & ((L.vhash[np.maximum(li, 0)] != rowhash) | partial)
+        for i in np.flatnonzero(bad):  # rare: compare by column name (hashes are ordered)
+            V.check_values(self, int(li[i]), chs[i])
         # old keys and before-images: only where the ledger states them (sparse) or the
-        # captured change carries a key change (column 7: the feeder's flag)
-        has_extra = np.isin(li, L.extra_pos) if len(L.extra_pos) else np.zeros(len(b), bool)
-        for i in np.flatnonzero(hit & (has_extra | (cidx != 0))):
-            self._check_old(int(li[i]), descs(i))
-        self.c_table.extend(table.tolist())
-        self.c_pk.extend(pk.tolist())
-        self.c_op.extend(op.tolist())
-        self.c_txn.extend((txn & _MASK32).tolist())
-        self.c_li.extend(li.tolist())
-        self.c_rowhash.extend(rowhash.tolist())
-        self.c_partial.extend(partial.tolist())
-        self._b.clear()  # in place: feeders may hold references to these lists
-        self._b_desc.clear()
+        # captured change carries a key change
+        has_extra = np.isin(li, L.extra_pos) if len(L.extra_pos) else np.zeros(n, bool)
+        for i in np.flatnonzero(hit & (has_extra | ((flags & _FLAG_KEY_CHANGE) != 0))):
+            V.check_old(self, int(li[i]), chs[i])
+        for i in np.flatnonzero((flags & _FLAG_SWAPPED) != 0):
+            self._fail("order", V.swapped_example(self, chs[i], int(li[i])))
+        # a key change also deletes the old key: a state-only row just before the change
+        moved = np.flatnonzero((flags & _FLAG_KEY_CHANGE) != 0)
+        stored_flags = partial.astype(np.int64) | (((flags & _FLAG_KEY_CHANGE) != 0) << 1)
+        cols = [table, pk, op, xid32, li, rowhash, stored_flags, pos]
+        if len(moved):
+            old_pks = [int(chs[i].old_pk) for i in moved]  # type: ignore[arg-type]
+            extra: list[Any] = [table[moved], old_pks, OP_DELETE, _MASK32, LI_STATE_ONLY]
+            extra += [0, 0, pos[moved]]
+            cols = [np.insert(c, moved, e) for c, e in zip(cols, extra, strict=True)]
+        cols[7] = cols[7] & _MASK32
+        for (k, dtype), col in zip(_COLUMN_DTYPES.items(), cols, strict=True):
+            self._chunks[k].append(col.astype(dtype))
+        self.num_rows += len(cols[0])
+        chs.clear()
 
-    def _ledger_example(self, i: int) -> dict[str, Any]:
+    def ledger_example(self, i: int) -> dict[str, Any]:
         part, offset = self.L.line_locator(i)
         line = read_line(part, offset)
         return {
@@ -290,35 +300,7 @@ class Verifier:
             },
         }
 
-    def _value_example(self, li: int, captured: dict[str, Any]) -> dict[str, Any]:
-        led = self._ledger_example(li)
-        after_l = led.get("after") or {}
-        after_c = captured.get("after") or {}
-        diff = {
-            k: {"ledger": after_l.get(k, "<absent>"), "captured": after_c.get(k, "<absent>")}
-            for k in sorted(set(after_l) | set(after_c))
-            if after_l.get(k) != after_c.get(k)
-        }
-        return {
-            "table": led["table"],
-            "pk": led["pk"],
-            "txid": led["txid"],
-            "op_name": led["op_name"],
-            "differences": diff,
-            "captured_at": captured.get("at"),
-        }
-
-    def _check_partial(self, li: int, captured: dict[str, Any]) -> None:
-        led = self._ledger_example(li)
-        after_l = led.get("after") or {}
-        unknown = set(captured.get("unchanged_toast_unknown") or ())
-        after_c = captured.get("after") or {}
-        if set(after_l) != set(after_c) or any(
-            after_l[k] != after_c[k] for k in after_l if k not in unknown
-        ):
-            self._fail("values", self._value_example(li, captured))
-
-    def _with_op_name(self, example: dict[str, Any]) -> dict[str, Any]:
+    def with_op_name(self, example: dict[str, Any]) -> dict[str, Any]:
         """Add the op_name of the ledger's last change of the example's row (which operation,
         or scenario, wrote it last)."""
         code = self.L.codes.codes.get(str(example.get("table")))
@@ -326,26 +308,30 @@ class Verifier:
             return example
         hits = np.flatnonzero((self.L.table == code) & (self.L.pk == example.get("pk", -1)))
         if len(hits):
-            example["op_name"] = self._ledger_example(int(hits[-1]))["op_name"]
+            example["op_name"] = self.ledger_example(int(hits[-1]))["op_name"]
         return example
 
-    def _check_old(self, li: int, captured: dict[str, Any]) -> None:
-        """Check a matched change's old key and old tuple against its ledger line."""
-        for check, example in old_tuple_problems(self.L.extras.get(li), captured):
-            self._fail(check, example)
-
-    def _release_batches(self) -> None:
-        self._b.clear()
-        self._b_desc.clear()
-
     # -- checks over the whole stream --------------------------------------------------------
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        """The per-captured-change columns (table, pk, op, xid, li, rowhash, flags, pos), in
+        delivery order. Joins each column's chunks once (one column's extra memory at a time)."""
+        out = {}
+        for k, dtype in _COLUMN_DTYPES.items():
+            chunks = self._chunks[k]
+            if len(chunks) != 1:
+                joined = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
+                chunks.clear()
+                chunks.append(joined)
+            out[k] = chunks[0]
+        return out
+
     def finish(self, conn: psycopg.Connection | None, source: str) -> VerifyReport:
         """Run the whole-stream checks; with ``conn``, also the final-state check (blocks)."""
-        self._flush()
+        self.flush()
         L = self.L
         self.counts["ledger_duplicates"] = int(L.is_dup.sum())
         for i in np.flatnonzero(L.is_dup)[: self.max_examples]:
-            self.examples["ledger_duplicates"].append(self._ledger_example(int(i)))
+            self.examples["ledger_duplicates"].append(self.ledger_example(int(i)))
         bad = [b for b in L.bad_lines if not b.is_torn]
         self.counts["ledger_lines"] = len(bad)
         self.examples["ledger_lines"] = [
@@ -359,92 +345,40 @@ class Verifier:
                     " the transaction was resolved from the server)"
                 )
         self.notes.extend(ledger_fate_notes(L.fates))
+        c = self.columns()
+        first = delivery_checks.check(self, c)  # first deliveries (redeliveries counted)
         live = ~L.is_dup
-        missing = np.flatnonzero(live & (self.match_count == 0))
-        self.counts["missing"] = len(missing)
-        self.examples["missing"] = [
-            self._ledger_example(int(i)) for i in missing[: self.max_examples]
-        ]
-        for idxs in self._ledger_truncates.values():
-            for i in idxs:
-                self.counts["missing"] += 1
-                if len(self.examples["missing"]) < self.max_examples:
-                    _, _, part, offset = L.truncates[i]
-                    line = read_line(L.parts[part], offset)
-                    self.examples["missing"].append(
-                        {
-                            "ledger_line": f"{L.parts[part]}@{offset}",
-                            **{k: line.get(k) for k in ("txid", "table", "op", "op_name")},
-                        }
-                    )
-        dup = np.flatnonzero(self.match_count > 1)
-        self.counts["duplicated"] += int((self.match_count[dup] - 1).sum())
-        for i in dup[: max(0, self.max_examples - len(self.examples["duplicated"]))]:
-            self.examples["duplicated"].append(
-                {**self._ledger_example(int(i)), "times_captured": int(self.match_count[i])}
-            )
-        c = {k: _np(getattr(self, f"c_{k}")) for k in ("table", "pk", "op", "txn", "li", "rowhash")}
-        self._release_batches()
-        order_checks.check_order(self, c)
-        order_checks.check_grouping(self, c, live)
+        snap = snapshot_checks.SnapshotResult.empty(L.num_changes)
+        if self.num_reads:
+            snap = snapshot_checks.check(self, c, first, conn)
+        missing = np.flatnonzero(live & (self.match_count == 0) & ~snap.covered)
+        self.counts["missing"] += len(missing)
+        self.examples["missing"].extend(
+            self.ledger_example(int(i)) for i in missing[: self.max_examples]
+        )
+        self._missing_truncates()
+        order_checks.check_order(self, c, first)
+        order_checks.check_grouping(self, c, first, live & ~snap.covered)
         if conn is not None:
             count, examples, notes = final_state.compare(
-                conn,
-                L.codes.names,
-                c["table"],
-                c["pk"],
-                c["op"],
-                c["rowhash"],
-                _np(self.c_partial, np.int8),
-                self.truncates,
-                self.max_examples,
-            )
+                conn, L.codes.names, c, self.truncates, self.max_examples,
+                full_tables=snap.tables, limits=self.limits, publication=self.publication,
+            )  # fmt: skip
             self.counts["final_state"] = count
-            self.examples["final_state"] = [self._with_op_name(e) for e in examples]
+            self.examples["final_state"] = [self.with_op_name(e) for e in examples]
             self.notes.extend(notes)
         else:
             self.notes.append("final state not checked (no database connection)")
-        elapsed_s = (time.monotonic_ns() - self._t0_ns) / 1e9
-        for exs in self.examples.values():  # every failure names its scenario (if any)
-            for e in exs:
-                _named(e)
-        checks = [
-            CheckResult(
-                k,
-                self.counts[k] == 0,
-                self.counts[k],
-                d,
-                self.examples[k],
-                sorted({str(e["scenario"]) for e in self.examples[k] if e.get("scenario")}),
-            )
-            for k, d in CHECKS.items()
-        ]
-        counts = {
-            "ledger_changes": int(live.sum()),
-            "ledger_transactions": len(np.unique(L.xid[live])),
-            "captured_changes": self.num_captured,
-            "matched": int((self.match_count > 0).sum()),
-            "excluded_before_ledger": self.num_excluded,
-            "snapshot_reads_ignored": self.num_snapshot,
-            "captured_truncates": len(self.truncates),
-            "ledger_truncates": len(L.truncates),
-            "torn_ledger_lines": sum(b.is_torn for b in L.bad_lines),
-            "ledger_aborted_transactions": L.fates.get("aborted", 0),
-            "ledger_resolved_by_server": L.num_resolved_by_server,
-            "ledger_unresolved_transactions": L.fates.get("unresolved", 0)
-            + L.fates.get("in progress", 0),
-        }
-        return VerifyReport(source, counts, checks, self.notes, elapsed_s)
+        return summary.report(self, source, live, snap.counts)
 
-
-_TYPECODE_DTYPES = {"b": np.int8, "i": np.int32, "I": np.uint32, "q": np.int64}
-
-
-def _np(a: array[int], dtype: Any = None) -> npt.NDArray[Any]:
-    """View an ``array.array`` as numpy (no copy) with the matching dtype."""
-    dt = dtype or _TYPECODE_DTYPES[a.typecode]
-    return np.frombuffer(a, dtype=dt) if len(a) else np.zeros(0, dt)
-
-
-def op_letter(code: int) -> str:
-    return OP_LETTERS[code]
+    def _missing_truncates(self) -> None:
+        L = self.L
+        for idxs in self._ledger_truncates.values():
+            for i in idxs:
+                _, _, part, offset = L.truncates[i]
+                line = read_line(L.parts[part], offset)
+                keys = ("txid", "table", "op", "op_name")
+                self._fail(
+                    "missing",
+                    {"ledger_line": f"{L.parts[part]}@{offset}", **{k: line.get(k) for k in keys}},
+                )

@@ -8,7 +8,8 @@ import orjson
 import typer
 
 from loadgen import db, scenarios
-from loadgen.cdc import capture, debezium, debezium_config, names, publish_safety, report, slot
+from loadgen.cdc import debezium_config, names, publish_safety, report, slot, verify_run
+from loadgen.cdc.results import DELIVERY_MODES
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.config import Settings
 from loadgen.errors import CheckFailedError, ConfigError
@@ -125,8 +126,23 @@ def cdc_verify(
     debezium_file: str | None = typer.Option(
         None,
         "--debezium",
-        help="Verify a file of Debezium change events (one JSON document"
-        " per line) instead of the slot.",
+        help="Verify a file of Debezium change events (one JSON document per line, as"
+        " `loadgen cdc capture` or kafka-console-consumer write them) instead of the slot.",
+    ),
+    delivery: str | None = typer.Option(
+        None,
+        "--delivery",
+        help="exactly-once: any change delivered twice fails `duplicated`. at-least-once: a"
+        " redelivery with the first delivery's transaction, position and content is counted"
+        " and reported, not failed. Default: at-least-once for --debezium (Debezium"
+        " redelivers after a restart), exactly-once for the slot.",
+    ),
+    fail_on_limits: bool = typer.Option(
+        False,
+        "--fail-on-limits",
+        help="Fail on values the source's encoding cannot carry (known_limits: Debezium's"
+        " timetz offset, timestamps past MicroTimestamp's range, 2-D arrays); by default they"
+        " are listed and counted but do not fail.",
     ),
     consume: bool = typer.Option(
         False,
@@ -139,22 +155,39 @@ def cdc_verify(
 ) -> None:
     """Check that the captured changes are exactly the ledger's: none missing, duplicated,
     unexpected, reordered per key, regrouped or altered, and that replaying them gives the
-    tables' current contents. Exit 0 when all hold, 1 otherwise."""
+    tables' current contents (with a Debezium snapshot: that the snapshot held every row as of
+    its point). Exit 0 when all hold, 1 otherwise; 2 for bad input (a file that is not
+    Debezium events); 3 when the slot or publication does not exist."""
     s = _settings(ctx, slot=slot_name, publication=publication)
+    source = "debezium" if debezium_file else "slot"
+    mode = (delivery or verify_run.DEFAULT_DELIVERY[source]).strip().lower()
+    if mode not in DELIVERY_MODES:
+        raise ConfigError(f"--delivery {delivery!r}: use {' or '.join(DELIVERY_MODES)}")
+    if fail_on_limits and not debezium_file:
+        raise ConfigError("--fail-on-limits: only with --debezium (the slot has no such limits)")
     with (
         names.database_errors("cdc verify"),
         db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         db.require_schema(conn)
         if debezium_file:
-            result = debezium.verify_file(conn, ledger, debezium_file, max_examples=max_examples)
+            result = verify_run.verify_debezium(
+                conn,
+                ledger,
+                debezium_file,
+                publication=s.cdc.publication,
+                delivery=mode,
+                fail_on_limits=fail_on_limits,
+                max_examples=max_examples,
+            )
         else:
-            result = capture.verify_slot(
+            result = verify_run.verify_slot(
                 conn,
                 ledger,
                 slot=s.cdc.slot,
                 publication=s.cdc.publication,
                 consume=consume,
+                delivery=mode,
                 max_examples=max_examples,
             )
     if as_json:

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from loadgen import schema
 from loadgen.ledger.changes import RowChange
+from loadgen.op_names import scenario_op_name
 
 TextRow = dict[str, str | None]
 
@@ -55,15 +57,12 @@ class Identity:
 
 
 def table_columns(conn: psycopg.Connection, table: str) -> tuple[str, ...]:
-    """Live column names of ``table`` (resolved through search_path), in table order."""
-    rows = conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
-        " AND NOT attisdropped ORDER BY attnum",
-        (table,),
-    ).fetchall()
-    if not rows:
+    """The columns of ``table`` (current schema) a CDC stream carries, in table order
+    (``schema.table_columns``, as the verifier reads them)."""
+    columns = schema.table_columns(conn, table)
+    if not columns:
         raise psycopg.errors.UndefinedTable(f"table {table} not found (run `loadgen scenario run`)")
-    return tuple(str(r[0]) for r in rows)
+    return tuple(columns)
 
 
 def replica_identity(conn: psycopg.Connection, table: str) -> Identity:
@@ -294,7 +293,7 @@ class Recorder:
         track_before: bool = False,
     ) -> None:
         self.conn = conn
-        self.op_name = f"scenario:{scenario}"
+        self.op_name = scenario_op_name(scenario)
         self.ledger = ledger
         self.keep = keep
         self.track_before = track_before

@@ -9,6 +9,7 @@ from psycopg import sql
 
 from loadgen import db
 from loadgen.ledger import LedgerWriter
+from loadgen.op_names import scenario_of
 from loadgen.scenarios.base import Context, Scenario
 from loadgen.scenarios.recorder import Recorder, Txn
 
@@ -120,7 +121,7 @@ def _small_worker(
     try:
         with db.connect(ctx.dsn, autocommit=True, application_name="loadgen-scenario") as conn:
             rec = Recorder(
-                conn, ctx.rec.op_name.removeprefix("scenario:"), ledger=ledger, keep=ctx.rec.keep
+                conn, str(scenario_of(ctx.rec.op_name)), ledger=ledger, keep=ctx.rec.keep
             )
             recorders[index] = rec
             n = 0

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadgen.errors import ConfigError
+from loadgen.op_names import SCENARIO_OP_PREFIX as SCENARIO_OP_PREFIX  # the engine's names
+from loadgen.op_names import is_scenario_op as is_scenario_op
+from loadgen.op_names import scenario_op_name as scenario_op_name
 from loadgen.stream.clock import NS_PER_S
 
-SCENARIO_OP_PREFIX = "scenario:"  # operation name of a scenario step: "scenario:<name>"
 SCENARIO_KIND = "scenario"  # its bucket in the summary's by_kind
 
 
@@ -59,15 +61,6 @@ def get(name: str) -> Profile:
         raise ConfigError(
             f"--profile {name!r}: unknown profile; allowed: {', '.join(PROFILES)}"
         ) from None
-
-
-def scenario_op_name(scenario: str) -> str:
-    """``scenario:<name>``: the operation name a scenario step is counted (and ledgered) under."""
-    return SCENARIO_OP_PREFIX + scenario
-
-
-def is_scenario_op(op_name: str) -> bool:
-    return op_name.startswith(SCENARIO_OP_PREFIX)
 
 
 def resolve_scenarios(profile: Profile, spec: str | None, known: Sequence[str]) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from loadgen import db
-from loadgen.cdc import debezium
+from loadgen.cdc import verify_run
 from loadgen.ledger import LedgerWriter
 from tests.integration.test_cdc_verify import txn
 
@@ -127,14 +127,7 @@ def stream(schema_dsn: str, tmp_path: Path) -> Iterator[tuple[psycopg.Connection
         obj = orjson.loads(line)
         if "type" not in obj:  # a change line (not the header or an outcome)
             xids.append(obj["txid"] % 2**32)
-    conv = conn.execute("SELECT min(id) FROM convenios").fetchone()[0]
     lines = [
-        _event(
-            "r",
-            "null",
-            f'{{"id": {conv}, "nome": "x"}}',
-            _source(schema, "convenios", 500, 100, "true"),
-        ),
         '{"schema": {"type": "struct", "fields": [], "optional": false, "name":'
         ' "hospital.pacientes.Envelope"}, "payload": '
         + _event("c", "null", snap_pac, _source(schema, "pacientes", xids[0], 1000))
@@ -159,34 +152,39 @@ def stream(schema_dsn: str, tmp_path: Path) -> Iterator[tuple[psycopg.Connection
         conn.close()
 
 
-def _verify(conn: psycopg.Connection, ledger: Path, lines: list[str], tmp: Path) -> dict[str, Any]:
+def _verify(
+    conn: psycopg.Connection, ledger: Path, lines: list[str], tmp: Path, **kw: Any
+) -> dict[str, Any]:
     f = tmp / "events.jsonl"
     f.write_text("\n".join(lines) + "\n")
-    return debezium.verify_file(conn, str(ledger), str(f)).to_dict()
+    return verify_run.verify_debezium(conn, str(ledger), str(f), **kw).to_dict()
 
 
 def _failed(report: dict[str, Any]) -> dict[str, int]:
     return {c["name"]: c["count"] for c in report["checks"] if not c["ok"]}
 
 
-def test_redelivery_is_a_duplicate_not_a_loss(stream: Any, tmp_path: Path) -> None:
+def test_redelivery_is_reported_at_least_once_and_fails_exactly_once(
+    stream: Any, tmp_path: Path
+) -> None:
     conn, ledger, lines = stream
     report = _verify(conn, ledger, lines, tmp_path)
-    assert _failed(report) == {"duplicated": 1}
-    assert report["counts"]["matched"] == 4
-    assert report["counts"]["snapshot_reads_ignored"] == 1
+    assert _failed(report) == {} and report["delivery"] == "at-least-once"
+    assert report["counts"]["matched"] == 4 and report["counts"]["redelivered"] == 1
     assert report["counts"]["tombstones"] == 1
+    exactly = _verify(conn, ledger, lines, tmp_path, delivery="exactly-once")
+    assert _failed(exactly) == {"duplicated": 1}
 
 
 def test_clean_dump_passes(stream: Any, tmp_path: Path) -> None:
     conn, ledger, lines = stream
-    report = _verify(conn, ledger, lines[:4] + lines[5:], tmp_path)
+    report = _verify(conn, ledger, lines[:3] + lines[4:], tmp_path)
     assert report["ok"], _failed(report)
 
 
 def test_lost_event_is_missing(stream: Any, tmp_path: Path) -> None:
     conn, ledger, lines = stream
-    report = _verify(conn, ledger, lines[:3] + lines[5:], tmp_path)
+    report = _verify(conn, ledger, lines[:2] + lines[4:], tmp_path)
     assert _failed(report) == {"missing": 1}
     missing = next(c for c in report["checks"] if c["name"] == "missing")["examples"][0]
     assert missing["op_name"] == "update_paciente"
@@ -194,6 +192,6 @@ def test_lost_event_is_missing(stream: Any, tmp_path: Path) -> None:
 
 def test_altered_value_fails_values_and_final_state(stream: Any, tmp_path: Path) -> None:
     conn, ledger, lines = stream
-    lines = lines[:4] + lines[5:]
-    lines[2] = lines[2].replace("Ortopedia", "Ortopedia ")
+    lines = lines[:3] + lines[4:]
+    lines[1] = lines[1].replace("Ortopedia", "Ortopedia ")
     assert _failed(_verify(conn, ledger, lines, tmp_path)) == {"values": 1, "final_state": 1}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from loadgen import db
-from loadgen.cdc import capture
 from loadgen.cdc import slot as S
+from loadgen.cdc import verify_run
 from loadgen.ledger import LedgerWriter
 from tests.integration.test_cdc_verify import txn, workload
 
@@ -36,7 +36,9 @@ def test_missing_before_slot_creation_gets_a_hint(schema_dsn: str, tmp_path: Pat
                         "im",
                     ),
                 )
-            report = capture.verify_slot(conn, str(tmp_path / "ledger"), slot=slot, publication=pub)
+            report = verify_run.verify_slot(
+                conn, str(tmp_path / "ledger"), slot=slot, publication=pub
+            )
         finally:
             S.teardown(conn, slot=slot, publication=pub)
     missing = next(c for c in report.checks if c.name == "missing")

@@ -21,11 +21,12 @@ import pytest
 from psycopg import sql
 
 from loadgen import db
-from loadgen.cdc import capture, pgoutput
+from loadgen.cdc import pgoutput, verify_run
 from loadgen.cdc import slot as S
-from loadgen.cdc.final_state import table_columns
+from loadgen.cdc.rows import table_columns
 from loadgen.ledger import LedgerWriter, part_files
 from loadgen.ledger.changes import RowChange
+from loadgen.scenarios.recorder import text_rows
 
 pytestmark = pytest.mark.db
 
@@ -39,7 +40,7 @@ class Run:
     tmp: Path
 
     def verify(self, ledger: Path | None = None, **kw: Any) -> dict[str, Any]:
-        report = capture.verify_slot(
+        report = verify_run.verify_slot(
             self.conn,
             str(ledger or self.ledger),
             slot=self.slot,
@@ -65,11 +66,11 @@ def _failed(report: dict[str, Any]) -> dict[str, int]:
 def change(
     conn: psycopg.Connection, table: str, op: str, query: str, params: tuple[Any, ...], op_name: str
 ) -> RowChange:
-    """Run one INSERT/UPDATE/DELETE ... RETURNING and build its RowChange from the text output."""
+    """Run one INSERT/UPDATE/DELETE ... RETURNING and build its RowChange from the server's text
+    output (``text_rows``: the output functions, as the stream carries them)."""
     cols = table_columns(conn, table)
-    ret = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in cols)
-    row = conn.execute(sql.SQL(query + " RETURNING {}").format(ret), params).fetchone()
-    assert row is not None
+    ret = sql.SQL(", ").join(map(sql.Identifier, cols))
+    (row,) = text_rows(conn, sql.SQL(query + " RETURNING {}").format(ret), params)  # type: ignore[arg-type]
     after = dict(zip(cols, row, strict=True))
     return RowChange(table, op, int(after["id"]), None if op == "d" else after, op_name)
 

@@ -542,12 +542,14 @@ def test_run_step_on_a_worker_connection(dsn: str, tmp_path: Path) -> None:
 def test_loadgen_cdc_verify_accepts_every_scenario(cdc: Cdc) -> None:
     """End to end with the project's verifier (``loadgen cdc verify``'s library call): every
     scenario, partitions published under their own names and via the root."""
-    from loadgen.cdc import capture
+    from loadgen.cdc import verify_run
 
     results = cdc.run(*scenarios.SCENARIOS)
     num_rows = sum(1 for r in results for t in r.txns for c in t.changes if c.op != "t")
     for publication in (cdc.publication, cdc.root_publication):
-        report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot, publication=publication)
+        report = verify_run.verify_slot(
+            cdc.conn, cdc.ledger, slot=cdc.slot, publication=publication
+        )
         failed = {c.name: c.examples[:2] for c in report.checks if not c.is_ok}
         assert report.is_ok, (publication, failed)
         assert report.counts["matched"] == num_rows
@@ -559,7 +561,7 @@ def test_loadgen_cdc_verify_names_the_scenario_of_a_fault(cdc: Cdc) -> None:
     and a value altered: the verifier fails and its examples carry ``scenario:<name>``."""
     import orjson
 
-    from loadgen.cdc import capture
+    from loadgen.cdc import verify_run
     from loadgen.ledger import part_files
 
     cdc.run("pk-update", "toast-unchanged")
@@ -576,7 +578,9 @@ def test_loadgen_cdc_verify_names_the_scenario_of_a_fault(cdc: Cdc) -> None:
             if i != drop
         )
     )
-    report = capture.verify_slot(cdc.conn, cdc.ledger, slot=cdc.slot, publication=cdc.publication)
+    report = verify_run.verify_slot(
+        cdc.conn, cdc.ledger, slot=cdc.slot, publication=cdc.publication
+    )
     assert not report.is_ok
     checks = {c.name: c for c in report.checks}
     failed = {n: c.examples[:1] for n, c in checks.items() if not c.is_ok}

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 import pytest
 
 from loadgen import scenarios
-from loadgen.cdc import capture, ledger_index
+from loadgen.cdc import ledger_index, verify_run
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as S
-from loadgen.cdc.verify import Verifier, VerifyReport
+from loadgen.cdc.change import UNCHANGED_TEXT
+from loadgen.cdc.results import VerifyReport
+from loadgen.cdc.slot_feed import SlotFeeder, partition_roots
+from loadgen.cdc.verify import Verifier
 from tests.integration import test_scenarios
 from tests.integration.test_scenarios import Cdc
 
@@ -99,8 +102,7 @@ def marker_as_value(s: Stream, i: int, column: int | None = None) -> list[Row]:
     m = s.msgs[i]
     assert isinstance(m, P.Insert | P.Update)
     new = tuple(
-        capture.UNCHANGED if v is P.UNCHANGED_TOAST or k == column else v
-        for k, v in enumerate(m.new)
+        UNCHANGED_TEXT if v is P.UNCHANGED_TOAST or k == column else v for k, v in enumerate(m.new)
     )
     assert new != m.new
     m2 = (
@@ -218,7 +220,15 @@ OLD_TUPLE_FAULTS: dict[tuple[str, str], Callable[[Stream], list[Row]]] = {
 def verify_rows(cdc: Cdc, ledger: ledger_index.LedgerIndex, rows: list[Row]) -> VerifyReport:
     verifier = Verifier(ledger)
     schema = str(cdc.conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
-    capture.feed_slot(verifier, rows, schema, "utf-8", capture.partition_roots(cdc.conn))
+    feeder = SlotFeeder(
+        rows,
+        name="test",
+        schema=schema,
+        codes=ledger.codes,
+        identity_lookup=ledger.pk_by_identity,
+        table_of=partition_roots(cdc.conn),
+    )
+    verify_run.feed(verifier, feeder)
     return verifier.finish(cdc.conn, "test")
 
 

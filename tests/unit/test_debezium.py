@@ -14,6 +14,16 @@ import pytest
 
 from loadgen.cdc import debezium as D
 from loadgen.cdc import debezium_config
+from loadgen.cdc.change import (
+    OP_CREATE,
+    OP_DELETE,
+    OP_READ,
+    OP_UPDATE,
+    CapturedChange,
+    CapturedTruncate,
+)
+from loadgen.cdc.ledger_index import TableCodes
+from loadgen.errors import ConfigError
 
 SOURCE = (
     '"source": {"version": "2.7.0.Final", "connector": "postgresql", "name":'
@@ -57,7 +67,23 @@ TRUNCATE = (
 )
 
 
-def test_iter_events_reads_every_documented_shape(tmp_path: Path) -> None:
+class _Catalog:
+    """The documentation's ``customers`` table."""
+
+    def column_types(self, table: str) -> list[dict[str, object]]:
+        if table != "customers":
+            return []
+        cols = [("id", "int4"), ("first_name", "text"), ("last_name", "text"), ("email", "text")]
+        return [
+            {"name": n, "type": t, "typmod": -1, "element": None, "generated": False}
+            for n, t in cols
+        ]
+
+    def replica_identity(self, table: str) -> tuple[str, tuple[str, ...]]:
+        return "d", ("id",)
+
+
+def test_feeder_reads_every_documented_shape(tmp_path: Path) -> None:
     f = tmp_path / "events.jsonl"
     f.write_text(
         "\n".join(
@@ -69,55 +95,64 @@ def test_iter_events_reads_every_documented_shape(tmp_path: Path) -> None:
                 SNAPSHOT_READ,
                 TRUNCATE,
                 "",
+                '{"ts_ms": 1559033904863}',  # a heartbeat
                 "this is not json",
             ]
         )
         + "\n"
     )
-    stats: dict[str, int] = {}
-    events = list(D.iter_events(str(f), stats))
-    assert [e.op for e in events] == ["c", "u", "d", "r", "t"]
-    create, update, delete = events[:3]
-    assert (create.table, create.schema, create.tx_id, create.lsn, create.pk) == (
-        "customers",
-        "public",
-        555,
-        24023128,
-        1,
+    codes = TableCodes(["customers"])
+    feeder = D.DebeziumFeeder(
+        str(f),
+        catalog=_Catalog(),
+        schema="public",
+        codes=codes,
+        identity_lookup=lambda table, key: None,
     )
-    assert create.after == {
-        "id": 1,
-        "first_name": "Anne",
-        "last_name": "Kretchmar",
-        "email": "annek@noanswer.org",
+    items = list(feeder.changes())
+    changes = [i for i in items if isinstance(i, CapturedChange)]
+    assert [c.op for c in changes] == [OP_CREATE, OP_UPDATE, OP_DELETE, OP_READ]
+    assert [type(i) for i in items][-1] is CapturedTruncate
+    create, update, delete, read = changes
+    assert (create.table, create.xid, create.position, create.pk) == (0, 555, 24023128, 1)
+    assert create.names == ("id", "first_name", "last_name", "email")
+    assert create.values == ("1", "Anne", "Kretchmar", "annek@noanswer.org")
+    assert update.values is not None and update.values[1] == "Anne Marie"
+    assert delete.pk == 1 and delete.values is None and delete.ref == 3
+    assert delete.old == ("1", None, None, None) and delete.old_kind == "K"
+    assert read.pk == 2
+    assert feeder.counts() == {
+        "change_events": 3,
+        "heartbeats": 1,
+        "snapshot_events": 1,
+        "tombstones": 1,
     }
-    assert update.after is not None and update.after["first_name"] == "Anne Marie"
-    assert delete.pk == 1 and delete.after is None and delete.line_no == 3
-    assert stats == {"tombstones": 1, "unparseable_lines": 1}
+    assert feeder.problems() == (1, [{"line": 9, "text": "this is not json\n"}])
 
 
-def test_value_conversion_to_postgres_text() -> None:
-    ts = D._converter("timestamp", -1)
-    assert ts(1559033904863123) == "2019-05-28 08:58:24.863123"
-    assert ts(1559033904000000) == "2019-05-28 08:58:24"
-    assert ts(1559033904500000) == "2019-05-28 08:58:24.5"
-    assert D._converter("timestamp", 3)(1559033904863) == "2019-05-28 08:58:24.863"
-    assert D._converter("date", -1)(18000) == "2019-04-14"
-    assert D._converter("date", -1)(-1) == "1969-12-31"
-    assert D._converter("timestamptz", -1)("2019-05-28T08:58:24.86Z") == (
-        "2019-05-28 08:58:24.86+00"
-    )
-    assert D._converter("int8", -1)(9007199254740993) == "9007199254740993"
-    assert D._converter("bool", -1)(True) == "t"
-    assert D._converter("float8", -1)(1.0) == "1" and D._converter("float8", -1)(0.1) == "0.1"
-    assert D._converter("bytea", -1)("DEADBEEF") == "\\xdeadbeef"
-    assert D._converter("numeric", -1)("12345.6700") == "12345.6700"
-    conv = {"id": D._converter("int8", -1)}
-    assert D.to_text({"id": 5, "laudo": D.UNAVAILABLE_PLACEHOLDER, "x": None}, conv) == {
-        "id": "5",
-        "laudo": "<unchanged-toast>",
-        "x": None,
-    }
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"\x7fELF\x02\x01\x00\x00binary", "a binary file"),
+        (b"hello\nworld\n", "line 1 is not JSON"),
+        (b'{"txid": 1, "seq": 0, "table": "pacientes"}\n', "no line is a change event"),
+    ],
+)
+def test_a_file_that_is_not_debezium_events_is_bad_input(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    f = tmp_path / "x.jsonl"
+    f.write_bytes(content)
+    with pytest.raises(ConfigError, match=why):
+        D.sniff(str(f))
+
+
+def test_empty_or_heartbeat_only_files_are_event_files(tmp_path: Path) -> None:
+    f = tmp_path / "x.jsonl"
+    f.write_bytes(b"")
+    D.sniff(str(f))
+    f.write_bytes(b'{"serverName":"hospital"}\t{"ts_ms":1796155050564}\n')
+    D.sniff(str(f))
 
 
 def test_connector_config_masks_password_and_uses_its_own_slot() -> None:

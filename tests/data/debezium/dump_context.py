@@ -2,9 +2,9 @@
 
 Usage: python dump_context.py DSN OUT_DIR (DSN's search_path selects the sample's schema).
 
-``columns`` holds, per table of the schema, what ``loadgen.cdc.debezium.column_converters``
+``columns`` holds, per table of the schema, what ``loadgen.cdc.rows.column_types``
 reads from the catalog (name, type name, typmod, element type name of an array);
-``partition_roots`` what ``loadgen.cdc.capture.partition_roots`` returns for tables;
+``partition_roots`` what ``loadgen.cdc.slot_feed.partition_roots`` returns for tables;
 ``replica_identity`` per table; ``tables`` the final contents (PostgreSQL text output under
 loadgen's pinned session settings, NULL as null), ordered by id, for the final-state check.
 """
@@ -18,8 +18,8 @@ import orjson
 from psycopg import sql
 
 from loadgen import db
-from loadgen.cdc.capture import partition_roots
-from loadgen.cdc.final_state import table_columns
+from loadgen.cdc.slot_feed import partition_roots
+from loadgen.schema import table_columns
 
 
 def main(dsn: str, out_dir: str) -> None:
