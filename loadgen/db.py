@@ -9,15 +9,14 @@ logical-replication stream carries can be compared byte for byte.
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from loadgen import tables
+from loadgen import retry, tables
 from loadgen.config import DEFAULT_ENV_PATH, DbConfig, Settings
 from loadgen.dsn import database_name, first_line, mask_dsn, parse_dsn, scrub
 from loadgen.errors import (
@@ -36,11 +35,6 @@ PINNED_SETTINGS: dict[str, str] = {
 }
 DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_RETRY_FOR_S = 30.0
-_BACKOFF_FIRST_S = 0.25
-_BACKOFF_CAP_S = 5.0
-# SQLSTATEs worth retrying at connect time: server starting up / shutting down, too many
-# connections. Anything else the server says (bad password, no such database) is final.
-_RETRYABLE_CONNECT_SQLSTATES = {"57P03", "53300", "57P01", "57P02"}
 
 
 def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
@@ -67,88 +61,69 @@ def _is_bad_option(reason: str) -> bool:
     return reason.startswith("connection is bad:") and "invalid" in reason
 
 
-_RETRYABLE_FATALS = ("starting up", "shutting down", "too many clients", "recovery mode")
-
-
-def _is_retryable(exc: psycopg.OperationalError) -> bool:
-    """Network trouble and "try again later" answers are retryable; other FATALs are final.
-
-    At connect time psycopg often has no SQLSTATE, so the server's FATAL text decides.
-    """
-    if exc.sqlstate is not None:
-        return exc.sqlstate in _RETRYABLE_CONNECT_SQLSTATES
-    text = str(exc)
-    return "FATAL:" not in text or any(phrase in text for phrase in _RETRYABLE_FATALS)
-
-
-def backoff_delays_s(
-    first_s: float = _BACKOFF_FIRST_S, cap_s: float = _BACKOFF_CAP_S
-) -> Iterable[float]:
-    """Yield exponential backoff delays in seconds with full jitter (AWS architecture blog)."""
-    ceiling = first_s
-    while True:
-        yield random.uniform(0.5 * ceiling, ceiling)
-        ceiling = min(cap_s, ceiling * 2)
-
-
 def connect(
     dsn: str,
     *,
     autocommit: bool = False,
     retry_for_s: float = DEFAULT_RETRY_FOR_S,
     application_name: str = "loadgen",
+    sleep: Callable[[float], None] = time.sleep,
 ) -> psycopg.Connection:
-    """Open a connection with pinned session settings, retrying transient failures.
+    """Open a connection with pinned session settings, retrying what the retry policy says.
 
-    Retries connection refusals, timeouts and "server starting" answers with exponential
-    backoff and jitter for up to ``retry_for_s`` seconds. Any caller may use it, in any process.
+    ``loadgen.retry`` decides (by SQLSTATE) which failures are worth waiting for — the server
+    unreachable, starting up, shutting down, out of connection slots — and waits between
+    attempts with its backoff for up to ``retry_for_s`` seconds (``[db] connect_retry_s``).
+    ``sleep`` waits (a stream worker's honours its stop). Any caller may use it, in any process.
 
     Raises:
+        ConfigError: libpq rejected a connection option (exit 2).
         DatabaseUnavailableError: still failing after ``retry_for_s`` seconds, or the server
             refused for a reason retrying cannot fix (authentication, missing database); the
             message carries the DSN with its password masked.
     """
     conninfo = session_options(dsn, {"application_name": application_name})
-    deadline = time.monotonic() + retry_for_s
-    delays = iter(backoff_delays_s())
-    attempt = 0
-    while True:
-        try:
-            return psycopg.connect(conninfo, autocommit=autocommit)
-        except psycopg.ProgrammingError as exc:  # e.g. PGCONNECT_TIMEOUT=abc in the environment
-            raise ConfigError(
-                f"invalid connection setting for {mask_dsn(dsn)}: {scrub(first_line(exc), dsn)}"
+
+    def worth_retrying(exc: BaseException) -> bool:
+        return retry.can_reconnect(exc) and not _is_bad_option(first_line(exc))
+
+    def on_retry(attempt: int, exc: BaseException, wait_s: float) -> None:
+        reason = scrub(first_line(exc), dsn)
+        if attempt == 1:
+            logger.warning(
+                "cannot connect to %s (%s); retrying for up to %g s",
+                mask_dsn(dsn),
+                reason,
+                retry_for_s,
+            )
+        else:
+            logger.debug("retry %d: %s; next in %.2f s", attempt, reason, wait_s)
+
+    attempts = retry.retrying(
+        retry_for_s, should_retry=worth_retrying, sleep=sleep, on_retry=on_retry
+    )
+    try:
+        return attempts(psycopg.connect, conninfo, autocommit=autocommit)
+    except psycopg.ProgrammingError as exc:  # e.g. PGCONNECT_TIMEOUT=abc in the environment
+        raise ConfigError(
+            f"invalid connection setting for {mask_dsn(dsn)}: {scrub(first_line(exc), dsn)}"
+        ) from None
+    except psycopg.OperationalError as exc:
+        reason = scrub(first_line(exc), dsn)
+        if _is_bad_option(reason):
+            raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {reason}") from None
+        if worth_retrying(exc):  # it would have been retried: the time ran out
+            raise DatabaseUnavailableError(
+                f"cannot connect to {mask_dsn(dsn)} after {retry_for_s:g} s of retries: {reason}"
             ) from None
-        except psycopg.OperationalError as exc:
-            reason = scrub(first_line(exc), dsn)
-            if _is_bad_option(reason):
-                raise ConfigError(f"invalid DSN {mask_dsn(dsn)!r}: {reason}") from None
-            if not _is_retryable(exc):
-                hint = (
-                    "; run `loadgen init` to create it"
-                    if "does not exist" in reason and "database" in reason
-                    else ""
-                )
-                raise DatabaseUnavailableError(
-                    f"cannot connect to {mask_dsn(dsn)}: {reason}{hint}"
-                ) from None
-            delay = next(delays)
-            if time.monotonic() + delay > deadline:
-                raise DatabaseUnavailableError(
-                    f"cannot connect to {mask_dsn(dsn)} after {retry_for_s:g} s of retries: "
-                    f"{reason}"
-                ) from None
-            if attempt == 0:
-                logger.warning(
-                    "cannot connect to %s (%s); retrying for up to %g s",
-                    mask_dsn(dsn),
-                    reason,
-                    retry_for_s,
-                )
-            else:
-                logger.debug("retry %d: %s; next in %.2f s", attempt, reason, delay)
-            attempt += 1
-            time.sleep(delay)
+        hint = (
+            "; run `loadgen init` to create it"
+            if "does not exist" in reason and "database" in reason
+            else ""
+        )
+        raise DatabaseUnavailableError(
+            f"cannot connect to {mask_dsn(dsn)}: {reason}{hint}"
+        ) from None
 
 
 def missing_tables(conn: psycopg.Connection) -> list[str]:

@@ -64,6 +64,7 @@ class SeedOptions:
     append: bool = False  # allow seeding tables that already hold rows
     counts: dict[str, int] = field(default_factory=dict)  # rows at scale 1 (SEED_*)
     reference: datetime | None = None  # data anchor; None = today 00:00 UTC
+    connect_retry_s: float = db.DEFAULT_RETRY_FOR_S  # [db] connect_retry_s, every connection
 
     @classmethod
     def from_config(cls, cfg: SeedConfig, **overrides: Any) -> SeedOptions:
@@ -265,8 +266,8 @@ def _plan(conn: psycopg.Connection, options: SeedOptions) -> tuple[list[_Plan], 
 _worker_conn: psycopg.Connection | None = None
 
 
-def _open_loader(dsn: str) -> psycopg.Connection:
-    conn = db.connect(dsn, application_name="loadgen-seed")
+def _open_loader(dsn: str, retry_for_s: float) -> psycopg.Connection:
+    conn = db.connect(dsn, application_name="loadgen-seed", retry_for_s=retry_for_s)
     # Losing the last commits on a server crash is acceptable for a seed; waiting for each
     # piece's WAL flush is not (it serialises the workers on fsync).
     conn.execute("SET synchronous_commit = off")
@@ -274,9 +275,9 @@ def _open_loader(dsn: str) -> psycopg.Connection:
     return conn
 
 
-def _init_worker(dsn: str) -> None:
+def _init_worker(dsn: str, retry_for_s: float) -> None:
     global _worker_conn
-    _worker_conn = _open_loader(dsn)
+    _worker_conn = _open_loader(dsn, retry_for_s)
     datagen.build_vocab()
 
 
@@ -414,7 +415,8 @@ def _load(
     results: list[TableResult],
 ) -> int:
     """Load every plan (appending to ``results``); return the loader processes used."""
-    local = _open_loader(dsn) if num_procs <= 1 else None
+    retry_for_s = options.connect_retry_s
+    local = _open_loader(dsn, retry_for_s) if num_procs <= 1 else None
     try:
         if local is not None:
             datagen.build_vocab()
@@ -425,12 +427,15 @@ def _load(
             return 1
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            num_procs, mp_context=ctx, initializer=_init_worker, initargs=(dsn,)
+            num_procs,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(dsn, retry_for_s),
         ) as pool:
             try:
                 with seed_recovery.children_ignore_sigint():
                     pool.submit(int)  # start the workers now: spawn + connect overlap our work
-                local = _open_loader(dsn)
+                local = _open_loader(dsn, retry_for_s)
                 for plan in plans:
                     results.append(
                         _run_table(plan, options, run_seed, reference, local, pool, progress)
@@ -470,7 +475,10 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
     reference = options.reference or datagen.reference_day()
     phases: dict[str, float] = {}
     results: list[TableResult] = []
-    with db.connect(dsn, autocommit=True, application_name="loadgen-seed") as conn:
+    retry_for_s = options.connect_retry_s
+    with db.connect(
+        dsn, autocommit=True, application_name="loadgen-seed", retry_for_s=retry_for_s
+    ) as conn:
         db.require_schema(conn)
         plans, was_empty = _plan(conn, options)
         biggest = max((len(_pieces(p)) for p in plans), default=0)

@@ -66,13 +66,13 @@ def run_scenarios(
     ] = None,
 ) -> None:
     """Run scenarios against the current database (creates the cdc_ tables first)."""
-    get_settings(ctx)
+    settings = get_settings(ctx)
     chosen = list(scenarios.SCENARIOS) if names == ["all"] else names
     for n in chosen:
         scenarios.get(n)  # unknown name: exit 2 before connecting
     if not 1 <= repeat <= limits.MAX_REPEAT:
         raise ConfigError(f"--repeat {repeat}: must be 1..{limits.MAX_REPEAT:,}")
-    options = scenarios.ScenarioOptions()
+    options = scenarios.ScenarioOptions(connect_retry_s=settings.db.connect_retry_s)
     if big_txn_changes is not None:
         if not limits.MIN_BIG_TXN_CHANGES <= big_txn_changes <= limits.MAX_BIG_TXN_CHANGES:
             raise ConfigError(

@@ -85,7 +85,9 @@ def _print_summary(result: seeder.SeedResult) -> None:
 
 
 def _run_seed(ctx: typer.Context, settings: Settings, **overrides: Any) -> seeder.SeedResult:
-    options = seeder.SeedOptions.from_config(settings.seed, **overrides)
+    options = seeder.SeedOptions.from_config(
+        settings.seed, connect_retry_s=settings.db.connect_retry_s, **overrides
+    )
     seeder.validate(options)  # bad input: exit 2 before connecting
     dsn = get_dsn(ctx)
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from loadgen.db import DEFAULT_RETRY_FOR_S
 from loadgen.scenarios.recorder import Recorder
 
 DEFAULT_BIG_TXN_CHANGES = 100_000
@@ -15,12 +16,14 @@ DEFAULT_TOAST_BYTES = 12_000
 
 @dataclass(frozen=True)
 class ScenarioOptions:
-    """Sizes of a scenario run; the defaults are what ``loadgen scenario run`` uses."""
+    """Sizes of a scenario run (and how long its connections retry an unreachable server);
+    the defaults are what ``loadgen scenario run`` uses."""
 
     big_txn_changes: int = DEFAULT_BIG_TXN_CHANGES  # rows changed by big-transaction's one txn
     num_concurrent_workers: int = DEFAULT_NUM_CONCURRENT_WORKERS  # extra connections (0: none)
     small_txns_per_worker: int = DEFAULT_SMALL_TXNS_PER_WORKER  # at least this many each
     toast_bytes: int = DEFAULT_TOAST_BYTES  # size of toast-unchanged's large values (bytes)
+    connect_retry_s: float = DEFAULT_RETRY_FOR_S  # [db] connect_retry_s, every connection
 
 
 @dataclass

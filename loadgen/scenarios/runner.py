@@ -227,7 +227,12 @@ def run(
     run_id = secrets.token_hex(4)  # part names unique per run: runs may share a directory
     ledger = LedgerWriter(ledger_path, SCENARIO_WRITER_ID, run_id=run_id) if ledger_path else None
     try:
-        with db.connect(dsn, autocommit=True, application_name="loadgen-scenario") as conn:
+        with db.connect(
+            dsn,
+            autocommit=True,
+            application_name="loadgen-scenario",
+            retry_for_s=(options or ScenarioOptions()).connect_retry_s,
+        ) as conn:
             ensure_tables(conn)
             for _ in range(repeat):
                 for s in scenarios:

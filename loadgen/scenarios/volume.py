@@ -119,7 +119,12 @@ def _small_worker(
         else None
     )
     try:
-        with db.connect(ctx.dsn, autocommit=True, application_name="loadgen-scenario") as conn:
+        with db.connect(
+            ctx.dsn,
+            autocommit=True,
+            application_name="loadgen-scenario",
+            retry_for_s=ctx.options.connect_retry_s,
+        ) as conn:
             rec = Recorder(
                 conn, str(scenario_of(ctx.rec.op_name)), ledger=ledger, keep=ctx.rec.keep
             )
