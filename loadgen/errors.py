@@ -62,6 +62,11 @@ class RunAbortedError(LoadgenError):
     exit_code = EXIT_ABORTED
 
 
+class NoProgressError(RunAbortedError):
+    """A stream worker's transactions kept failing with errors retrying cannot fix (a missing
+    privilege or column, a read-only server): the run stops instead of spinning. Exit 4."""
+
+
 class RuntimeMissingError(LoadgenError):
     """A runtime the command needs is not installed (e.g. Java for ``cdc capture``). Exit 3."""
 

@@ -14,6 +14,7 @@ from loadgen.stream import coordinator, profiles
 from loadgen.stream.rates import format_rate
 from loadgen.stream.report import (
     RunSummary,
+    StreamAbortedError,
     check_summary_json_path,
     choose_reporter,
     print_summary,
@@ -176,7 +177,9 @@ def stream(
             },
         )
         config.check_stream(settings)  # bad input: exit 2 now, before the database
-        spec = coordinator.RunSpec.from_settings(settings.stream, dsn="")
+        spec = coordinator.RunSpec.from_settings(
+            settings.stream, dsn="", connect_retry_s=settings.db.connect_retry_s
+        )
         summary_json_path = settings.stream.summary_json
         if summary_json_path:
             check_summary_json_path(summary_json_path)
@@ -192,13 +195,11 @@ def stream(
         reporter = choose_reporter(settings.stream.progress)
         try:
             summary = coordinator.run(spec, reporter, stop=stop)
-        except RunAbortedError as exc:
-            partial = getattr(exc, "summary", None)
-            if partial is not None:
-                print_summary(partial)
-                problem = _write_summary_json(summary_json_path, partial)
-                if problem:
-                    print(f"loadgen: error: {problem}", file=sys.stderr, flush=True)
+        except StreamAbortedError as exc:  # the partial summary, then exit 4 with one line
+            print_summary(exc.summary)
+            problem = _write_summary_json(summary_json_path, exc.summary)
+            if problem:
+                print(f"loadgen: error: {problem}", file=sys.stderr, flush=True)
             raise
     finally:
         stop.restore()

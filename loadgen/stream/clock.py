@@ -1,7 +1,8 @@
 """Monotonic clocks: the real one for workers and a fake one so schedules test without sleeping.
 
 All times are int nanoseconds on ``time.monotonic_ns``'s epoch, which on Linux is system-wide,
-so every worker process shares the coordinator's epoch (STYLE.md section 4).
+so every worker process shares the coordinator's epoch. ``interval_ns`` and ``next_tick_ns`` are
+the periodic-tick arithmetic every report and progress loop uses (O(1), whatever the interval).
 """
 
 from __future__ import annotations
@@ -11,6 +12,22 @@ from typing import Protocol
 
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
+# The shortest report/progress interval the engine honours (settings allow 0.1 s and up; a
+# library caller's smaller value is raised to this, so a tick can never spin or hang).
+MIN_TICK_NS = 10 * NS_PER_MS
+
+
+def interval_ns(seconds: float) -> int:
+    """A tick interval in ns: ``seconds`` (s, finite), at least ``MIN_TICK_NS``."""
+    return max(round(seconds * NS_PER_S), MIN_TICK_NS)
+
+
+def next_tick_ns(origin_ns: int, step_ns: int, now_ns: int) -> int:
+    """The first tick ``origin + k * step`` (k >= 1) strictly after ``now_ns``: ticks missed
+    while busy are skipped (pgbench's progress), computed at once rather than looped."""
+    if now_ns < origin_ns:
+        return origin_ns + step_ns
+    return origin_ns + ((now_ns - origin_ns) // step_ns + 1) * step_ns
 
 
 class Clock(Protocol):

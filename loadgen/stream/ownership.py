@@ -100,8 +100,10 @@ class RunOwnership:
         DatabaseUnavailableError: no server.
     """
 
-    def __init__(self, dsn: str) -> None:
-        self.conn = db.connect(dsn, autocommit=True, application_name="loadgen-stream")
+    def __init__(self, dsn: str, *, retry_for_s: float = db.DEFAULT_RETRY_FOR_S) -> None:
+        self.conn = db.connect(
+            dsn, autocommit=True, application_name="loadgen-stream", retry_for_s=retry_for_s
+        )
 
     def acquire(self) -> Claim:
         """Decide what this run owns and mark it live. Blocks for milliseconds."""

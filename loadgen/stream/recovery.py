@@ -1,110 +1,146 @@
-"""Worker fault handling: SQLSTATE classes, retries, reconnects with backoff, in-doubt commits.
+"""A worker's connection and its fault handling: the retry policy applied to one worker.
 
-``Recovery`` is a mixin of the worker (``loadgen.stream.worker._Worker``): it owns what happens
-when a statement or a COMMIT fails. Errors are counted by SQLSTATE class; serialization failures and
-deadlocks are retried; a lost connection is reopened with exponential backoff and jitter (and
-marked as a live run's again, ``loadgen.stream.ownership``); a commit whose outcome is unknown
-is resolved with ``pg_xact_status`` (``loadgen.ledger.resolve``) after reconnecting.
+``Session`` owns the worker's connection. Every failed attempt goes through ``on_failure``,
+which applies ``loadgen.retry`` (one policy, keyed on SQLSTATE): a lost connection is reopened
+with the policy's backoff for up to ``connect_retry_s`` (and marked as a live run's again,
+``loadgen.stream.ownership``) and the transaction runs again; serialization failures and
+deadlocks run again at once (``max_tries``); anything else is counted by SQLSTATE class and the
+transaction is dropped. A worker that cannot make progress stops (``NoProgressError``): when
+``NO_PROGRESS_TRIES`` transactions in a row failed with a class retrying cannot fix (42
+privileges or a missing column, 25 read-only, 28, 3D, ...; ``NO_PROGRESS_TRIES_AT_START`` if it
+never committed), or ``MAX_CONSECUTIVE_FAILURES`` in a row failed at all. A COMMIT whose outcome
+is unknown is resolved with ``pg_xact_status`` (``loadgen.ledger.resolve``).
+
+Runs in the worker's loop thread only (``cancel`` may be called from its watchdog thread).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
-from loadgen import db
-from loadgen.errors import DatabaseUnavailableError
+from loadgen import db, retry
+from loadgen.errors import DatabaseUnavailableError, NoProgressError
 from loadgen.ledger.resolve import xact_status
 from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock
+from loadgen.stream.messages import one_line
 from loadgen.stream.ownership import hold_live_lock
 from loadgen.stream.stats import IntervalStats
-
-if TYPE_CHECKING:
-    from loadgen.stream.worker import WorkerSpec
+from loadgen.stream.worker_spec import WorkerSpec
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
-# classes that mean a bug or a broken server rather than bad luck: fail_fast_on_critical stops
-CRITICAL_CLASSES = frozenset({"0A", "28", "3D", "3F", "42", "53", "58", "F0", "XX"})
-CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})  # admin/crash shutdown, starting
-MAX_CONSECUTIVE_FAILURES = 1_000  # a worker that never commits gives up instead of spinning
+NO_PROGRESS_TRIES = 20  # permanent-class failures in a row (after a commit) that stop a worker
+NO_PROGRESS_TRIES_AT_START = 3  # ... before its first commit (privileges, a missing column)
+MAX_CONSECUTIVE_FAILURES = 200  # failures of any class in a row that stop a worker
 IN_DOUBT_POLL_S = 5.0  # how long to wait for an in-doubt transaction to leave "in progress"
 RECONNECT_BACKOFF_CAP_S = 2.0  # a load generator should notice a returning server quickly
+CANCEL_TIMEOUT_S = 2.0  # for the server to acknowledge a cancel request
+
+# Sleeps until a monotonic deadline (ns), reporting on time; raises StopRequested on a stop.
+Sleeper = Callable[..., None]
 
 
-def sqlstate_class(exc: BaseException) -> str:
-    """Two-char SQLSTATE class of a psycopg error; ``"08"`` when there is none (lost link)."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    return sqlstate[:2] if sqlstate else "08"
+class StopRequested(Exception):
+    """Raised inside waits when the run is stopping; the current transaction is abandoned."""
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+class Session:
+    """One worker's connection, reopened as the retry policy says.
 
-
-class _StopRequested(Exception):
-    """Raised inside waits when the run is stopping; the current batch is abandoned."""
-
-
-class Recovery:
-    """Fault handling of one worker; mixed into ``_Worker``, which provides the state below.
-
-    Runs in the worker's loop thread only.
+    ``stats`` returns the current interval's ``IntervalStats`` (the worker swaps it at every
+    report); ``sleep_until(deadline_ns, is_reconnecting=...)`` is the worker's interruptible
+    sleep.
     """
 
-    spec: WorkerSpec
-    conn: psycopg.Connection | None
-    stats: IntervalStats  # the current interval's (swapped at every report)
-    clock: SystemClock
-    app_name: str  # application_name of every connection this worker opens
-    num_consecutive_failures: int
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        clock: SystemClock,
+        stats: Callable[[], IntervalStats],
+        sleep_until: Sleeper,
+        app_name: str,
+    ) -> None:
+        self.spec = spec
+        self.clock = clock
+        self._stats = stats
+        self._sleep_until = sleep_until
+        self.app_name = app_name
+        self.conn: psycopg.Connection[Any] | None = None
+        self.num_permanent_in_a_row = 0  # transactions failed with a permanent class, in a row
+        self.num_failed_in_a_row = 0  # transactions failed with any class, in a row
+        self.has_committed = False
 
-    def _sleep_until(self, deadline_ns: int, *, is_reconnecting: bool = False) -> None:
-        raise NotImplementedError  # the worker's: sleeps in slices, reports, honours stop
+    # -- connecting ------------------------------------------------------------------------
 
-    def _handle_failure(self, exc: psycopg.Error, names: list[str], tries: int) -> bool:
-        """Count a failed attempt; return True to retry the batch, False to drop it."""
-        error_class = sqlstate_class(exc)
-        if self._is_connection_lost(exc):
-            self.stats.record_error(error_class)
-            logger.warning(
-                "worker %d: connection lost (%s); reconnecting", self.spec.worker_id, _one_line(exc)
-            )
-            self._reconnect()
-            return True  # the transaction did not commit: run it again on the new connection
-        if exc.sqlstate in RETRYABLE_SQLSTATES and tries < self.spec.max_tries:
-            self.stats.num_retried += 1
-            return True
-        self.stats.record_error(error_class, num_ops=len(names))
-        self.num_consecutive_failures += 1
-        logger.warning(
-            "worker %d: %s failed: %s %s",
-            self.spec.worker_id,
-            ",".join(names),
-            exc.sqlstate,
-            _one_line(exc),
+    def _sleep_s(self, seconds: float, *, is_reconnecting: bool = False) -> None:
+        self._sleep_until(
+            self.clock.now_ns() + round(seconds * NS_PER_S), is_reconnecting=is_reconnecting
         )
-        if error_class in CRITICAL_CLASSES and self.spec.fail_fast_on_critical:
-            raise exc
-        if self.num_consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-            raise RuntimeError(
-                f"{self.num_consecutive_failures} transactions in a row failed; "
-                f"last error {exc.sqlstate}: {_one_line(exc)}"
-            ) from exc
-        return False
 
-    def _is_connection_lost(self, exc: BaseException) -> bool:
-        conn = self.conn
-        if conn is None or conn.closed or conn.broken:
-            return True
-        return isinstance(exc, psycopg.OperationalError) and (
-            exc.sqlstate is None
-            or exc.sqlstate in CONNECTION_SQLSTATES
-            or exc.sqlstate.startswith("08")
+    def open(self) -> psycopg.Connection[Any]:
+        """The first connection (retried per the policy for ``connect_retry_s``).
+
+        Raises:
+            DatabaseUnavailableError: no server (exit 3). StopRequested: the run stopped.
+        """
+        self.conn = db.connect(
+            self.spec.dsn,
+            application_name=self.app_name,
+            retry_for_s=self.spec.connect_retry_s,
+            sleep=self._sleep_s,
+        )
+        self._mark_live()
+        return self.conn
+
+    def reconnect(self) -> None:
+        """Reopen the connection with the policy's backoff; count the reconnect.
+
+        Raises:
+            StopRequested: the run is stopping.
+            DatabaseUnavailableError: no server for ``connect_retry_s`` seconds, or it refused
+                us for a reason retrying cannot fix (authentication, no such database).
+        """
+        self.close()
+        conninfo = db.session_options(self.spec.dsn, {"application_name": self.app_name})
+
+        def attempt() -> psycopg.Connection[Any]:
+            conn = psycopg.connect(conninfo)
+            try:
+                if self.spec.owned_max_ids is not None:
+                    hold_live_lock(conn)  # a coordinated run's connection holds the live lock
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        def on_retry(attempt_number: int, exc: BaseException, wait_s: float) -> None:
+            logger.info(
+                "worker %d: reconnect failed (%s), next try in %.2f s",
+                self.spec.worker_id,
+                one_line(exc),
+                wait_s,
+            )
+
+        attempts = retry.retrying(
+            self.spec.connect_retry_s,
+            sleep=lambda s: self._sleep_s(s, is_reconnecting=True),
+            cap_s=RECONNECT_BACKOFF_CAP_S,
+            on_retry=on_retry,
+        )
+        try:
+            self.conn = attempts(attempt)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailableError(
+                f"worker {self.spec.worker_id}: no connection to {db.mask_dsn(self.spec.dsn)}"
+                f" for {self.spec.connect_retry_s:g} s: {one_line(exc)}"
+            ) from None
+        self._stats().num_reconnects += 1
+        logger.warning(
+            "worker %d: reconnected (backend %d)", self.spec.worker_id, self.backend_pid()
         )
 
     def _mark_live(self) -> None:
@@ -112,35 +148,103 @@ class Recovery:
         if self.spec.owned_max_ids is not None and self.conn is not None:
             hold_live_lock(self.conn)
 
-    def _pending_status(self, txid: int) -> str | None:
+    def ensure(self) -> psycopg.Connection[Any]:
+        """The current connection, reopened first when it is gone."""
+        if self.conn is None or self.conn.closed:
+            self.reconnect()
+        assert self.conn is not None
+        return self.conn
+
+    def is_broken(self) -> bool:
+        conn = self.conn
+        return conn is None or conn.closed or conn.broken
+
+    # -- failures --------------------------------------------------------------------------
+
+    def on_failure(self, exc: psycopg.Error, names: list[str], tries: int) -> bool:
+        """Count a failed attempt of a transaction of ``names``; True to run it again.
+
+        Raises:
+            NoProgressError: too many failures in a row (see the module's docstring).
+            psycopg.Error: ``exc`` itself, a permanent class under ``fail_fast_on_critical``.
+            StopRequested, DatabaseUnavailableError: from reconnecting.
+        """
+        stats = self._stats()
+        code = retry.sqlstate(exc)
+        action = retry.action(exc, is_connection_broken=self.is_broken())
+        if action is retry.Action.RECONNECT:
+            stats.record_error(code[:2])
+            logger.warning(
+                "worker %d: connection lost (%s); reconnecting", self.spec.worker_id, one_line(exc)
+            )
+            self.reconnect()
+            return True  # the transaction did not commit: run it again on the new connection
+        if action is retry.Action.RETRY and tries < self.spec.max_tries:
+            stats.num_retried += 1
+            return True
+        stats.record_error(code[:2], num_ops=len(names))
+        self.num_failed_in_a_row += 1
+        is_permanent = action is retry.Action.GIVE_UP
+        self.num_permanent_in_a_row = self.num_permanent_in_a_row + 1 if is_permanent else 0
+        logger.warning(
+            "worker %d: %s failed: %s %s",
+            self.spec.worker_id,
+            ",".join(sorted(set(names))),
+            code,
+            one_line(exc),
+        )
+        if is_permanent and self.spec.fail_fast_on_critical:
+            raise exc
+        limit = NO_PROGRESS_TRIES if self.has_committed else NO_PROGRESS_TRIES_AT_START
+        if self.num_permanent_in_a_row >= limit:
+            raise NoProgressError(
+                f"no progress: {self.num_permanent_in_a_row} transactions in a row failed with"
+                f" SQLSTATE {code} ({one_line(exc)}), which retrying cannot fix"
+            ) from None
+        if self.num_failed_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            raise NoProgressError(
+                f"no progress: {self.num_failed_in_a_row} transactions in a row failed;"
+                f" last error SQLSTATE {code}: {one_line(exc)}"
+            ) from None
+        return False
+
+    def on_commit(self) -> None:
+        """A transaction committed: the failure streaks end."""
+        self.num_permanent_in_a_row = self.num_failed_in_a_row = 0
+        self.has_committed = True
+
+    # -- in-doubt commits ------------------------------------------------------------------
+
+    def pending_status(self, txid: int) -> str | None:
         """What became of ``txid`` (a COMMIT failed): reconnect if needed, ask the server."""
         try:
-            if self.conn is None or self.conn.closed or self.conn.broken:
-                self._reconnect()
-            status = self._resolve_in_doubt(txid, reconnect=False)
+            if self.is_broken():
+                self.reconnect()
+            status = self.resolve(txid, reconnect=False)
         except psycopg.Error:
             return None
         return status if status in ("committed", "aborted") else None
 
-    def _resolve_in_doubt(self, txid: int | None, *, reconnect: bool = True) -> str:
-        """After a connection died during COMMIT: reconnect and ask the server what happened.
+    def resolve(self, txid: int | None, *, reconnect: bool = True) -> str:
+        """After a COMMIT failed: (reconnect and) ask the server what became of ``txid``.
 
-        Returns ``"committed"``, ``"aborted"`` or why it is unknown.
+        Returns ``"committed"``, ``"aborted"`` or why it is unknown. Raises StopRequested.
         """
         if reconnect:
-            self._reconnect()
+            self.reconnect()
         if not txid:
             return "no transaction id"
         deadline_ns = self.clock.now_ns() + round(IN_DOUBT_POLL_S * NS_PER_S)
         status: str | None = None
         while True:
-            assert self.conn is not None
+            conn = self.ensure()
             try:
-                status = xact_status(self.conn, [txid]).get(txid)
+                status = xact_status(conn, [txid]).get(txid)
             except psycopg.Error as exc:
-                if not self._is_connection_lost(exc):
-                    return f"pg_xact_status failed: {_one_line(exc)}"
-                self._reconnect()
+                lost = retry.action(exc, is_connection_broken=self.is_broken())
+                if lost is not retry.Action.RECONNECT:
+                    return f"pg_xact_status failed: {one_line(exc)}"
+                self.reconnect()
                 continue
             if status in ("committed", "aborted"):
                 return status
@@ -148,61 +252,37 @@ class Recovery:
                 return f"pg_xact_status {status}"
             self._sleep_until(self.clock.now_ns() + 50 * NS_PER_MS)
 
-    def _reconnect(self) -> None:
-        """Reopen the connection with exponential backoff and jitter; count the reconnect.
+    # -- small helpers ---------------------------------------------------------------------
 
-        Raises:
-            _StopRequested: the run is stopping.
-            DatabaseUnavailableError: no server for ``reconnect_timeout_s`` seconds, or it
-                refused us for a reason retrying cannot fix.
-        """
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
-        deadline_ns = self.clock.now_ns() + round(self.spec.reconnect_timeout_s * NS_PER_S)
-        conninfo = db.session_options(self.spec.dsn, {"application_name": self.app_name})
-        for delay_s in db.backoff_delays_s(cap_s=RECONNECT_BACKOFF_CAP_S):
-            try:
-                self.conn = psycopg.connect(conninfo)
-                self._mark_live()  # a coordinated run's connection holds the live-run lock
-                break
-            except psycopg.OperationalError as exc:
-                if self.conn is not None:  # connected, then lost while taking the lock
-                    self.conn.close()
-                    self.conn = None
-                # XXX: every connect failure is retried until the deadline (a restarting server
-                # answers with several different errors); a wrong password costs a minute.
-                if self.clock.now_ns() >= deadline_ns:
-                    raise DatabaseUnavailableError(
-                        f"worker {self.spec.worker_id}: no connection to "
-                        f"{db.mask_dsn(self.spec.dsn)} for {self.spec.reconnect_timeout_s:g} s: "
-                        f"{_one_line(exc)}"
-                    ) from None
-                logger.info(
-                    "worker %d: reconnect failed (%s), next try in %.2f s",
-                    self.spec.worker_id,
-                    _one_line(exc),
-                    delay_s,
-                )
-            self._sleep_until(self.clock.now_ns() + round(delay_s * NS_PER_S), is_reconnecting=True)
-        self.stats.num_reconnects += 1
-        logger.warning(
-            "worker %d: reconnected (backend %d)", self.spec.worker_id, self._backend_pid()
-        )
+    def cancel(self) -> None:
+        """Ask the server to cancel the statement running on the connection (any thread)."""
+        conn = self.conn
+        if conn is None or conn.closed:
+            return
+        try:
+            conn.cancel_safe(timeout=CANCEL_TIMEOUT_S)
+        except (psycopg.Error, OSError) as exc:
+            logger.debug("worker %d: cancel failed: %s", self.spec.worker_id, exc)
 
-    def _rollback_quietly(self) -> None:
-        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+    def rollback_quietly(self) -> None:
+        if not self.is_broken():
+            assert self.conn is not None
             try:
                 self.conn.rollback()
             except psycopg.Error:
                 self.conn.close()
 
-    def _end_txn_quietly(self) -> None:
+    def end_txn_quietly(self) -> None:
         if self.conn is not None and not self.conn.autocommit:
             self.conn.rollback()
 
-    def _backend_pid(self) -> int:
-        conn = self.conn
-        if conn is None or conn.closed or conn.broken:
+    def backend_pid(self) -> int:
+        if self.is_broken():
             return 0
-        return int(conn.info.backend_pid)
+        assert self.conn is not None
+        return int(self.conn.info.backend_pid)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None

@@ -1,29 +1,32 @@
-"""Progress and summary output for ``loadgen stream``: rich live view, plain lines, JSON.
+"""Progress and summary output for ``loadgen stream``: rich live view, plain lines, tables.
 
 Knows about terminals and formats; has no stats logic of its own (numbers come from
-``IntervalStats``). Progress goes to stderr, the final summary to stdout. Times are converted
-from ns to ms or s only here.
+``IntervalStats`` and ``loadgen.stream.summary``). Progress goes to stderr, the final summary to
+stdout. Coordinator's process, main thread.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
-import orjson
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from loadgen.errors import ConfigError
-from loadgen.ops.registry import BY_NAME, KINDS
+from loadgen.ops.registry import KINDS
 from loadgen.stream.clock import NS_PER_MS
 from loadgen.stream.profiles import SCENARIO_KIND, is_scenario_op
 from loadgen.stream.rates import format_rate
 from loadgen.stream.stats import IntervalStats, LatencyHistogram
+from loadgen.stream.summary import (  # noqa: F401 - re-exported: the CLI prints and writes them
+    RunSummary,
+    StreamAbortedError,
+    check_summary_json_path,
+    kind_counts,
+    write_summary_json,
+)
 
 
 @dataclass(frozen=True)
@@ -39,133 +42,6 @@ class Progress:
     num_workers: int
     num_reconnecting: int  # workers currently without a connection
     target_rate_per_s: float | None
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """The figures a finished (or aborted) run reports; ``to_json`` gives the issue's keys."""
-
-    total: IntervalStats
-    elapsed_s: float
-    num_workers: int
-    target_rate_per_s: float | None
-    seed: int
-    # why it ended: duration, max_ops, signal, worker_failed, ledger_write_failed, start_failed
-    stop_reason: str
-    profile: str = "default"  # --profile
-    has_scenarios: bool = False  # the profile mixes scenario steps in (by_kind gets "scenario")
-    ledger: str | None = None  # --ledger path, when given
-    is_aborted: bool = False  # the run was aborted (exit 4)
-    run_id: str = ""  # in the ledger part names
-    settled: Any = None  # loadgen.stream.settle.Settled: operations recovered from the tallies
-    owns_existing_rows: bool | None = None  # the rows present at the start were this run's
-
-    @property
-    def title(self) -> str:
-        """The summary table's title word (``stopped`` for a signal)."""
-        if self.is_aborted:
-            return "aborted"
-        return {"signal": "stopped", "max_ops": "max-ops"}.get(self.stop_reason, self.stop_reason)
-
-    def by_kind(self) -> dict[str, int]:
-        kinds = _kind_counts(self.total)
-        if not self.has_scenarios:
-            del kinds[SCENARIO_KIND]
-        return kinds
-
-    def to_json(self) -> dict[str, Any]:
-        total = self.total
-        lat, lag = total.latency_ns, total.lag_ns
-        return {
-            "total_ops": total.num_ops,
-            "committed_txns": total.num_txns,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "ops_per_s": round(total.num_ops / self.elapsed_s, 3) if self.elapsed_s > 0 else 0.0,
-            "target_rate_per_s": self.target_rate_per_s,
-            "workers": self.num_workers,
-            "by_op": dict(sorted(total.ops_by_name.items())),
-            "by_kind": self.by_kind(),
-            "errors": dict(sorted(total.errors_by_class.items())),
-            "in_doubt": total.num_in_doubt,
-            "no_op": {
-                "total": total.num_no_ops,
-                "by_op": dict(sorted((+total.no_ops_by_name).items())),
-            },
-            "row_changes": _row_changes(total),
-            "stop_reason": self.stop_reason,
-            "aborted": self.is_aborted,
-            "run_id": self.run_id,
-            "recovered_ops": 0 if self.settled is None else self.settled.num_recovered_ops,
-            "owns_existing_rows": self.owns_existing_rows,
-            "latency_ms": {
-                "p50": _ms(lat.percentile(50)),
-                "p95": _ms(lat.percentile(95)),
-                "p99": _ms(lat.percentile(99)),
-                "max": _ms(lat.max),
-            },
-            "schedule_lag_ms": {
-                "p50": _ms(lag.percentile(50)),
-                "p99": _ms(lag.percentile(99)),
-                "max": _ms(lag.max),
-            },
-            # only when scenarios are mixed in, so a default run's JSON keeps its exact keys
-            **(
-                {"profile": self.profile, "scenario_steps": self._scenario_steps()}
-                if self.has_scenarios
-                else {}
-            ),
-        }
-
-    def _scenario_steps(self) -> dict[str, Any]:
-        total = self.total
-        hist = total.scenario_latency_ns
-        return {
-            "steps": sum(c for n, c in total.ops_by_name.items() if is_scenario_op(n)),
-            "row_changes": total.num_scenario_changes,
-            "latency_ms": {
-                "p50": _ms(hist.percentile(50)),
-                "p99": _ms(hist.percentile(99)),
-                "max": _ms(hist.max),
-            },
-        }
-
-
-def _row_changes(stats: IntervalStats) -> dict[str, dict[str, int]]:
-    """Rows the server changed, per table: {table: {insert, update, delete}} (hospital tables)."""
-    names = {"c": "insert", "u": "update", "d": "delete"}
-    out: dict[str, dict[str, int]] = {}
-    for (table, op), count in sorted(stats.rows_by_table.items()):
-        if op in names and count:
-            out.setdefault(table, dict.fromkeys(names.values(), 0))[names[op]] += count
-    return out
-
-
-def _ms(value_ns: int | float) -> float:
-    return round(value_ns / NS_PER_MS, 3)
-
-
-def check_summary_json_path(path: str | Path) -> None:
-    """Fail before the run when ``--summary-json`` could not be written at its end.
-
-    Raises:
-        ConfigError: the path is a directory, or its directory is missing or not writable
-            (exit 2).
-    """
-    target = Path(path)
-    directory = target.parent
-    if target.is_dir():
-        raise ConfigError(f"--summary-json {str(path)!r}: is a directory; give a file path")
-    if not directory.is_dir():
-        raise ConfigError(f"--summary-json {str(path)!r}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK) or (
-        target.exists() and not os.access(target, os.W_OK)
-    ):
-        raise ConfigError(f"--summary-json {str(path)!r}: not writable")
-
-
-def write_summary_json(path: str | Path, summary: RunSummary) -> None:
-    """Write ``summary.to_json()`` to ``path`` (pretty-printed, trailing newline)."""
-    Path(path).write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
 
 
 class Reporter(Protocol):
@@ -191,20 +67,8 @@ class NullReporter:
         pass
 
 
-def kind_of(op_name: str) -> str:
-    """The by_kind bucket of an operation: its registry kind, or "scenario" for a step."""
-    return SCENARIO_KIND if is_scenario_op(op_name) else BY_NAME[op_name].kind
-
-
-def _kind_counts(stats: IntervalStats) -> dict[str, int]:
-    counts = dict.fromkeys((*KINDS, SCENARIO_KIND), 0)
-    for name, count in stats.ops_by_name.items():
-        counts[kind_of(name)] += count
-    return counts
-
-
 def _kind_rates(stats: IntervalStats, seconds: float) -> dict[str, float]:
-    counts = _kind_counts(stats)
+    counts = kind_counts(stats)
     return {kind: count / seconds if seconds > 0 else 0.0 for kind, count in counts.items()}
 
 

@@ -3,127 +3,166 @@
 The coordinator starts each worker with the spawn method, so nothing (sockets, RNG state) is
 inherited. A worker connects, builds its ``Workload``, says ``WorkerReady``, waits for the
 shared start time, then repeats: take the next slot from its arrival schedule, sleep until it,
-gather every further slot already due (up to ``batch_size``) and run them as one transaction.
-Latency is ``commit end - slot`` and lag ``transaction start - slot`` (pgbench's model), so
-queueing behind a slow server is measured, not hidden. Every ``report_interval_s`` it swaps
-its ``IntervalStats`` out and sends the delta; at the end it sends a final delta and
-``WorkerDone``. Only ``run_worker`` catches everything: it turns an exception into
-``WorkerFailed`` and exits non-zero.
+and run it with every further slot already due (up to ``batch_size``) as one transaction
+(``loadgen.stream.transactions``). Latency is ``commit end - slot`` and lag ``transaction start
+- slot`` (pgbench's model), so queueing behind a slow server is measured, not hidden. Every
+``report_interval_s`` it swaps its ``IntervalStats`` out and sends the delta; at the end it sends
+a final delta and ``WorkerDone``. Only ``run_worker`` catches everything: it turns an exception
+into ``WorkerFailed`` (the exception itself, picklable) and exits non-zero.
 
-Every transaction goes through the worker's ``Journal`` (``loadgen.stream.journal``): its
-intent — the ledger's change lines, durably, and the shared tally's pending counts — is
-recorded just before COMMIT is sent, its outcome after; a ledger that cannot take the intent
-(disk full) means the transaction is rolled back and the worker fails with that one line.
-
-Faults: a lost connection is counted (class ``08``), the connection is reopened with backoff and
-jitter and the batch is retried. When the connection dies during COMMIT the outcome is unknown;
-after reconnecting, ``pg_xact_status`` on the transaction id taken inside it says whether it
-committed, and the batch is counted accordingly (``num_in_doubt`` when it cannot be resolved).
+Stopping: SIGTERM, the coordinator's stop event, the coordinator's death (the kernel's
+parent-death SIGTERM, a re-parented process, or a pipe that broke) and the end of ``--duration``
+all end the loop at its next check — between sleep slices, between chunks of a batch — and a
+statement still running a grace period later is cancelled by the watchdog thread
+(``loadgen.stream.watchdog``). The transaction in flight either commits with its outcome
+recorded or rolls back; a stop while its outcome is being asked leaves its intent for the
+coordinator (or ``cdc verify``) to resolve.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
-import threading
 import traceback
+from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import psycopg
 
-from loadgen import db
-from loadgen.ledger import LedgerWriteError
 from loadgen.stream.arrivals import Arrivals, ClosedLoop
-from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock
-from loadgen.stream.journal import Journal, StepLog
-from loadgen.stream.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
-from loadgen.stream.profiles import ScenarioSchedule, scenario_op_name
-from loadgen.stream.recovery import (  # noqa: F401 - re-exported: the engine's fault vocabulary
-    CRITICAL_CLASSES,
-    RETRYABLE_SQLSTATES,
-    Recovery,
-    _one_line,
-    _StopRequested,
-    sqlstate_class,
+from loadgen.stream.channel import Outbox
+from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock, interval_ns, next_tick_ns
+from loadgen.stream.journal import Journal
+from loadgen.stream.messages import (
+    DoneReason,
+    StatsDelta,
+    WorkerDone,
+    WorkerFailed,
+    WorkerReady,
+    picklable_error,
 )
+from loadgen.stream.profiles import ScenarioSchedule
+from loadgen.stream.recovery import Session, StopRequested
 from loadgen.stream.stats import IntervalStats
+from loadgen.stream.stopping import ParentWatch
 from loadgen.stream.tally import CommitTally
-from loadgen.stream.worker_spec import WorkerSpec, build_arrivals  # noqa: F401 - re-exported
+from loadgen.stream.transactions import Phase, Transactions
+from loadgen.stream.watchdog import Watchdog
+from loadgen.stream.worker_spec import WorkerSpec, build_arrivals
 
 if TYPE_CHECKING:
-    from multiprocessing.queues import Queue
     from multiprocessing.sharedctypes import Synchronized
     from multiprocessing.synchronize import Event
-
-    from loadgen.ops.workload import Executed
 
 logger = logging.getLogger(__name__)
 
 SLEEP_SLICE_NS = 100 * NS_PER_MS  # longest uninterrupted sleep: stop requests stay responsive
 
 
-class _Worker(Recovery):
+class Worker:
     """State of one worker process; ``run`` is its whole life after the process started."""
 
     def __init__(
         self,
         spec: WorkerSpec,
-        queue: Queue[Any],
+        outbox: Outbox,
         stop_event: Event,
         start_event: Event,
         start_at_ns: Synchronized[int],
     ) -> None:
         self.spec = spec
-        self.queue = queue
+        self.outbox = outbox
         self.stop_event = stop_event
         self.start_event = start_event
         self.start_at_ns = start_at_ns
+        self.parent = ParentWatch(spec.parent_pid) if spec.parent_pid else None
         self.clock = SystemClock()
-        self.is_signalled = False  # SIGTERM sent to this process
-        self.conn: psycopg.Connection[Any] | None = None
+        self.is_signalled = False  # SIGTERM sent to this process (or its parent died)
         self.stats = IntervalStats()  # reset at every report
+        self.report_ns = interval_ns(spec.report_interval_s)
         self.seq = 0
         self.t0_ns = self.clock.now_ns()
-        self.next_report_ns = self.t0_ns
+        self.next_report_ns = self.t0_ns + self.report_ns
+        self.end_ns: int | None = None  # --duration's end, once started
         self.num_ops = 0  # committed operations over the run
-        self.num_consecutive_failures = 0
         self.num_dropped_reported = 0
         self.arrivals: Arrivals | None = None
+        self.pending_ns: int | None = None  # a slot taken from the schedule, not yet due
         self.journal = Journal(None, None)
         if spec.tally is not None and spec.tally_layout is not None:
             self.journal.tally = CommitTally(spec.tally_layout, spec.tally)
         self.schedule: ScenarioSchedule | None = None  # scenario steps (--profile cdc-edge)
-        self.last_sent_ns = self.t0_ns  # when the loop last put a message (heartbeat thread)
-        self._heartbeat_stop = threading.Event()
-        self.app_name = f"loadgen-stream-w{spec.worker_id}-{_pid()}"  # unique per run
+        self.last_sent_ns = self.t0_ns  # when the loop last sent a message (watchdog)
+        app_name = f"loadgen-stream-w{spec.worker_id}-{os.getpid()}"  # unique per run
+        self.session = Session(spec, self.clock, lambda: self.stats, self._sleep_until, app_name)
+        self.txns = Transactions(
+            spec,
+            self.session,
+            self.journal,
+            self.clock,
+            lambda: self.stats,
+            should_cut=self.should_cut,
+            is_stopping=self.should_stop,
+            between_chunks=self._maybe_report,
+        )
+        self.watchdog = Watchdog(
+            spec.worker_id,
+            self.report_ns,
+            self.clock,
+            send=self.outbox.put,
+            last_sent_ns=lambda: self.last_sent_ns,
+            is_stopping=self.should_cut,
+            is_in_statement=lambda: self.txns.phase is Phase.STATEMENTS,
+            cancel=self.session.cancel,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def should_stop(self) -> bool:
-        return self.is_signalled or self.stop_event.is_set()
+        """A stop request, or the coordinator is gone."""
+        return (
+            self.is_signalled
+            or self.stop_event.is_set()
+            or self.outbox.is_broken
+            or (self.parent is not None and self.parent.is_gone())
+        )
+
+    def should_cut(self) -> bool:
+        """Stopping, or past the end of ``--duration``: a batch stops growing."""
+        return self.should_stop() or (
+            self.end_ns is not None and self.clock.now_ns() >= self.end_ns
+        )
+
+    def _send(self, message: Any) -> None:
+        self.outbox.put(message)
+        self.last_sent_ns = self.clock.now_ns()
 
     def run(self) -> None:
         from loadgen.ops.workload import Workload
 
         spec = self.spec
         arrivals_ss, workload_ss = spec.seed_seq.spawn(2)
-        self.conn = db.connect(spec.dsn, application_name=self.app_name)
-        self._mark_live()
+        self.watchdog.start()  # heartbeats while connecting or loading, too
+        try:
+            conn = self.session.open()
+        except StopRequested:
+            self._finish("stopped")
+            return
         workload = Workload(
-            self.conn,
+            conn,
             worker_id=spec.worker_id,
             num_workers=spec.num_workers,
             seed=int(workload_ss.generate_state(1, np.uint64)[0] >> 1),
             mix=spec.mix,
             owned_max_ids=spec.owned_max_ids,
         )
-        self._end_txn_quietly()
+        self.session.end_txn_quietly()
         if spec.scenarios:
             from loadgen.scenarios import ensure_tables
 
-            ensure_tables(self.conn)
+            ensure_tables(conn)
         # build the Faker vocabulary now, not in the first measured operation (~0.6 s)
         from loadgen.datagen import build_vocab
 
@@ -134,9 +173,7 @@ class _Worker(Recovery):
             self.journal.ledger = LedgerWriter(
                 spec.ledger, spec.worker_id, run_id=spec.run_id, fsync=spec.ledger_fsync
             )
-        self.queue.put(WorkerReady(spec.worker_id, _pid(), self._backend_pid()))
-        self.last_sent_ns = self.clock.now_ns()
-        threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
+        self._send(WorkerReady(spec.worker_id, os.getpid(), self.session.backend_pid()))
         while not self.start_event.wait(0.1):
             if self.should_stop():
                 self._finish("stopped")
@@ -144,7 +181,7 @@ class _Worker(Recovery):
         start_ns = self.start_at_ns.value
         self.clock.sleep_until_ns(start_ns)
         self.t0_ns = start_ns
-        self.next_report_ns = start_ns + round(spec.report_interval_s * NS_PER_S)
+        self.next_report_ns = start_ns + self.report_ns
         self.arrivals = build_arrivals(spec, start_ns, np.random.default_rng(arrivals_ss))
         if spec.scenarios:
             self.schedule = ScenarioSchedule(
@@ -155,60 +192,68 @@ class _Worker(Recovery):
                 worker_id=spec.worker_id,
                 num_workers=spec.num_workers,
             )
-        end_ns = start_ns + round(spec.duration_s * NS_PER_S) if spec.duration_s else None
+        if spec.duration_s:
+            self.end_ns = start_ns + round(spec.duration_s * NS_PER_S)
         try:
-            reason = self._loop(workload, end_ns)
-        except _StopRequested:
+            reason = self._loop(workload)
+        except StopRequested:
             reason = "stopped"
         self._finish(reason)
 
-    def _loop(self, workload: Any, end_ns: int | None) -> str:
+    def _take_due(self, n: int) -> list[int]:
+        """Up to ``n`` further slots already due now (and before the end); the first one that
+        is not is kept for the next batch."""
+        assert self.arrivals is not None
+        out: list[int] = []
+        now_ns = self.clock.now_ns()
+        while len(out) < n:
+            next_ns = self.arrivals.next_slot_ns(now_ns)
+            if next_ns > now_ns or (self.end_ns is not None and next_ns >= self.end_ns):
+                self.pending_ns = next_ns
+                break
+            out.append(next_ns)
+        return out
+
+    def _loop(self, workload: Any) -> DoneReason:
         spec, clock, arrivals = self.spec, self.clock, self.arrivals
         assert arrivals is not None
-        pending_ns: int | None = None
         while True:
             if self.should_stop():
                 return "stopped"
             remaining = None if spec.max_ops is None else spec.max_ops - self.num_ops
             if remaining is not None and remaining <= 0:
-                return "max-ops"
-            slot_ns = (
-                pending_ns if pending_ns is not None else arrivals.next_slot_ns(clock.now_ns())
-            )
-            pending_ns = None
-            if end_ns is not None and slot_ns >= end_ns:
-                self._sleep_until(end_ns)
+                return "max_ops"
+            slot_ns = self.pending_ns
+            if slot_ns is None:
+                slot_ns = arrivals.next_slot_ns(clock.now_ns())
+            self.pending_ns = None
+            if self.end_ns is not None and slot_ns >= self.end_ns:
+                self._sleep_until(self.end_ns)
                 return "duration"
             self._sleep_until(slot_ns)
             schedule = self.schedule
             if schedule is not None and schedule.is_due(clock.now_ns()):
-                self._run_scenario_step(schedule, slot_ns)  # this slot's token is the step's
+                self.num_ops += self.txns.run_scenario_step(schedule, slot_ns)  # its token
                 self._maybe_report()
                 continue
-            # group every further slot already due into the same transaction
             limit = spec.batch_size if remaining is None else min(spec.batch_size, remaining)
             if schedule is not None:  # a batch never runs past the next step's slot
                 limit = min(limit, schedule.ops_until_due())
-            slots = [slot_ns]
-            now_ns = clock.now_ns()
-            while len(slots) < limit:
-                next_ns = arrivals.next_slot_ns(now_ns)
-                if next_ns > now_ns or (end_ns is not None and next_ns >= end_ns):
-                    pending_ns = next_ns
-                    break
-                slots.append(next_ns)
-            self._run_batch(workload, slots)
+            result = self.txns.run_batch(workload, slot_ns, limit, self._take_due)
+            self.num_ops += result.num_committed
+            if result.num_committed == 0 and isinstance(arrivals, ClosedLoop):
+                self._sleep_until(clock.now_ns() + SLEEP_SLICE_NS)  # nothing to do: no spin
             if schedule is not None:
-                schedule.record_ops(len(slots))
+                schedule.record_ops(result.num_slots)
             self._maybe_report()
 
-    def _finish(self, reason: str) -> None:
-        self._heartbeat_stop.set()
+    def _finish(self, reason: DoneReason) -> None:
+        self.watchdog.stop()
         self._report(final=True)
-        self.queue.put(WorkerDone(self.spec.worker_id, reason, self.num_ops))
+        self._send(WorkerDone(self.spec.worker_id, reason, self.num_ops))
         self.journal.close()
-        if self.conn is not None:
-            self.conn.close()
+        self.session.close()
+        self.outbox.close()
 
     # -- reporting and sleeping -------------------------------------------------------------
 
@@ -227,33 +272,17 @@ class _Worker(Recovery):
             self.t0_ns,
             now_ns,
             self.stats,
-            backend_pid=0 if final else self._backend_pid(),
+            backend_pid=0 if final else self.session.backend_pid(),
             is_reconnecting=is_reconnecting,
         )
-        self.queue.put(delta)
-        self.last_sent_ns = now_ns
+        self._send(delta)
         self.stats = IntervalStats()
         self.seq += 1
         self.t0_ns = now_ns
-        interval_ns = round(self.spec.report_interval_s * NS_PER_S)
-        while self.next_report_ns <= now_ns:
-            self.next_report_ns += interval_ns
-
-    def _heartbeats(self) -> None:
-        """Heartbeat thread: while the loop is stuck in one call (a long statement, a lock
-        wait), say every report interval that the process is alive, so liveness does not
-        depend on statement length. The loop's own deltas make heartbeats unnecessary."""
-        interval_ns = round(self.spec.report_interval_s * NS_PER_S)
-        while not self._heartbeat_stop.wait(self.spec.report_interval_s):
-            busy_ns = self.clock.now_ns() - self.last_sent_ns
-            if busy_ns >= interval_ns:
-                try:
-                    self.queue.put(Heartbeat(self.spec.worker_id, busy_ns))
-                except (ValueError, OSError):  # the queue closed: the process is ending
-                    return
+        self.next_report_ns = next_tick_ns(self.next_report_ns, self.report_ns, now_ns)
 
     def _sleep_until(self, deadline_ns: int, *, is_reconnecting: bool = False) -> None:
-        """Sleep in short slices, reporting on time; raise _StopRequested when stopping."""
+        """Sleep in short slices, reporting on time; raise StopRequested when stopping."""
         while True:
             now_ns = self.clock.now_ns()
             if now_ns >= self.next_report_ns:
@@ -261,173 +290,44 @@ class _Worker(Recovery):
             if now_ns >= deadline_ns:
                 return
             if self.should_stop():
-                raise _StopRequested
+                raise StopRequested
             self.clock.sleep_until_ns(
                 min(deadline_ns, now_ns + SLEEP_SLICE_NS, self.next_report_ns)
             )
 
-    # -- transactions ---------------------------------------------------------------------------
-
-    def _run_batch(self, workload: Any, slots: list[int]) -> None:
-        """Run ``len(slots)`` operations as one transaction, retrying what may be retried."""
-        spec = self.spec
-        names: list[str] = workload.choose(len(slots))
-        if len(names) < len(slots):
-            # only with a mix of updates/deletes alone whose candidate rows ran out
-            self.stats.num_skipped += len(slots) - len(names)
-            slots = slots[: len(names)]
-            if not names:
-                if isinstance(self.arrivals, ClosedLoop):
-                    self._sleep_until(self.clock.now_ns() + SLEEP_SLICE_NS)
-                return
-        start_ns = self.clock.now_ns()
-        journal = self.journal
-        tries = 0
-        while True:
-            tries += 1
-            if self.conn is None or self.conn.closed:
-                self._reconnect()
-            conn = self.conn
-            assert conn is not None
-            try:
-                row = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
-                txid = int(row[0]) if row else 0
-                done: Executed = workload.execute(conn, names)
-            except psycopg.Error as exc:
-                self._rollback_quietly()
-                workload.on_rollback()
-                if self._handle_failure(exc, names, tries):
-                    continue
-                return
-            try:  # the intent, durably, before COMMIT; if it cannot be written: no COMMIT
-                journal.intent(txid, done.changes, journal.counts(names, done.no_ops, done.changes))
-            except LedgerWriteError:
-                self._rollback_quietly()
-                workload.on_rollback()
-                raise
-            by = "commit"
-            try:
-                conn.commit()
-            except psycopg.Error as exc:
-                if not self._is_connection_lost(exc):
-                    self._rollback_quietly()
-                    workload.on_rollback()
-                    journal.aborted(txid)
-                    if self._handle_failure(exc, names, tries):
-                        continue
-                    return
-                self.stats.record_error(sqlstate_class(exc))
-                try:
-                    status = self._resolve_in_doubt(txid)
-                except _StopRequested:  # still pending in the tally: the coordinator settles it
-                    raise
-                if status != "committed":
-                    workload.on_rollback()
-                    if status == "aborted":
-                        journal.aborted(txid, by="txid_status")
-                        self.stats.num_resolved += len(names)
-                        continue  # nothing was applied: run the batch again
-                    logger.warning(
-                        "worker %d: outcome of transaction %s unknown (%s)",
-                        spec.worker_id,
-                        txid,
-                        status,
-                    )
-                    journal.unknown()
-                    self.stats.num_in_doubt += len(names)
-                    return
-                self.stats.num_resolved += len(names)
-                by = "txid_status"
-            end_ns = self.clock.now_ns()
-            workload.on_commit()
-            self.num_ops += len(names)
-            self.num_consecutive_failures = 0
-            self.stats.record_commit(names, done.changes, slots, start_ns, end_ns, done.no_ops)
-            journal.committed(txid, by=by)  # LedgerWriteError now: counted, then the worker fails
-            return
-
-    def _run_scenario_step(self, schedule: ScenarioSchedule, slot_ns: int) -> None:
-        """Run the next scenario once (``loadgen.scenarios.run_step``) on this slot.
-
-        Its own transactions, on the idle worker connection, recorded in the worker's ledger
-        by the scenario's recorder (op_name ``scenario:<name>``) through a ``StepLog`` that
-        counts each as it commits; the step counts as one operation. Failures are counted and
-        retried like a batch's (a retry runs the scenario again: committed parts are in the
-        ledger and the counts, the failed transaction left nothing; a COMMIT lost with the
-        connection is resolved from the server).
-        """
-        from loadgen.scenarios import run_step
-
-        name = schedule.next_scenario()
-        op_name = scenario_op_name(name)
-        start_ns = self.clock.now_ns()
-        log = StepLog(self.journal, lambda: self.stats)
-        tries = 0
-        while True:
-            tries += 1
-            if self.conn is None or self.conn.closed:
-                self._reconnect()
-            assert self.conn is not None
-            try:
-                run_step(self.conn, name, ledger=log)
-            except psycopg.Error as exc:
-                self._rollback_quietly()
-                retry = self._handle_failure(exc, [op_name], tries)
-                if log.pending is not None:  # a COMMIT failed: ask the server what happened
-                    log.resolve_pending(self._pending_status(log.pending[0]))
-                if retry:
-                    continue
-                break
-            except LedgerWriteError:
-                self._rollback_quietly()
-                raise
-            self.num_ops += 1
-            self.num_consecutive_failures = 0
-            self.stats.record_scenario_step(op_name, 0, 0, slot_ns, start_ns, self.clock.now_ns())
-            tally = self.journal.tally
-            if tally is not None:
-                tally.add(tally.layout.counts({op_name: 1}))
-            break
-        schedule.record_step(self.clock.now_ns())
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
-
 
 def run_worker(
     spec: WorkerSpec,
-    queue: Queue[Any],
+    channel: Connection,
     stop_event: Event,
     start_event: Event,
     start_at_ns: Synchronized[int],
 ) -> None:
     """Process entry point of one worker (the coordinator's ``Process`` target).
 
-    SIGINT is ignored (a terminal's Ctrl-C reaches the whole process group; the coordinator
-    decides and sets ``stop_event``); SIGTERM sent to this process stops it gracefully.
-    Never raises: an exception becomes a ``WorkerFailed`` message and exit status 1.
+    ``channel`` is the write end of this worker's pipe to the coordinator. SIGINT is ignored
+    (a terminal's Ctrl-C reaches the whole process group; the coordinator decides and sets
+    ``stop_event``); SIGTERM — sent to this process, or by the kernel when the coordinator dies —
+    stops it gracefully. Never raises: an exception becomes a ``WorkerFailed`` message and exit
+    status 1.
     """
-    worker = _Worker(spec, queue, stop_event, start_event, start_at_ns)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    outbox = Outbox(channel)
+    worker = Worker(spec, outbox, stop_event, start_event, start_at_ns)
 
     def _on_sigterm(signum: int, frame: object) -> None:
         worker.is_signalled = True
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if worker.parent is not None:
+        worker.parent.arm(signal.SIGTERM)
     try:
         worker.run()
     except BaseException as exc:  # noqa: BLE001 - process boundary: report, never raise
-        worker._heartbeat_stop.set()
+        worker.watchdog.stop()
         try:
-            queue.put(
-                WorkerFailed(
-                    spec.worker_id, type(exc).__name__, _one_line(exc), traceback.format_exc()
-                )
-            )
-            queue.close()
-            queue.join_thread()
+            error = picklable_error(exc)
+            outbox.put(WorkerFailed(spec.worker_id, error, traceback.format_exc()))
+            outbox.close()
         finally:
             sys.exit(1)

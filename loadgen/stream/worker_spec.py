@@ -39,7 +39,7 @@ class WorkerSpec:
     report_interval_s: float  # seconds between stats deltas
     fail_fast_on_critical: bool  # a critical SQL error ends the worker (and the run)
     ledger: str | None  # ledger path for LedgerWriter; None = no ledger
-    reconnect_timeout_s: float = 60.0  # give up (and fail) after this long without a server
+    connect_retry_s: float = 30.0  # [db] connect_retry_s: give up after this long without a server
     max_tries: int = 5  # attempts per transaction on serialization failure / deadlock
     scenarios: tuple[str, ...] = ()  # scenarios mixed in (--profile cdc-edge); empty = none
     scenario_every_ops: int = 0  # one slot in this many is a scenario step
@@ -52,6 +52,7 @@ class WorkerSpec:
     tally_layout: TallyLayout | None = None  # with ``tally``: the shared commit counts
     tally: Any = None  # multiprocessing.RawArray('q', ...) of this worker's CommitTally
     ledger_fsync: bool = True  # fdatasync every intent before COMMIT (the ledger contract)
+    parent_pid: int = 0  # the coordinator's pid: the worker stops when it dies (0 = not watched)
 
 
 def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) -> Arrivals:

@@ -17,25 +17,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from loadgen import db, embedded, schema, seed
 from loadgen.ops.mix import parse_mix
-from loadgen.stream.worker import WorkerSpec, _Worker
+from loadgen.stream.clock import SystemClock
+from loadgen.stream.recovery import Session
+from loadgen.stream.stats import IntervalStats
+from loadgen.stream.worker_spec import WorkerSpec
 from tests.integration.test_stream import _counts, _deltas, _expected_deltas, _wait_for_progress
 
 pytestmark = pytest.mark.db
-
-
-class _ListQueue:
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-
-    def put(self, item: Any) -> None:
-        self.items.append(item)
 
 
 def _wait_for_line(
@@ -54,7 +48,8 @@ def _wait_for_line(
     raise AssertionError("line not seen: " + "".join(seen[-5:]))
 
 
-def _worker(dsn: str) -> _Worker:
+def _session(dsn: str) -> tuple[Session, IntervalStats]:
+    """A worker's session outside a run (no coordinator, no stop), and its stats."""
     spec = WorkerSpec(
         worker_id=0,
         num_workers=1,
@@ -72,16 +67,15 @@ def _worker(dsn: str) -> _Worker:
         report_interval_s=1.0,
         fail_fast_on_critical=False,
         ledger=None,
-        reconnect_timeout_s=5.0,
+        connect_retry_s=5.0,
     )
-    start_at = type("V", (), {"value": 0})()
-    return _Worker(
-        spec,
-        _ListQueue(),
-        threading.Event(),
-        threading.Event(),  # type: ignore[arg-type]
-        start_at,
-    )
+    stats = IntervalStats()
+    clock = SystemClock()
+
+    def sleep_until(deadline_ns: int, *, is_reconnecting: bool = False) -> None:
+        clock.sleep_until_ns(deadline_ns)
+
+    return Session(spec, clock, lambda: stats, sleep_until, "loadgen-test"), stats
 
 
 def _txid(dsn: str, *, commit: bool) -> int:
@@ -97,13 +91,13 @@ def _txid(dsn: str, *, commit: bool) -> int:
 
 
 def test_in_doubt_commit_is_resolved_with_txid_status(schema_dsn: str) -> None:
-    worker = _worker(schema_dsn)
-    assert worker._resolve_in_doubt(_txid(schema_dsn, commit=True)) == "committed"
-    assert worker._resolve_in_doubt(_txid(schema_dsn, commit=False)) == "aborted"
-    assert worker._resolve_in_doubt(None) == "no transaction id"
-    assert worker.stats.num_reconnects == 3  # each resolution starts on a fresh connection
-    assert worker.conn is not None and not worker.conn.closed
-    worker.conn.close()
+    session, stats = _session(schema_dsn)
+    assert session.resolve(_txid(schema_dsn, commit=True)) == "committed"
+    assert session.resolve(_txid(schema_dsn, commit=False)) == "aborted"
+    assert session.resolve(None) == "no transaction id"
+    assert stats.num_reconnects == 3  # each resolution starts on a fresh connection
+    assert session.conn is not None and not session.conn.closed
+    session.close()
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Coordinator with scripted fake workers (real spawned processes and queues, no database)."""
+"""Coordinator with scripted fake workers (real spawned processes and pipes, no database)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 
 from loadgen.errors import RunAbortedError
@@ -17,6 +18,7 @@ from loadgen.ledger.changes import RowChange
 from loadgen.stream.coordinator import RunSpec, run
 from loadgen.stream.messages import Heartbeat, StatsDelta, WorkerDone, WorkerFailed, WorkerReady
 from loadgen.stream.stats import IntervalStats
+from loadgen.stream.summary import StreamAbortedError
 from loadgen.stream.worker import WorkerSpec
 
 NUM_DELTAS = 3
@@ -50,69 +52,65 @@ def _delta(spec: WorkerSpec, seq: int) -> StatsDelta:
     return StatsDelta(spec.worker_id, seq, 0, 1, stats)
 
 
-def _ready_and_started(spec: WorkerSpec, queue: Any, start_event: Any) -> None:
-    queue.put(WorkerReady(spec.worker_id, os.getpid(), 0))
+def _ready_and_started(spec: WorkerSpec, channel: Any, start_event: Any) -> None:
+    channel.send(WorkerReady(spec.worker_id, os.getpid(), 0))
     assert start_event.wait(30)
 
 
-def _wait_until_started(queue: Any, start_event: Any, stop: Any) -> None:
+def _wait_until_started(start_event: Any, stop: Any) -> None:
     while not start_event.wait(0.05):
         if stop.is_set():
             return
 
 
-def good_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
-    _ready_and_started(spec, queue, start)
+def good_worker(spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, channel, start)
     for seq in range(NUM_DELTAS):
-        queue.put(_delta(spec, seq))
+        channel.send(_delta(spec, seq))
         time.sleep(0.05)
-    queue.put(WorkerDone(spec.worker_id, "max-ops", NUM_DELTAS * OPS_PER_DELTA))
+    channel.send(WorkerDone(spec.worker_id, "max_ops", NUM_DELTAS * OPS_PER_DELTA))
 
 
-def crashing_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
-    _ready_and_started(spec, queue, start)
+def crashing_worker(spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, channel, start)
     if spec.worker_id == 1:
-        queue.put(_delta(spec, 0))
+        channel.send(_delta(spec, 0))
         time.sleep(0.3)
         os._exit(3)
     while not stop.wait(0.05):
         pass
-    queue.put(WorkerDone(spec.worker_id, "stopped", 0))
+    channel.send(WorkerDone(spec.worker_id, "stopped", 0))
 
 
-def silent_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
-    _ready_and_started(spec, queue, start)
+def silent_worker(spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, channel, start)
     if spec.worker_id == 0:
         time.sleep(60)  # alive, but says nothing
     while not stop.wait(0.05):
-        queue.put(StatsDelta(spec.worker_id, 0, 0, 1, IntervalStats()))
-    queue.put(WorkerDone(spec.worker_id, "stopped", 0))
+        channel.send(StatsDelta(spec.worker_id, 0, 0, 1, IntervalStats()))
+    channel.send(WorkerDone(spec.worker_id, "stopped", 0))
 
 
-def failing_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
-    _ready_and_started(spec, queue, start)
-    queue.put(
-        WorkerFailed(
-            spec.worker_id, "UndefinedTable", 'relation "exames" does not exist', "Traceback ..."
-        )
-    )
-    queue.close()
-    queue.join_thread()
+def failing_worker(spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any) -> None:
+    _ready_and_started(spec, channel, start)
+    error = psycopg.errors.UndefinedTable('relation "exames" does not exist')
+    channel.send(WorkerFailed(spec.worker_id, error, "Traceback ..."))
+    channel.close()
     os._exit(1)
 
 
 def until_stopped_worker(
-    spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any
+    spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    queue.put(WorkerReady(spec.worker_id, os.getpid(), 0))
-    _wait_until_started(queue, start, stop)
+    channel.send(WorkerReady(spec.worker_id, os.getpid(), 0))
+    _wait_until_started(start, stop)
     seq = 0
     while not stop.wait(0.05):
-        queue.put(_delta(spec, seq))
+        channel.send(_delta(spec, seq))
         seq += 1
-    queue.put(_delta(spec, seq))
-    queue.put(WorkerDone(spec.worker_id, "stopped", 0))
+    channel.send(_delta(spec, seq))
+    channel.send(WorkerDone(spec.worker_id, "stopped", 0))
 
 
 def test_merges_every_delta_from_every_worker() -> None:
@@ -130,10 +128,10 @@ def test_merges_every_delta_from_every_worker() -> None:
 
 def test_dead_worker_aborts_the_run_naming_it() -> None:
     started = time.monotonic()
-    with pytest.raises(RunAbortedError, match=r"worker 1 died \(exit code 3\)") as info:
+    with pytest.raises(StreamAbortedError, match=r"worker 1 died \(exit code 3\)") as info:
         run(_spec(), worker_target=crashing_worker, should_check_database=False)
     assert time.monotonic() - started < 15
-    partial = info.value.summary  # type: ignore[attr-defined]
+    partial = info.value.summary
     assert partial.total.num_ops == OPS_PER_DELTA
     assert partial.stop_reason == "worker_failed" and partial.is_aborted
 
@@ -196,15 +194,15 @@ def test_worker_specs_split_rate_and_max_ops_exactly() -> None:
     assert len(seeds) == 3
 
 
-def busy_worker(spec: WorkerSpec, queue: Any, stop: Any, start: Any, start_at: Any) -> None:
+def busy_worker(spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any) -> None:
     """Stuck in one long call for 2 s: only its heartbeat thread speaks meanwhile."""
-    _ready_and_started(spec, queue, start)
+    _ready_and_started(spec, channel, start)
     t0 = time.monotonic_ns()
     while time.monotonic_ns() - t0 < 2_000_000_000:
-        queue.put(Heartbeat(spec.worker_id, time.monotonic_ns() - t0))
+        channel.send(Heartbeat(spec.worker_id, time.monotonic_ns() - t0))
         time.sleep(0.2)
-    queue.put(_delta(spec, 0))
-    queue.put(WorkerDone(spec.worker_id, "max-ops", OPS_PER_DELTA))
+    channel.send(_delta(spec, 0))
+    channel.send(WorkerDone(spec.worker_id, "max_ops", OPS_PER_DELTA))
 
 
 def test_heartbeats_keep_a_busy_worker_alive() -> None:

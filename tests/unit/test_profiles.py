@@ -143,7 +143,7 @@ def test_summary_counts_scenario_steps_in_their_own_bucket() -> None:
         num_workers=1,
         target_rate_per_s=None,
         seed=1,
-        stop_reason="max-ops",
+        stop_reason="max_ops",
         profile="cdc-edge",
         has_scenarios=True,
     )
@@ -160,6 +160,6 @@ def test_summary_counts_scenario_steps_in_their_own_bucket() -> None:
         num_workers=1,
         target_rate_per_s=None,
         seed=1,
-        stop_reason="max-ops",
+        stop_reason="max_ops",
     )
     assert "scenario" not in plain.to_json()["by_kind"]

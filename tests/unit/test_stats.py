@@ -89,7 +89,7 @@ def test_round_trip_through_a_real_multiprocessing_queue() -> None:
     queue = multiprocessing.get_context("spawn").Queue()
     try:
         queue.put(StatsDelta(worker_id=1, seq=0, t0_ns=1, t1_ns=2, stats=stats))
-        queue.put(WorkerDone(worker_id=1, reason="max-ops", num_ops=stats.num_ops))
+        queue.put(WorkerDone(worker_id=1, reason="max_ops", num_ops=stats.num_ops))
         delta = queue.get(timeout=10)
         done = queue.get(timeout=10)
     finally:
@@ -98,7 +98,7 @@ def test_round_trip_through_a_real_multiprocessing_queue() -> None:
     assert isinstance(delta, StatsDelta)
     assert delta.stats == stats
     assert delta.stats.latency_ns.percentile(50) == stats.latency_ns.percentile(50)
-    assert done == WorkerDone(worker_id=1, reason="max-ops", num_ops=stats.num_ops)
+    assert done == WorkerDone(worker_id=1, reason="max_ops", num_ops=stats.num_ops)
 
 
 def test_empty_stats() -> None:

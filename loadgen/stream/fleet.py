@@ -1,0 +1,164 @@
+"""The worker processes of one run: spawned in bounded waves, each with its own pipe, stopped
+within a bounded time.
+
+Workers are started with the spawn method (nothing forked), at most ``max_starting`` of them in
+start-up (spawned but not yet ready) at any moment, so asking for many workers never starts
+hundreds of interpreters at once and a stop request is honoured between any two starts. Each
+gets the write end of its own pipe (``loadgen.stream.channel``) and a shared commit tally;
+children inherit SIGINT ignored (the coordinator decides). ``shut_down`` asks every live worker
+to stop at once (SIGTERM), waits one shared deadline, then kills what is left: its time does not
+grow with the number of workers.
+
+Coordinator's process, main thread (a worker's parent-death signal follows the thread that
+spawned it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from loadgen.stream.channel import Inbox
+from loadgen.stream.stats import IntervalStats
+from loadgen.stream.tally import CommitTally, TallyLayout, shared_size
+from loadgen.stream.worker_spec import WorkerSpec
+
+logger = logging.getLogger(__name__)
+
+TERMINATE_WAIT_S = 1.0  # after SIGTERM to the stragglers, before SIGKILL
+KILL_WAIT_S = 1.0  # after SIGKILL, for the processes to be reaped
+
+WorkerTarget = Callable[..., None]
+
+
+def default_max_starting() -> int:
+    """Workers in start-up at once: two per CPU core this process may use, at least 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(4, 2 * cores)
+
+
+@dataclass
+class WorkerHandle:
+    """The coordinator's view of one worker process."""
+
+    worker_id: int
+    process: BaseProcess
+    tally: CommitTally | None = None  # its shared commit counts (read after it exited)
+    started_ns: int = 0  # monotonic ns of its spawn (0: not started)
+    is_ready: bool = False
+    is_done: bool = False  # it said WorkerDone or WorkerFailed
+    is_eof: bool = False  # its pipe reached EOF: the process exited or died
+    last_seen_ns: int = 0  # monotonic ns of its last message
+    is_reconnecting: bool = False
+    backend_pid: int = 0
+    is_busy_warned: bool = False  # logged that it was busy in one call for long
+    received: IntervalStats = field(default_factory=IntervalStats)  # its deltas, summed
+
+    @property
+    def is_started(self) -> bool:
+        return self.started_ns > 0
+
+    @property
+    def is_starting(self) -> bool:
+        return self.is_started and not self.is_ready and not self.is_eof and not self.is_done
+
+
+class Fleet:
+    """Spawns and stops the workers of one run; owns their pipes (``inbox``) and events."""
+
+    def __init__(self, target: WorkerTarget, layout: TallyLayout | None) -> None:
+        self.ctx = multiprocessing.get_context("spawn")
+        self.target = target
+        self.layout = layout
+        self.inbox = Inbox()
+        self.handles: dict[int, WorkerHandle] = {}
+        self.stop_event = self.ctx.Event()
+        self.start_event = self.ctx.Event()
+        self.start_at_ns: Any = self.ctx.Value("q", 0)
+        self._specs: dict[int, WorkerSpec] = {}
+
+    def add(self, spec: WorkerSpec) -> WorkerHandle:
+        """Plan one worker (not started yet): its shared tally and its process object."""
+        layout = self.layout
+        shared = self.ctx.RawArray("q", shared_size(layout)) if layout is not None else None
+        spec = dataclasses.replace(spec, tally_layout=layout, tally=shared, parent_pid=os.getpid())
+        handle = WorkerHandle(
+            spec.worker_id,
+            self.ctx.Process(target=self.target, name=f"loadgen-worker-{spec.worker_id}"),
+            tally=None if shared is None or layout is None else CommitTally(layout, shared),
+        )
+        self._specs[spec.worker_id] = spec
+        self.handles[spec.worker_id] = handle
+        return handle
+
+    def num_starting(self) -> int:
+        return sum(h.is_starting for h in self.handles.values())
+
+    def start(self, handle: WorkerHandle, now_ns: int) -> None:
+        """Spawn ``handle``'s process with its pipe; SIGINT ignored in the child."""
+        reader, writer = self.ctx.Pipe(duplex=False)
+        spec = self._specs[handle.worker_id]
+        process = self.ctx.Process(
+            target=self.target,
+            name=f"loadgen-worker-{spec.worker_id}",
+            args=(spec, writer, self.stop_event, self.start_event, self.start_at_ns),
+            daemon=True,
+        )
+        handle.process = process
+        # Children inherit SIG_IGN through exec (a caught signal would be reset to Python's
+        # default, KeyboardInterrupt, during their imports); SIGINT is held pending meanwhile.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, old)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            writer.close()  # the child holds the only write end: its death is EOF here
+        handle.started_ns = handle.last_seen_ns = now_ns
+        self.inbox.add(handle.worker_id, reader)
+
+    def alive(self) -> list[WorkerHandle]:
+        return [h for h in self.handles.values() if h.is_started and h.process.is_alive()]
+
+    def shut_down(self) -> list[int]:
+        """End every worker process: SIGTERM to the live ones, one shared wait, SIGKILL to the
+        rest, reap. Returns the ids that had to be killed. Bounded by about 2 s in all."""
+        self.stop_event.set()
+        alive = self.alive()
+        for h in alive:
+            _signal(h.process, signal.SIGTERM)
+        _wait_all(alive, TERMINATE_WAIT_S)
+        killed = [h for h in alive if h.process.is_alive()]
+        for h in killed:
+            _signal(h.process, signal.SIGKILL)
+        _wait_all(killed, KILL_WAIT_S)
+        for h in self.handles.values():
+            if h.is_started and not h.process.is_alive():
+                h.process.join(0)
+        self.inbox.close()
+        return [h.worker_id for h in killed]
+
+
+def _signal(process: BaseProcess, sig: int) -> None:
+    if process.pid is not None:
+        with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+            os.kill(process.pid, sig)
+
+
+def _wait_all(handles: list[WorkerHandle], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for h in handles:
+        h.process.join(max(deadline - time.monotonic(), 0.0))

@@ -1,0 +1,164 @@
+"""The plan of one stream run (``RunSpec``) and how it is split into the workers' shares.
+
+Built in the CLI's process from the validated settings (``RunSpec.from_settings``) or directly
+by a caller (tests, benchmarks); pure: no database, no processes.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+
+from loadgen.config import StreamConfig
+from loadgen.db import DEFAULT_RETRY_FOR_S
+from loadgen.errors import ConfigError
+from loadgen.stream.worker_spec import WorkerSpec
+
+BURST_WINDOW_S = 1.0  # default token-bucket capacity: one second of operations per worker
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated plan for one stream run (from ``StreamConfig`` and the DSN)."""
+
+    dsn: str
+    num_workers: int
+    rate_per_s: float | None  # total over all workers; None = unlimited or paced
+    is_paced: bool  # no --rate: the original's pace (interval_s + jitter)
+    arrivals: str  # token-bucket | poisson | uniform
+    burst: int | None  # token-bucket capacity, total over workers; None = default
+    duration_s: float | None
+    max_ops: int | None
+    batch_size: int
+    mix: dict[str, float]
+    seed: int
+    report_interval_s: float
+    interval_s: float
+    max_jitter_ms: int
+    fail_fast_on_critical: bool = False
+    ledger: str | None = None
+    ledger_fsync: bool = True  # fdatasync each intent before COMMIT (docs/ledger.md)
+    connect_retry_s: float = DEFAULT_RETRY_FOR_S  # [db] connect_retry_s: connects, reconnects
+    profile: str = "default"  # loadgen.stream.profiles.PROFILES
+    scenarios: tuple[str, ...] = ()  # scenarios mixed in (cdc-edge); empty = none
+    scenario_every_ops: int = 0  # one slot in this many is a scenario step (0 = none)
+    scenario_max_gap_s: float | None = None  # and at least one per worker this often, s
+
+    @classmethod
+    def from_settings(
+        cls, stream: StreamConfig, dsn: str, *, connect_retry_s: float = DEFAULT_RETRY_FOR_S
+    ) -> RunSpec:
+        """A plan from the ``[stream]`` settings. Raises ConfigError (exit 2).
+
+        ``stream`` comes from ``config.load``, the one place that validates settings: ranges
+        and choices are checked and rate, duration and mix are already parsed; only the
+        profile's scenario choice is resolved here. ``connect_retry_s`` is
+        ``[db] connect_retry_s``.
+        """
+        from loadgen.ops.mix import default_mix
+        from loadgen.stream import profiles
+
+        rate_per_s = stream.rate.per_s if stream.rate is not None else None
+        seed = stream.seed if stream.seed is not None else secrets.randbits(63)
+        profile = profiles.get(stream.profile)
+        scenarios: tuple[str, ...] = ()
+        if profile.scenario_weight > 0 or stream.scenarios is not None:
+            from loadgen.scenarios import SCENARIOS
+
+            scenarios = profiles.resolve_scenarios(profile, stream.scenarios, list(SCENARIOS))
+        if stream.scenario_weight is not None and not scenarios:
+            raise ConfigError(
+                f"--scenario-weight: profile {profile.name!r} mixes no scenarios "
+                "in; use --profile cdc-edge"
+            )
+        weight = (
+            stream.scenario_weight
+            if stream.scenario_weight is not None
+            else profile.scenario_weight
+        )
+        return cls(
+            dsn=dsn,
+            num_workers=stream.workers,
+            rate_per_s=rate_per_s,
+            is_paced=stream.rate is None,
+            arrivals=stream.arrivals,
+            burst=stream.burst,
+            duration_s=stream.duration,
+            max_ops=stream.max_ops,
+            batch_size=stream.batch_size,
+            mix=dict(stream.mix.weights) if stream.mix is not None else default_mix(),
+            seed=seed,
+            report_interval_s=stream.report_interval_s,
+            interval_s=stream.interval_s,
+            max_jitter_ms=stream.max_jitter_ms,
+            fail_fast_on_critical=stream.fail_fast_on_critical,
+            ledger=stream.ledger,
+            connect_retry_s=connect_retry_s,
+            profile=profile.name,
+            scenarios=scenarios,
+            scenario_every_ops=profiles.every_ops(weight) if scenarios else 0,
+            scenario_max_gap_s=profile.scenario_max_gap_s if scenarios else None,
+        )
+
+    @property
+    def target_rate_per_s(self) -> float | None:
+        """Operations per second asked for (None when unlimited)."""
+        if self.is_paced:
+            return 1.0 / self.interval_s if self.interval_s > 0 else None
+        return self.rate_per_s
+
+    def worker_specs(self) -> list[WorkerSpec]:
+        """Split rate, burst and max-ops across workers; the shares add up exactly.
+
+        Under a rate, worker ``i``'s first token comes at ``i / rate`` (a phase), so the run's
+        tokens interleave at the total rate from the start: at ``1/h`` one operation happens in
+        the first hour, not one per worker at t=0.
+        """
+        n = self.num_workers
+        children = np.random.SeedSequence(self.seed).spawn(n)
+        per_worker_rate = None if self.rate_per_s is None else self.rate_per_s / n
+        if self.burst is not None:
+            burst = max(1, math.ceil(self.burst / n))
+        else:
+            burst = max(self.batch_size, math.ceil((per_worker_rate or 0) * BURST_WINDOW_S))
+        if self.is_paced:
+            arrivals = "pace" if self.interval_s > 0 else "closed"
+        else:
+            arrivals = "closed" if self.rate_per_s is None else self.arrivals
+        specs = []
+        for i in range(n):
+            share = None
+            if self.max_ops is not None:
+                share = self.max_ops // n + (1 if i < self.max_ops % n else 0)
+            specs.append(
+                WorkerSpec(
+                    worker_id=i,
+                    num_workers=n,
+                    dsn=self.dsn,
+                    seed_seq=children[i],
+                    mix=self.mix,
+                    arrivals=arrivals,
+                    rate_per_s=per_worker_rate,
+                    burst=burst,
+                    interval_s=self.interval_s,
+                    max_jitter_ms=self.max_jitter_ms,
+                    duration_s=self.duration_s,
+                    max_ops=share,
+                    batch_size=self.batch_size,
+                    report_interval_s=self.report_interval_s,
+                    fail_fast_on_critical=self.fail_fast_on_critical,
+                    ledger=self.ledger,
+                    ledger_fsync=self.ledger_fsync,
+                    connect_retry_s=self.connect_retry_s,
+                    scenarios=self.scenarios,
+                    scenario_every_ops=self.scenario_every_ops,
+                    scenario_max_gap_s=self.scenario_max_gap_s,
+                    phase_s=0.0
+                    if self.rate_per_s is None or self.is_paced
+                    else i / self.rate_per_s,
+                )
+            )
+        return specs
