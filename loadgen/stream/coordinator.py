@@ -19,19 +19,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.errors import DatabaseUnavailableError, NoProgressError, SchemaMissingError
-from loadgen.ledger import LedgerWriteError
 from loadgen.stream import settle
+from loadgen.stream.aborts import Abort, abort_for
 from loadgen.stream.clock import NS_PER_S, SystemClock, interval_ns, next_tick_ns
 from loadgen.stream.fleet import Fleet, WorkerHandle, WorkerTarget, default_max_starting
 from loadgen.stream.messages import (
     PROTOCOL_VERSION,
-    Heartbeat,
     StatsDelta,
     WorkerDone,
     WorkerFailed,
-    WorkerReady,
-    one_line,
 )
 from loadgen.stream.ownership import Claim, RunOwnership
 from loadgen.stream.preflight import check_database, check_ledger_path
@@ -49,36 +45,8 @@ START_DELAY_S = 0.05  # between "all ready" and the common start time
 START_TIMEOUT_S = 120.0  # for one worker to connect and prepare its workload, from its spawn
 STOP_TIMEOUT_S = 4.0  # after a stop request, before stragglers are terminated (exit < 5 s)
 MIN_SILENCE_TIMEOUT_S = 15.0  # a worker silent this long (or 10 report intervals) is stuck
-BUSY_WARNING_S = 30.0  # log once when a worker's heartbeats say it is stuck in one call this long
 DURATION_BACKSTOP_S = 2.0  # past --duration, the coordinator tells the workers to stop itself
 POLL_S = 0.2  # the longest wait for a message between two looks at the flags
-
-
-@dataclass(frozen=True)
-class Abort:
-    """Why a run was aborted: one line for people, the summary's stop_reason, the error."""
-
-    reason: str
-    stop_reason: str
-    error: BaseException | None = None
-    is_database_problem: bool = False  # re-raise ``error`` itself (exit 3), not exit 4
-
-
-def abort_for(worker_id: int, error: BaseException, *, is_started: bool) -> Abort:
-    """The abort a worker's error means (matched by class: the error crossed its pipe)."""
-    if isinstance(error, LedgerWriteError):  # names the ledger part, says what held
-        return Abort(f"worker {worker_id}: {error}", "ledger_write_failed", error)
-    if isinstance(error, NoProgressError):
-        return Abort(f"worker {worker_id}: {error}", "no_progress", error)
-    if isinstance(error, SchemaMissingError) or (
-        isinstance(error, DatabaseUnavailableError) and not is_started
-    ):
-        return Abort(str(error), "start_failed", error, is_database_problem=True)
-    return Abort(
-        f"worker {worker_id} failed: {type(error).__name__}: {one_line(error)}",
-        "worker_failed",
-        error,
-    )
 
 
 @dataclass
@@ -275,7 +243,7 @@ class Coordinator:
             if self.abort is not None:
                 return
             if end_ns is not None and now_ns > end_ns + round(DURATION_BACKSTOP_S * NS_PER_S):
-                self.fleet.stop_event.set()  # backstop: workers stop at the end time themselves
+                return  # backstop: workers stop at the end time themselves; the drain waits
 
     def _drain(self) -> None:
         """After the stop: collect final deltas until every worker is done, dead or late."""
@@ -327,33 +295,16 @@ class Coordinator:
         if getattr(msg, "protocol", None) != PROTOCOL_VERSION or msg.worker_id != h.worker_id:
             logger.warning("ignoring unexpected message %r", type(msg).__name__)
             return
-        h.last_seen_ns = now_ns
+        h.observe(msg, now_ns)
         totals = self.totals
         if isinstance(msg, StatsDelta):
             totals.total.merge(msg.stats)
             totals.interval.merge(msg.stats)
-            h.received.merge(msg.stats)
             totals.last_t1_ns = max(totals.last_t1_ns, msg.t1_ns)
-            h.is_reconnecting = msg.is_reconnecting
-            h.backend_pid = msg.backend_pid or h.backend_pid
-        elif isinstance(msg, Heartbeat):
-            if msg.busy_for_ns > BUSY_WARNING_S * NS_PER_S and not h.is_busy_warned:
-                h.is_busy_warned = True  # once per run: a long lock wait is worth one line
-                logger.warning(
-                    "worker %d busy in one call for %.0f s (alive)",
-                    msg.worker_id,
-                    msg.busy_for_ns / NS_PER_S,
-                )
-        elif isinstance(msg, WorkerReady):
-            h.is_ready = True
-            h.backend_pid = msg.backend_pid
         elif isinstance(msg, WorkerDone):
-            h.is_done = True
             if self.done_reason is None or msg.reason != "stopped":
                 self.done_reason = msg.reason
-            logger.debug("worker %d done (%s): %d ops", msg.worker_id, msg.reason, msg.num_ops)
         elif isinstance(msg, WorkerFailed):
-            h.is_done = True
             logger.debug("worker %d traceback:\n%s", msg.worker_id, msg.traceback_text)
             self._set_abort(
                 abort_for(msg.worker_id, msg.error, is_started=self.fleet.start_event.is_set())

@@ -28,12 +28,22 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from loadgen.stream.channel import Inbox
+from loadgen.stream.clock import NS_PER_S
+from loadgen.stream.messages import (
+    Heartbeat,
+    Message,
+    StatsDelta,
+    WorkerDone,
+    WorkerFailed,
+    WorkerReady,
+)
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.tally import CommitTally, TallyLayout, shared_size
 from loadgen.stream.worker_spec import WorkerSpec
 
 logger = logging.getLogger(__name__)
 
+BUSY_WARNING_S = 30.0  # log once when a worker's heartbeats say it is stuck in one call this long
 TERMINATE_WAIT_S = 1.0  # after SIGTERM to the stragglers, before SIGKILL
 KILL_WAIT_S = 1.0  # after SIGKILL, for the processes to be reaped
 
@@ -65,6 +75,30 @@ class WorkerHandle:
     backend_pid: int = 0
     is_busy_warned: bool = False  # logged that it was busy in one call for long
     received: IntervalStats = field(default_factory=IntervalStats)  # its deltas, summed
+
+    def observe(self, msg: Message, now_ns: int) -> None:
+        """Update this view from one of the worker's messages (run-wide totals are the
+        coordinator's)."""
+        self.last_seen_ns = now_ns
+        if isinstance(msg, StatsDelta):
+            self.received.merge(msg.stats)
+            self.is_reconnecting = msg.is_reconnecting
+            self.backend_pid = msg.backend_pid or self.backend_pid
+        elif isinstance(msg, Heartbeat):
+            if msg.busy_for_ns > BUSY_WARNING_S * NS_PER_S and not self.is_busy_warned:
+                self.is_busy_warned = True  # once per run: a long lock wait is worth one line
+                logger.warning(
+                    "worker %d busy in one call for %.0f s (alive)",
+                    msg.worker_id,
+                    msg.busy_for_ns / NS_PER_S,
+                )
+        elif isinstance(msg, WorkerReady):
+            self.is_ready = True
+            self.backend_pid = msg.backend_pid
+        elif isinstance(msg, WorkerDone | WorkerFailed):
+            self.is_done = True
+            if isinstance(msg, WorkerDone):
+                logger.debug("worker %d done (%s): %d ops", msg.worker_id, msg.reason, msg.num_ops)
 
     @property
     def is_started(self) -> bool:

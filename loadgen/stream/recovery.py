@@ -73,6 +73,7 @@ class Session:
         self.num_permanent_in_a_row = 0  # transactions failed with a permanent class, in a row
         self.num_failed_in_a_row = 0  # transactions failed with any class, in a row
         self.has_committed = False
+        self._warned: set[str] = set()  # SQLSTATEs already logged at WARNING
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -186,7 +187,10 @@ class Session:
         self.num_failed_in_a_row += 1
         is_permanent = action is retry.Action.GIVE_UP
         self.num_permanent_in_a_row = self.num_permanent_in_a_row + 1 if is_permanent else 0
-        logger.warning(
+        level = logging.DEBUG if code in self._warned else logging.WARNING
+        self._warned.add(code)  # one warning per SQLSTATE: the summary counts them all
+        logger.log(
+            level,
             "worker %d: %s failed: %s %s",
             self.spec.worker_id,
             ",".join(sorted(set(names))),

@@ -326,6 +326,10 @@ def run_worker(
     except BaseException as exc:  # noqa: BLE001 - process boundary: report, never raise
         worker.watchdog.stop()
         try:
+            try:  # what it counted since its last report (errors included) is not lost
+                worker._report(final=True)
+            except Exception:  # noqa: BLE001 - the failure itself is what must get out
+                logger.debug("worker %d: no final report", spec.worker_id, exc_info=True)
             error = picklable_error(exc)
             outbox.put(WorkerFailed(spec.worker_id, error, traceback.format_exc()))
             outbox.close()
