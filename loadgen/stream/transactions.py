@@ -46,6 +46,16 @@ class Phase(enum.Enum):
     COMMIT = "commit"  # COMMIT in flight: never cancelled
 
 
+class Fate(enum.Enum):
+    """What became of a COMMIT."""
+
+    COMMITTED = "committed"  # COMMIT returned
+    COMMITTED_BY_SERVER = "committed_by_server"  # it failed, but the server says committed
+    REFUSED = "refused"  # the server refused it (rolled back): a failed attempt
+    LOST = "lost"  # the connection died in it and it did not commit: run it again
+    UNKNOWN = "unknown"  # the server cannot say: in doubt (its intent is resolved later)
+
+
 @dataclass(frozen=True)
 class BatchResult:
     num_slots: int  # schedule slots the batch took (run, skipped or failed)
@@ -158,34 +168,42 @@ class Transactions:
                 session.rollback_quietly()
                 workload.on_rollback()
                 raise
-            status = self._commit(conn, txid)
-            if status == "committed" or status == "txid_status":
+            fate, error = self._commit(conn, txid)
+            if fate in (Fate.COMMITTED, Fate.COMMITTED_BY_SERVER):
                 end_ns = self.clock.now_ns()
                 workload.on_commit()
                 session.on_commit()
                 self._stats().record_commit(names, changes, slots, start_ns, end_ns, no_ops)
-                if status == "txid_status":
+                by = "commit"
+                if fate is Fate.COMMITTED_BY_SERVER:
                     self._stats().num_resolved += len(names)
+                    by = "txid_status"
                 # LedgerWriteError now: counted (tally first), then the worker fails
-                journal.committed(txid, by="commit" if status == "committed" else status)
+                journal.committed(txid, by=by)
                 return BatchResult(num_slots, len(names))
             workload.on_rollback()
-            if isinstance(status, psycopg.Error):  # COMMIT refused it: a failed attempt
-                if session.on_failure(status, names, tries):
+            if fate is Fate.REFUSED and error is not None:  # a failed attempt, like a statement's
+                if session.on_failure(error, names, tries):
                     continue
                 return BatchResult(num_slots, 0)
-            if status == "retry":  # lost in COMMIT, and the server says it did not commit
+            if fate is Fate.LOST:  # lost in COMMIT, and the server says it did not commit
                 self._stats().num_resolved += len(names)
                 continue
             self._stats().num_in_doubt += len(names)
             return BatchResult(num_slots, 0)
 
-    def _commit(self, conn: psycopg.Connection[Any], txid: int) -> str | psycopg.Error:
-        """COMMIT, and what became of it: ``"committed"``; ``"txid_status"`` (committed, as
-        the server said after the COMMIT failed); the COMMIT's error (it did not commit:
-        outcome recorded); ``"retry"`` (lost in COMMIT, not committed: run it again);
-        ``"unknown"`` (the server cannot say: in doubt, its intent resolved later).
-        Raises StopRequested while asking (still pending: the coordinator or verify settles)."""
+    def _commit(
+        self, conn: psycopg.Connection[Any], txid: int
+    ) -> tuple[Fate, psycopg.Error | None]:
+        """COMMIT, and what became of it (``Fate``; with ``REFUSED``, the COMMIT's error).
+
+        A failed COMMIT is asked of the server (reconnecting first when the connection is
+        gone); its outcome is recorded, except ``UNKNOWN`` (resolved later from its intent).
+
+        Raises:
+            StopRequested: a stop while asking; the transaction stays pending (the
+                coordinator or ``cdc verify`` settles it).
+        """
         journal, session = self.journal, self.session
         self.phase = Phase.COMMIT
         try:
@@ -197,10 +215,10 @@ class Transactions:
                 self._stats().record_error(retry.sqlstate_class(exc))
             status = session.resolve(txid, reconnect=is_lost)
             if status == "committed":
-                return "txid_status"
+                return Fate.COMMITTED_BY_SERVER, None
             if status == "aborted":
                 journal.aborted(txid, by="txid_status" if is_lost else "commit")
-                return "retry" if is_lost else exc
+                return (Fate.LOST, None) if is_lost else (Fate.REFUSED, exc)
             logger.warning(
                 "worker %d: outcome of transaction %s unknown (%s)",
                 self.spec.worker_id,
@@ -208,9 +226,9 @@ class Transactions:
                 status,
             )
             journal.unknown()
-            return "unknown"
+            return Fate.UNKNOWN, None
         self.phase = Phase.IDLE
-        return "committed"
+        return Fate.COMMITTED, None
 
     def run_scenario_step(self, schedule: ScenarioSchedule, slot_ns: int) -> int:
         """Run the next scenario once (``loadgen.scenarios.run_step``) on this slot; returns

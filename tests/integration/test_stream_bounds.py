@@ -20,13 +20,17 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from loadgen.ledger import read_ledger
 from loadgen.ops.mix import parse_mix
 from loadgen.stream import coordinator
 from tests.integration.test_ledger_faults import Cdc, _assert_verifies, _is_zombie, cdc  # noqa: F401
 from tests.integration.test_stream import (
+    ALL_OPS_MIX,
     _counts,
     _deltas,
     _expected_deltas,
+    _ledger_row_changes,
+    _row_deltas,
     _run,
     _start,
     _wait_for_progress,
@@ -257,3 +261,29 @@ def test_stop_during_start_up_is_honoured(seeded_dsn: str) -> None:  # noqa: F81
     assert time.monotonic() - started < 5.0
     assert summary.stop_reason == "signal" and summary.total.num_ops == 0
     assert not any(h.is_started for h in c.fleet.handles.values())
+
+
+def test_batches_larger_than_a_chunk_count_exactly(
+    seeded_dsn: str,
+    env: dict[str, str],
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    """Transactions of 2,500 operations run as several execute chunks: every operation of the
+    mix, --max-ops exact, summary = ledger = the tables' deltas, checks pass."""
+    before = _counts(seeded_dsn)
+    result = _run(
+        ["stream", "--workers", "2", "--rate", "unlimited", "--max-ops", "6000",
+         "--batch-size", "2500", "--mix", ALL_OPS_MIX, "--seed", "3", "--no-progress",
+         "--summary-json", "s.json", "--ledger", "ledger"],
+        env, tmp_path, timeout_s=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["total_ops"] + summary["no_op"]["total"] == 6000
+    assert summary["errors"] == {} and summary["in_doubt"] == 0
+    assert summary["committed_txns"] <= 6  # 2 x (2500, 500): a chunk never ends a transaction
+    assert _deltas(before, _counts(seeded_dsn)) == _row_deltas(summary["row_changes"])
+    ledger = read_ledger(str(tmp_path / "ledger"))
+    assert ledger.uncommitted == [] and _ledger_row_changes(ledger) == summary["row_changes"]
+    check = _run(["check"], env, tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
