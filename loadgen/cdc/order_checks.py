@@ -3,15 +3,25 @@ over the captured columns; they fill the verifier's counts and examples."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from loadgen.cdc.ledger_index import by_key_stable
+from loadgen.cdc.ledger_index import LedgerIndex, by_key_stable
 
-if TYPE_CHECKING:
-    from loadgen.cdc.verify import Verifier
+
+class Verifier(Protocol):
+    """What these checks read and fill of ``loadgen.cdc.verify.Verifier`` (a protocol, so
+    this module does not import the verifier that imports it)."""
+
+    L: LedgerIndex
+    counts: dict[str, int]
+    examples: dict[str, list[dict[str, Any]]]
+    max_examples: int
+
+    def _ledger_example(self, i: int) -> dict[str, Any]: ...
+
 
 # Two ledger changes of one key written by different writers are ordered by their monotonic
 # stamps only when these differ by more than this (a writer stamps just after its COMMIT

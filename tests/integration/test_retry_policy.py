@@ -47,9 +47,7 @@ def test_statement_errors_are_decided_by_their_sqlstate(dsn: str) -> None:
     assert retry.action(missing_column) is retry.Action.GIVE_UP
     read_only = _error(dsn, "SET default_transaction_read_only = on", "CREATE TABLE u (a int)")
     assert retry.action(read_only) is retry.Action.GIVE_UP  # 25006: a standby, or read-only
-    duplicate = _error(
-        dsn, "CREATE TABLE v (a int PRIMARY KEY)", "INSERT INTO v VALUES (1), (1)"
-    )
+    duplicate = _error(dsn, "CREATE TABLE v (a int PRIMARY KEY)", "INSERT INTO v VALUES (1), (1)")
     assert retry.sqlstate_class(duplicate) == "23"
     assert retry.action(duplicate) is retry.Action.SKIP  # the next attempt's data may do
     cancelled = _error(dsn, "SET statement_timeout = 1", "SELECT pg_sleep(1)")
