@@ -228,7 +228,7 @@ def test_critical_sql_error_counted_or_fatal(
 
 def test_worker_blocked_in_a_long_statement_stays_alive(schema_dsn: str) -> None:
     """A lock held for longer than the silence timeout blocks every insert; the workers'
-    heartbeat threads keep them alive, so the run ends normally (before: exit 4, silent)."""
+    watchdog threads keep them alive, so the run ends normally (before: exit 4, silent)."""
     import psycopg
 
     from loadgen.stream import coordinator

@@ -195,7 +195,7 @@ def test_worker_specs_split_rate_and_max_ops_exactly() -> None:
 
 
 def busy_worker(spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any) -> None:
-    """Stuck in one long call for 2 s: only its heartbeat thread speaks meanwhile."""
+    """Stuck in one long call for 2 s: only its watchdog thread speaks meanwhile."""
     _ready_and_started(spec, channel, start)
     t0 = time.monotonic_ns()
     while time.monotonic_ns() - t0 < 2_000_000_000:
