@@ -113,3 +113,17 @@ def test_schedules_reject_non_positive_rates(bad: float) -> None:
         TokenBucket(bad, 1, 0)
     with pytest.raises(ValueError):
         UniformArrivals(bad, 0)
+
+
+def test_ticks_skip_what_was_missed_in_one_step() -> None:
+    """Reports and progress ticks: the next tick strictly after now, computed, not looped (a
+    1 ns interval after an hour's stall must not take 3.6e12 steps), never below 10 ms."""
+    from loadgen.stream.clock import MIN_TICK_NS, interval_ns, next_tick_ns
+
+    assert interval_ns(1e-9) == interval_ns(1e-10) == interval_ns(0.0) == MIN_TICK_NS
+    assert interval_ns(0.5) == NS_PER_S // 2
+    assert next_tick_ns(100, 10, 95) == 110  # before the origin: the first tick
+    assert next_tick_ns(100, 10, 100) == 110
+    assert next_tick_ns(100, 10, 109) == 110
+    assert next_tick_ns(100, 10, 110) == 120  # strictly after now
+    assert next_tick_ns(0, MIN_TICK_NS, 3600 * NS_PER_S) == 3600 * NS_PER_S + MIN_TICK_NS
