@@ -111,14 +111,16 @@ class Transactions:
                 is unrecorded) or the outcome could not (committed and counted).
             NoProgressError, DatabaseUnavailableError, StopRequested: from the session.
         """
-        slots = [first_slot_ns, *take_due(min(limit, CHUNK_OPS) - 1)]
+        want = min(limit, CHUNK_OPS) - 1
+        slots = [first_slot_ns, *take_due(want)]
+        more_may_be_due = len(slots) - 1 == want  # a full take: the next chunk may be due too
         names = self._draw(workload, slots)
         num_slots = len(slots)
         if not names:
             return BatchResult(num_slots, 0)
         start_ns = self.clock.now_ns()
         journal, session = self.journal, self.session
-        may_grow = True  # only the first attempt takes more slots
+        may_grow = more_may_be_due  # only the first attempt takes more slots
         tries = 0
         while True:
             tries += 1
@@ -143,8 +145,10 @@ class Transactions:
                         continue
                     if not may_grow or len(names) >= limit:
                         break
-                    more = take_due(min(CHUNK_OPS, limit - len(names)))
+                    want = min(CHUNK_OPS, limit - len(names))
+                    more = take_due(want)
                     num_slots += len(more)
+                    may_grow = len(more) == want
                     more_names = self._draw(workload, more)
                     if not more_names:
                         break

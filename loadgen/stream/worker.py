@@ -207,7 +207,10 @@ class Worker:
         out: list[int] = []
         now_ns = self.clock.now_ns()
         while len(out) < n:
-            next_ns = self.arrivals.next_slot_ns(now_ns)
+            if self.pending_ns is not None:  # taken before, not due then: never lost
+                next_ns, self.pending_ns = self.pending_ns, None
+            else:
+                next_ns = self.arrivals.next_slot_ns(now_ns)
             if next_ns > now_ns or (self.end_ns is not None and next_ns >= self.end_ns):
                 self.pending_ns = next_ns
                 break

@@ -287,3 +287,22 @@ def test_batches_larger_than_a_chunk_count_exactly(
     assert ledger.uncommitted == [] and _ledger_row_changes(ledger) == summary["row_changes"]
     check = _run(["check"], env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("rate", ["100/s", "1000/s"])
+def test_a_rate_is_the_runs_total_no_slot_lost_between_batches(
+    rate: str,
+    env: dict[str, str],
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    """The slot a batch looked at but that was not due yet starts the next batch: over 3 s the
+    token bucket hands out rate x 3 s operations, within its burst."""
+    result = _run(
+        ["stream", "--rate", rate, "--workers", "2", "--duration", "3",
+         "--mix", "insert_consulta=1", "--no-progress", "--summary-json", "s.json"],
+        env, tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    expected = 3 * summary["target_rate_per_s"]
+    assert 0.95 * expected <= summary["total_ops"] <= expected, summary["total_ops"]
