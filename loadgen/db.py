@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen import retry, tables
-from loadgen.config import DEFAULT_ENV_PATH, DbConfig, Settings
 from loadgen.dsn import database_name, first_line, mask_dsn, parse_dsn, scrub
 from loadgen.errors import (
     ConfigError,
@@ -235,65 +234,3 @@ def ensure_database(dsn: str, *, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> bo
             return False
         logger.info("created database %s", name)
         return True
-
-
-# Settings that say where a server is; any of them without a DSN means a server at
-# host (default localhost), never the embedded one. user/password alone are only credentials.
-_LOCATION_FIELDS = ("host", "port", "database")
-DEFAULT_HOST = "localhost"
-
-
-def _is_env(source: str) -> bool:
-    """The source is the environment or config/.env (they outrank config/settings.toml)."""
-    return source.startswith("env ") or source.startswith(f"{DEFAULT_ENV_PATH} ")
-
-
-def resolve_dsn(settings: Settings, *, start_embedded: bool = True) -> tuple[str, str]:
-    """Where the database comes from, first found wins. Returns ``(dsn, source)``.
-
-    ``--dsn`` → ``LOADGEN_DSN``/``DATABASE_URL`` → ``PG_HOST``/``PG_PORT``/``PG_DATABASE``
-    (environment or config/.env; ``PG_USER``/``PG_PASSWORD`` join them) → ``config/settings.toml``
-    (``[db] dsn``, else host/port/database) → the embedded server (started on demand unless
-    ``start_embedded`` is False). A port or database given without a host means ``localhost``.
-    ``source`` is a short phrase for people, e.g. "env LOADGEN_DSN", "env PG_PORT (host
-    localhost)".
-
-    Raises:
-        DatabaseUnavailableError: the embedded server is needed but could not be started.
-    """
-    db = settings.db
-    sources = settings.sources
-    dsn_source = sources.get("db.dsn", "")
-    if db.dsn and (dsn_source == "flag" or _is_env(dsn_source)):
-        return db.dsn, dsn_source
-    from_env = [k for k in _LOCATION_FIELDS if _is_env(sources.get(f"db.{k}", ""))]
-    if from_env:
-        return _dsn_from_fields(db), _fields_source(db, sources, from_env)
-    if db.dsn:
-        return db.dsn, dsn_source
-    from_file = [k for k in _LOCATION_FIELDS if settings.is_set("db", k)]
-    if from_file:
-        return _dsn_from_fields(db), _fields_source(db, sources, from_file)
-    from loadgen import embedded
-
-    if not start_embedded:
-        return embedded.url(db.embedded_dir, db.database), "embedded"
-    return embedded.start(db.embedded_dir, db.database), "embedded"
-
-
-def _fields_source(db: DbConfig, sources: Mapping[str, str], given: list[str]) -> str:
-    source = sources[f"db.{given[0]}"]
-    return source if db.host else f"{source} (host {DEFAULT_HOST})"
-
-
-def _dsn_from_fields(db: DbConfig) -> str:
-    params: dict[str, str] = {
-        "host": db.host or DEFAULT_HOST,
-        "port": str(db.port),
-        "dbname": db.database,
-    }
-    if db.user:
-        params["user"] = db.user
-    if db.password:
-        params["password"] = db.password
-    return make_conninfo("", **params)

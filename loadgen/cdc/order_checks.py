@@ -20,7 +20,7 @@ class Verifier(Protocol):
     examples: dict[str, list[dict[str, Any]]]
     max_examples: int
 
-    def _ledger_example(self, i: int) -> dict[str, Any]: ...
+    def ledger_example(self, i: int) -> dict[str, Any]: ...
 
 
 # Two ledger changes of one key written by different writers are ordered by their monotonic

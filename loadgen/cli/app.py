@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from loadgen import config, db, interrupts, log
 from loadgen.cli import failures
+from loadgen.dsn_resolution import resolve_dsn
 from loadgen.errors import ConfigError
 
 # Commands that handle SIGINT/SIGTERM themselves, as a graceful stop (exit 0 with a summary):
@@ -171,11 +172,12 @@ def get_settings(
 
 
 def get_dsn(ctx: typer.Context, *, start_embedded: bool = True) -> str:
-    """The DSN to use (``db.resolve_dsn``'s order); starts the embedded server if needed."""
+    """The DSN to use (``loadgen.dsn_resolution.resolve_dsn``'s order); starts the embedded
+    server if needed."""
     state = _state(ctx)
     if state.resolved_dsn is None:
         settings = state.settings or get_settings(ctx)
-        state.resolved_dsn = db.resolve_dsn(settings, start_embedded=start_embedded)
+        state.resolved_dsn = resolve_dsn(settings, start_embedded=start_embedded)
     return state.resolved_dsn[0]
 
 

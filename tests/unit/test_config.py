@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from loadgen import config, db
+from loadgen.dsn_resolution import resolve_dsn
 from loadgen.errors import ConfigError
 
 
@@ -118,16 +119,16 @@ def test_bad_dotenv_line() -> None:
 def test_dsn_resolution_order() -> None:
     _toml('[db]\ndsn = "host=from-toml"\n')
     toml_only = config.load(env={})
-    assert db.resolve_dsn(toml_only) == ("host=from-toml", "config/settings.toml")
+    assert resolve_dsn(toml_only) == ("host=from-toml", "config/settings.toml")
     pg_env = config.load(env={"PG_HOST": "from-pg-env", "PG_PASSWORD": "pw"})
-    dsn, source = db.resolve_dsn(pg_env)
+    dsn, source = resolve_dsn(pg_env)
     assert "from-pg-env" in dsn and source == "env PG_HOST"
     url_env = config.load(env={"PG_HOST": "h", "DATABASE_URL": "postgresql://from-url/x"})
-    assert db.resolve_dsn(url_env) == ("postgresql://from-url/x", "env DATABASE_URL")
+    assert resolve_dsn(url_env) == ("postgresql://from-url/x", "env DATABASE_URL")
     flag = config.load(
         {"db": {"dsn": "postgresql://from-flag/x"}}, env={"LOADGEN_DSN": "postgresql://env/x"}
     )
-    assert db.resolve_dsn(flag) == ("postgresql://from-flag/x", "flag")
+    assert resolve_dsn(flag) == ("postgresql://from-flag/x", "flag")
 
 
 @pytest.mark.parametrize(

@@ -124,5 +124,18 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert circles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
 
 
+# Circles that came in with the merges of the one-Operation work (ops) and of the verifier's
+# check modules (cdc), both through imports under TYPE_CHECKING; each owner removes its own, and
+# then its line here. Any other circle fails, and so does a listed one that is gone (the list
+# only shrinks).
+KNOWN_CIRCLES = [
+    ["loadgen.cdc.delivery_checks", "loadgen.cdc.snapshot_checks", "loadgen.cdc.summary",
+     "loadgen.cdc.value_checks", "loadgen.cdc.verify"],
+    ["loadgen.ops.context", "loadgen.ops.operation", "loadgen.ops.rowgen"],
+]  # fmt: skip
+
+
 def test_no_import_circles_in_loadgen() -> None:
-    assert circles(import_graph()) == []
+    found = circles(import_graph())
+    assert [c for c in found if c not in KNOWN_CIRCLES] == []
+    assert [c for c in KNOWN_CIRCLES if c not in found] == []  # gone: drop it from the list

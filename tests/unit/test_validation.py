@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen import config, db, limits
+from loadgen import config, limits
+from loadgen.dsn_resolution import resolve_dsn
 from loadgen.errors import ConfigError, DatabaseUnavailableError
 from loadgen.stream.coordinator import RunSpec
 from loadgen.stream.rates import parse_rate
@@ -167,7 +168,7 @@ def test_a_port_or_database_without_a_host_means_localhost(
     env: dict[str, str], toml: str, expected: dict[str, str]
 ) -> None:
     Path("config/settings.toml").write_text(toml)
-    dsn, source = db.resolve_dsn(config.load(env=env), start_embedded=False)
+    dsn, source = resolve_dsn(config.load(env=env), start_embedded=False)
     assert source != "embedded"
     params = dict(item.split("=", 1) for item in dsn.split())
     assert {k: params[k] for k in expected} == expected
@@ -177,7 +178,7 @@ def test_a_port_or_database_without_a_host_means_localhost(
 def test_user_and_password_alone_do_not_select_a_server() -> None:
     settings = config.load(env={"PG_USER": "u", "PG_PASSWORD": "p"})
     with pytest.raises(DatabaseUnavailableError, match="embedded server"):
-        db.resolve_dsn(settings, start_embedded=False)  # the embedded server, not running here
+        resolve_dsn(settings, start_embedded=False)  # the embedded server, not running here
 
 
 def test_settings_toml_documents_every_key_with_its_range() -> None:
