@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 
 from loadgen.ledger.changes import RowChange
-from loadgen.ops.operation import Statement
 from loadgen.ops.rowgen import RowGenerator
 from loadgen.ops.state import Candidates
+from loadgen.ops.statement import Statement
 from loadgen.ops.statements import insert_sql, insert_unnest_sql
 
 Cursor = psycopg.Cursor[Any]

@@ -21,7 +21,7 @@ import numpy as np
 import psycopg
 
 from loadgen import datagen, tables
-from loadgen.ops.operation import Block, ParamSource
+from loadgen.ops.statement import Block, ParamSource
 
 MIN_BLOCK_ROWS = 16
 MAX_BLOCK_ROWS = 1024
