@@ -44,8 +44,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff format loadgen tests bench
 	$(BIN)/ruff check --fix loadgen tests bench
 
-lint: $(STAMP)
+lint: $(STAMP)  ## what CI checks besides the tests: ruff lint, ruff format, mypy
 	$(BIN)/ruff check loadgen tests bench
+	$(BIN)/ruff format --check loadgen tests bench
+	$(BIN)/mypy loadgen
 
 docs: $(STAMP)  ## regenerate docs/operations.md's operations table from the registry
 	$(BIN)/python -m loadgen.ops.catalog docs/operations.md

@@ -70,8 +70,8 @@ def replica_identity(conn: psycopg.Connection, table: str) -> Identity:
     kind = str(
         conn.execute(
             "SELECT relreplident FROM pg_class WHERE oid = to_regclass(%s)", (table,)
-        ).fetchone()[0]
-    )  # type: ignore[index]
+        ).fetchone()[0]  # type: ignore[index]
+    )
     if kind == "f":
         return Identity(kind, table_columns(conn, table))
     if kind == "n":
@@ -95,7 +95,7 @@ def column_list(columns: Sequence[str]) -> sql.Composable:
 
 def text_rows(
     conn: psycopg.Connection,
-    query: sql.Composable,
+    query: sql.SQL | sql.Composed,
     params: Sequence[Any] | Mapping[str, Any] | None = None,
 ) -> list[tuple[str | None, ...]]:
     """Run ``query``; return its rows as the server's text output, untouched.

@@ -230,8 +230,8 @@ def run_time_extremes(ctx: Context) -> None:
                         "'2025-11-02', '08:00:00', '1 mon -1 day +25:00:00') RETURNING id"
                     ).format(sql.Identifier(TIMES_T)),
                     (f"fuso {zone}",),
-                ).fetchone()[0]
-            )  # type: ignore[index]
+                ).fetchone()[0]  # type: ignore[index]
+            )
             t.conn.execute(
                 sql.SQL(
                     "UPDATE {} SET instante = instante + interval '1 day' WHERE id = %s"
