@@ -21,6 +21,7 @@ import orjson
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from loadgen import db, schema
 from loadgen.cdc import verify_run
@@ -44,6 +45,7 @@ class Live:
     dbz_slot: str
     ledger: Path
     events: Path
+    database: str | None = None  # a database of its own (dropped with it), for FOR ALL TABLES
 
     def loadgen(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -82,9 +84,20 @@ class Setup:
 
 
 def make_live(base_dsn: str, tmp: Path, setup: Setup, before_setup: str = "") -> Live:
-    """A seeded schema with ``cdc setup`` done (``before_setup``: SQL run just before it)."""
+    """A seeded schema with ``cdc setup`` done (``before_setup``: SQL run just before it).
+
+    With ``setup.all_tables`` the schema lives in a database of its own: a FOR ALL TABLES
+    publication covers every table of its database, so other tests' tables (one without a
+    primary key, say) must not be in it.
+    """
     tag = uuid.uuid4().hex[:10]
     name = f"lg_dbz_{tag}"
+    database = None
+    if setup.all_tables:
+        database = f"lg_dbz_db_{tag}"
+        with psycopg.connect(base_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        base_dsn = make_conninfo(base_dsn, dbname=database)
     with psycopg.connect(base_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     dsn = with_search_path(base_dsn, name)
@@ -129,6 +142,13 @@ def drop_live(base_dsn: str, live: Live) -> None:
     with psycopg.connect(base_dsn, autocommit=True) as conn:
         for slot in (live.slot, live.dbz_slot):
             drop_slot(conn, slot)
+        if live.database is not None:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(live.database)
+                )
+            )
+            return
         conn.execute(
             sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(live.publication))
         )
