@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +22,19 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 
 @pytest.mark.db
-def test_init_twice_then_counts_and_check(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_init_again_keeps_the_data_and_the_checks_pass(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     first = run(["init"], cli_env, tmp_path)
     assert first.returncode == 0, first.stderr
-    second = run(["init"], cli_env, tmp_path)
+    seeded = run(["seed", "--scale", "0.01", "--seed", "3"], cli_env, tmp_path)
+    assert seeded.returncode == 0, seeded.stderr
+    before = run(["counts", "--json"], cli_env, tmp_path)
+    second = run(["init"], cli_env, tmp_path)  # idempotent: no lookup row twice, nothing dropped
     assert second.returncode == 0, second.stderr
-    counts = run(["counts", "--json"], cli_env, tmp_path)
-    assert counts.returncode == 0 and '"convenios":12' in counts.stdout
+    after = run(["counts", "--json"], cli_env, tmp_path)
+    assert after.returncode == 0 and json.loads(after.stdout) == json.loads(before.stdout)
+    assert json.loads(after.stdout)["convenios"] == 12 and json.loads(after.stdout)["pacientes"] > 0
     check = run(["check"], cli_env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
 

@@ -374,10 +374,19 @@ def test_early_signal_stops_the_run_with_a_summary(
     assert "Traceback" not in stderr
 
 
-def test_header_names_the_mix(env: dict[str, str], tmp_path: Path) -> None:
-    result = _run(["stream", "--max-ops", "1", "--no-progress", "--mix", "insert=1"], env, tmp_path)
+def test_a_kind_mix_runs_only_that_kind(env: dict[str, str], tmp_path: Path) -> None:
+    result = _run(
+        ["stream", "--max-ops", "40", "--no-progress", "--mix", "insert=1", "--rate",
+         "unlimited", "--ledger", f"{tmp_path / 'ledger'}/", "--summary-json", "s.json"],
+        env, tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert ", mix insert=1," in result.stderr.splitlines()[0]
+    assert ", mix insert=1," in result.stderr.splitlines()[0]  # the header says what runs
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert sum(summary["by_op"].values()) == 40
+    assert {BY_NAME[op].kind for op in summary["by_op"]} == {"insert"}
+    ledger = read_ledger(str(tmp_path / "ledger"))
+    assert ledger.entries and {e.op for e in ledger.entries} == {"c"}  # nothing updated
 
 
 def test_low_rate_is_the_total_not_one_op_per_worker_at_start(

@@ -239,6 +239,7 @@ def test_worker_blocked_in_a_long_statement_stays_alive(schema_dsn: str) -> None
             conn.execute(q)
     held_s = 2.5
     locked = threading.Event()
+    saw_waiter = threading.Event()
 
     def hold_lock() -> None:
         with psycopg.connect(schema_dsn) as conn:
@@ -254,7 +255,18 @@ def test_worker_blocked_in_a_long_statement_stays_alive(schema_dsn: str) -> None
                 time.sleep(0.02)
             conn.execute("LOCK TABLE consultas IN ACCESS EXCLUSIVE MODE")
             locked.set()
-            time.sleep(held_s)
+            held_since = time.monotonic()
+            with psycopg.connect(schema_dsn, autocommit=True) as probe:
+                while time.monotonic() - held_since < 10:  # until a worker waits on the lock
+                    waiting = probe.execute(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                        " AND relation = 'consultas'::regclass"
+                    ).fetchone()
+                    if waiting and waiting[0] > 0:
+                        saw_waiter.set()
+                        break
+                    time.sleep(0.02)
+            time.sleep(held_s)  # the lock wait the stream must ride out: a duration, not a guess
             conn.rollback()
 
     spec = coordinator.RunSpec(
@@ -280,4 +292,5 @@ def test_worker_blocked_in_a_long_statement_stays_alive(schema_dsn: str) -> None
     assert locked.is_set()
     assert summary.stop_reason == "duration"
     assert summary.total.num_ops > 0 and not summary.total.errors_by_class
+    assert saw_waiter.is_set()  # a worker was seen waiting on the lock while it was held
     assert summary.total.latency_ns.max >= (held_s - 0.5) * 1e9  # they did wait on the lock

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -152,19 +152,33 @@ def test_worker_failure_message_is_passed_on() -> None:
         run(_spec(num_workers=1), worker_target=failing_worker, should_check_database=False)
 
 
-def test_sigterm_stops_gracefully_with_final_deltas() -> None:
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
-    started = time.monotonic()
-    try:
-        summary = run(
-            _spec(max_ops=None), worker_target=until_stopped_worker, should_check_database=False
-        )
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 3.0 + 5.0  # exits within 5 s of the signal
+def signalling_worker(spec: WorkerSpec, channel: Any, stop: Any, start: Any, start_at: Any) -> None:
+    """Worker 0 sends SIGTERM to the coordinator once it has sent three deltas."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel.send(WorkerReady(spec.worker_id, os.getpid(), 0))
+    _wait_until_started(start, stop)
+    seq = 0
+    while not stop.wait(0.05):
+        channel.send(_delta(spec, seq))
+        seq += 1
+        if spec.worker_id == 0 and seq == 3:  # CLOCK_MONOTONIC is one clock for all processes
+            with open(os.environ["LG_TEST_SIGNALLED_AT"], "w") as f:
+                f.write(repr(time.monotonic()))
+            os.kill(os.getppid(), signal.SIGTERM)
+    channel.send(_delta(spec, seq))
+    channel.send(WorkerDone(spec.worker_id, "stopped", 0))
+
+
+def test_sigterm_stops_gracefully_with_final_deltas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "signalled_at"
+    monkeypatch.setenv("LG_TEST_SIGNALLED_AT", str(marker))
+    summary = run(_spec(max_ops=None), worker_target=signalling_worker, should_check_database=False)
+    ended = time.monotonic()
+    assert ended - float(marker.read_text()) < 5.0  # exits within 5 s of the signal
     assert summary.stop_reason == "signal" and summary.title == "stopped"
-    assert summary.total.num_ops > 0
+    assert summary.total.num_ops >= 3 * OPS_PER_DELTA  # every delta sent before the signal
     assert summary.total.num_ops % OPS_PER_DELTA == 0
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 

@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from loadgen import scenarios, schema, tables
-from loadgen.cli import app
 from loadgen.errors import ConfigError
 
 
@@ -48,13 +46,6 @@ def test_table_names_deduplicates_and_rejects_unknown() -> None:
     ]
     with pytest.raises(ConfigError, match="unknown.*toast-unchanged"):
         scenarios.get("toast")
-
-
-def test_cli_list() -> None:
-    out = CliRunner().invoke(app, ["scenario", "list"])
-    assert out.exit_code == 0
-    for s in scenarios.SCENARIOS.values():
-        assert s.name in out.output and s.expect in out.output
 
 
 @pytest.mark.parametrize(

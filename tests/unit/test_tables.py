@@ -30,7 +30,3 @@ def test_fk_order_parents_first() -> None:
     for spec in tables.TABLES:
         assert all(fk.parent in seen for fk in spec.foreign_keys), spec.name
         seen.add(spec.name)
-
-
-def test_nine_secondary_indexes() -> None:
-    assert len(schema.secondary_index_names()) == 9
