@@ -61,8 +61,8 @@ demo: $(STAMP)  ## init + seed + 30 s stream + counts + check, on the configured
 	@echo; echo "database: $$($(LOADGEN) db url 2>/dev/null || echo 'the one you configured (see: loadgen config show)')"
 	@echo "look around with:  psql \"\$$($(LOADGEN) db url)\""
 
-test: $(STAMP)  ## the test suite (LOADGEN_TEST_DSN, else an embedded server)
-	$(BIN)/pytest -q
+test: $(STAMP)  ## the test suite (LOADGEN_TEST_DSN, else an embedded server); PYTEST_ARGS adds pytest options
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Benchmarks print side-by-side tables (ours vs the reference, as ratios). They need a running
 # server: BENCH_DSN (default postgresql://postgres@127.0.0.1:5432/test) and pgbench (PGBENCH).

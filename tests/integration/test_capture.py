@@ -30,7 +30,7 @@ from tests.fixtures.capture import (
     require_debezium,
 )
 
-pytestmark = [pytest.mark.db, pytest.mark.logical, pytest.mark.slow]
+pytestmark = [pytest.mark.db, pytest.mark.java, pytest.mark.logical, pytest.mark.slow]
 
 ALL_OPS = ",".join(
     f"{op}=10"

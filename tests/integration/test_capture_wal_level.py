@@ -17,7 +17,7 @@ import pytest
 from loadgen import embedded
 from tests.fixtures.capture import loadgen, require_debezium
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = [pytest.mark.db, pytest.mark.java, pytest.mark.slow]
 
 
 def test_wal_level_replica_is_refused_with_the_fix() -> None:

@@ -29,7 +29,7 @@ from loadgen.ops.registry import OP_NAMES
 from tests.fixtures.db import with_search_path
 from tests.fixtures.dbz_capture import Capture, drop_slot, require_debezium
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = [pytest.mark.db, pytest.mark.java, pytest.mark.slow]
 
 
 @dataclass

@@ -28,7 +28,7 @@ from tests.integration.test_debezium_live import (
     make_live,
 )
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = [pytest.mark.db, pytest.mark.java, pytest.mark.slow]
 
 
 @pytest.fixture

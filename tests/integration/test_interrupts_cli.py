@@ -183,6 +183,7 @@ def cdc(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CdcEn
 
 
 @pytest.mark.logical
+@pytest.mark.java
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_while_python_starts_stops_a_capture_cleanly(
     sig: signal.Signals, cdc: CdcEnv
