@@ -5,8 +5,9 @@ server, in a fresh schema seeded at scale 1; pgbench runs against the same schem
 invocation, so the capacity figure is a ratio (machines are noisy).
 
     .venv/bin/python bench/bench_stream.py rate-low  [seconds=300]   # 200/min, target ±1 %
-    .venv/bin/python bench/bench_stream.py rate-high [seconds=60]    # 5,000/s, ±2 %, lag p99
+    .venv/bin/python bench/bench_stream.py rate-high [seconds=60]    # 5,000/s; lag vs pgbench -R
     .venv/bin/python bench/bench_stream.py capacity  [seconds=20]    # unlimited vs pgbench
+    .venv/bin/python bench/bench_stream.py capacity4 [seconds=20]    # the same, 4 workers
     .venv/bin/python bench/bench_stream.py rss       [seconds=600]   # RSS growth per process
 
 ``LOADGEN_BENCH_DSN`` (default the system PostgreSQL 15 ``postgresql://postgres@127.0.0.1:5432/test``)
@@ -59,8 +60,8 @@ def bench_schema(scale: float = 1.0) -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-def stream(dsn: str, *args: str, timeout_s: float = 3600) -> dict[str, Any]:
-    """Run ``loadgen stream`` with ``args``; return its summary JSON."""
+def stream(dsn: str, *args: str, timeout_s: float = 3600, workers: int = WORKERS) -> dict[str, Any]:
+    """Run ``loadgen stream`` with ``args`` on ``workers`` workers; return its summary JSON."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "summary.json"
         cmd = [
@@ -71,7 +72,7 @@ def stream(dsn: str, *args: str, timeout_s: float = 3600) -> dict[str, Any]:
             dsn,
             "stream",
             "--workers",
-            str(WORKERS),
+            str(workers),
             "--no-progress",
             "--summary-json",
             str(out),
@@ -82,10 +83,12 @@ def stream(dsn: str, *args: str, timeout_s: float = 3600) -> dict[str, Any]:
 
 
 def rate_accuracy(rate: str, seconds: float, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Achieved ÷ target rate and schedule lag for one run of ``seconds`` at ``rate``."""
+    """Achieved ÷ target rate and schedule lag for one run of ``seconds`` at ``rate``, next
+    to pgbench ``-R`` at the same rate (single-INSERT transactions, same clients, same run)."""
     with bench_schema() as dsn:
         summary = stream(dsn, "--rate", rate, "--duration", f"{seconds:g}", *extra)
-    target = summary["target_rate_per_s"]
+        target = summary["target_rate_per_s"]
+        reference = pgbench_at_rate(dsn, target, seconds)
     achieved = summary["total_ops"] / seconds
     return {
         "rate": rate,
@@ -97,6 +100,56 @@ def rate_accuracy(rate: str, seconds: float, extra: tuple[str, ...] = ()) -> dic
         "lag_ms": summary["schedule_lag_ms"],
         "latency_ms": summary["latency_ms"],
         "errors": summary["errors"],
+        "pgbench_R": reference,
+        "lag_p99_vs_pgbench": round(
+            summary["schedule_lag_ms"]["p99"] / max(reference["lag_ms"]["p99"], 0.001), 1
+        ),
+    }
+
+
+def _percentiles_ms(values_us: list[float]) -> dict[str, float]:
+    if not values_us:
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    ordered = sorted(values_us)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 3)
+
+    return {"p50": at(0.50), "p99": at(0.99), "max": round(ordered[-1] / 1000, 3)}
+
+
+def pgbench_at_rate(
+    dsn: str, rate_per_s: float, seconds: float, clients: int = WORKERS
+) -> dict[str, Any]:
+    """pgbench ``-R rate_per_s`` of the single-row INSERT ``insert_consulta`` sends (one per
+    transaction, simple protocol, ``clients`` clients): its schedule lag and latency
+    percentiles from the per-transaction log (``-l``)."""
+    params = conninfo_to_dict(dsn)
+    env = {**os.environ, "PGOPTIONS": str(params.pop("options", ""))}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "insert1.sql"
+        script.write_text(
+            "\\set p random(1, 100)\n\\set m random(1, 10)\n"
+            "INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) VALUES "
+            "(:p, :m, now() + interval '3 days', 'Consulta de rotina', 'agendada');\n"
+        )
+        prefix = Path(tmp) / "tx"
+        cmd = [PGBENCH, "-n", "-c", str(clients), "-j", str(clients), "-M", "simple"]
+        cmd += ["-R", f"{rate_per_s:g}", "-T", f"{seconds:g}", "-f", str(script)]
+        cmd += ["-l", "--log-prefix", str(prefix), make_conninfo(**params)]
+        subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+        lags, latencies, num = [], [], 0
+        for log in Path(tmp).glob("tx.*"):
+            for line in log.read_text().splitlines():
+                fields = line.split()  # client tx time_us script epoch epoch_us [lag_us]
+                num += 1
+                latencies.append(float(fields[2]))
+                lags.append(float(fields[6]) if len(fields) > 6 else 0.0)
+    return {
+        "transactions": num,
+        "achieved_per_s": round(num / seconds, 1),
+        "lag_ms": _percentiles_ms(lags),
+        "latency_ms": _percentiles_ms(latencies),
     }
 
 
@@ -121,8 +174,10 @@ def _pgbench_script(path: Path, num_pacientes: int, num_medicos: int, pipeline: 
     path.write_text("\n".join(lines) + "\n")
 
 
-def pgbench_rows_per_s(dsn: str, seconds: float, pipeline: bool) -> float:
-    """Rows/s of pgbench (``-c 2 -j 2 -M prepared``) running the 50-INSERT script."""
+def pgbench_rows_per_s(dsn: str, seconds: float, pipeline: bool, clients: int = WORKERS) -> float:
+    """Rows/s of pgbench (``clients`` clients) running the 50-INSERT script: the simple
+    protocol as loadgen sends it, or (``pipeline``) prepared statements in pipeline mode,
+    which pgbench allows only with the extended protocol."""
     with psycopg.connect(dsn) as conn:
         n_p = conn.execute("SELECT max(id) FROM pacientes").fetchone()[0]  # type: ignore[index]
         n_m = conn.execute("SELECT max(id) FROM medicos").fetchone()[0]  # type: ignore[index]
@@ -136,11 +191,11 @@ def pgbench_rows_per_s(dsn: str, seconds: float, pipeline: bool) -> float:
                 PGBENCH,
                 "-n",
                 "-c",
-                str(WORKERS),
+                str(clients),
                 "-j",
-                str(WORKERS),
+                str(clients),
                 "-M",
-                "prepared",
+                "prepared" if pipeline else "simple",
                 "-T",
                 f"{seconds:g}",
                 "-f",
@@ -160,42 +215,33 @@ def pgbench_rows_per_s(dsn: str, seconds: float, pipeline: bool) -> float:
     return tps * BATCH
 
 
-def capacity(seconds: float) -> dict[str, Any]:
-    """``--rate unlimited --workers 2 --batch-size 50`` vs pgbench, same schema, same run."""
+def capacity(seconds: float, workers: int = WORKERS) -> dict[str, Any]:
+    """``--rate unlimited --workers N --batch-size 50`` vs pgbench with N clients, same
+    schema, same run: ours before and after pgbench (averaged), pgbench simple protocol and
+    pipeline mode, and the default mix."""
+    insert_only = ("--rate", "unlimited", "--batch-size", str(BATCH), "--mix", "insert_consulta=1")
     with bench_schema() as dsn:
-        ours = stream(
-            dsn,
-            "--rate",
-            "unlimited",
-            "--batch-size",
-            str(BATCH),
-            "--mix",
-            "insert_consulta=1",
-            "--duration",
-            f"{seconds:g}",
-        )
-        plain = pgbench_rows_per_s(dsn, seconds, pipeline=False)
-        piped = pgbench_rows_per_s(dsn, seconds, pipeline=True)
-        ours_again = stream(
-            dsn,
-            "--rate",
-            "unlimited",
-            "--batch-size",
-            str(BATCH),
-            "--mix",
-            "insert_consulta=1",
-            "--duration",
-            f"{seconds:g}",
-        )
+        ours = stream(dsn, *insert_only, "--duration", f"{seconds:g}", workers=workers)
+        plain = pgbench_rows_per_s(dsn, seconds, pipeline=False, clients=workers)
+        piped = pgbench_rows_per_s(dsn, seconds, pipeline=True, clients=workers)
+        ours_again = stream(dsn, *insert_only, "--duration", f"{seconds:g}", workers=workers)
         mixed = stream(
-            dsn, "--rate", "unlimited", "--batch-size", str(BATCH), "--duration", f"{seconds:g}"
+            dsn,
+            "--rate",
+            "unlimited",
+            "--batch-size",
+            str(BATCH),
+            "--duration",
+            f"{seconds:g}",
+            workers=workers,
         )
     ops = (ours["ops_per_s"] + ours_again["ops_per_s"]) / 2  # before and after pgbench
     return {
         "seconds": seconds,
+        "workers": workers,
         "loadgen_ops_per_s": round(ops, 1),
         "loadgen_runs": [ours["ops_per_s"], ours_again["ops_per_s"]],
-        "pgbench_rows_per_s": round(plain, 1),
+        "pgbench_simple_rows_per_s": round(plain, 1),
         "pgbench_pipeline_rows_per_s": round(piped, 1),
         "ratio_vs_pgbench": round(ops / plain, 3),
         "ratio_vs_pgbench_pipeline": round(ops / piped, 3),
@@ -276,6 +322,7 @@ CASES = {
     "rate-low": (lambda s: rate_accuracy("200/min", s), 300.0),
     "rate-high": (lambda s: rate_accuracy("5000/s", s), 60.0),
     "capacity": (capacity, 20.0),
+    "capacity4": (lambda s: capacity(s, workers=4), 20.0),
     "rss": (rss, 600.0),
 }
 

@@ -1,25 +1,13 @@
 """Command line: a thin Typer layer. Parses, builds settings, calls one function, maps errors.
 
-Each group of commands lives in its own module and registers itself on ``app`` when imported.
+Each group of commands lives in its own module and registers itself on ``app`` when imported;
+``loadgen.cli.app.COMMANDS`` says which module holds which command, and the root group imports
+a module only when its command is looked up (so ``loadgen --help`` and ``loadgen counts``
+start without numpy, Faker or rich).
 """
 
 from __future__ import annotations
 
-import importlib
-
 from loadgen.cli.app import app, main
-
-# Importing a module registers its commands on ``app``; this order is the order in --help.
-COMMAND_MODULES = (
-    "db_cmds",
-    "seed_cmd",
-    "stream_cmd",
-    "ops_cmd",
-    "cdc_cmd",
-    "capture_cmd",
-    "scenario_cmd",
-)
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"loadgen.cli.{_name}")
 
 __all__ = ["app", "main"]

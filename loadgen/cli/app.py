@@ -9,18 +9,23 @@ over into its stop flag; every other command gets them as ``Interrupted`` (exit 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from difflib import get_close_matches
+from typing import TYPE_CHECKING, Any
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
-from loadgen import config, db, interrupts, log
+from loadgen import interrupts
 from loadgen.cli import failures
-from loadgen.dsn_resolution import resolve_dsn
 from loadgen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from loadgen import config
 
 # Commands that handle SIGINT/SIGTERM themselves, as a graceful stop (exit 0 with a summary):
 # they install their handlers first thing, then call ``interrupts.hand_over()``.
@@ -28,8 +33,155 @@ SELF_STOPPING_COMMANDS = frozenset({("stream",), ("cdc", "capture")})
 _COMMAND_PATH = "loadgen.command_path"  # ctx.meta key: the command about to run, as names
 
 
+def _skip_coercing_absent_values() -> None:
+    """Make Typer skip building a parameter's coercer (a pydantic ``TypeAdapter``: importing
+    pydantic costs ~0.1-0.3 s) for an option that was not given and has nothing to check.
+
+    Typer >= 0.2x builds the coercer on first use even for a ``None`` value, which it then
+    returns unchanged; for a non-required single-valued option the result (``None``, then the
+    option's callback) is the same either way. Older Typer versions (no ``_TyperParameter``)
+    are left alone.
+    """
+    param_class: Any = getattr(typer.core, "_TyperParameter", None)
+    if param_class is None or getattr(param_class, "_loadgen_lazy", False):
+        return
+    process_value = param_class.process_value
+
+    def lazy_process_value(self: Any, ctx: Any, value: Any) -> Any:
+        # What Typer's process_value does for None, without the coercer (it returns None).
+        if value is None and not self.multiple and self.nargs != -1 and not self.required:
+            return None if self.callback is None else self.callback(ctx, self, None)
+        return process_value(self, ctx, value)
+
+    param_class.process_value = lazy_process_value
+    param_class._loadgen_lazy = True
+
+
+_skip_coercing_absent_values()
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """A top-level command whose module is imported only when the command is looked up.
+
+    ``modules`` (under ``loadgen.cli``) register it on ``app`` when imported; ``summary`` is
+    its help's first sentence, which is all ``loadgen --help`` shows (tests/unit/test_cli_lazy.py
+    checks it against the real command's help).
+    """
+
+    name: str
+    modules: tuple[str, ...]
+    summary: str
+
+
+# Every top-level command, in --help order (commands, then groups, as Typer lists them).
+COMMANDS = (
+    LazyCommand(
+        "init",
+        ("db_cmds",),
+        "Create the database if needed, then the schema, 9 indexes, triggers and lookup rows.",
+    ),
+    LazyCommand("counts", ("db_cmds",), "Row count per table, in foreign-key order."),
+    LazyCommand(
+        "check",
+        ("db_cmds",),
+        "Consistency checks: FK orphans, duplicate natural keys, CPF/CNPJ check digits,"
+        " timestamps and dates in the future, admissions that end before they start,"
+        " status/date coherence.",
+    ),
+    LazyCommand(
+        "seed",
+        ("seed_cmd",),
+        "Populate the 7 tables in foreign-key order (COPY by default), then index and ANALYZE.",
+    ),
+    LazyCommand(
+        "reset",
+        ("seed_cmd",),
+        "Drop every loadgen table, recreate the schema, and seed it (asks, or --yes).",
+    ),
+    LazyCommand(
+        "stream",
+        ("stream_cmd",),
+        "Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C.",
+    ),
+    LazyCommand("config", ("db_cmds",), "Show the merged configuration."),
+    LazyCommand(
+        "db",
+        ("db_cmds",),
+        "The embedded PostgreSQL server used when no database is configured.",
+    ),
+    LazyCommand(
+        "ops",
+        ("ops_cmd",),
+        "The operations `loadgen stream` draws from (the names `--mix` takes).",
+    ),
+    LazyCommand(
+        "cdc",
+        ("cdc_cmd", "capture_cmd"),
+        "Change data capture: publication, slot and replica identity; verify what a CDC"
+        " consumer captured against the ledger; Debezium connector config.",
+    ),
+    LazyCommand(
+        "scenario",
+        ("scenario_cmd",),
+        "CDC edge cases on demand: TOAST, replica identity, PK updates, tombstones, TRUNCATE,"
+        " big transactions, rollbacks, extreme values, DDL, partitions, unicode.",
+    ),
+)
+_LAZY = {command.name: command for command in COMMANDS}
+
+
+def load_command_modules(names: Sequence[str] | None = None) -> None:
+    """Import the modules that register the top-level commands ``names`` (default: all)."""
+    for name in names if names is not None else list(_LAZY):
+        for module in _LAZY[name].modules:
+            importlib.import_module(f"loadgen.cli.{module}")
+
+
 class LoadgenGroup(TyperGroup):
-    """The root command: error mapping and signal handling around every command."""
+    """The root command: error mapping and signal handling around every command.
+
+    Commands are lazy (``COMMANDS``): a command's module, and what it imports (psycopg, numpy,
+    Faker, rich...), is imported only when that command is looked up; ``--help`` lists them all
+    from their summaries without importing any.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*_LAZY, *(name for name in self.commands if name not in _LAZY)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in _LAZY:
+            load_command_modules([cmd_name])
+            # The modules registered on ``app``: convert what is registered now, keep the new.
+            for name, loaded in typer.main.get_group(app).commands.items():
+                self.commands.setdefault(name, loaded)
+            command = self.commands.get(cmd_name)
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        # As TyperGroup's, from the summaries for commands not imported yet.
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None and name in _LAZY:
+                command = typer.core.TyperCommand(name=name, help=_LAZY[name].summary)
+            if command is not None and not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return self._click_resolve_command(ctx, args)
+        except failures.click_exceptions.UsageError as exc:  # suggest unloaded ones too
+            matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if self.suggest_commands and matches:
+                suggestions = ", ".join(f"{m!r}" for m in matches)
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {suggestions}?"
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         ctx.meta[_COMMAND_PATH] = _command_path(self, ctx, [*ctx._protected_args, *ctx.args])
@@ -164,6 +316,8 @@ def get_settings(
     }
     for section, body in (overrides or {}).items():
         merged.setdefault(section, {}).update(body)
+    from loadgen import config, log  # here, not at the top: `loadgen --help` needs neither
+
     settings = config.load(merged, config_path=state.config_path)
     if state.settings is None:
         log.setup(settings.logging)
@@ -174,6 +328,8 @@ def get_settings(
 def get_dsn(ctx: typer.Context, *, start_embedded: bool = True) -> str:
     """The DSN to use (``loadgen.dsn_resolution.resolve_dsn``'s order); starts the embedded
     server if needed."""
+    from loadgen.dsn_resolution import resolve_dsn
+
     state = _state(ctx)
     if state.resolved_dsn is None:
         settings = state.settings or get_settings(ctx)
@@ -207,6 +363,8 @@ def confirm_destruction(ctx: typer.Context, what: str, yes: bool, *, command: st
         raise ConfigError(
             f"{command}: drops {what}; no terminal to confirm on, pass --yes to confirm"
         )
+    from loadgen import db
+
     if not typer.confirm(f"{command}: drop {what} in {db.mask_dsn(get_dsn(ctx))}?", err=True):
         raise ConfigError(f"{command}: not confirmed; nothing was dropped")
 

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from loadgen import config, db, embedded, schema
 from loadgen.cli.app import app, confirm_destruction, dsn_source, get_dsn, get_settings
 from loadgen.errors import CheckFailedError, ConfigError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 JSON_HELP = "Print JSON instead of a table."
 
 
 def _out() -> Console:
+    from rich.console import Console  # here: --json and --help need no rich
+
     return Console(highlight=False, soft_wrap=True)
 
 
@@ -64,6 +68,8 @@ def counts(
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
+    from rich.table import Table
+
     table = Table("table", "rows", title=None, box=None)
     for name, count in result.items():
         table.add_row(name, f"{count:,}")
@@ -125,6 +131,8 @@ def config_show(
     if as_json:
         sys.stdout.write(orjson.dumps(values, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
+    from rich.table import Table
+
     table = Table("setting", "value", "source", box=None)
     for section, body in values.items():
         for key, value in body.items():

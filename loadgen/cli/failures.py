@@ -15,11 +15,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import typer
 
-from loadgen import db_errors, interrupts
-from loadgen.dsn import mask_dsn
+from loadgen import interrupts
 from loadgen.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_DB_UNAVAILABLE, LoadgenError
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -82,9 +80,6 @@ def run(invoke: Callable[[], Any]) -> int:
     except LoadgenError as exc:
         say(str(exc))
         return exc.exit_code
-    except psycopg.Error as exc:
-        say(f"the server refused: {db_errors.describe(exc)}")
-        return EXIT_DB_UNAVAILABLE
     except MemoryError:
         say("out of memory; use smaller values (see --help for each value's range)")
         return EXIT_ABORTED
@@ -95,6 +90,13 @@ def run(invoke: Callable[[], Any]) -> int:
         say(f"{exc.strerror or exc}{where}")
         return EXIT_BAD_INPUT if exc.errno in _PATH_ERRNOS else EXIT_ABORTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        # psycopg is imported only by commands that use it: no module, no psycopg error.
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is not None and isinstance(exc, psycopg.Error):
+            from loadgen import db_errors
+
+            say(f"the server refused: {db_errors.describe(exc)}")
+            return EXIT_DB_UNAVAILABLE
         _log_to_file_only(exc)
         say(
             f"internal error: {type(exc).__name__}: {mask_dsn(str(exc))} (a bug: the"
@@ -110,6 +112,13 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
     else:
         say(f"interrupted by {name} before the command finished")
     return EXIT_ABORTED
+
+
+def mask_dsn(text: str) -> str:
+    """``loadgen.dsn.mask_dsn``, imported when needed (it imports psycopg)."""
+    from loadgen.dsn import mask_dsn as mask
+
+    return mask(text)
 
 
 def _log_to_file_only(exc: BaseException) -> None:

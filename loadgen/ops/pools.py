@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 MAX_POOL_ROWS = 10_000  # candidates a pool grows to through inserts; more are not tracked
@@ -137,6 +137,13 @@ class _IndexedSet:
             self._index[item] = len(self._items)
             self._items.append(item)
 
+    def add_many(self, items: Iterable[int]) -> None:
+        """``add`` each of ``items``, in order (one dict update, not a call per item)."""
+        new = [item for item in dict.fromkeys(items) if item not in self._index]
+        start = len(self._items)
+        self._items.extend(new)
+        self._index.update(zip(new, range(start, start + len(new)), strict=True))
+
     def discard(self, item: int) -> None:
         i = self._index.pop(item, None)
         if i is None:
@@ -178,6 +185,27 @@ class LinkState:
         self._masks[paciente_id] = 0
         self._open.add(paciente_id)
         self.num_free += len(self.convenio_ids)
+
+    def load_many(self, paciente_ids: Sequence[int], links: Sequence[Sequence[int]]) -> None:
+        """``load_paciente`` for each of ``paciente_ids``, then ``load_link`` for each
+        ``(link_id, paciente_id, convenio_id)`` of ``links`` (loading only; the same state,
+        built with dict and bit operations on whole columns instead of a call per row).
+
+        Raises:
+            KeyError: a link's paciente is not in ``paciente_ids``, or its convenio is not
+                one of ``convenio_ids``.
+        """
+        bit = self._bit
+        masks = dict.fromkeys(paciente_ids, 0)
+        pair = self._link_pair
+        for link_id, paciente_id, convenio_id in links:
+            masks[paciente_id] |= 1 << bit[convenio_id]  # KeyError: not an owned paciente
+            pair[link_id] = (paciente_id, convenio_id)
+        self.links._ids.extend(link[0] for link in links)
+        full, num_convenios = self._full, len(self.convenio_ids)
+        self.num_free += sum(num_convenios - mask.bit_count() for mask in masks.values())
+        self._masks.update(masks)
+        self._open.add_many(paciente_id for paciente_id, mask in masks.items() if mask != full)
 
     def load_link(self, link_id: int, paciente_id: int, convenio_id: int) -> None:
         """Record a committed link of an owned paciente (loading only)."""

@@ -1,0 +1,46 @@
+"""How a worker reads its candidates (issue 11): parent ids as a range when they have no gaps,
+integer columns packed into one bytea; the same values a cursor returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from loadgen.errors import SchemaMissingError
+from loadgen.ops import state
+
+pytestmark = pytest.mark.db
+
+
+def test_int8_columns_match_a_plain_query(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE t (a int, b bigint, c smallint)")
+    conn.execute(
+        "INSERT INTO t SELECT g, g * 10000000000 - 7, (g % 300) - 150"
+        " FROM generate_series(1, 2500) g"
+    )
+    query = sql.SQL("SELECT a, b, c FROM t WHERE a % 3 = 1")
+    got = state._int8_columns(conn, query, 3)
+    expected = sorted(conn.execute(query.as_string(conn)).fetchall())
+    assert got.dtype == np.int64 and got.shape == (len(expected), 3)
+    assert sorted(map(tuple, got.tolist())) == expected
+    empty = state._int8_columns(conn, sql.SQL("SELECT a, b, c FROM t WHERE false"), 3)
+    assert empty.shape == (0, 3)
+    assert state._int8_column(conn, sql.SQL("SELECT b FROM t WHERE a = 2")).tolist() == [
+        2 * 10000000000 - 7
+    ]
+
+
+def test_parent_ids_with_and_without_gaps(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE dense (id int PRIMARY KEY)")
+    conn.execute("INSERT INTO dense SELECT generate_series(5, 1004)")
+    assert state._parent_ids(conn, "dense").tolist() == list(range(5, 1005))
+    conn.execute("CREATE TABLE holes (id bigint PRIMARY KEY)")
+    conn.execute("INSERT INTO holes VALUES (9), (2), (7), (3000000000)")
+    assert state._parent_ids(conn, "holes").tolist() == [2, 7, 9, 3000000000]
+    conn.execute("CREATE TABLE none_yet (id int PRIMARY KEY)")
+    with pytest.raises(SchemaMissingError, match="none_yet is empty"):
+        state._parent_ids(conn, "none_yet")
