@@ -20,8 +20,12 @@ live source can yield changes as they arrive (``Verifier.add`` takes them one at
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc.ledger_index import OP_CODES
@@ -67,6 +71,33 @@ class CapturedTruncate(NamedTuple):
 
 
 Captured = CapturedChange | CapturedTruncate
+
+
+@dataclass(slots=True)
+class CapturedBatch:
+    """Consecutive captured changes as int columns (shape ``(n,)`` each), for a feeder's fast
+    path (``Feeder.chunks``): what the verifier needs of each without building it.
+
+    Only plain changes come this way: creates, updates and deletes with no unknown TOAST, no
+    key change and no swapped halves. ``rowhash`` is ``hashing.row_hash`` of the after-image
+    (0 for deletes). ``change(i)`` builds the i-th as a ``CapturedChange`` (for the few that
+    a check compares by column, or a report shows).
+    """
+
+    table: npt.NDArray[np.int64]
+    op: npt.NDArray[np.int64]
+    pk: npt.NDArray[np.int64]
+    xid: npt.NDArray[np.int64]  # mod 2^32
+    position: npt.NDArray[np.int64]
+    rowhash: npt.NDArray[np.int64]
+    change: Callable[[int], CapturedChange]
+
+    def __len__(self) -> int:
+        return len(self.pk)
+
+    def changes(self) -> Iterator[CapturedChange]:
+        """Every change of the batch as a ``CapturedChange``, in order."""
+        return map(self.change, range(len(self.pk)))
 
 
 class LimitedValue(NamedTuple):
@@ -115,6 +146,13 @@ class Feeder(Protocol):
     def problems(self) -> tuple[int, list[dict[str, Any]]]:
         """(number of, examples of) source lines that are not change events."""
         ...
+
+
+def chunks_of(feeder: Feeder) -> Iterator[Captured | CapturedBatch]:
+    """A feeder's items for the verifier: its ``chunks()`` when it has one (the same items as
+    ``changes()``, runs of plain changes as ``CapturedBatch`` columns), else ``changes()``."""
+    chunks = getattr(feeder, "chunks", None)
+    return chunks() if chunks is not None else feeder.changes()  # type: ignore[no-any-return]
 
 
 def image(names: tuple[str, ...], values: tuple[Value, ...] | None) -> dict[str, Any] | None:

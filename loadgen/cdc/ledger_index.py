@@ -9,148 +9,38 @@ few lines they show. 5M changes ≈ 300 MB of columns, plus transient parsing bu
 
 from __future__ import annotations
 
+import itertools
+import operator
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from loadgen import tables
-from loadgen.ledger import BadLine, LedgerScan, Resolver, part_files, records, scan
+from loadgen.cdc.hashing import (  # re-exported: where the verifier's modules look for them
+    by_key_stable,
+    dict_hash,
+    key_hash,
+    mix_hash,
+    occurrences,
+    ranks_in_file_order,
+    row_hash,
+)
+from loadgen.ledger import BadLine, ChangeLine, LedgerScan, Resolver, part_files, records, scan
 from loadgen.op_names import scenario_op_name
+
+__all__ = [
+    "OP_CODES", "LedgerExtra", "LedgerIndex", "TableCodes", "by_key_stable", "dict_hash",
+    "key_hash", "ledger_fate_notes", "load", "mix_hash", "occurrences", "ranks_in_file_order",
+    "row_hash",
+]  # fmt: skip
 
 OP_CODES: Mapping[str, int] = {"c": 0, "u": 1, "d": 2}
 OP_LETTERS = "cud"
-_U64 = np.uint64
-_MIX1 = _U64(0xBF58476D1CE4E5B9)
-_MIX2 = _U64(0x94D049BB133111EB)
-_PRIMES = [
-    _U64(p)
-    for p in (
-        0x9E3779B97F4A7C15,
-        0xC2B2AE3D27D4EB4F,
-        0x165667B19E3779F9,
-        0xD6E8FEB86659FD93,
-        0xFF51AFD7ED558CCD,
-    )
-]
-
-
-def row_hash(names: tuple[str, ...], values: Sequence[object]) -> int:
-    """64-bit hash of a row image: column names and values, in the order given.
-
-    The fast path assumes both sides list columns in table order (pgoutput's Relation, COPY,
-    ``RETURNING *`` dicts, Debezium's JSON all do); a hash that differs only because of column
-    order is re-checked by name (``Verifier``), so order never causes a false failure. Python's
-    str hash is salted per process: hashes are only comparable within one process.
-    """
-    return hash((names, tuple(values)))
-
-
-def dict_hash(after: Mapping[str, object]) -> int:
-    """``row_hash`` of a column → value mapping (in the mapping's order)."""
-    return hash((tuple(after), tuple(after.values())))
-
-
-def key_hash(
-    xid32: npt.NDArray[np.int64],
-    table: npt.NDArray[np.int64],
-    pk: npt.NDArray[np.int64],
-    op: npt.NDArray[np.int64],
-    occ: npt.NDArray[np.int64],
-) -> npt.NDArray[np.int64]:
-    """Vectorized 64-bit hash of the match key (xid mod 2^32, table, pk, op, occurrence).
-
-    Multiply-add over the fields, then splitmix64's finalizer; uint64 arithmetic wraps.
-    XXX: two different keys can collide (p ≈ n²/2^65, ~1e-6 at 5M); hits are confirmed field
-    by field, so a collision can only hide a match (reported), never invent one.
-    """
-    return mix_hash([xid32, table, pk, op, occ])
-
-
-def mix_hash(fields: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
-    """Vectorized 64-bit hash of rows of int columns (in place where it can: two buffers)."""
-    with np.errstate(over="ignore"):
-        h = fields[0].astype(_U64)
-        h *= _PRIMES[0]
-        tmp = np.empty_like(h)
-        for f, prime in zip(fields[1:], _PRIMES[1:], strict=False):
-            tmp[...] = f
-            tmp *= prime
-            h += tmp
-        del tmp
-        h ^= h >> _U64(30)
-        h *= _MIX1
-        h ^= h >> _U64(27)
-        h *= _MIX2
-        h ^= h >> _U64(31)
-    return h.view(np.int64)
-
-
-def by_key_stable(table: npt.NDArray[Any], pk: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Indices sorting rows by (table, pk), keeping array order among equal keys.
-
-    One stable argsort of ``table << 55 | pk`` (ids are non-negative and far below 2^55);
-    falls back to ``lexsort`` when they are not.
-    """
-    if len(pk) and (pk.min() < 0 or pk.max() >= 2**55):
-        return np.lexsort((np.arange(len(pk)), pk, table))
-    key = table.astype(np.int64)
-    key <<= 55
-    key |= pk
-    return np.argsort(key, kind="stable")
-
-
-def ranks_in_file_order(fields: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
-    """Rank of each row among the earlier rows (in array order) with the same ``fields``.
-
-    Memory-lean version of ``occurrences`` for arrays already in the wanted order: one stable
-    argsort of a 64-bit hash of the fields, then exact confirmation of each hash tie.
-    """
-    n = len(fields[0])
-    if n == 0:
-        return np.zeros(0, np.int64)
-    h = mix_hash(fields)
-    idx = np.argsort(h, kind="stable")  # stable: file order within a group
-    h = h[idx]
-    same = np.zeros(n, bool)
-    same[1:] = h[1:] == h[:-1]
-    del h
-    cand = np.flatnonzero(same)
-    for f in fields:  # a hash tie is a group only if every field is equal
-        same[cand] &= f[idx[cand]] == f[idx[cand - 1]]
-    pos = np.arange(n, dtype=np.int64)
-    starts = np.where(same, 0, pos)
-    del same
-    np.maximum.accumulate(starts, out=starts)
-    pos -= starts
-    del starts
-    occ = np.empty(n, np.int64)
-    occ[idx] = pos
-    return occ
-
-
-def occurrences(
-    group_keys: Sequence[npt.NDArray[np.int64]], order: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """Rank of each element within its group (equal ``group_keys``), ranked by ``order``."""
-    n = len(order)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    idx = np.lexsort((order, *group_keys))
-    same = np.ones(n, bool)
-    same[0] = False
-    for k in group_keys:
-        ks = k[idx]
-        same[1:] &= ks[1:] == ks[:-1]
-    pos = np.arange(n, dtype=np.int64)
-    starts = np.where(same, 0, pos)
-    np.maximum.accumulate(starts, out=starts)
-    occ = np.empty(n, np.int64)
-    occ[idx] = pos - starts
-    return occ
 
 
 @dataclass
@@ -333,10 +223,31 @@ def load(
             col.append(v)
 
     is_v2 = False
-    for chunk in scan(parts, state):
+    for chunk in scan(parts, state, typed=True):
         pi, offs, objs = chunk.part, chunk.offsets, chunk.changes
         is_v2 = chunk.version >= 2
         first_row = len(a_xid)
+        if chunk.typed:
+            for t in set(map(_TABLE, objs)):
+                if t is not None:
+                    code(t)
+            typed = _typed_columns(objs, codes.codes, tracked, split_pk_updates)
+            if typed is not None:
+                base = len(a_xid)
+                for k, vals in typed[0].items():
+                    cols[k].frombytes(np.ascontiguousarray(vals).tobytes())
+                a_part.extend([pi] * len(objs))
+                a_off.extend(offs)
+                for i in typed[1]:
+                    o = objs[i]
+                    before = orjson.loads(bytes(o.before)) if len(o.before) else None
+                    extras[base + i] = LedgerExtra(
+                        o.old_pk, before, o.op_name or "", o.op_name in tracked
+                    )
+                if is_v2:
+                    v2_rows.append((first_row, len(a_xid)))
+                continue
+            objs = [_as_dict(o) for o in objs]  # a required field missing: line by line
         try:  # fast path: whole columns by comprehension (the common, well-formed case)
             ops = [OP_CODES[o["op"]] for o in objs]
             if split_pk_updates and any(o.get("old_pk") is not None for o in objs):
@@ -427,6 +338,62 @@ def load(
         num_uncommitted_changes=num_uncommitted,
         num_resolved_by_server=num_by_server,
     )
+
+
+def _as_dict(o: ChangeLine) -> dict[str, Any]:
+    """A typed line as the dict its JSON is (for the line-by-line path)."""
+    out = {f: getattr(o, f) for f in o.__struct_fields__ if f not in ("after", "before")}
+    out = {k: v for k, v in out.items() if v is not None}
+    out["after"] = orjson.loads(bytes(o.after))
+    if len(o.before):
+        out["before"] = orjson.loads(bytes(o.before))
+    return out
+
+
+_INTS = operator.attrgetter("txid", "seq", "pk", "mono_ns")
+_TABLE, _OP, _AFTER = (operator.attrgetter(k) for k in ("table", "op", "after"))
+_OLD_PK, _BEFORE, _OP_NAME = (operator.attrgetter(k) for k in ("old_pk", "before", "op_name"))
+_NULL_HASH = hash(b"null")
+
+
+def _typed_columns(
+    objs: list[ChangeLine],
+    codes: dict[str, int],
+    tracked: frozenset[str],
+    split_pk_updates: bool,
+) -> tuple[dict[str, npt.NDArray[np.int64]], list[int]] | None:
+    """Columns (xid, seq, table, pk, op, vhash, mono) of a typed chunk (C-level passes, no
+    per-line Python code), and the indices of its lines with extras; None when a line lacks
+    a required field, names a table not yet coded, or is a key change to split (the
+    line-by-line path handles those)."""
+    n = len(objs)
+    old_pks = list(map(_OLD_PK, objs))
+    has_old_pk = old_pks.count(None) != n
+    if split_pk_updates and has_old_pk:
+        return None
+    try:
+        ints = np.fromiter(itertools.chain.from_iterable(map(_INTS, objs)), np.int64, 4 * n)
+        tabs = np.fromiter(map(codes.__getitem__, map(_TABLE, objs)), np.int64, n)
+        ops = np.fromiter(map(OP_CODES.__getitem__, map(_OP, objs)), np.int64, n)
+    except (KeyError, TypeError, ValueError):  # (None is not an int)
+        return None
+    raws = list(map(bytes, map(_AFTER, objs)))
+    if raws.count(b"null") + sum(r.startswith(b"{") for r in raws) != n:
+        return None  # an after that is neither an object nor null
+    vhash = np.fromiter(map(hash, raws), np.int64, n)
+    vhash[vhash == _NULL_HASH] = 0
+    ints = ints.reshape(n, 4)
+    cols = {"xid": ints[:, 0], "seq": 2 * ints[:, 1], "table": tabs, "pk": ints[:, 2]}
+    cols |= {"op": ops, "vhash": vhash, "mono": ints[:, 3]}
+    sparse: list[int] = []
+    op_names = set(map(_OP_NAME, objs))
+    if has_old_pk or any(map(len, map(_BEFORE, objs))) or not op_names.isdisjoint(tracked):
+        sparse = [
+            i
+            for i, o in enumerate(objs)
+            if o.old_pk is not None or len(o.before) or o.op_name in tracked
+        ]
+    return cols, sparse
 
 
 def ledger_fate_notes(fates: Mapping[str, int]) -> list[str]:

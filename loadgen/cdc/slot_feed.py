@@ -8,22 +8,29 @@ source. pgoutput sends each change once and whole transactions in commit order.
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from loadgen.cdc import pgoutput as P
+from loadgen.cdc import slot_batch as SB
 from loadgen.cdc.change import (
     OP_CREATE,
     OP_DELETE,
     OP_UPDATE,
     Captured,
+    CapturedBatch,
     CapturedChange,
     CapturedTruncate,
     EncodingLimits,
 )
+from loadgen.cdc.hashing import row_hash
 from loadgen.cdc.identity import IdentityTracker, LedgerLookup
 from loadgen.cdc.ledger_index import TableCodes
 from loadgen.cdc.toast import ToastCarry, can_toast
@@ -31,6 +38,11 @@ from loadgen.cdc.toast import ToastCarry, can_toast
 _U32 = struct.Struct(">I").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
 _new = tuple.__new__  # builds a CapturedChange without its Python-level __new__ (hot path)
+BATCH_ROWS = 20_000  # slot rows decoded together by the batch decoder
+MIN_BATCH_ROWS = 64  # fewer rows than this: one at a time (numpy's per-call cost dominates)
+_B, _C, _I, _U, _D = b"BCIUD"
+_NEW, _K, _O = b"NKO"
+_BATCHED_KINDS = np.frombuffer(b"BCIUD", np.uint8)
 
 
 @dataclass
@@ -43,6 +55,7 @@ class _Rel:
     # replica identity without ``id`` (USING INDEX on other columns): positions of its columns
     key_pos: tuple[int, ...] | None = None
     is_plain: bool = False  # verified, no TOAST, no identity tracking: the hot path
+    shape: SB.Shape | None = None  # for the batch decoder (plain relations only)
 
 
 @dataclass
@@ -93,10 +106,15 @@ class SlotFeeder:
         encoding: str = "utf-8",
         table_of: dict[str, str] | None = None,
         consume: bool = False,
+        batches: Iterable[Sequence[tuple[int, int, bytes]]] | None = None,
     ) -> None:
         self.source = f"slot {name}"
         self._consume = consume
         self._rows = rows
+        self._batches = batches  # rows already in batches (``slot.iter_slot``): used instead
+        self._rels: dict[int, _Rel] = {}
+        self._toast = ToastCarry()
+        self._xid = 0  # of the transaction being read (its Begin's)
         self._schema = schema
         self._codes = codes
         self._encoding = encoding
@@ -138,16 +156,189 @@ class SlotFeeder:
         toastable = can_toast([(c.type_oid, c.typmod) for c in msg.columns])
         code = self._codes.code(name) if ours else None
         plain = code is not None and not toastable and key_pos is None
-        return _Rel(name, names, code, id_pos, toastable, key_pos, plain)
+        sh = SB.shape(names, id_pos) if plain else None
+        return _Rel(name, names, code, id_pos, toastable, key_pos, plain, sh)
 
     def changes(self) -> Iterator[Captured]:
-        stats, identity, toast = self.stats, self._identity, ToastCarry()
-        rels: dict[int, _Rel] = {}
+        for item in self.chunks():
+            if type(item) is CapturedBatch:
+                yield from item.changes()
+            else:
+                yield item  # type: ignore[misc]
+
+    def chunks(self) -> Iterator[Captured | CapturedBatch]:
+        """``changes()``, with each run of plain changes (``_Rel.is_plain``: inserts, updates
+        without an old tuple, deletes) of a batch of rows as one ``CapturedBatch``."""
+        batches = self._batches
+        if batches is None:
+            it = iter(self._rows)
+            batches = iter(lambda: list(itertools.islice(it, BATCH_ROWS)), [])
+        for rows in batches:
+            if len(rows) < MIN_BATCH_ROWS:
+                yield from self._slow(rows)
+            else:
+                yield from self._chunk(rows)
+
+    def _chunk(self, rows: Sequence[tuple[int, int, bytes]]) -> Iterator[Captured | CapturedBatch]:
+        datas = [r[2] for r in rows]
+        lens = np.fromiter(map(len, datas), np.int64, len(rows))
+        if lens.min() < 6:  # no valid message is that short: let the decoder say why
+            yield from self._slow(rows)
+            return
+        buf = np.frombuffer(b"".join(datas) + bytes(SB.PAD), np.uint8)
+        starts = np.cumsum(lens) - lens
+        kinds = buf[starts]
+        # Relation, Truncate, Message... change what follows (or are rare): one at a time
+        cuts = np.flatnonzero(~np.isin(kinds, _BATCHED_KINDS)).tolist()
+        a = 0
+        for c in [*cuts, len(rows)]:
+            if c > a:
+                yield from self._segment(rows, buf, starts, lens, kinds, a, c)
+            if c < len(rows):
+                yield from self._slow(rows[c : c + 1])
+            a = c + 1
+
+    def _segment(
+        self,
+        rows: Sequence[tuple[int, int, bytes]],
+        buf: npt.NDArray[np.uint8],
+        starts: npt.NDArray[np.int64],
+        lens: npt.NDArray[np.int64],
+        kinds: npt.NDArray[np.uint8],
+        a: int,
+        b: int,
+    ) -> Iterator[Captured | CapturedBatch]:
+        """Rows ``a:b`` (Begin, Commit, Insert, Update, Delete only), vectorized."""
+        st, k = starts[a:b], kinds[a:b]
+        ci = np.flatnonzero((k != _B) & (k != _C))  # the changes
+        relid = SB.be_u32(buf, st[ci] + 1)
+        sub = buf[st[ci] + 5]
+        fast = np.zeros(len(ci), bool)
+        other = np.zeros(len(ci), bool)
+        for rid in np.unique(relid).tolist():
+            r = self._rels.get(rid)
+            if r is None:
+                continue  # (the one-at-a-time path raises it)
+            sel = relid == rid
+            if r.code is None:
+                other |= sel
+            elif r.is_plain:
+                is_d = k[ci] == _D
+                fast |= sel & np.where(is_d, (sub == _K) | (sub == _O), sub == _NEW)
+        if (~fast & ~other).sum() * 4 > len(ci):  # mostly not plain: one at a time
+            yield from self._slow(rows[a:b])
+            return
+        is_b = k == _B
+        last_b = np.where(is_b, np.arange(b - a), -1)
+        np.maximum.accumulate(last_b, out=last_b)
+        b_xids = np.zeros(b - a, np.int64)
+        b_xids[is_b] = SB.be_u32(buf, st[is_b] + 17)
+        xids = np.where(last_b >= 0, b_xids[np.maximum(last_b, 0)], self._xid)
+        commits = SB.be_u64(buf, st[k == _C] + 2)
+        stats = self.stats
+        self.stats.num_other += int(other.sum())
+        *cols, ok = self._columns(rows, buf, st, lens[a:b], ci[fast], relid[fast], a)
+        fast[fast] = ok  # rows the batch decoder could not vouch for: one at a time
+        cols = [c[ok] for c in cols]
+        slow = ci[~fast & ~other]
+        done = 0
+        for cut in [*slow.tolist(), b - a]:
+            n_before = int(np.searchsorted(cols[0], cut))
+            if n_before > done:
+                yield self._batch(rows, a, xids, cols, done, n_before)
+                done = n_before
+            if cut < b - a:
+                self._xid = int(xids[cut])
+                yield from self._slow(rows[a + cut : a + cut + 1])
+        if len(commits):
+            stats.num_transactions += len(commits)
+            if stats.first_commit_lsn is None:
+                stats.first_commit_lsn = int(commits[0])
+            stats.last_commit_lsn = int(commits[-1])
+        self._xid = int(xids[-1])
+
+    def _columns(
+        self,
+        rows: Sequence[tuple[int, int, bytes]],
+        buf: npt.NDArray[np.uint8],
+        st: npt.NDArray[np.int64],
+        ln: npt.NDArray[np.int64],
+        fi: npt.NDArray[np.int64],
+        relid: npt.NDArray[np.int64],
+        a: int,
+    ) -> tuple[npt.NDArray[Any], ...]:
+        """(row in segment, table, op, pk, rowhash, relid, ok) of the plain changes ``fi``."""
+        n = len(fi)
+        table, op, pk, rowhash = (np.zeros(n, np.int64) for _ in range(4))
+        ok = np.zeros(n, bool)
+        kind = buf[st[fi]]
+        op[:] = np.where(kind == _I, OP_CREATE, np.where(kind == _U, OP_UPDATE, OP_DELETE))
+        esc: npt.NDArray[np.int64] | None = None
+        for rid in np.unique(relid).tolist():
+            r = self._rels[rid]
+            sh = r.shape
+            assert sh is not None and r.code is not None
+            g = np.flatnonzero(relid == rid)
+            rs = fi[g]
+            vstart, vlen, null, end, good = SB.tuples(buf, st[rs] + 6, len(r.names))
+            good &= end == st[rs] + ln[rs]
+            ids, id_ok = SB.ids(buf, vstart[:, r.id_pos], vlen[:, r.id_pos])
+            good &= id_ok & ~null[:, r.id_pos]
+            table[g], pk[g], ok[g] = r.code, ids, good
+            after = good & (op[g] != OP_DELETE)
+            if not after.any():
+                continue
+            if esc is None:
+                esc = SB.escapes(buf)
+            plain = after & ((esc[vstart + vlen] - esc[vstart]).sum(axis=1) == 0)
+            if plain.any():
+                src = np.concatenate((buf, np.frombuffer(sh.consts, np.uint8)))
+                h = SB.json_hashes(src, len(buf), sh, vstart[plain], vlen[plain], null[plain])
+                rowhash[g[plain]] = h
+            for j in np.flatnonzero(after & ~plain).tolist():  # a value JSON escapes
+                vals = P.decode_tuple(rows[a + int(rs[j])][2], 6, self._encoding)[0]
+                rowhash[g[j]] = row_hash(r.names, vals)
+        return fi, table, op, pk, rowhash, relid, ok
+
+    def _batch(
+        self,
+        rows: Sequence[tuple[int, int, bytes]],
+        a: int,
+        xids: npt.NDArray[np.int64],
+        cols: list[npt.NDArray[Any]],
+        lo: int,
+        hi: int,
+    ) -> CapturedBatch:
+        """The plain changes ``lo:hi`` of a segment's ``_columns`` as one batch."""
+        fi, table, op, pk, rowhash, relid = (c[lo:hi] for c in cols)
+        pos = np.fromiter((rows[a + i][0] for i in fi.tolist()), np.int64, len(fi))
+        xid = xids[fi]
+        rels, enc = self._rels, self._encoding
+        self.stats.num_changes += len(fi)
+
+        def change(i: int) -> CapturedChange:
+            lsn, _, data = rows[a + int(fi[i])]
+            r = rels[int(relid[i])]
+            code, pk_i, xid_i = r.code, int(pk[i]), int(xid[i])
+            assert code is not None
+            msg = P.decode(data, enc)
+            if isinstance(msg, P.Delete):
+                return CapturedChange(code, OP_DELETE, pk_i, xid_i, lsn, r.names, None,
+                                      old=msg.old, old_kind=msg.old_kind)  # fmt: skip
+            assert isinstance(msg, P.Insert | P.Update)
+            opc = OP_CREATE if isinstance(msg, P.Insert) else OP_UPDATE
+            return CapturedChange(code, opc, pk_i, xid_i, lsn, r.names, msg.new)
+
+        return CapturedBatch(table, op, pk, xid, pos, rowhash, change)
+
+    def _slow(self, rows: Iterable[tuple[int, int, bytes]]) -> Iterator[Captured]:
+        """Rows one at a time (small batches, and whatever the batch decoder leaves)."""
+        stats, identity, toast, rels = self.stats, self._identity, self._toast, self._rels
         decode_tuple, decode, u32, u64 = P.decode_tuple, P.decode, _U32, _U64
         enc = self._encoding
-        xid = num_changes = 0
+        xid, num_changes = self._xid, 0
         try:
-            for lsn, _, data in self._rows:
+            for lsn, _, data in rows:
                 kind = data[0]
                 if kind == 0x49 or kind == 0x55:  # 'I' insert, 'U' update
                     r = rels[u32(data, 1)[0]]
@@ -193,7 +384,7 @@ class SlotFeeder:
                          vals, unknown, old_pk, old, old_kind, 0, False),
                     )  # fmt: skip
                 elif kind == 0x42:  # 'B' begin: final LSN, commit time, xid
-                    xid = u32(data, 17)[0]
+                    xid = self._xid = u32(data, 17)[0]
                 elif kind == 0x43:  # 'C' commit: flags, commit LSN, ...
                     commit_lsn = u64(data, 2)[0]
                     stats.num_transactions += 1

@@ -151,6 +151,8 @@ def _check_reads(
         li = int(last[j])
         led = v.ledger_example(li)
         after = led.get("after") or {}
+        if dict_hash(after) == int(c["rowhash"][r[at[j]]]):
+            continue  # equal: the ledger line's JSON was not orjson's compact form
         if v.limits is not None and _as_delivered_hash(v, int(L.table[li]), after) == int(
             c["rowhash"][r[at[j]]]
         ):

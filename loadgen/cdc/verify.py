@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
@@ -36,12 +36,14 @@ from loadgen.cdc.attribution import named as _named
 from loadgen.cdc.change import (
     OP_DELETE,
     OP_READ,
+    CapturedBatch,
     CapturedChange,
     CapturedTruncate,
     EncodingLimits,
     describe,
 )
-from loadgen.cdc.ledger_index import LedgerIndex, key_hash, ledger_fate_notes
+from loadgen.cdc.hashing import key_hash, row_hash
+from loadgen.cdc.ledger_index import LedgerIndex, ledger_fate_notes
 from loadgen.cdc.occurrences import OCCURRENCE_WINDOW, Occurrences
 from loadgen.cdc.results import CHECKS, DELIVERY_MODES, VerifyReport
 from loadgen.ledger import read_line
@@ -148,9 +150,10 @@ class Verifier:
         if len(b) >= self.batch_changes:
             self.flush()
 
-    def take(self, items: Iterable[CapturedChange | CapturedTruncate]) -> None:
-        """``add``/``add_truncate`` every item of ``items``, in order, until it is exhausted
-        (a feeder's ``changes()``; blocks while it does). The inline form of ``add``."""
+    def take(self, items: Iterable[CapturedChange | CapturedTruncate | CapturedBatch]) -> None:
+        """``add``/``add_truncate``/``add_batch`` every item of ``items``, in order, until it
+        is exhausted (a feeder's ``changes()`` or ``chunks()``; blocks while it does). The
+        inline form of ``add``."""
         b, limit, flush = self._b_ch, self.batch_changes, self.flush
         add_truncate = self.add_truncate
         for item in items:
@@ -158,8 +161,19 @@ class Verifier:
                 b.append(item)
                 if len(b) >= limit:
                     flush()
+            elif type(item) is CapturedBatch:
+                self.add_batch(item)  # type: ignore[arg-type]
             else:
                 add_truncate(item)  # type: ignore[arg-type]
+
+    def add_batch(self, batch: CapturedBatch) -> None:
+        """Take a run of plain captured changes given as columns (a feeder's ``chunks()``),
+        in delivery order after everything taken before; matched at once."""
+        self.flush()
+        if len(batch):
+            flags = np.zeros(len(batch), np.int64)
+            self._check(batch.xid, batch.table, batch.op, batch.pk, batch.position,
+                        batch.rowhash, flags, batch.change)  # fmt: skip
 
     def add_truncate(self, t: CapturedTruncate) -> None:
         """A captured TRUNCATE of one table, matched to a ledger truncate of its transaction;
@@ -217,14 +231,16 @@ class Verifier:
         chs = self._b_ch
         if not chs:
             return
-        L = self.L
         n = len(chs)
         xid32, table, op, pk, pos = (
             np.fromiter(map(itemgetter(k), chs), np.int64, n) for k in _INT_FIELDS
         )
-        # ledger_index.row_hash of each after-image (0 for deletes)
-        rowhash = np.fromiter(map(hash, map(_AFTER, chs)), np.int64, n)
-        rowhash[op == OP_DELETE] = 0
+        # hashing.row_hash of each after-image (0 for deletes)
+        rowhash = np.fromiter(
+            (0 if c.values is None or c.op == OP_DELETE else row_hash(*_AFTER(c)) for c in chs),
+            np.int64,
+            n,
+        )
         # flags: unknown TOAST, key change, halves swapped; most changes have none of them
         flags = np.zeros(n, np.int64)
         special = ~np.fromiter(map(_PLAIN.__eq__, map(_SPECIAL, chs)), bool, n)
@@ -235,6 +251,24 @@ class Verifier:
                 | (0 if ch.old_pk is None else _FLAG_KEY_CHANGE)
                 | (_FLAG_SWAPPED if ch.is_split_swapped else 0)
             )
+        self._check(xid32, table, op, pk, pos, rowhash, flags, chs.__getitem__)
+        chs.clear()
+
+    def _check(
+        self,
+        xid32: npt.NDArray[np.int64],
+        table: npt.NDArray[np.int64],
+        op: npt.NDArray[np.int64],
+        pk: npt.NDArray[np.int64],
+        pos: npt.NDArray[np.int64],
+        rowhash: npt.NDArray[np.int64],
+        flags: npt.NDArray[np.int64],
+        change: Callable[[int], CapturedChange],
+    ) -> None:
+        """Match and check ``n`` captured changes given as columns (``change(i)``: the i-th
+        as a ``CapturedChange``, for the few a check looks at by column)."""
+        L = self.L
+        n = len(pk)
         self.num_captured += n
         is_read = op == OP_READ
         base = L.min_xid
@@ -260,26 +294,26 @@ class Verifier:
         self.num_excluded += int((~in_scope & ~is_read).sum())
         self.num_reads += int(is_read.sum())
         known_txn = np.isin(xid8, self.ledger_xids)
-        for i in np.flatnonzero(~hit & in_scope):
+        for i in np.flatnonzero(~hit & in_scope).tolist():
             check = "missing_from_ledger" if known_txn[i] else "unexpected"
-            self._fail(check, self.describe(chs[i]))
+            self._fail(check, self.describe(change(i)))
         partial = (flags & _FLAG_PARTIAL) != 0
         bad = hit & (op != OP_DELETE) & ((L.vhash[np.maximum(li, 0)] != rowhash) | partial)
-        for i in np.flatnonzero(bad):  # rare: compare by column name (hashes are ordered)
-            V.check_values(self, int(li[i]), chs[i])
+        for i in np.flatnonzero(bad).tolist():  # rare: compare by column name (hashes are ordered)
+            V.check_values(self, int(li[i]), change(i))
         # old keys and before-images: only where the ledger states them (sparse) or the
         # captured change carries a key change
         has_extra = np.isin(li, L.extra_pos) if len(L.extra_pos) else np.zeros(n, bool)
-        for i in np.flatnonzero(hit & (has_extra | ((flags & _FLAG_KEY_CHANGE) != 0))):
-            V.check_old(self, int(li[i]), chs[i])
-        for i in np.flatnonzero((flags & _FLAG_SWAPPED) != 0):
-            self._fail("order", V.swapped_example(self, chs[i], int(li[i])))
+        for i in np.flatnonzero(hit & (has_extra | ((flags & _FLAG_KEY_CHANGE) != 0))).tolist():
+            V.check_old(self, int(li[i]), change(i))
+        for i in np.flatnonzero((flags & _FLAG_SWAPPED) != 0).tolist():
+            self._fail("order", V.swapped_example(self, change(i), int(li[i])))
         # a key change also deletes the old key: a state-only row just before the change
         moved = np.flatnonzero((flags & _FLAG_KEY_CHANGE) != 0)
         stored_flags = partial.astype(np.int64) | (((flags & _FLAG_KEY_CHANGE) != 0) << 1)
         cols = [table, pk, op, xid32, li, rowhash, stored_flags, pos]
         if len(moved):
-            old_pks = [int(chs[i].old_pk) for i in moved]  # type: ignore[arg-type]
+            old_pks = [int(change(i).old_pk) for i in moved.tolist()]  # type: ignore[arg-type]
             extra: list[Any] = [table[moved], old_pks, OP_DELETE, _MASK32, LI_STATE_ONLY]
             extra += [0, 0, pos[moved]]
             cols = [np.insert(c, moved, e) for c, e in zip(cols, extra, strict=True)]
@@ -287,7 +321,6 @@ class Verifier:
         for (k, dtype), col in zip(_COLUMN_DTYPES.items(), cols, strict=True):
             self._chunks[k].append(col.astype(dtype))
         self.num_rows += len(cols[0])
-        chs.clear()
 
     def ledger_example(self, i: int) -> dict[str, Any]:
         part, offset = self.L.line_locator(i)

@@ -12,7 +12,7 @@ import psycopg
 from loadgen.cdc import carried, ledger_index
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as slot_mod
-from loadgen.cdc.change import Feeder
+from loadgen.cdc.change import Feeder, chunks_of
 from loadgen.cdc.results import VerifyReport
 from loadgen.cdc.slot_feed import SlotFeeder, partition_roots
 from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, gc_paused
@@ -25,7 +25,7 @@ DEFAULT_DELIVERY = {"slot": "exactly-once", "debezium": "at-least-once"}
 def feed(verifier: Verifier, feeder: Feeder) -> None:
     """Give every captured change of ``feeder`` to ``verifier``, in order (blocks)."""
     verifier.where = feeder.where
-    verifier.take(feeder.changes())
+    verifier.take(chunks_of(feeder))
 
 
 def _finish(verifier: Verifier, feeder: Feeder, conn: psycopg.Connection | None) -> VerifyReport:
@@ -84,15 +84,12 @@ def verify_slot(
         verifier = Verifier(ledger, delivery=delivery, publication=publication,
                             max_examples=max_examples)  # fmt: skip
         verifier.uncarried = uncarried
-        rows = (
-            row
-            for batch in slot_mod.iter_slot(
-                conn, slot, publication, consume=consume, batch_changes=batch_changes
-            )
-            for row in batch
+        batches = slot_mod.iter_slot(
+            conn, slot, publication, consume=consume, batch_changes=batch_changes
         )
         feeder = SlotFeeder(
-            rows,
+            (),
+            batches=batches,
             name=slot,
             schema=_schema(conn),
             codes=ledger.codes,

@@ -8,6 +8,7 @@ Contract and format: ``docs/ledger.md``.
 from loadgen.ledger.changes import RowChange
 from loadgen.ledger.reader import (
     BadLine,
+    ChangeLine,
     Chunk,
     LedgerContents,
     LedgerEntry,
@@ -35,6 +36,7 @@ __all__ = [
     "LEDGER_FORMAT_VERSION",
     "PART_GLOB",
     "BadLine",
+    "ChangeLine",
     "Chunk",
     "LedgerContents",
     "LedgerEntry",

@@ -13,11 +13,13 @@ by their outcome record, else by asking the server (``resolve``: ``pg_xact_statu
 from __future__ import annotations
 
 import itertools
+import operator
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -43,6 +45,37 @@ class BadLine:
     preview: str  # the first 80 characters
 
 
+class ChangeLine(msgspec.Struct, gc=False):
+    """Any ledger line decoded by type (``scan(typed=True)``): a change record's fields
+    (``records.ChangeRecord``) with ``after``/``before`` kept as their raw JSON text (decoded
+    only when a check needs them), plus the ``type``/``status``/``by``/``version`` that header
+    and outcome lines carry. A field the line lacks is None (``before``: empty text)."""
+
+    txid: int | None = None
+    seq: int | None = None
+    table: str | None = None
+    op: str | None = None
+    pk: int | None = None
+    after: msgspec.Raw = msgspec.Raw(b"null")
+    op_name: str | None = None
+    mono_ns: int = 0
+    old_pk: int | None = None
+    before: msgspec.Raw = msgspec.Raw(b"")
+    type: str | None = None
+    status: str | None = None
+    by: str | None = None
+    version: int | None = None
+
+    @property
+    def has_extras(self) -> bool:
+        """``records.has_extras``: an old key or a before-image is recorded."""
+        return self.old_pk is not None or len(self.before) > 0
+
+
+_TYPED = msgspec.json.Decoder(list[ChangeLine])
+_TYPE = operator.attrgetter("type")
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """Consecutive change records of one part, all of one format version."""
@@ -50,7 +83,9 @@ class Chunk:
     part: int  # index into the scan's parts
     version: int  # records.FORMAT_VERSION or records.LEGACY_VERSION
     offsets: list[int]  # byte offset of each record's line in its part
-    changes: list[dict[str, Any]]  # parsed change lines (shape checked by the consumer)
+    changes: list[Any]  # parsed change lines: dicts (shape checked by the consumer), or
+    # ``ChangeLine``s when ``typed`` (types checked; required fields may still be None)
+    typed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +195,62 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return obj if type(obj) is dict else None
 
 
-def scan(parts: Sequence[str], state: LedgerScan) -> Iterator[Chunk]:
+def _typed_chunks(
+    state: LedgerScan, pi: int, version: int, offs: list[int], line_no: int, lines: list[bytes]
+) -> tuple[list[Chunk], int] | None:
+    """A chunk of lines decoded by type in one call (msgspec): (chunks, version after them),
+    or None when some line does not fit ``ChangeLine`` (the caller parses them one by one)."""
+    if not lines[-1].endswith(b"\n"):
+        return None
+    try:
+        recs = _TYPED.decode(b"[" + b",".join(lines) + b"]")
+    except msgspec.DecodeError:  # (also a ValidationError: a field of another type)
+        return None
+    types = list(map(_TYPE, recs))
+    if types.count(None) == len(types):
+        return [Chunk(pi, version, offs, recs, True)], version
+    typed = [i for i, t in enumerate(types) if t is not None]
+    chunks, start, part = [], 0, state.parts[pi]
+    committed, aborted = state.committed_txids, state.aborted_txids
+
+    def flush(end: int) -> None:
+        is_change = list(map(operator.is_, types[start:end], itertools.repeat(None)))
+        keep = list(itertools.compress(recs[start:end], is_change))
+        if keep:
+            keep_offs = list(itertools.compress(offs[start:end], is_change))
+            chunks.append(Chunk(pi, version, keep_offs, keep, True))
+
+    for i in typed:
+        o = recs[i]
+        if o.type == records.TYPE_OUTCOME and not state.keep_details and o.txid is not None:
+            if o.by is not None and o.status == records.COMMITTED:
+                committed.append(o.txid)
+                continue
+            if o.by is not None and o.status == records.ABORTED:
+                aborted.append(o.txid)
+                continue
+        obj = orjson.loads(lines[i])  # (rare: a header, or an outcome to look at closely)
+        if o.type == records.TYPE_OUTCOME:
+            state._outcome(obj, part, line_no + 1 + i, offs[i])
+        elif o.type == records.TYPE_HEADER and o.version is not None:
+            flush(i)
+            start, version = i + 1, o.version
+            state.headers.append((pi, obj))
+        else:
+            state.bad_lines.append(BadLine(part, line_no + 1 + i, offs[i], False, _preview(obj)))
+    flush(len(recs))
+    return chunks, version
+
+
+def scan(parts: Sequence[str], state: LedgerScan, *, typed: bool = False) -> Iterator[Chunk]:
     """Yield the change records of every part, in file order, in chunks (streams the files).
 
     Headers and outcomes go into ``state``; unparseable lines into ``state.bad_lines`` (a last
     line without its newline is *torn*: its writer died mid-write) and are skipped.
+    ``typed``: decode each chunk's lines by type in one call (``ChangeLine``, msgspec) where
+    they all fit; a chunk where some line does not comes as dicts, as without ``typed``.
     """
-    loads = orjson.loads
+    loads, by_type = orjson.loads, typed
     for pi, part in enumerate(parts):
         offset = 0
         line_no = 0
@@ -175,6 +259,12 @@ def scan(parts: Sequence[str], state: LedgerScan) -> Iterator[Chunk]:
             while lines := f.readlines(CHUNK_BYTES):
                 offs = list(itertools.accumulate(map(len, lines), initial=offset))
                 offset = offs.pop()
+                fast = _typed_chunks(state, pi, version, offs, line_no, lines) if by_type else None
+                if fast is not None:
+                    line_no += len(lines)
+                    yield from fast[0]
+                    version = fast[1]
+                    continue
                 try:
                     objs: list[Any] = [loads(raw) for raw in lines]
                     ok = lines[-1].endswith(b"\n") and all(type(o) is dict for o in objs)
@@ -204,15 +294,15 @@ def scan(parts: Sequence[str], state: LedgerScan) -> Iterator[Chunk]:
                     nos = [g[2] for g in good]  # type: ignore[assignment]
                 # split off headers and outcomes: comprehensions, the common case (outcomes
                 # only, no header) needs no per-line Python loop
-                typed = [i for i, o in enumerate(objs) if "type" in o]
-                if not typed:
+                typed_at = [i for i, o in enumerate(objs) if "type" in o]
+                if not typed_at:
                     if objs:
                         yield Chunk(pi, version, offs, objs)
                     continue
-                if all(objs[i].get("type") == records.TYPE_OUTCOME for i in typed):
+                if all(objs[i].get("type") == records.TYPE_OUTCOME for i in typed_at):
                     committed, aborted = state.committed_txids, state.aborted_txids
                     slow = state.keep_details
-                    for i in typed:
+                    for i in typed_at:
                         o = objs[i]
                         txid, status = o.get("txid"), o.get("status")
                         if slow or type(txid) is not int or "by" not in o:
