@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Commands that handle SIGINT/SIGTERM themselves, as a graceful stop (exit 0 with a summary):
 # they install their handlers first thing, then call ``interrupts.hand_over()``.
-SELF_STOPPING_COMMANDS = frozenset({("stream",), ("cdc", "capture")})
+SELF_STOPPING_COMMANDS = frozenset({("stream",), ("cdc", "capture"), ("cdc", "watch")})
 _COMMAND_PATH = "loadgen.command_path"  # ctx.meta key: the command about to run, as names
 
 
@@ -117,7 +117,7 @@ COMMANDS = (
     ),
     LazyCommand(
         "cdc",
-        ("cdc_cmd", "capture_cmd"),
+        ("cdc_cmd", "capture_cmd", "watch_cmd"),
         "Change data capture: publication, slot and replica identity; verify what a CDC"
         " consumer captured against the ledger; Debezium connector config.",
     ),

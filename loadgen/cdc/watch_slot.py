@@ -1,0 +1,217 @@
+"""Stream a pgoutput slot live with the streaming replication protocol (psycopg2).
+
+psycopg 3 has no replication API; psycopg2's ``LogicalReplicationConnection`` is the
+established Python client. ``SlotStream.rows()`` yields ``(lsn, xid, message)`` rows as
+``slot_feed.SlotFeeder`` reads them (the same decoder as ``cdc verify``), one whole transaction
+at a time: a transaction's messages are held until its Commit arrives, so a connection lost
+mid-transaction never hands half of one to the verifier. After each transaction,
+``on_commit(CommitInfo)`` is called (the feeder has yielded all of its changes by then);
+while the stream is idle, and at least every ``idle_every_s`` while it is busy, ``on_idle()``
+runs (the caller's housekeeping; it returns False to stop the stream).
+
+Positions: ``confirm(lsn)`` sets the flushed position sent to the server (standby status
+updates), which lets it release WAL. When the connection drops (a terminated backend, a
+restarted server), the stream reconnects with backoff and the server resends from the last
+confirmed position; transactions already handed over (commit LSN at or before the last one)
+are skipped and counted (``num_redelivered_txns``), so nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extras
+
+from loadgen.cdc import pgoutput as P
+from loadgen.errors import DatabaseUnavailableError, SchemaMissingError
+
+_BEGIN = struct.Struct(">QqI").unpack_from  # final LSN, commit ts (µs since 2000), xid
+_COMMIT = struct.Struct(">bQQq").unpack_from  # flags, commit LSN, end LSN, commit ts
+_PG_EPOCH = P.PG_EPOCH_UNIX_S
+RECONNECT_MAX_S = 60.0  # give up after this long without a connection
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One captured transaction's Commit: positions, the server's commit time and when the
+    Commit message arrived (both Unix seconds, wall clock)."""
+
+    xid: int
+    commit_lsn: int
+    end_lsn: int
+    commit_ts: float
+    received_at: float
+
+
+class SlotStream:
+    """A live pgoutput (protocol v1) stream of ``slot`` for ``publication`` (see module doc)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        slot: str,
+        publication: str,
+        *,
+        on_commit: Callable[[CommitInfo], None],
+        on_idle: Callable[[], bool],
+        idle_every_s: float = 0.2,
+        reconnect_max_s: float = RECONNECT_MAX_S,
+    ) -> None:
+        self.dsn = dsn
+        self.slot = slot
+        self.publication = publication
+        self.on_commit = on_commit
+        self.on_idle = on_idle
+        self.idle_every_s = idle_every_s
+        self.reconnect_max_s = reconnect_max_s
+        self.num_reconnects = 0
+        self.num_redelivered_txns = 0
+        self.reconnect_notes: list[str] = []
+        self._confirmed = 0
+        self._sent = -1
+        self._done_commit_lsn = 0  # commit LSN of the last transaction handed over
+        self._conn: psycopg2.extensions.connection | None = None
+        self._cur: psycopg2.extras.ReplicationCursor | None = None
+
+    # -- connection ----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        conn = psycopg2.connect(
+            self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
+        )
+        try:
+            cur = conn.cursor()
+            cur.start_replication(
+                slot_name=self.slot,
+                decode=False,
+                options={"proto_version": "1", "publication_names": self.publication},
+                status_interval=10,
+            )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._cur = conn, cur
+        self._sent = -1
+
+    def _reconnect(self, why: BaseException) -> None:
+        self.close()
+        self.num_reconnects += 1
+        first = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
+        self.reconnect_notes.append(f"{time.strftime('%H:%M:%S')} connection lost: {first}")
+        deadline = time.monotonic() + self.reconnect_max_s
+        delay = 0.1
+        while True:
+            try:
+                self._connect()
+                return
+            except psycopg2.Error as exc:
+                if time.monotonic() > deadline:
+                    raise DatabaseUnavailableError(
+                        f"cdc watch: slot {self.slot}: cannot reconnect for"
+                        f" {self.reconnect_max_s:.0f} s: {str(exc).strip().splitlines()[0]}"
+                    ) from exc
+            if not self.on_idle():
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg2.Error):
+                self._conn.close()
+        self._conn = self._cur = None
+
+    def confirm(self, lsn: int) -> None:
+        """Report everything up to ``lsn`` as flushed (sent with the next status update)."""
+        if lsn > self._confirmed:
+            self._confirmed = lsn
+        self._send_feedback()
+
+    def _send_feedback(self) -> None:
+        cur = self._cur
+        if cur is None or self._confirmed == self._sent:
+            return
+        try:
+            cur.send_feedback(write_lsn=self._confirmed, flush_lsn=self._confirmed)
+            self._sent = self._confirmed
+        except psycopg2.Error:
+            pass  # the read loop notices the broken connection and reconnects
+
+    # -- the stream --------------------------------------------------------------------------
+    def rows(self) -> Iterator[tuple[int, int, bytes]]:
+        """(LSN, xid, pgoutput message) rows, whole transactions at a time (blocks).
+
+        Raises:
+            SchemaMissingError: the slot does not exist (or is not a pgoutput slot).
+            DatabaseUnavailableError: no connection, or none again within the reconnect limit.
+        """
+        try:
+            self._connect()
+        except psycopg2.Error as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if getattr(exc, "pgcode", None) in ("42704", "55000", "42P01"):
+                raise SchemaMissingError(f"cdc watch: slot {self.slot}: {text}") from exc
+            raise DatabaseUnavailableError(f"cdc watch: slot {self.slot}: {text}") from exc
+        try:
+            yield from self._loop()
+        finally:
+            self.close()
+
+    def _loop(self) -> Iterator[tuple[int, int, bytes]]:
+        held: list[tuple[int, int, bytes]] = []
+        begin: tuple[int, float, int] | None = None  # final LSN, commit ts, xid
+        last_idle = time.monotonic()
+        while True:
+            cur = self._cur
+            if cur is None:
+                return  # stopped while reconnecting
+            try:
+                msg = cur.read_message()
+            except psycopg2.Error as exc:
+                held, begin = [], None
+                self._reconnect(exc)
+                continue
+            now = time.monotonic()
+            if msg is None:
+                if not self.on_idle():
+                    return
+                last_idle = now
+                self._send_feedback()
+                try:
+                    select.select([cur], [], [], self.idle_every_s)
+                except (OSError, ValueError) as exc:  # the socket went away
+                    held, begin = [], None
+                    self._reconnect(exc)
+                continue
+            data: bytes = msg.payload
+            lsn = int(msg.data_start)
+            kind = data[0]
+            if kind == 0x42:  # 'B'
+                final_lsn, ts_us, xid = _BEGIN(data, 1)
+                begin = (final_lsn, ts_us / 1e6 + _PG_EPOCH, xid)
+                held = [(lsn, xid, data)]
+            elif kind == 0x43 and begin is not None:  # 'C'
+                _, commit_lsn, end_lsn, ts_us = _COMMIT(data, 1)
+                held.append((lsn, begin[2], data))
+                info = CommitInfo(begin[2], commit_lsn, end_lsn, ts_us / 1e6 + _PG_EPOCH,
+                                  time.time())  # fmt: skip
+                rows, held, begin = held, [], None
+                if commit_lsn <= self._done_commit_lsn:
+                    self.num_redelivered_txns += 1  # resent after a reconnect: handed over
+                    continue
+                self._done_commit_lsn = commit_lsn
+                yield from rows
+                self.on_commit(info)
+            elif begin is not None:
+                held.append((lsn, begin[2], data))
+            else:
+                yield (lsn, 0, data)  # outside a transaction (a non-transactional message)
+            if now - last_idle >= self.idle_every_s:
+                if not self.on_idle():
+                    return
+                last_idle = now
