@@ -230,6 +230,7 @@ class Matcher:
             self.ledger_pending[key] = lc
         else:
             self._match(key, lc, c)
+            self._advance_flush()
 
     def stale_intents(self, now: float) -> list[int]:
         """Transactions whose intent has waited for its outcome longer than the grace."""

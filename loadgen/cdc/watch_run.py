@@ -235,9 +235,10 @@ class Watch:
                     self.num_truncates += 1
         except Interrupted as exc:
             self.stopped_by = exc.signal_name
+        try:
+            return self._finish()
         finally:
             self.stream.close()
-        return self._finish()
 
     def _buf_append(self, item: CapturedChange) -> None:
         self._buf.append(item)
@@ -249,6 +250,7 @@ class Watch:
         self._resolve(list(m.intents), now)
         m.sweep(now, self.follower.part_name, self.feeder.where, final=True)
         m.new_missing.clear()
+        self.stream.confirm(m.flushable_lsn)  # everything is decided now: release the WAL
         part = self.follower.part_name
         missing = []
         for key, lc in list(m.overdue.items())[: self.opts.max_examples]:

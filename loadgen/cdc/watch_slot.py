@@ -137,7 +137,7 @@ class SlotStream:
         if cur is None or self._confirmed == self._sent:
             return
         try:
-            cur.send_feedback(write_lsn=self._confirmed, flush_lsn=self._confirmed)
+            cur.send_feedback(write_lsn=self._confirmed, flush_lsn=self._confirmed, force=True)
             self._sent = self._confirmed
         except psycopg2.Error:
             pass  # the read loop notices the broken connection and reconnects
@@ -157,10 +157,7 @@ class SlotStream:
             if getattr(exc, "pgcode", None) in ("42704", "55000", "42P01"):
                 raise SchemaMissingError(f"cdc watch: slot {self.slot}: {text}") from exc
             raise DatabaseUnavailableError(f"cdc watch: slot {self.slot}: {text}") from exc
-        try:
-            yield from self._loop()
-        finally:
-            self.close()
+        yield from self._loop()  # the connection stays open for a last ``confirm``: ``close``
 
     def _loop(self) -> Iterator[tuple[int, int, bytes]]:
         held: list[tuple[int, int, bytes]] = []
