@@ -33,6 +33,7 @@ from loadgen.ledger import records
 
 MASK32 = 0xFFFFFFFF
 RECENT = 200_000  # matched keys and committed transactions remembered for redeliveries
+RECENT_TXN_RANKS = 10_000  # transactions whose captured positions rank redeliveries (Debezium)
 ORDER_SLACK_NS = 1_000_000_000  # across writers, monotonic stamps decide beyond 1 s (verify's)
 Key = tuple[int, int, int, int, int]  # xid32, table, pk, op, occurrence
 
@@ -119,6 +120,8 @@ class Matcher:
         self._recent_txns: set[int] = set()  # committed ledger xid32s
         self._recent_txns_q: deque[int] = deque()
         self._rows: dict[tuple[int, int], tuple[int, int, int, int]] = {}  # order check
+        self._pos_ranks: dict[int, dict[tuple[int, int, int], list[int]]] = {}
+        self._pos_ranks_q: deque[int] = deque()
         self._txns: deque[list[int]] = deque()  # captured transactions, in commit order
         self._flushable = 0
         self._capture_seq = 0
@@ -242,40 +245,63 @@ class Matcher:
     ) -> None:
         """One captured transaction's row changes, in delivery order; ``end_lsn`` is what to
         confirm once all are decided; ``lag_ms`` its capture minus commit time."""
-        t = self.tally
-        t.captured_transactions += 1
+        self.tally.captured_transactions += 1
         rec = [end_lsn, len(changes)]
         self._txns.append(rec)
         ranks: dict[tuple[int, int, int, int], int] = {}
-        names = self.codes.names
         for ch in changes:
-            t.captured_changes += 1
-            if lag_ms is not None:
-                self.lag.add(names[ch.table], lag_ms)
             rk = (ch.xid, ch.table, ch.pk, ch.op)
             occ = ranks.get(rk, 0)
             ranks[rk] = occ + 1
-            key = (ch.xid, ch.table, ch.pk, ch.op, occ)
-            self._capture_seq += 1
-            c = _Captured(ch, self._capture_seq, rec, now)
-            lc = self.ledger_pending.pop(key, None)
-            if lc is None:
-                lc = self.overdue.pop(key, None)
-                if lc is not None:
-                    t.late += 1
-            if lc is not None:
-                self._match(key, lc, c)
-                continue
-            pos = self._recent_keys.get(key)
-            if pos is not None:
-                rec[1] -= 1
-                if pos == ch.position and self.delivery == "at-least-once":
-                    t.redelivered += 1
-                else:
-                    self.fail("duplicated", self.captured_example(c, f"lsn {ch.position}"))
-                continue
-            self.captured_pending[key] = c
+            self._captured(ch, occ, rec, lag_ms, now)
         self._advance_flush()
+
+    def captured_one(self, ch: CapturedChange, lag_ms: float | None, now: float) -> None:
+        """One captured change of a source without transaction boundaries (Debezium events,
+        in delivery order). Its occurrence is ranked by position within its transaction, so
+        a redelivery (same transaction and position) keeps its first delivery's rank."""
+        ranks = self._pos_ranks.get(ch.xid)
+        if ranks is None:
+            ranks = self._pos_ranks[ch.xid] = {}
+            self._pos_ranks_q.append(ch.xid)
+            if len(self._pos_ranks_q) > RECENT_TXN_RANKS:
+                self._pos_ranks.pop(self._pos_ranks_q.popleft(), None)
+        positions = ranks.setdefault((ch.table, ch.pk, ch.op), [])
+        if ch.position in positions:
+            occ = positions.index(ch.position)
+        else:
+            occ = len(positions)
+            positions.append(ch.position)
+        self._captured(ch, occ, [0, 1], lag_ms, now)
+        self._advance_flush()
+
+    def _captured(
+        self, ch: CapturedChange, occ: int, rec: list[int], lag_ms: float | None, now: float
+    ) -> None:
+        t = self.tally
+        t.captured_changes += 1
+        if lag_ms is not None:
+            self.lag.add(self.codes.names[ch.table], lag_ms)
+        key = (ch.xid, ch.table, ch.pk, ch.op, occ)
+        self._capture_seq += 1
+        c = _Captured(ch, self._capture_seq, rec, now)
+        lc = self.ledger_pending.pop(key, None)
+        if lc is None:
+            lc = self.overdue.pop(key, None)
+            if lc is not None:
+                t.late += 1
+        if lc is not None:
+            self._match(key, lc, c)
+            return
+        pos = self._recent_keys.get(key)
+        if pos is not None:
+            rec[1] -= 1
+            if pos == ch.position and self.delivery == "at-least-once":
+                t.redelivered += 1
+            else:
+                self.fail("duplicated", self.captured_example(c, f"lsn {ch.position}"))
+            return
+        self.captured_pending[key] = c
 
     def _match(self, key: Key, lc: _LedgerChange, c: _Captured) -> None:
         self.tally.matched += 1

@@ -47,6 +47,7 @@ class CommitInfo:
     end_lsn: int
     commit_ts: float
     received_at: float
+    received_mono: float  # the same moment on the monotonic clock (the matcher's)
 
 
 class SlotStream:
@@ -126,6 +127,10 @@ class SlotStream:
                 self._conn.close()
         self._conn = self._cur = None
 
+    @property
+    def confirmed_lsn(self) -> int:
+        return self._confirmed
+
     def confirm(self, lsn: int) -> None:
         """Report everything up to ``lsn`` as flushed (sent with the next status update)."""
         if lsn > self._confirmed:
@@ -196,7 +201,7 @@ class SlotStream:
                 _, commit_lsn, end_lsn, ts_us = _COMMIT(data, 1)
                 held.append((lsn, begin[2], data))
                 info = CommitInfo(begin[2], commit_lsn, end_lsn, ts_us / 1e6 + _PG_EPOCH,
-                                  time.time())  # fmt: skip
+                                  time.time(), now)  # fmt: skip
                 rows, held, begin = held, [], None
                 if commit_lsn <= self._done_commit_lsn:
                     self.num_redelivered_txns += 1  # resent after a reconnect: handed over

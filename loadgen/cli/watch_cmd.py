@@ -43,7 +43,11 @@ def cdc_watch(
     slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
     debezium_file: str | None = typer.Option(
-        None, "--debezium", help="Tail a Debezium event file (not supported yet: exit 2)."
+        None,
+        "--debezium",
+        help="Tail this Debezium event file (as `cdc capture --out` or a"
+        " Kafka console consumer append to it; truncation and rotation are followed) instead"
+        " of streaming the slot.",
     ),
     delivery: str | None = typer.Option(
         None,
@@ -105,12 +109,11 @@ def _emit_json(rec: dict[str, Any]) -> None:
 
 
 def _watch(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
-    if a["debezium_file"]:
-        raise ConfigError("--debezium: cdc watch follows the slot only for now; use cdc verify")
     _check("--grace", a["grace"], GRACE_RANGE)
     _check("--interval", a["interval"], INTERVAL_RANGE)
     _check("--duration", a["duration"], DURATION_RANGE)
-    mode = (a["delivery"] or verify_run.DEFAULT_DELIVERY["slot"]).strip().lower()
+    source = "debezium" if a["debezium_file"] else "slot"
+    mode = (a["delivery"] or verify_run.DEFAULT_DELIVERY[source]).strip().lower()
     if mode not in DELIVERY_MODES:
         raise ConfigError(f"--delivery {a['delivery']!r}: use {' or '.join(DELIVERY_MODES)}")
     if a["summary_json"]:
@@ -150,9 +153,15 @@ def _watch(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
         db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         db.require_schema(conn)
-        result = watch_run.Watch(conn, dsn, opts, emit, stop).run()
+        if a["debezium_file"]:
+            from loadgen.cdc.watch_debezium import DebeziumWatch
+
+            result = DebeziumWatch(conn, opts, a["debezium_file"], emit, stop).run()
+        else:
+            result = watch_run.Watch(conn, dsn, opts, emit, stop).run()
     doc = {"type": "final", **result.report.to_dict(), "lag_ms": result.lag_ms}
     doc["intervals"] = result.intervals
+    doc.update(result.extra)
     if a["summary_json"]:
         Path(a["summary_json"]).write_bytes(
             orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str) + b"\n"
