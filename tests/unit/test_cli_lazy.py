@@ -113,3 +113,12 @@ def test_counts_and_check_run_without_heavy_imports(
         assert doc["ok"] is True and doc["checks"]
     assert "psycopg" in modules  # it did talk to the database
     assert _heavy(modules) == []
+
+
+def test_every_command_module_is_named_in_commands() -> None:
+    """A new ``loadgen/cli/*_cmd.py`` registers its commands only when imported: it must be in
+    some ``LazyCommand.modules``, or its commands would silently be missing."""
+    cli_dir = Path(sys.modules["loadgen.cli.app"].__file__ or "").parent
+    modules = {p.stem for p in cli_dir.glob("*.py") if p.stem.endswith(("_cmd", "_cmds"))}
+    named = {module for command in COMMANDS for module in command.modules}
+    assert modules == named
