@@ -1,0 +1,136 @@
+"""The empty-table fast path: load as pg_restore does, then add keys and indexes.
+
+``prepare`` drops, in one transaction, the seeded tables' primary keys, UNIQUE constraints,
+foreign keys (``sql/02_keys.sql``) and secondary indexes (``sql/03_indexes.sql``). ``load``
+then gives each table one transaction on one of ``--workers`` connections (largest tables
+first): ``TRUNCATE`` (of the empty table) and ``COPY ... FROM STDIN (FREEZE)`` of all its
+pieces, so the rows are written frozen and all-visible, with no unique-index maintenance and
+no foreign-key trigger per row. A producer thread per connection generates and encodes the
+next pieces while the current ones are sent. Pieces and their content are the append path's
+(``datagen.generate_piece`` over the same id ranges), so both paths load identical rows.
+``seed_build.build`` then adds everything back (the catalog ends as ``init`` makes it).
+
+A failure or signal midway cancels every connection's statement; the orchestrator's
+``seed_recovery.unfinished`` then truncates and restores the keys (``schema.restore``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from loadgen import datagen, schema, tables
+from loadgen.errors import SeedError
+from loadgen.seed_options import ProgressFn, SeedOptions, TableResult
+from loadgen.seed_parallel import Context, Task, prefetch, run_all
+from loadgen.seed_plan import Plan
+
+
+def prepare(conn: psycopg.Connection, plans: list[Plan]) -> None:
+    """Drop the keys and secondary indexes of the seeded (empty) tables, in one transaction.
+
+    ``conn`` is in autocommit mode. The tables are locked first (ACCESS EXCLUSIVE).
+    """
+    names = [p.table for p in plans]
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.SQL(", ").join(map(sql.Identifier, names))
+            )
+        )
+        schema.drop_secondary_indexes(conn)
+        schema.drop_keys(conn, names)
+
+
+def _blocks(
+    plan: Plan, seed: int, reference: datetime, block_rows: int
+) -> Iterator[tuple[bytes, int]]:
+    """``(COPY text block, rows in it)`` for every piece of ``plan``, in id order."""
+    columns = tables.BY_NAME[plan.table].columns
+    for lo, hi in plan.pieces():
+        batch = datagen.generate_piece(
+            plan.table, seed, lo, hi, parents=plan.parents, now=reference, lazy=True
+        )
+        done = 0
+        for block in datagen.iter_copy_blocks(batch, columns, block_rows):
+            n = min(block_rows, hi - lo - done)
+            done += n
+            yield block, n
+
+
+def _load_task(plan: Plan, seed: int, reference: datetime, block_rows: int) -> Task:
+    table = sql.Identifier(plan.table)
+    columns = sql.SQL(", ").join(map(sql.Identifier, tables.BY_NAME[plan.table].columns))
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(table, columns)
+
+    def task(conn: psycopg.Connection, ctx: Context) -> None:
+        t0 = time.monotonic()
+        ctx.report((plan.table, 0, t0))
+        with conn.transaction():
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+            row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table))
+            if (row.fetchone() or (False,))[0]:
+                raise SeedError(
+                    f"table {plan.table} received rows from another session while this seed"
+                    " prepared it; stop other writers and run `loadgen reset --yes`"
+                )
+            conn.execute(sql.SQL("TRUNCATE {}").format(table))  # what FREEZE requires
+            with conn.cursor() as cur, cur.copy(copy_stmt) as copy:
+                for block, n in prefetch(_blocks(plan, seed, reference, block_rows), ctx):
+                    copy.write(block)
+                    ctx.report((plan.table, n, t0))
+        ctx.report((plan.table, -1, t0))  # committed
+
+    return task
+
+
+def load(
+    conns: list[psycopg.Connection],
+    plans: list[Plan],
+    options: SeedOptions,
+    seed: int,
+    reference: datetime,
+    progress: ProgressFn | None,
+) -> tuple[list[TableResult], float]:
+    """Load every plan with rows, one table per transaction, on all of ``conns`` (idle, not
+    autocommit); block until all committed.
+
+    Returns:
+        per-table results in ``plans`` order, and the CPU seconds spent generating rows.
+
+    Raises:
+        SeedError: a table received rows meanwhile; psycopg.Error: the server refused;
+        KeyboardInterrupt: a signal (every COPY was cancelled, its transaction rolled back).
+    """
+    todo = sorted((p for p in plans if p.rows), key=lambda p: -_cost(p))
+    done: dict[str, int] = {p.table: 0 for p in plans}
+    seconds: dict[str, float] = {p.table: 0.0 for p in plans}
+    by_name = {p.table: p for p in plans}
+
+    def on_event(event: Any) -> None:
+        table, n, t0 = event
+        elapsed = time.monotonic() - t0
+        if n < 0:
+            seconds[table] = elapsed
+            return
+        done[table] += n
+        if progress:
+            progress(table, done[table], by_name[table].rows, elapsed)
+
+    ctx = Context()
+    tasks = [_load_task(p, seed, reference, options.block_rows) for p in todo]
+    run_all(conns, tasks, ctx, on_event)
+    results = [
+        TableResult(p.table, p.rows, seconds[p.table], p.first_id if p.rows else 0) for p in plans
+    ]
+    return results, sum(ctx.cpu_s)
+
+
+def _cost(plan: Plan) -> int:
+    """Relative COPY cost of a plan: rows x columns (wide text tables weigh more)."""
+    return plan.rows * len(tables.BY_NAME[plan.table].columns)
