@@ -66,6 +66,25 @@ class Key:
             sql.SQL(self.definition + suffix),  # type: ignore[arg-type]
         )
 
+    def build_index(self) -> sql.Composed:
+        """``CREATE UNIQUE INDEX <name>`` of a primary key or UNIQUE: takes only a SHARE lock,
+        so it runs beside the table's other index builds; ``attach`` then makes it the key."""
+        columns = self.definition.split("(", 1)[1].rsplit(")", 1)[0]
+        return sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(self.name),
+            sql.Identifier(self.table),
+            sql.SQL(columns),  # type: ignore[arg-type]
+        )
+
+    def attach(self) -> sql.Composed:
+        """``ADD CONSTRAINT <name> PRIMARY KEY/UNIQUE USING INDEX <name>`` (catalog only)."""
+        return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
+            sql.Identifier(self.table),
+            sql.Identifier(self.name),
+            sql.SQL(self.kind),  # type: ignore[arg-type]
+            sql.Identifier(self.name),
+        )
+
     def drop(self) -> sql.Composed:
         return sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
             sql.Identifier(self.table), sql.Identifier(self.name)
@@ -99,20 +118,26 @@ def missing_keys(conn: psycopg.Connection) -> list[Key]:
 
 
 def create_keys(conn: psycopg.Connection) -> None:
-    """Add the missing keys, one statement each, validated over the rows present.
+    """Add the missing keys, one statement each, validated over the rows present (a key
+    whose unique index a stopped build left behind is attached to it).
 
     Raises:
         psycopg.Error: a duplicate or orphan row (the constraint is not added), or a refusal.
     """
     for key in missing_keys(conn):
-        conn.execute(key.add())
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (key.name,)).fetchone()
+        left = key.kind != "FOREIGN KEY" and row is not None and row[0]
+        conn.execute(key.attach() if left else key.add())
 
 
 def drop_keys(conn: psycopg.Connection, table_names: list[str]) -> None:
-    """Drop the keys of ``table_names`` (foreign keys first), before a bulk load into them."""
+    """Drop the keys of ``table_names`` (foreign keys first), before a bulk load into them;
+    also a key's unique index that a stopped build left without its constraint."""
     for key in reversed(key_constraints()):
         if key.table in table_names:
             conn.execute(key.drop())
+            if key.kind != "FOREIGN KEY":
+                conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(key.name)))
 
 
 def restore(conn: psycopg.Connection) -> None:

@@ -119,7 +119,7 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
         try:
             if fast:
                 loaders = _loaders(stack, dsn, num_procs, retry_for_s)
-                seed_fast.prepare(conn, plans)
+                seed_fast.prepare(conn, [p.table for p in plans])
             elif was_empty:
                 schema.drop_secondary_indexes(conn)
             phases["prepare"] = time.monotonic() - t_start

@@ -2,8 +2,10 @@
 
 The order pg_restore uses, spread over the loaders' connections:
 
-1. primary keys, UNIQUE constraints (``sql/02_keys.sql``) and the secondary indexes
-   (``sql/03_indexes.sql``), each an index build; largest tables first;
+1. the unique indexes of the primary keys and UNIQUE constraints (``sql/02_keys.sql``) and
+   the secondary indexes (``sql/03_indexes.sql``), largest tables first, all at once (each
+   ``CREATE INDEX`` holds only a SHARE lock); then each key ``ADD CONSTRAINT .. USING INDEX``
+   (catalog only);
 2. foreign keys added ``NOT VALID`` (catalog only, one connection), then each
    ``VALIDATE CONSTRAINT``ed: one scan of the child joined with its parent's key, holding
    only SHARE UPDATE EXCLUSIVE on the child and ROW SHARE on the parent, so validations of
@@ -23,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from loadgen import schema, tables
-from loadgen.seed_parallel import Context, Task, run_all
+from loadgen.seed_parallel import Context, Job, Task, run_all
 
 TEXT_KEY_COST = 3.0  # a text key's build relative to a bigint one of the same rows (a guess)
 
@@ -44,12 +46,16 @@ def _statement(stmt: sql.SQL | sql.Composed) -> Task:
     return task
 
 
-def _by_cost(jobs: list[tuple[float, Task]]) -> list[Task]:
+def _by_cost(jobs: list[tuple[float, Task | Job]]) -> list[Task | Job]:
     return [task for _cost, task in sorted(jobs, key=lambda j: -j[0])]
 
 
-def key_and_index_tasks(conn: psycopg.Connection) -> list[Task]:
-    """Index builds for the missing primary keys, UNIQUEs and secondary indexes."""
+def key_and_index_tasks(conn: psycopg.Connection) -> list[Task | Job]:
+    """Index builds for the missing primary keys, UNIQUEs and secondary indexes.
+
+    Keys are built as ``CREATE UNIQUE INDEX`` (SHARE lock: all of a table's builds run at
+    once) and attached afterwards by ``attach_keys``.
+    """
     rows = _rows(conn)
     existing = {
         str(r[0])
@@ -57,18 +63,25 @@ def key_and_index_tasks(conn: psycopg.Connection) -> list[Task]:
             "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
         ).fetchall()
     }
-    jobs: list[tuple[float, Task]] = []
+    jobs: list[tuple[float, Task | Job]] = []
     for key in schema.missing_keys(conn):
-        if key.kind != "FOREIGN KEY":
+        if key.kind != "FOREIGN KEY" and key.name not in existing:
             cost = rows.get(key.table, 0) * (1 if key.kind == "PRIMARY KEY" else TEXT_KEY_COST)
-            jobs.append((cost, _statement(key.add())))
+            jobs.append((cost, _statement(key.build_index())))
     for name, table, statement in schema.index_statements():
         if name not in existing:
             jobs.append((rows.get(table, 0) * TEXT_KEY_COST, _statement(sql.SQL(statement))))  # type: ignore[arg-type]
     return _by_cost(jobs)
 
 
-def foreign_key_tasks(conn: psycopg.Connection) -> list[Task]:
+def attach_keys(conn: psycopg.Connection) -> None:
+    """Make the built unique indexes the primary keys and UNIQUEs (catalog only)."""
+    for key in schema.missing_keys(conn):
+        if key.kind != "FOREIGN KEY":
+            conn.execute(key.attach())
+
+
+def foreign_key_tasks(conn: psycopg.Connection) -> list[Task | Job]:
     """Add the missing foreign keys ``NOT VALID`` now (on ``conn``); return their validations.
 
     Also returns validations of foreign keys present but not validated (a build that stopped).
@@ -85,17 +98,17 @@ def foreign_key_tasks(conn: psycopg.Connection) -> list[Task]:
         ).fetchall()
     }
     rows = _rows(conn)
-    jobs: list[tuple[float, Task]] = []
+    jobs: list[tuple[float, Task | Job]] = []
     for key in schema.key_constraints():
         if (key.table, key.name) in unvalidated:
             stmt = sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
                 sql.Identifier(key.table), sql.Identifier(key.name)
             )
-            jobs.append((rows.get(key.table, 0), _statement(stmt)))
+            jobs.append((rows.get(key.table, 0), Job(_statement(stmt), group=key.table)))
     return _by_cost(jobs)
 
 
-def analyze_tasks(conn: psycopg.Connection) -> list[Task]:
+def analyze_tasks(conn: psycopg.Connection) -> list[Task | Job]:
     """``ANALYZE`` of each hospital table, largest first."""
     rows = _rows(conn)
     return _by_cost(
@@ -122,6 +135,7 @@ def build(
     if on_step:
         on_step("keys")
     run_all(conns, key_and_index_tasks(conns[0]), Context())
+    attach_keys(conns[0])
     if on_step:
         on_step("foreign keys")
     run_all(conns, foreign_key_tasks(conns[0]), Context())

@@ -17,7 +17,7 @@ A failure or signal midway cancels every connection's statement; the orchestrato
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -31,12 +31,11 @@ from loadgen.seed_parallel import Context, Task, prefetch, run_all
 from loadgen.seed_plan import Plan
 
 
-def prepare(conn: psycopg.Connection, plans: list[Plan]) -> None:
-    """Drop the keys and secondary indexes of the seeded (empty) tables, in one transaction.
+def prepare(conn: psycopg.Connection, names: list[str]) -> None:
+    """Drop the keys and secondary indexes of tables ``names`` (empty), in one transaction.
 
     ``conn`` is in autocommit mode. The tables are locked first (ACCESS EXCLUSIVE).
     """
-    names = [p.table for p in plans]
     with conn.transaction():
         conn.execute(
             sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
@@ -63,28 +62,42 @@ def _blocks(
             yield block, n
 
 
-def _load_task(plan: Plan, seed: int, reference: datetime, block_rows: int) -> Task:
-    table = sql.Identifier(plan.table)
-    columns = sql.SQL(", ").join(map(sql.Identifier, tables.BY_NAME[plan.table].columns))
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(table, columns)
+def copy_frozen(
+    conn: psycopg.Connection, table_name: str, blocks: Iterable[tuple[bytes, int]], ctx: Context
+) -> None:
+    """In one transaction on ``conn`` (idle, not autocommit): check ``table_name`` is still
+    empty, ``TRUNCATE`` it and ``COPY .. FROM STDIN (FREEZE)`` the ``(block, rows)`` items.
 
+    Reports ``(table, rows, t0)`` per block and ``(table, -1, t0)`` once committed.
+
+    Raises:
+        SeedError: the table holds rows (another writer); psycopg.Error: the server refused.
+    """
+    t0 = time.monotonic()
+    table = sql.Identifier(table_name)
+    columns = sql.SQL(", ").join(map(sql.Identifier, tables.BY_NAME[table_name].columns))
+    ctx.report((table_name, 0, t0))
+    with conn.transaction():
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+        row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table))
+        if (row.fetchone() or (False,))[0]:
+            raise SeedError(
+                f"table {table_name} received rows from another session while this seed"
+                " prepared it; stop other writers and run `loadgen reset --yes`"
+            )
+        conn.execute(sql.SQL("TRUNCATE {}").format(table))  # what FREEZE requires
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(table, columns)
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            for block, n in blocks:
+                copy.write(block)
+                ctx.report((table_name, n, t0))
+    ctx.report((table_name, -1, t0))  # committed
+
+
+def _load_task(plan: Plan, seed: int, reference: datetime, block_rows: int) -> Task:
     def task(conn: psycopg.Connection, ctx: Context) -> None:
-        t0 = time.monotonic()
-        ctx.report((plan.table, 0, t0))
-        with conn.transaction():
-            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
-            row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table))
-            if (row.fetchone() or (False,))[0]:
-                raise SeedError(
-                    f"table {plan.table} received rows from another session while this seed"
-                    " prepared it; stop other writers and run `loadgen reset --yes`"
-                )
-            conn.execute(sql.SQL("TRUNCATE {}").format(table))  # what FREEZE requires
-            with conn.cursor() as cur, cur.copy(copy_stmt) as copy:
-                for block, n in prefetch(_blocks(plan, seed, reference, block_rows), ctx):
-                    copy.write(block)
-                    ctx.report((plan.table, n, t0))
-        ctx.report((plan.table, -1, t0))  # committed
+        blocks = prefetch(_blocks(plan, seed, reference, block_rows), ctx)
+        copy_frozen(conn, plan.table, blocks, ctx)
 
     return task
 
@@ -107,7 +120,7 @@ def load(
         SeedError: a table received rows meanwhile; psycopg.Error: the server refused;
         KeyboardInterrupt: a signal (every COPY was cancelled, its transaction rolled back).
     """
-    todo = sorted((p for p in plans if p.rows), key=lambda p: -_cost(p))
+    todo = sorted((p for p in plans if p.rows), key=lambda p: -cost(p))
     done: dict[str, int] = {p.table: 0 for p in plans}
     seconds: dict[str, float] = {p.table: 0.0 for p in plans}
     by_name = {p.table: p for p in plans}
@@ -131,6 +144,6 @@ def load(
     return results, sum(ctx.cpu_s)
 
 
-def _cost(plan: Plan) -> int:
+def cost(plan: Plan) -> int:
     """Relative COPY cost of a plan: rows x columns (wide text tables weigh more)."""
     return plan.rows * len(tables.BY_NAME[plan.table].columns)

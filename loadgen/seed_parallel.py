@@ -43,39 +43,62 @@ class Context:
 Task = Callable[[psycopg.Connection, Context], None]
 
 
+@dataclass(frozen=True)
+class Job:
+    """A task that must not run beside another of the same ``group`` (e.g. the table whose
+    lock it takes in a self-conflicting mode); ``None`` runs beside anything."""
+
+    run: Task
+    group: str | None = None
+
+
 class Stopped(Exception):
     """A task noticed the stop flag (another task failed or a signal came)."""
 
 
 def run_all(
     conns: list[psycopg.Connection],
-    tasks: Iterable[Task],
+    tasks: Iterable[Task | Job],
     ctx: Context,
     on_event: Callable[[Any], None] | None = None,
 ) -> None:
-    """Run ``tasks`` in the given order, each on the next free connection; block until done.
+    """Run ``tasks`` in the given order, each on the next free connection (a ``Job`` waits
+    while another of its group runs); block until done.
 
     Raises:
         the first task's exception (others are cancelled), or KeyboardInterrupt/Interrupted
         received meanwhile (every task is cancelled first; nothing keeps running).
     """
-    pending = list(tasks)
-    lock = threading.Lock()
+    pending = [t if isinstance(t, Job) else Job(t) for t in tasks]
+    busy: set[str] = set()
+    changed = threading.Condition()
     failures: list[BaseException] = []
 
+    def take() -> Job | None:
+        """The first pending job whose group is free (waits while only busy groups remain)."""
+        with changed:
+            while pending and not ctx.stop.is_set():
+                for i, job in enumerate(pending):
+                    if job.group is None or job.group not in busy:
+                        if job.group is not None:
+                            busy.add(job.group)
+                        return pending.pop(i)
+                changed.wait(POLL_S)
+            return None
+
     def worker(conn: psycopg.Connection) -> None:
-        while not ctx.stop.is_set():
-            with lock:
-                if not pending:
-                    return
-                task = pending.pop(0)
+        while (job := take()) is not None:
             try:
-                task(conn, ctx)
+                job.run(conn, ctx)
             except BaseException as exc:  # noqa: BLE001 - handed to the coordinating thread
-                with lock:
+                with changed:
                     failures.append(exc)
                 ctx.stop.set()
                 return
+            finally:
+                with changed:
+                    busy.discard(job.group or "")
+                    changed.notify_all()
 
     threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in conns]
     for t in threads:
