@@ -145,16 +145,19 @@ def restore_ceiling(encoded: dict[str, list[bytes]], connections: int = 2) -> di
     """The pg_restore-style ceiling: the same rows, already encoded, loaded the way the seeder's
     empty-table path loads them, minus generation: keys, foreign keys and secondary indexes
     dropped, one TRUNCATE + COPY FREEZE transaction per table on ``connections`` connections
-    (largest first), then the same parallel key/index/foreign-key build and ANALYZE.
+    (largest first), the same key/index/foreign-key build and ANALYZE, each table's starting
+    once it is loaded (``seed_build.jobs``, as pg_restore -j does).
 
-    Returns seconds per phase: load, index, analyze, total.
+    Returns seconds per phase (each from the previous one's last job): load, index, analyze,
+    total.
     """
-    sizes = {t: sum(map(len, blocks)) for t, blocks in encoded.items()}
-    order = sorted(encoded, key=lambda t: -sizes[t])
+    weight = {t: float(sum(map(len, blocks))) for t, blocks in encoded.items()}
     with ExitStack() as stack:
         dsn = stack.enter_context(fresh_schema(f"lg_bench_ceiling_{connections}"))
         conn = stack.enter_context(db.connect(dsn, autocommit=True))
         conns = [stack.enter_context(seed_append.open_loader(dsn, 0)) for _ in range(connections)]
+        for c in conns:
+            c.autocommit = True
         seed_fast.prepare(conn, list(encoded))
         t0 = time.monotonic()
 
@@ -164,16 +167,19 @@ def restore_ceiling(encoded: dict[str, list[bytes]], connections: int = 2) -> di
 
             return run
 
-        seed_parallel.run_all(conns, [task(t) for t in order], seed_parallel.Context())
-        t1 = time.monotonic()
+        loads = {t: task(t) for t in encoded}
+        jobs = seed_build.jobs(conns[0], loads, weight)
+        ends = seed_parallel.run_all(conns, jobs, seed_parallel.Context())
         seed_plan.advance_sequences(conn)
-        for c in conns:
-            c.autocommit = True
-        seed_build.build(conns)
-        t2 = time.monotonic()
-        seed_build.analyze(conns)
-        t3 = time.monotonic()
-    return {"load": t1 - t0, "index": t2 - t1, "analyze": t3 - t2, "total": t3 - t0}
+        t_end = time.monotonic()
+    t_loaded = ends["load"]
+    t_built = max(t_loaded, ends.get("index", 0.0), ends.get("keys", 0.0))
+    return {
+        "load": t_loaded - t0,
+        "index": t_built - t_loaded,
+        "analyze": max(0.0, ends.get("analyze", 0.0) - t_built),
+        "total": t_end - t0,
+    }
 
 
 def pgbench_init(scale: int) -> tuple[int, float]:

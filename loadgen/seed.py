@@ -33,7 +33,6 @@ from loadgen import (
     db,
     schema,
     seed_append,
-    seed_build,
     seed_fast,
     seed_plan,
     seed_recovery,
@@ -65,9 +64,12 @@ __all__ = [
 
 
 def _loaders(stack: ExitStack, dsn: str, n: int, retry_for_s: float) -> list[psycopg.Connection]:
-    return [
+    conns = [
         stack.enter_context(seed_append.open_loader(dsn, retry_for_s)) for _ in range(max(1, n))
     ]
+    for conn in conns:
+        conn.autocommit = True  # each load is one explicit transaction; builds autocommit
+    return conns
 
 
 def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> SeedResult:
@@ -126,24 +128,28 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
             t_load = time.monotonic()
             if fast:
                 datagen.build_vocab()
-                loaded, generate_cpu_s = seed_fast.load(
+                loaded, generate_cpu_s, ends = seed_fast.run(
                     loaders, plans, options, run_seed, reference, progress
                 )
                 results.extend(loaded)
+                seed_plan.advance_sequences(conn)
+                # the phases overlap (a table's build starts once it is loaded): each is the
+                # time from the previous phase's last job to its own last one
+                t_loaded = ends.get("load", t_load)
+                t_built = max(t_loaded, ends.get("index", 0.0), ends.get("keys", 0.0))
+                phases["load"] = t_loaded - t_load
+                phases["index"] = t_built - t_loaded
+                phases["analyze"] = max(0.0, ends.get("analyze", 0.0) - t_built)
             else:
                 num_procs = seed_append.load(
                     dsn, plans, options, run_seed, reference, num_procs, progress, results
                 )
-            phases["load"] = time.monotonic() - t_load
-            t_index = time.monotonic()
-            seed_plan.advance_sequences(conn)
-            if fast:
-                for loader in loaders:
-                    loader.autocommit = True
-                seed_build.build(loaders)
-            elif was_empty:
-                schema.create_indexes(conn)
-            phases["index"] = time.monotonic() - t_index
+                phases["load"] = time.monotonic() - t_load
+                t_index = time.monotonic()
+                seed_plan.advance_sequences(conn)
+                if was_empty:
+                    schema.create_indexes(conn)
+                phases["index"] = time.monotonic() - t_index
         except (Exception, KeyboardInterrupt) as exc:  # nothing half-done stays without a word
             ranges = [seed_recovery.IdRange(p.table, p.first_id, p.rows) for p in plans]
 
@@ -160,16 +166,14 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
                 reseed=options.reset_command(),
                 keep_usable=keep_usable,
             ) from None
-        t_analyze = time.monotonic()
-        try:
-            if fast:
-                seed_build.analyze(loaders)
-            else:
+        if not fast:  # (the fast path ANALYZEd each table once it was indexed)
+            t_analyze = time.monotonic()
+            try:
                 for spec in tables.TABLES:
                     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(spec.name)))
-        except KeyboardInterrupt as exc:
-            raise seed_recovery.interrupted_in_analyze(exc) from None
-        phases["analyze"] = time.monotonic() - t_analyze
+            except KeyboardInterrupt as exc:
+                raise seed_recovery.interrupted_in_analyze(exc) from None
+            phases["analyze"] = time.monotonic() - t_analyze
     return SeedResult(
         tables=results,
         seed=run_seed,

@@ -1,14 +1,15 @@
 """The empty-table fast path: load as pg_restore does, then add keys and indexes.
 
 ``prepare`` drops, in one transaction, the seeded tables' primary keys, UNIQUE constraints,
-foreign keys (``sql/02_keys.sql``) and secondary indexes (``sql/03_indexes.sql``). ``load``
+foreign keys (``sql/02_keys.sql``) and secondary indexes (``sql/03_indexes.sql``). ``run``
 then gives each table one transaction on one of ``--workers`` connections (largest tables
 first): ``TRUNCATE`` (of the empty table) and ``COPY ... FROM STDIN (FREEZE)`` of all its
 pieces, so the rows are written frozen and all-visible, with no unique-index maintenance and
 no foreign-key trigger per row. A producer thread per connection generates and encodes the
 next pieces while the current ones are sent. Pieces and their content are the append path's
 (``datagen.generate_piece`` over the same id ranges), so both paths load identical rows.
-``seed_build.build`` then adds everything back (the catalog ends as ``init`` makes it).
+On the same connections, as soon as a table is loaded, ``seed_build``'s jobs add its keys,
+indexes and foreign keys back and ANALYZE it (the catalog ends as ``init`` makes it).
 
 A failure or signal midway cancels every connection's statement; the orchestrator's
 ``seed_recovery.unfinished`` then truncates and restores the keys (``schema.restore``).
@@ -24,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from loadgen import datagen, schema, tables
+from loadgen import datagen, schema, seed_build, tables
 from loadgen.errors import SeedError
 from loadgen.seed_options import ProgressFn, SeedOptions, TableResult
 from loadgen.seed_parallel import Context, Task, prefetch, run_all
@@ -65,7 +66,7 @@ def _blocks(
 def copy_frozen(
     conn: psycopg.Connection, table_name: str, blocks: Iterable[tuple[bytes, int]], ctx: Context
 ) -> None:
-    """In one transaction on ``conn`` (idle, not autocommit): check ``table_name`` is still
+    """In one transaction on ``conn`` (idle, autocommit): check ``table_name`` is still
     empty, ``TRUNCATE`` it and ``COPY .. FROM STDIN (FREEZE)`` the ``(block, rows)`` items.
 
     Reports ``(table, rows, t0)`` per block and ``(table, -1, t0)`` once committed.
@@ -102,25 +103,28 @@ def _load_task(plan: Plan, seed: int, reference: datetime, block_rows: int) -> T
     return task
 
 
-def load(
+def run(
     conns: list[psycopg.Connection],
     plans: list[Plan],
     options: SeedOptions,
     seed: int,
     reference: datetime,
     progress: ProgressFn | None,
-) -> tuple[list[TableResult], float]:
-    """Load every plan with rows, one table per transaction, on all of ``conns`` (idle, not
-    autocommit); block until all committed.
+) -> tuple[list[TableResult], float, dict[str, float]]:
+    """Load every plan with rows, one table per transaction, and build the keys, indexes and
+    foreign keys and ANALYZE (``seed_build.jobs``: a table's build starts once it is loaded),
+    on all of ``conns`` (idle, autocommit, after ``prepare``); block until all is done.
 
     Returns:
-        per-table results in ``plans`` order, and the CPU seconds spent generating rows.
+        per-table results in ``plans`` order, the CPU seconds spent generating rows, and
+        the ``time.monotonic()`` at which the last job of each kind (load, index, keys,
+        analyze) ended.
 
     Raises:
-        SeedError: a table received rows meanwhile; psycopg.Error: the server refused;
-        KeyboardInterrupt: a signal (every COPY was cancelled, its transaction rolled back).
+        SeedError: a table received rows meanwhile; psycopg.Error: the server refused (or a
+        duplicate/orphan row stopped a key); KeyboardInterrupt: a signal. Every statement
+        still running is cancelled first, open transactions roll back.
     """
-    todo = sorted((p for p in plans if p.rows), key=lambda p: -cost(p))
     done: dict[str, int] = {p.table: 0 for p in plans}
     seconds: dict[str, float] = {p.table: 0.0 for p in plans}
     by_name = {p.table: p for p in plans}
@@ -136,12 +140,13 @@ def load(
             progress(table, done[table], by_name[table].rows, elapsed)
 
     ctx = Context()
-    tasks = [_load_task(p, seed, reference, options.block_rows) for p in todo]
-    run_all(conns, tasks, ctx, on_event)
+    loads = {p.table: _load_task(p, seed, reference, options.block_rows) for p in plans if p.rows}
+    weight = {p.table: float(cost(p)) for p in plans}
+    ends = run_all(conns, seed_build.jobs(conns[0], loads, weight), ctx, on_event)
     results = [
         TableResult(p.table, p.rows, seconds[p.table], p.first_id if p.rows else 0) for p in plans
     ]
-    return results, sum(ctx.cpu_s)
+    return results, sum(ctx.cpu_s), ends
 
 
 def cost(plan: Plan) -> int:

@@ -45,11 +45,16 @@ Task = Callable[[psycopg.Connection, Context], None]
 
 @dataclass(frozen=True)
 class Job:
-    """A task that must not run beside another of the same ``group`` (e.g. the table whose
-    lock it takes in a self-conflicting mode); ``None`` runs beside anything."""
+    """A task with a name, the jobs it waits for (``needs``, by name) and ``groups`` (tables
+    whose locks it takes in a mode that conflicts with another job of the group): it never
+    runs beside a job sharing a group. ``kind`` labels it for timings (``run_all``'s result).
+    """
 
     run: Task
-    group: str | None = None
+    name: str = ""
+    kind: str = ""
+    needs: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
 
 
 class Stopped(Exception):
@@ -61,33 +66,52 @@ def run_all(
     tasks: Iterable[Task | Job],
     ctx: Context,
     on_event: Callable[[Any], None] | None = None,
-) -> None:
-    """Run ``tasks`` in the given order, each on the next free connection (a ``Job`` waits
-    while another of its group runs); block until done.
+) -> dict[str, float]:
+    """Run ``tasks`` in the given order of priority, each on the next free connection, a
+    ``Job`` once the jobs it needs have finished and no job of its groups runs; block until
+    all are done. Returns the ``time.monotonic()`` at which the last job of each kind ended.
 
     Raises:
         the first task's exception (others are cancelled), or KeyboardInterrupt/Interrupted
         received meanwhile (every task is cancelled first; nothing keeps running).
     """
     pending = [t if isinstance(t, Job) else Job(t) for t in tasks]
+    names = {j.name for j in pending}
+    finished: set[str] = set()
     busy: set[str] = set()
+    running = [0]
     changed = threading.Condition()
     failures: list[BaseException] = []
+    ends: dict[str, float] = {}
+
+    def ready(job: Job) -> bool:
+        waits = {n for n in job.needs if n in names}  # a name nobody gives is not awaited
+        return waits <= finished and not (job.groups & busy)
 
     def take() -> Job | None:
-        """The first pending job whose group is free (waits while only busy groups remain)."""
+        """The first pending job that is ready (waits while none is)."""
         with changed:
             while pending and not ctx.stop.is_set():
                 for i, job in enumerate(pending):
-                    if job.group is None or job.group not in busy:
-                        if job.group is not None:
-                            busy.add(job.group)
+                    if ready(job):
+                        busy.update(job.groups)
+                        running[0] += 1
                         return pending.pop(i)
+                if running[0] == 0:
+                    raise RuntimeError(f"jobs wait for each other: {[j.name for j in pending]}")
                 changed.wait(POLL_S)
             return None
 
     def worker(conn: psycopg.Connection) -> None:
-        while (job := take()) is not None:
+        while True:
+            try:
+                job = take()
+            except RuntimeError as exc:
+                failures.append(exc)
+                ctx.stop.set()
+                return
+            if job is None:
+                return
             try:
                 job.run(conn, ctx)
             except BaseException as exc:  # noqa: BLE001 - handed to the coordinating thread
@@ -97,7 +121,11 @@ def run_all(
                 return
             finally:
                 with changed:
-                    busy.discard(job.group or "")
+                    busy.difference_update(job.groups)
+                    running[0] -= 1
+                    if job.kind:
+                        ends[job.kind] = max(ends.get(job.kind, 0.0), time.monotonic())
+                    finished.add(job.name)
                     changed.notify_all()
 
     threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in conns]
@@ -119,6 +147,7 @@ def run_all(
     real = [f for f in failures if not isinstance(f, Stopped)]
     if real or failures:
         raise (real or failures)[0]
+    return ends
 
 
 def _drain(ctx: Context, on_event: Callable[[Any], None] | None, wait_s: float) -> None:
