@@ -23,6 +23,8 @@ import secrets
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from datetime import datetime
+from multiprocessing.connection import Connection
 
 import psycopg
 from psycopg import sql
@@ -35,6 +37,7 @@ from loadgen import (
     seed_append,
     seed_fast,
     seed_plan,
+    seed_producers,
     seed_recovery,
     tables,
 )
@@ -96,12 +99,35 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
     t_start = time.monotonic()
     run_seed = options.seed if options.seed is not None else secrets.randbits(31)
     reference = options.reference or datagen.reference_day()
+    with ExitStack() as stack:
+        producers = _producers(stack, options)  # start-up overlaps connecting and planning
+        return _seed(stack, dsn, options, progress, producers, t_start, run_seed, reference)
+
+
+def _producers(stack: ExitStack, options: SeedOptions) -> list[Connection]:
+    """Producer processes for a big run that will take the empty-table path (else none)."""
+    loaded = [t.name for t in tables.TABLES if options.rows_for(t.name)]
+    rows = sum(options.rows_for(t) for t in loaded)
+    if options.append or options.method != "copy" or rows < seed_producers.PROCESS_MIN_ROWS:
+        return []
+    return stack.enter_context(seed_producers.started(min(options.workers, len(loaded))))
+
+
+def _seed(
+    stack: ExitStack,
+    dsn: str,
+    options: SeedOptions,
+    progress: ProgressFn | None,
+    producers: list[Connection],
+    t_start: float,
+    run_seed: int,
+    reference: datetime,
+) -> SeedResult:
     phases: dict[str, float] = {}
     results: list[TableResult] = []
     retry_for_s = options.connect_retry_s
-    generate_cpu_s = 0.0
+    generate_cpu_s = starved_s = 0.0
     with (
-        ExitStack() as stack,
         db.connect(
             dsn, autocommit=True, application_name="loadgen-seed", retry_for_s=retry_for_s
         ) as conn,
@@ -128,8 +154,8 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
             t_load = time.monotonic()
             if fast:
                 datagen.build_vocab()
-                loaded, generate_cpu_s, ends = seed_fast.run(
-                    loaders, plans, options, run_seed, reference, progress
+                loaded, (generate_cpu_s, starved_s), ends = seed_fast.run(
+                    loaders, plans, options, run_seed, reference, progress, producers
                 )
                 results.extend(loaded)
                 seed_plan.advance_sequences(conn)
@@ -184,6 +210,7 @@ def seed(dsn: str, options: SeedOptions, progress: ProgressFn | None = None) -> 
         phases_s=phases,
         path="empty" if fast else "append",
         generate_cpu_s=generate_cpu_s,
+        starved_s=starved_s,
     )
 
 

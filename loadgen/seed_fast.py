@@ -5,8 +5,9 @@ foreign keys (``sql/02_keys.sql``) and secondary indexes (``sql/03_indexes.sql``
 then gives each table one transaction on one of ``--workers`` connections (largest tables
 first): ``TRUNCATE`` (of the empty table) and ``COPY ... FROM STDIN (FREEZE)`` of all its
 pieces, so the rows are written frozen and all-visible, with no unique-index maintenance and
-no foreign-key trigger per row. A producer thread per connection generates and encodes the
-next pieces while the current ones are sent. Pieces and their content are the append path's
+no foreign-key trigger per row. A producer per connection (a process for big runs, else a
+thread: ``seed_producers``) generates and encodes the next blocks while the current ones are
+sent. Pieces and their content are the append path's
 (``datagen.generate_piece`` over the same id ranges), so both paths load identical rows.
 On the same connections, as soon as a table is loaded, ``seed_build``'s jobs add its keys,
 indexes and foreign keys back and ANALYZE it (the catalog ends as ``init`` makes it).
@@ -18,14 +19,15 @@ A failure or signal midway cancels every connection's statement; the orchestrato
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from loadgen import datagen, schema, seed_build, tables
+from loadgen import schema, seed_build, seed_producers, tables
 from loadgen.errors import SeedError
 from loadgen.seed_options import ProgressFn, SeedOptions, TableResult
 from loadgen.seed_parallel import Context, Task, prefetch, run_all
@@ -47,24 +49,11 @@ def prepare(conn: psycopg.Connection, names: list[str]) -> None:
         schema.drop_keys(conn, names)
 
 
-def _blocks(
-    plan: Plan, seed: int, reference: datetime, block_rows: int
-) -> Iterator[tuple[bytes, int]]:
-    """``(COPY text block, rows in it)`` for every piece of ``plan``, in id order."""
-    columns = tables.BY_NAME[plan.table].columns
-    for lo, hi in plan.pieces():
-        batch = datagen.generate_piece(
-            plan.table, seed, lo, hi, parents=plan.parents, now=reference, lazy=True
-        )
-        done = 0
-        for block in datagen.iter_copy_blocks(batch, columns, block_rows):
-            n = min(block_rows, hi - lo - done)
-            done += n
-            yield block, n
-
-
 def copy_frozen(
-    conn: psycopg.Connection, table_name: str, blocks: Iterable[tuple[bytes, int]], ctx: Context
+    conn: psycopg.Connection,
+    table_name: str,
+    blocks: Iterable[tuple[bytes | memoryview, int]],
+    ctx: Context,
 ) -> None:
     """In one transaction on ``conn`` (idle, autocommit): check ``table_name`` is still
     empty, ``TRUNCATE`` it and ``COPY .. FROM STDIN (FREEZE)`` the ``(block, rows)`` items.
@@ -95,9 +84,19 @@ def copy_frozen(
     ctx.report((table_name, -1, t0))  # committed
 
 
-def _load_task(plan: Plan, seed: int, reference: datetime, block_rows: int) -> Task:
+def _load_task(
+    plan: Plan,
+    seed: int,
+    reference: datetime,
+    block_rows: int,
+    producers: Mapping[int, Connection],
+) -> Task:
     def task(conn: psycopg.Connection, ctx: Context) -> None:
-        blocks = prefetch(_blocks(plan, seed, reference, block_rows), ctx)
+        pipe = producers.get(id(conn))
+        if pipe is not None:
+            blocks = seed_producers.blocks(pipe, plan, seed, reference, block_rows, ctx)
+        else:
+            blocks = prefetch(seed_producers.table_blocks(plan, seed, reference, block_rows), ctx)
         copy_frozen(conn, plan.table, blocks, ctx)
 
     return task
@@ -110,15 +109,18 @@ def run(
     seed: int,
     reference: datetime,
     progress: ProgressFn | None,
-) -> tuple[list[TableResult], float, dict[str, float]]:
+    producers: Sequence[Connection] = (),
+) -> tuple[list[TableResult], tuple[float, float], dict[str, float]]:
     """Load every plan with rows, one table per transaction, and build the keys, indexes and
     foreign keys and ANALYZE (``seed_build.jobs``: a table's build starts once it is loaded),
     on all of ``conns`` (idle, autocommit, after ``prepare``); block until all is done.
+    ``producers`` (``seed_producers.started``), one per connection, generate the rows in other
+    processes; without them producer threads do.
 
     Returns:
-        per-table results in ``plans`` order, the CPU seconds spent generating rows, and
-        the ``time.monotonic()`` at which the last job of each kind (load, index, keys,
-        analyze) ended.
+        per-table results in ``plans`` order, ``(CPU seconds spent generating rows, seconds
+        the loaders waited for generated rows)``, and the ``time.monotonic()`` at which the
+        last job of each kind (load, index, keys, analyze) ended.
 
     Raises:
         SeedError: a table received rows meanwhile; psycopg.Error: the server refused (or a
@@ -140,13 +142,16 @@ def run(
             progress(table, done[table], by_name[table].rows, elapsed)
 
     ctx = Context()
-    loads = {p.table: _load_task(p, seed, reference, options.block_rows) for p in plans if p.rows}
+    pipes = {id(c): pipe for c, pipe in zip(conns, producers, strict=False)}
+    loads = {
+        p.table: _load_task(p, seed, reference, options.block_rows, pipes) for p in plans if p.rows
+    }
     weight = {p.table: float(cost(p)) for p in plans}
     ends = run_all(conns, seed_build.jobs(conns[0], loads, weight), ctx, on_event)
     results = [
         TableResult(p.table, p.rows, seconds[p.table], p.first_id if p.rows else 0) for p in plans
     ]
-    return results, sum(ctx.cpu_s), ends
+    return results, (sum(ctx.cpu_s), sum(ctx.starved_s)), ends
 
 
 def cost(plan: Plan) -> int:

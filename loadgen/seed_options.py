@@ -95,6 +95,7 @@ class SeedResult:
     phases_s: dict[str, float]  # prepare, load, index, analyze (seconds)
     path: str = "append"  # "empty" (keys dropped, COPY FREEZE, keys rebuilt) or "append"
     generate_cpu_s: float = 0.0  # CPU seconds spent generating + encoding rows (empty path)
+    starved_s: float = 0.0  # seconds the loaders waited for generated rows, summed (empty path)
 
     @property
     def rows(self) -> int:

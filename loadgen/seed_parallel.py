@@ -30,6 +30,7 @@ class Context:
     stop: threading.Event = field(default_factory=threading.Event)
     events: queue.Queue[Any] = field(default_factory=queue.Queue)
     cpu_s: list[float] = field(default_factory=list)  # producer threads' CPU seconds
+    starved_s: list[float] = field(default_factory=list)  # consumers' waits for a producer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def report(self, event: Any) -> None:
@@ -38,6 +39,10 @@ class Context:
     def add_cpu(self, seconds: float) -> None:
         with self.lock:
             self.cpu_s.append(seconds)
+
+    def add_starved(self, seconds: float) -> None:
+        with self.lock:
+            self.starved_s.append(seconds)
 
 
 Task = Callable[[psycopg.Connection, Context], None]
@@ -180,7 +185,8 @@ _END = object()
 def prefetch(items: Iterator[Any], ctx: Context, depth: int = PREFETCH_DEPTH) -> Iterator[Any]:
     """Yield ``items`` as a producer thread makes them, at most ``depth`` ahead.
 
-    The producer's CPU time goes to ``ctx.add_cpu``. Its exception is raised here; when the
+    The producer's CPU time goes to ``ctx.add_cpu``, the time the consumer waited for an item
+    to ``ctx.add_starved``. Its exception is raised here; when the
     consumer stops early (an exception, ``ctx.stop``), the producer ends at its next item.
 
     Raises:
@@ -213,14 +219,18 @@ def prefetch(items: Iterator[Any], ctx: Context, depth: int = PREFETCH_DEPTH) ->
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
+    starved = 0.0
     try:
         while True:
+            t0 = time.monotonic()
             try:
                 item = out.get(timeout=POLL_S)
             except queue.Empty:
+                starved += time.monotonic() - t0
                 if ctx.stop.is_set():
                     raise Stopped() from None
                 continue
+            starved += time.monotonic() - t0
             if item is _END:
                 if failure:
                     raise failure[0]
@@ -228,4 +238,5 @@ def prefetch(items: Iterator[Any], ctx: Context, depth: int = PREFETCH_DEPTH) ->
             yield item
     finally:
         done.set()
+        ctx.add_starved(starved)
         producer.join(5)

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from loadgen import db, schema, seed, seed_fast, seed_recovery, tables
+from loadgen import db, schema, seed, seed_producers, seed_recovery, tables
 from loadgen.errors import DatabaseRefusedError
 from tests.fixtures.db import with_search_path
 
@@ -81,13 +81,20 @@ def _failed_checks(dsn: str) -> list[str]:
         return [f"{r.name}: {r.examples}" for r in schema.check(conn) if not r.ok]
 
 
+@pytest.mark.parametrize("producers", ["threads", "processes"])
 def test_fast_seed_ends_with_the_catalog_init_makes(
-    schema_dsn: str, plain_init: dict[str, list[tuple[Any, ...]]]
+    schema_dsn: str,
+    plain_init: dict[str, list[tuple[Any, ...]]],
+    producers: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Keys, uniques, foreign keys (validated), indexes and triggers: all back, as init makes
-    them, and the data passes every check."""
+    them, and the data passes every check, whether threads or processes generate the rows."""
+    if producers == "processes":  # what a big run uses
+        monkeypatch.setattr(seed_producers, "PROCESS_MIN_ROWS", 0)
     result = seed.seed(schema_dsn, seed.SeedOptions(scale=0.2, workers=2, seed=7))
     assert result.path == "empty" and result.workers == 2
+    assert result.generate_cpu_s > 0
     assert _catalog(schema_dsn) == plain_init
     assert len(plain_init["constraints"]) >= len(schema.key_constraints())
     assert _failed_checks(schema_dsn) == []
@@ -128,7 +135,7 @@ def test_append_keeps_its_keys_in_place(schema_dsn: str) -> None:
 
 def _duplicate_first_block(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
     """Make the fast path COPY the first block of ``table`` twice (duplicate ids and keys)."""
-    real = seed_fast._blocks
+    real = seed_producers.table_blocks
 
     def doubled(plan: Any, *args: Any) -> Iterator[tuple[bytes, int]]:
         blocks = real(plan, *args)
@@ -140,7 +147,7 @@ def _duplicate_first_block(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
         yield first
         yield from blocks
 
-    monkeypatch.setattr(seed_fast, "_blocks", doubled)
+    monkeypatch.setattr(seed_producers, "table_blocks", doubled)
 
 
 def test_duplicate_found_by_the_key_build_rolls_back_to_the_full_schema(
