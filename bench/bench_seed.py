@@ -296,8 +296,9 @@ def scale_n_vs_ceiling(scale: float, rounds: int) -> None:
     print(f"ratio seed / pgbench -i (rows/s): {best.rows_per_s / (pg_rows / pg_s):.2f}x")
     extra = best.seconds - ceiling["total"]
     print(f"where the rest goes: seed takes {extra:+.2f} s more than the ceiling; this process"
-          f" spent {client_cpu_s:.2f} CPU s (generation + encoding in producer threads"
-          f" {best.generate_cpu_s:.2f} s) on {os.cpu_count()} cores shared with the server;"
+          f" spent {client_cpu_s:.2f} CPU s, its producers (processes at this size) generating"
+          f" and encoding {best.generate_cpu_s:.2f} CPU s, on {os.cpu_count()} cores shared"
+          " with the server;"
           f" its loaders waited {best.starved_s:.2f} s in all for generated rows (the rest of"
           " their time the server was consuming rows, or the socket was full)")  # fmt: skip
 
