@@ -4,9 +4,10 @@ In one process, the loaders' threads and the producer threads share one GIL, and
 contention the producers fall behind: the COPY backends then wait for rows (measured as
 ``SeedResult.starved_s``). For big runs (``PROCESS_MIN_ROWS``) each loader connection gets a
 ``spawn``-ed producer process instead; it receives a table's ``Plan`` and sends back the COPY
-text blocks through a pipe (``send_bytes``: no pickling of the rows), one block ahead of the
-COPY. Processes start before the plan is made (their start-up overlaps it), ignore SIGINT (the
-seeding process decides) and are terminated when the seed ends, however it ends.
+text blocks through a pipe (``send_bytes``: no pickling of the rows), a generating thread
+running a few blocks ahead of the pipe. Processes start before the plan is made (their
+start-up overlaps it), ignore SIGINT (the seeding process decides) and are terminated when
+the seed ends, however it ends.
 
 Messages from a producer: ``B`` + rows (4 bytes, little endian) + block; ``.`` + CPU seconds
 (8 bytes, a double) at the end of a table; ``E`` + a one-line error.
@@ -25,7 +26,7 @@ from typing import Any
 
 from loadgen import datagen, seed_recovery, tables
 from loadgen.errors import RunAbortedError
-from loadgen.seed_parallel import POLL_S, Context, Stopped
+from loadgen.seed_parallel import POLL_S, Context, Stopped, prefetch
 from loadgen.seed_plan import Plan
 
 PROCESS_MIN_ROWS = 150_000  # below this many rows in a run, producer threads (no spawn cost)
@@ -62,8 +63,8 @@ def _produce(pipe: Connection) -> None:
             return
         plan, seed, reference, block_rows = request
         t0 = time.process_time()
-        try:
-            for block, n in table_blocks(plan, seed, reference, block_rows):
+        try:  # a thread generates up to PREFETCH_DEPTH blocks ahead of the pipe
+            for block, n in prefetch(table_blocks(plan, seed, reference, block_rows), Context()):
                 pipe.send_bytes(b"B" + _ROWS.pack(n) + block)
         except Exception as exc:  # noqa: BLE001 - process boundary: reported as one line
             pipe.send_bytes(b"E" + f"{type(exc).__name__}: {exc}".encode())
