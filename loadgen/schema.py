@@ -16,8 +16,9 @@ from psycopg import sql
 
 from loadgen import db, tables
 
-SCHEMA_FILES = ("01_schema.sql", "02_indexes.sql", "03_seed_lookups.sql")
-INDEX_FILE = "02_indexes.sql"
+SCHEMA_FILES = ("01_schema.sql", "02_keys.sql", "03_indexes.sql", "04_seed_lookups.sql")
+KEYS_FILE = "02_keys.sql"
+INDEX_FILE = "03_indexes.sql"
 DROP_FILE = "99_drop_all.sql"
 MAX_EXAMPLES = 5
 
@@ -34,8 +35,115 @@ def read_sql(name: str) -> str:
 
 
 def secondary_index_names() -> list[str]:
-    """Names of the 9 secondary indexes, as ``sql/02_indexes.sql`` declares them."""
+    """Names of the 9 secondary indexes, as ``sql/03_indexes.sql`` declares them."""
     return re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", read_sql(INDEX_FILE))
+
+
+def index_statements() -> list[tuple[str, str, str]]:
+    """``(index name, table, CREATE INDEX statement)`` per line of ``sql/03_indexes.sql``."""
+    found = re.findall(
+        r"^(CREATE INDEX IF NOT EXISTS (\w+) ON (\w+) [^;]*);$", read_sql(INDEX_FILE), re.M
+    )
+    return [(name, table, statement) for statement, name, table in found]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One primary key, UNIQUE constraint or foreign key of ``sql/02_keys.sql``."""
+
+    table: str  # the constrained table
+    name: str  # constraint name (also the index name of a primary key or UNIQUE)
+    kind: str  # "PRIMARY KEY", "UNIQUE" or "FOREIGN KEY"
+    definition: str  # what follows the name, e.g. "UNIQUE (cpf)"
+    parent: str | None = None  # referenced table of a foreign key
+
+    def add(self, *, not_valid: bool = False) -> sql.Composed:
+        """``ALTER TABLE .. ADD CONSTRAINT ..`` (``not_valid``: foreign keys only, no scan)."""
+        suffix = " NOT VALID" if not_valid and self.kind == "FOREIGN KEY" else ""
+        return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(self.table),
+            sql.Identifier(self.name),
+            sql.SQL(self.definition + suffix),  # type: ignore[arg-type]
+        )
+
+    def build_index(self) -> sql.Composed:
+        """``CREATE UNIQUE INDEX <name>`` of a primary key or UNIQUE: takes only a SHARE lock,
+        so it runs beside the table's other index builds; ``attach`` then makes it the key."""
+        columns = self.definition.split("(", 1)[1].rsplit(")", 1)[0]
+        return sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(self.name),
+            sql.Identifier(self.table),
+            sql.SQL(columns),  # type: ignore[arg-type]
+        )
+
+    def attach(self) -> sql.Composed:
+        """``ADD CONSTRAINT <name> PRIMARY KEY/UNIQUE USING INDEX <name>`` (catalog only)."""
+        return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
+            sql.Identifier(self.table),
+            sql.Identifier(self.name),
+            sql.SQL(self.kind),  # type: ignore[arg-type]
+            sql.Identifier(self.name),
+        )
+
+    def drop(self) -> sql.Composed:
+        return sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+            sql.Identifier(self.table), sql.Identifier(self.name)
+        )
+
+
+_KEY_LINE = re.compile(
+    r"^ALTER TABLE (\w+) ADD CONSTRAINT (\w+) ((PRIMARY KEY|UNIQUE|FOREIGN KEY)[^;]*?"
+    r"(?:REFERENCES (\w+)[^;]*)?);$",
+    re.M,
+)
+
+
+@cache
+def key_constraints() -> tuple[Key, ...]:
+    """Every key of ``sql/02_keys.sql`` in file order (keys first, then foreign keys)."""
+    return tuple(
+        Key(table, name, kind, definition, parent or None)
+        for table, name, definition, kind, parent in _KEY_LINE.findall(read_sql(KEYS_FILE))
+    )
+
+
+def missing_keys(conn: psycopg.Connection) -> list[Key]:
+    """The keys of ``key_constraints()`` that the tables (current schema) lack, in file order."""
+    rows = conn.execute(
+        "SELECT c.relname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+        " WHERE c.relnamespace = current_schema()::regnamespace"
+    ).fetchall()
+    present = {(str(t), str(n)) for t, n in rows}
+    return [k for k in key_constraints() if (k.table, k.name) not in present]
+
+
+def create_keys(conn: psycopg.Connection) -> None:
+    """Add the missing keys, one statement each, validated over the rows present (a key
+    whose unique index a stopped build left behind is attached to it).
+
+    Raises:
+        psycopg.Error: a duplicate or orphan row (the constraint is not added), or a refusal.
+    """
+    for key in missing_keys(conn):
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (key.name,)).fetchone()
+        left = key.kind != "FOREIGN KEY" and row is not None and row[0]
+        conn.execute(key.attach() if left else key.add())
+
+
+def drop_keys(conn: psycopg.Connection, table_names: list[str]) -> None:
+    """Drop the keys of ``table_names`` (foreign keys first), before a bulk load into them;
+    also a key's unique index that a stopped build left without its constraint."""
+    for key in reversed(key_constraints()):
+        if key.table in table_names:
+            conn.execute(key.drop())
+            if key.kind != "FOREIGN KEY":
+                conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(key.name)))
+
+
+def restore(conn: psycopg.Connection) -> None:
+    """Add whatever keys and secondary indexes are missing: the schema as ``init`` makes it."""
+    create_keys(conn)
+    create_indexes(conn)
 
 
 def table_columns(conn: psycopg.Connection, table: str) -> list[str]:
@@ -51,7 +159,7 @@ def table_columns(conn: psycopg.Connection, table: str) -> list[str]:
 
 
 def init(conn: psycopg.Connection, *, drop: bool = False) -> None:
-    """Create tables, triggers, indexes and lookup rows in one transaction; idempotent.
+    """Create tables, keys, triggers, indexes and lookup rows in one transaction; idempotent.
 
     With ``drop``, everything is dropped first (data included). Tables that already exist are
     kept as they are, so once the tables file ran, each is checked for every column the
@@ -64,9 +172,10 @@ def init(conn: psycopg.Connection, *, drop: bool = False) -> None:
     with conn.transaction():
         if drop:
             conn.execute(read_sql(DROP_FILE))
-        tables_file, *rest = SCHEMA_FILES
+        tables_file, keys_file, *rest = SCHEMA_FILES
         conn.execute(read_sql(tables_file))
-        db.require_columns(conn)  # before indexes and lookup rows name the columns
+        db.require_columns(conn)  # before keys, indexes and lookup rows name the columns
+        create_keys(conn)  # keys_file, statement by statement: only the missing ones
         for name in rest:
             conn.execute(read_sql(name))
 
@@ -197,7 +306,35 @@ def _future_timestamp_checks() -> list[Check]:
     ]
 
 
+def _schema_checks() -> list[Check]:
+    """Keys (validated) and secondary indexes ``init`` makes: a seed that stopped between
+    dropping and re-adding them, or a hand-made schema, fails here."""
+    wanted = ", ".join(f"('{k.table}', '{k.name}')" for k in key_constraints())
+    indexes = ", ".join(f"('{n}')" for n in secondary_index_names())
+    return [
+        Check(
+            name="schema:keys",
+            description="a primary key, UNIQUE or foreign key of sql/02_keys.sql is missing"
+            " or not validated (run `loadgen init`, or `loadgen init --drop` to start over)",
+            query=(
+                f"SELECT 'missing ' || v.t || '.' || v.n FROM (VALUES {wanted}) AS v(t, n)"
+                " WHERE NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE"
+                " k.conrelid = to_regclass(v.t) AND k.conname = v.n AND k.convalidated)"
+            ),
+        ),
+        Check(
+            name="schema:indexes",
+            description="a secondary index of sql/03_indexes.sql is missing (run `loadgen init`)",
+            query=(
+                f"SELECT 'missing index ' || v.n FROM (VALUES {indexes}) AS v(n)"
+                " WHERE to_regclass(v.n) IS NULL"
+            ),
+        ),
+    ]
+
+
 CHECKS: tuple[Check, ...] = (
+    *_schema_checks(),
     *_fk_checks(),
     *_natural_key_checks(),
     Check("cpf:check-digits", "pacientes.cpf has invalid check digits", _BAD_CPF),

@@ -179,7 +179,7 @@ def unfinished(
     try:
         undo(conn, ranges, tables_were_empty=tables_were_empty)
         if tables_were_empty:
-            schema.create_indexes(conn)  # dropped for the load; cheap on empty tables
+            schema.restore(conn)  # keys and indexes dropped for the load; cheap on empty tables
         outcome = "rolled back: the tables are as they were before this seed"
     except (Exception, KeyboardInterrupt) as exc:
         if _committed_nothing(conn, ranges):

@@ -1,7 +1,8 @@
 """Table specs: the one place that knows the hospital schema's tables as data.
 
 Seed, stream, checks, counts and the CDC verifier all read these specs; the DDL itself
-lives in ``sql/01_schema.sql`` and must agree with them (a test checks that it does).
+lives in ``sql/01_schema.sql`` (keys in ``sql/02_keys.sql``) and must agree with them (a test
+checks that it does).
 """
 
 from __future__ import annotations

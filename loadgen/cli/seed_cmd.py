@@ -78,7 +78,8 @@ def _print_summary(result: seeder.SeedResult) -> None:
     out.print(table)
     phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.phases_s.items())
     out.print(
-        f"done in {result.seconds:.2f} s ({phases}); method {result.method}, "
+        f"done in {result.seconds:.2f} s ({phases}); method {result.method}"
+        f"{' into key-less tables, keys built after' if result.path == 'empty' else ''}, "
         f"{result.workers} worker(s), seed {result.seed} (pass --seed {result.seed} to "
         f"reproduce), reference {result.reference:%Y-%m-%d %H:%M} UTC"
     )

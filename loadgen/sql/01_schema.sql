@@ -1,6 +1,8 @@
 -- loadgen: the hospital schema (the original simulator's tables and names).
 -- Idempotent: every statement may run again on an existing schema and changes nothing.
 -- Unqualified names: objects land in the first schema of search_path.
+-- Columns, NOT NULL, CHECK and defaults only: primary keys, UNIQUE constraints and foreign keys
+-- live in 02_keys.sql, so a seed into empty tables can load without them and add them after.
 
 CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger AS $$
 BEGIN
@@ -9,10 +11,10 @@ BEGIN
 END; $$ LANGUAGE plpgsql;
 
 CREATE TABLE IF NOT EXISTS pacientes (
-  id            BIGSERIAL PRIMARY KEY,
+  id            BIGSERIAL,
   nome          VARCHAR(150) NOT NULL,
   nascimento    DATE NOT NULL,
-  cpf           VARCHAR(20) UNIQUE NOT NULL,
+  cpf           VARCHAR(20) NOT NULL,
   telefone      VARCHAR(20),
   endereco      VARCHAR(200),
   data_cadastro TIMESTAMP NOT NULL DEFAULT now(),
@@ -21,9 +23,9 @@ CREATE TABLE IF NOT EXISTS pacientes (
 );
 
 CREATE TABLE IF NOT EXISTS medicos (
-  id            BIGSERIAL PRIMARY KEY,
+  id            BIGSERIAL,
   nome          VARCHAR(150) NOT NULL,
-  crm           VARCHAR(20) UNIQUE NOT NULL,
+  crm           VARCHAR(20) NOT NULL,
   especialidade VARCHAR(80) NOT NULL,
   telefone      VARCHAR(20),
   created_at    TIMESTAMP NOT NULL DEFAULT now(),
@@ -31,9 +33,9 @@ CREATE TABLE IF NOT EXISTS medicos (
 );
 
 CREATE TABLE IF NOT EXISTS convenios (
-  id         BIGSERIAL PRIMARY KEY,
+  id         BIGSERIAL,
   nome       VARCHAR(120) NOT NULL,
-  cnpj       VARCHAR(25) UNIQUE NOT NULL,
+  cnpj       VARCHAR(25) NOT NULL,
   tipo       VARCHAR(40) NOT NULL,
   cobertura  VARCHAR(120),
   created_at TIMESTAMP NOT NULL DEFAULT now(),
@@ -41,20 +43,19 @@ CREATE TABLE IF NOT EXISTS convenios (
 );
 
 CREATE TABLE IF NOT EXISTS pacientes_convenios (
-  id              BIGSERIAL PRIMARY KEY,
-  paciente_id     BIGINT NOT NULL REFERENCES pacientes(id) ON UPDATE CASCADE ON DELETE RESTRICT,
-  convenio_id     BIGINT NOT NULL REFERENCES convenios(id) ON UPDATE CASCADE ON DELETE RESTRICT,
+  id              BIGSERIAL,
+  paciente_id     BIGINT NOT NULL,
+  convenio_id     BIGINT NOT NULL,
   numero_carteira VARCHAR(40),
   validade        DATE,
   created_at      TIMESTAMP NOT NULL DEFAULT now(),
-  updated_at      TIMESTAMP NOT NULL DEFAULT now(),
-  UNIQUE (paciente_id, convenio_id)
+  updated_at      TIMESTAMP NOT NULL DEFAULT now()
 );
 
 CREATE TABLE IF NOT EXISTS consultas (
-  id          BIGSERIAL PRIMARY KEY,
-  paciente_id BIGINT NOT NULL REFERENCES pacientes(id) ON UPDATE CASCADE ON DELETE RESTRICT,
-  medico_id   BIGINT NOT NULL REFERENCES medicos(id) ON UPDATE CASCADE ON DELETE RESTRICT,
+  id          BIGSERIAL,
+  paciente_id BIGINT NOT NULL,
+  medico_id   BIGINT NOT NULL,
   data        TIMESTAMP NOT NULL,
   motivo      VARCHAR(200) NOT NULL,
   status      VARCHAR(20) NOT NULL
@@ -64,8 +65,8 @@ CREATE TABLE IF NOT EXISTS consultas (
 );
 
 CREATE TABLE IF NOT EXISTS exames (
-  id          BIGSERIAL PRIMARY KEY,
-  paciente_id BIGINT NOT NULL REFERENCES pacientes(id) ON UPDATE CASCADE ON DELETE RESTRICT,
+  id          BIGSERIAL,
+  paciente_id BIGINT NOT NULL,
   tipo_exame  VARCHAR(100) NOT NULL,
   data        TIMESTAMP NOT NULL,
   resultado   VARCHAR(200),
@@ -74,8 +75,8 @@ CREATE TABLE IF NOT EXISTS exames (
 );
 
 CREATE TABLE IF NOT EXISTS internacoes (
-  id           BIGSERIAL PRIMARY KEY,
-  paciente_id  BIGINT NOT NULL REFERENCES pacientes(id) ON UPDATE CASCADE ON DELETE RESTRICT,
+  id           BIGSERIAL,
+  paciente_id  BIGINT NOT NULL,
   data_entrada TIMESTAMP NOT NULL,
   data_saida   TIMESTAMP,
   motivo       VARCHAR(200) NOT NULL,

@@ -208,14 +208,14 @@ def test_seed_counts_its_loaders_against_the_role_limit(
     with db.connect(schema_dsn, autocommit=True) as conn:  # who owns the tables
         owner = conn.execute("SELECT current_user").fetchone()[0]  # type: ignore[index]
     role = make_role(f"GRANT {owner} TO {{role}}", limit=2)  # type: ignore[operator]
-    # scale 10: tables of several pieces, so 2 worker processes + this process's loader + the
-    # planning session = 4 sessions for a role allowed 2
+    # into empty tables: 2 loader connections + the planning session = 3 sessions for a role
+    # allowed 2 (the --append path's count, 2 worker processes + a loader + planning, is 4)
     result = cli(
         ["seed", "--scale", "10", "--workers", "2"],
         {"LOADGEN_DSN": _with(schema_dsn, user=role)},
     )
     assert result.code == 2, result.stderr
-    assert "--workers 2 needs 4 connections but the server allows at most 2" in _one_line(
+    assert "--workers 2 needs 3 connections but the server allows at most 2" in _one_line(
         result.stderr
     )
     assert _counts(schema_dsn)["pacientes"] == 0

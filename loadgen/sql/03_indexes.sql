@@ -1,5 +1,5 @@
--- The 9 secondary indexes. Seeding into empty tables drops them, loads, then runs this file
--- again (building an index once is cheaper than maintaining it row by row, as pgbench -i does).
+-- The 9 secondary indexes. Seeding into empty tables drops them, loads, then builds them again
+-- (building an index once is cheaper than maintaining it row by row, as pgbench -i does).
 CREATE INDEX IF NOT EXISTS idx_pacientes_nome ON pacientes (nome);
 CREATE INDEX IF NOT EXISTS idx_medicos_especialidade ON medicos (especialidade);
 CREATE INDEX IF NOT EXISTS idx_pacientes_convenios_convenio ON pacientes_convenios (convenio_id);
