@@ -36,6 +36,7 @@ from loadgen.stream.run_spec import RunSpec
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.stopping import StopFlag
 from loadgen.stream.summary import RunSummary, StreamAbortedError
+from loadgen.stream.timeseries import TimeseriesWriter
 from loadgen.stream.worker import run_worker
 from loadgen.stream.worker_spec import WorkerSpec
 
@@ -71,6 +72,7 @@ class Coordinator:
         stop_timeout_s: float = STOP_TIMEOUT_S,
         stop: StopFlag | None = None,
         max_starting: int | None = None,
+        metrics: Any = None,
     ) -> None:
         self.spec = spec
         self.reporter = reporter or NullReporter()
@@ -93,6 +95,21 @@ class Coordinator:
         self.claim: Claim | None = None  # what this run owns (loadgen.stream.ownership)
         self.settled: settle.Settled | None = None
         self.t_start_ns = self.t_end_ns = 0
+        # --timeseries (loadgen.stream.timeseries); --metrics-port (loadgen.stream.metrics)
+        self.series = (
+            TimeseriesWriter(
+                spec.timeseries,
+                interval_ns(spec.report_interval_s) / NS_PER_S,
+                range(spec.num_workers),
+                spec.phases,
+                None if spec.phases is not None else spec.target_rate_per_s,
+            )
+            if spec.timeseries or spec.phases is not None
+            else None
+        )
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.bind(self)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -117,6 +134,8 @@ class Coordinator:
         try:
             if spec.ledger:
                 check_ledger_path(spec.ledger, spec.num_workers, self.run_id)
+            if self.series is not None:
+                self.series.open(spec.describe(self.run_id))
             if self.should_check_database and not stop.count:
                 check_database(spec.dsn, retry_for_s=spec.connect_retry_s)
                 ownership = RunOwnership(spec.dsn, retry_for_s=spec.connect_retry_s)
@@ -143,6 +162,8 @@ class Coordinator:
                 if ownership is not None:
                     ownership.close()
         summary = self._summary()
+        if self.series is not None:
+            self.series.close(summary, self.t_end_ns)
         abort = self.abort
         if abort is not None:
             if abort.is_database_problem and abort.error is not None:
@@ -162,6 +183,8 @@ class Coordinator:
         if started:
             t_start_ns = clock.now_ns() + round(START_DELAY_S * NS_PER_S)
             fleet.start_at_ns.value = t_start_ns
+            if self.series is not None:
+                self.series.start(t_start_ns)
             fleet.start_event.set()
             self.reporter.start()
             try:
@@ -301,11 +324,19 @@ class Coordinator:
             totals.total.merge(msg.stats)
             totals.interval.merge(msg.stats)
             totals.last_t1_ns = max(totals.last_t1_ns, msg.t1_ns)
+            if self.series is not None:
+                self.series.add(msg)
+            if self.metrics is not None:
+                self.metrics.add(msg.stats)
         elif isinstance(msg, WorkerDone):
+            if self.series is not None:
+                self.series.worker_gone(msg.worker_id)
             if self.done_reason is None or msg.reason != "stopped":
                 self.done_reason = msg.reason
         elif isinstance(msg, WorkerFailed):
             logger.debug("worker %d traceback:\n%s", msg.worker_id, msg.traceback_text)
+            if self.series is not None:
+                self.series.worker_gone(msg.worker_id)
             self._set_abort(
                 abort_for(msg.worker_id, msg.error, is_started=self.fleet.start_event.is_set())
             )
@@ -365,6 +396,7 @@ class Coordinator:
             run_id=self.run_id,
             settled=self.settled,
             owns_existing_rows=None if self.claim is None else self.claim.is_primary,
+            phases=None if self.series is None else self.series.phase_figures(self.t_end_ns),
         )
 
 
