@@ -122,6 +122,12 @@ COMMANDS = (
         " consumer captured against the ledger; Debezium connector config.",
     ),
     LazyCommand(
+        "report",
+        ("report_cmd",),
+        "Write an HTML report: throughput by kind, latency and lag percentiles, errors, CDC lag"
+        " (with cdc watch records), settings and summary; no network needed to open it.",
+    ),
+    LazyCommand(
         "scenario",
         ("scenario_cmd",),
         "CDC edge cases on demand: TOAST, replica identity, PK updates, tombstones, TRUNCATE,"
