@@ -83,6 +83,7 @@ def load_run(arg: str) -> Run:
         run.summary = _summary_in(path)
     else:
         files = [path]
+    all_intervals: list[dict[str, Any]] = []
     for file in files:
         for record in read_timeseries(file):
             kind = record.get("kind")
@@ -95,13 +96,19 @@ def load_run(arg: str) -> Run:
                     )
                 run.header = record
             elif kind == "interval":
-                run.intervals.append(record)
+                all_intervals.append(record)
             elif kind == "phase":
                 run.phases.append(record)
             elif kind == "watch":
                 run.watch.append(record)
             elif kind == "summary":
                 run.summary = {k: v for k, v in record.items() if k != "kind"}
+    # a sliver at the very end (the workers' last commits a moment past --duration) is in the
+    # sums but not plotted: a few operations over a few ms would draw as a huge rate
+    step = float(run.header.get("report_interval_s") or 0)
+    run.intervals = [
+        r for r in all_intervals if not (step and float(r.get("duration_s", step)) < 0.1 * step)
+    ]
     if not run.header and not run.watch:
         raise ConfigError(f"report: {arg}: no 'run' header; is it a stream --timeseries file?")
     return run
