@@ -162,3 +162,43 @@ def test_phases_hit_their_rates_and_metrics_equal_the_summary(
     rows = sum(v for (name, _), v in final.items() if name == "loadgen_rows_total")
     assert rows == sum(sum(k.values()) for k in js["row_changes"].values())
     assert final[("loadgen_workers_alive", ())] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--phases", "10s@5/s", "--rate", "5/s"], "--rate cannot go with --phases"),
+        (["--phases", "10s@5/s", "--duration", "5"], "--duration cannot go with --phases"),
+        (["--phases", "10s@fast"], "--phases phase 1 rate"),
+        (["--phases", "5s@0"], "schedule no operation"),
+        (["--timeseries", "no/such/dir/ts.jsonl", "--max-ops", "1"], "does not exist"),
+        (["--metrics-port", "0", "--max-ops", "1"], "--metrics-port = 0 must be 1..65535"),
+    ],
+)
+def test_bad_observe_flags_are_one_line_exit_2(
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+    args: list[str],
+    needle: str,
+) -> None:
+    result = _run(["stream", "--no-progress", *args], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("loadgen: error")]
+    assert len(errors) == 1 and needle in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_metrics_port_in_use_is_exit_2_before_the_run(
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run(["stream", "--no-progress", "--max-ops", "5", "--metrics-port", str(port)],
+                      env, tmp_path)  # fmt: skip
+    assert result.returncode == 2 and f"--metrics-port {port}: cannot listen" in result.stderr
+    assert "operations committed" not in result.stdout  # nothing ran
