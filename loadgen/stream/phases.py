@@ -196,6 +196,8 @@ class PhasedTokenBucket:
 
 # -- parsing ("30s@0-100/s,60s@100/s,10s@0") ------------------------------------------------
 
+_NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
+_RAMP_RE = re.compile(rf"^\s*(?P<a>{_NUMBER}\s*(?:/\s*[a-z]+)?)\s*-\s*(?P<b>.+?)\s*$")
 _PHASE_RE = re.compile(r"^\s*(?P<dur>[^@]+?)\s*@\s*(?P<rate>.+?)\s*$")
 
 
@@ -243,8 +245,9 @@ def phase_from_table(raw: Mapping[str, Any], label: str) -> LoadPhase:
         raise ConfigError(f"{label}: duration {duration_s:g} s {bounds.problem(duration_s)}")
     rate_text = str(raw["rate"]).strip()
     rate_to_text = None if raw.get("rate_to") is None else str(raw["rate_to"]).strip()
-    if rate_to_text is None and re.match(r"^[0-9.e+]+\s*-", rate_text):
-        rate_text, _, rate_to_text = rate_text.partition("-")
+    ramp = _RAMP_RE.match(rate_text.lower()) if rate_to_text is None else None
+    if ramp is not None:  # "0-100/s", "600/min-1200/min": B's unit applies to a bare A
+        rate_text, rate_to_text = ramp["a"], ramp["b"]
         unit = rate_to_text.partition("/")[2]
         if unit and "/" not in rate_text:
             rate_text = f"{rate_text.strip()}/{unit}"

@@ -87,3 +87,18 @@ def test_phases_exclude_rate_and_duration() -> None:
     settings = config.load({"stream": {"phase": "5s@10/s", "rate": "5/s"}}, env={})
     with pytest.raises(ConfigError, match="--rate cannot go with --phases"):
         config.check_stream(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "rates"),
+    [
+        ("1m@600/min-1200/min", (10.0, 20.0)),
+        ("10s@5-10", (5.0, 10.0)),
+        ("10s@ 5 / s - 10/s", (5.0, 10.0)),
+        ("10s@5/s-0", (5.0, 0.0)),
+        ("100s@1e-1/s", (0.1, None)),
+    ],
+)
+def test_ramp_spellings(text: str, rates: tuple[float, float | None]) -> None:
+    phase = parse_phases(text).phases[0]
+    assert (phase.rate_per_s, phase.rate_to_per_s) == pytest.approx(rates)
