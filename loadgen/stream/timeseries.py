@@ -32,6 +32,7 @@ from loadgen.stream.stats import IntervalStats, merged
 from loadgen.stream.summary import RunSummary, kind_counts, row_changes
 
 SCHEMA_VERSION = 1
+_RECENT = 4  # intervals kept after they were written, for the progress line
 Key = tuple[int, int]  # (interval index, phase index)
 
 
@@ -132,6 +133,7 @@ class TimeseriesWriter:
         self.origin_ns = 0
         self.end_ns: int | None = None
         self._file: IO[bytes] | None = None
+        self.recent: dict[int, IntervalStats] = {}  # the last intervals written (progress)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -165,8 +167,6 @@ class TimeseriesWriter:
         parts = delta.parts or ((self._key_of(delta.t1_ns), delta.stats),)
         for (k, phase), stats in parts:
             self.phase_totals.setdefault(phase, IntervalStats()).merge(stats)
-            if self.path is None:
-                continue
             self.pending.setdefault(max(k, self.next_k), {}).setdefault(
                 phase, IntervalStats()
             ).merge(stats)
@@ -239,6 +239,13 @@ class TimeseriesWriter:
             )
         return out
 
+    def stats_of(self, k: int) -> IntervalStats:
+        """Interval ``k``: complete once written, else what its parts hold so far."""
+        done = self.recent.get(k)
+        if done is not None:
+            return done
+        return merged(self.pending.get(k, {}).values())
+
     # -- internals -------------------------------------------------------------------------
 
     def _key_of(self, t_ns: int) -> Key:
@@ -255,7 +262,7 @@ class TimeseriesWriter:
         return int((offset - 1) // step)
 
     def _flush_ready(self) -> None:
-        if self._file is None or not self.origin_ns:
+        if not self.origin_ns:
             return
         step = round(self.interval_s * NS_PER_S)
         low = min(self.watermark_ns.values(), default=None)
@@ -268,6 +275,11 @@ class TimeseriesWriter:
         step_s = self.interval_s
         by_phase = self.pending.pop(k, {})
         stats = merged(by_phase.values())
+        self.recent[k] = stats
+        self.recent.pop(k - _RECENT, None)
+        self.next_k = k + 1
+        if self._file is None:
+            return
         t0_s = k * step_s
         t1_s = t0_s + step_s
         if self.end_ns is not None:
@@ -286,7 +298,6 @@ class TimeseriesWriter:
             record["phases"] = sorted(by_phase)
         record.update(figures(stats, duration_s))
         self._write(record)
-        self.next_k = k + 1
 
     def _target(self, t0_s: float, t1_s: float) -> float | None:
         if self.plan is None:
