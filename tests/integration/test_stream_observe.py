@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import urllib.request
 from collections import Counter
@@ -53,7 +54,7 @@ def test_timeseries_sums_equal_the_summary_and_the_ledger_and_a_steady_rate_is_s
     tmp_path: Path,
 ) -> None:
     result = _run(
-        ["stream", "--rate", "50/s", "--duration", "6", "--workers", "2", "--no-progress",
+        ["stream", "--rate", "50/s", "--duration", "6", "--workers", "2", "--progress",
          "--timeseries", "ts.jsonl", "--summary-json", "s.json", "--ledger", "ledger/"],
         env, tmp_path,
     )  # fmt: skip
@@ -77,6 +78,16 @@ def test_timeseries_sums_equal_the_summary_and_the_ledger_and_a_steady_rate_is_s
         moved = math.ceil(50 * r["latency_ms"]["max"] / 1000)
         assert abs(r["ops"] - 50) <= 1 + moved, (r["interval"], r["ops"], r["latency_ms"])
         assert r["target_rate_per_s"] == 50.0
+    # the progress lines show the same intervals (each once every worker reported it; a line
+    # that gave up waiting, after 200 ms, shows what had arrived: at most one here)
+    shown = [
+        (float(m[1]), float(m[2]))
+        for m in re.finditer(r"^progress: ([0-9.]+) s, ([0-9.]+) ops/s", result.stderr, re.M)
+    ]
+    assert len(shown) >= 5, result.stderr
+    by_end = {round(r["t1_s"], 1): r["ops"] / r["duration_s"] for r in intervals[:6]}
+    same = [abs(by_end[t] - rate) < 0.05 for t, rate in shown if t in by_end]
+    assert len(same) == len(shown) and same.count(False) <= 1, (shown, by_end)
     lat = [r["latency_ms"] for r in intervals if r["ops"]]
     assert all(x["p50"] <= x["p95"] <= x["p99"] <= x["max"] for x in lat)
 
