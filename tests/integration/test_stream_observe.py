@@ -49,6 +49,7 @@ def _sum_row_changes(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]
     return {t: {k: c[k] for k in ("insert", "update", "delete")} for t, c in sorted(out.items())}
 
 
+@pytest.mark.timing
 def test_timeseries_sums_equal_the_summary_and_the_ledger_and_a_steady_rate_is_steady(
     env: dict[str, str],  # noqa: F811
     tmp_path: Path,
@@ -115,6 +116,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.timing
 def test_phases_hit_their_rates_and_metrics_equal_the_summary(
     seeded_dsn: str,  # noqa: F811
     tmp_path: Path,
