@@ -74,6 +74,11 @@ def _cdc_lag(ax: Any, run: Run) -> None:
                 transform=ax.transAxes)  # fmt: skip
         return
     t = [_watch_time(r) for r in run.watch]
+    if any(isinstance((r.get("lag_ms") or {}).get("all"), dict) for r in run.watch):
+        for q in ("p50", "p95", "p99", "max"):  # cdc watch --json: lag_ms.all
+            ax.plot(t, [float(((r.get("lag_ms") or {}).get("all") or {}).get(q) or float("nan"))
+                        for r in run.watch], label=f"lag {q}")  # fmt: skip
+        return
     lag_keys = sorted(
         {
             k

@@ -4,7 +4,9 @@ A RUN argument is a timeseries file (``stream --timeseries``), or a directory ho
 (``*.jsonl``: the first whose first record is a ``run`` header) and optionally the summary JSON
 (``*.json`` with ``total_ops``; the timeseries' own ``summary`` record wins). Records of kind
 ``watch`` (``cdc watch``'s timeseries, when present in the same file or directory) become the
-CDC lag series; unknown kinds are skipped, so newer files still open.
+CDC lag series, and so do ``cdc watch --json`` lines (``{"type": "interval", "elapsed_s", "lag_ms":
+{"all": {p50, p95, p99, max}}}``; its clock starts with the watch); unknown kinds are skipped,
+so newer files still open.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import orjson
 
 from loadgen.errors import ConfigError
 from loadgen.stream.timeseries import SCHEMA_VERSION, read_timeseries
+
+_WATCH_TYPES = ("interval", "missing", "final")  # `cdc watch --json` lines
 
 
 @dataclass
@@ -53,7 +57,9 @@ def _timeseries_in(directory: Path) -> list[Path]:
             record = orjson.loads(first) if first.strip() else None
         except (OSError, orjson.JSONDecodeError):
             continue
-        if isinstance(record, dict) and record.get("kind") in ("run", "watch"):
+        if isinstance(record, dict) and (
+            record.get("kind") in ("run", "watch") or record.get("type") in _WATCH_TYPES
+        ):
             found.append(path)
     return found
 
@@ -87,6 +93,9 @@ def load_run(arg: str) -> Run:
     for file in files:
         for record in read_timeseries(file):
             kind = record.get("kind")
+            if kind is None and record.get("type") == "interval":  # cdc watch --json
+                run.watch.append(record)
+                continue
             if kind == "run":
                 schema = record.get("schema")
                 if not isinstance(schema, int) or schema > SCHEMA_VERSION:

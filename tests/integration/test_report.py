@@ -42,6 +42,12 @@ def _write_run(directory: Path, rate: float, with_watch: bool) -> None:
                           "lag_ms": {"p50": 20.0 + k, "p99": 90.0 + 2 * k}})  # fmt: skip
     (directory / "ts.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
     (directory / "summary.json").write_bytes(orjson.dumps({"total_ops": 20 * int(rate)}))
+    if not with_watch:  # `cdc watch --json > watch.jsonl` beside the run instead
+        watch = [{"type": "interval", "elapsed_s": k + 1.0, "matched": 9 * k,
+                  "lag_ms": {"all": {"count": 9, "p50": 5.0 + k, "p95": 9.0, "p99": 12.0 + k,
+                                     "max": 30.0}, "tables": {}}} for k in range(20)]  # fmt: skip
+        watch.append({"type": "final", "ok": True})
+        (directory / "watch.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in watch))
 
 
 def _report(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -71,6 +77,8 @@ def test_the_report_renders_every_chart_in_headless_chromium(tmp_path: Path) -> 
         start = dom.index(f'id="{chart}"')
         section = dom[start : dom.find("</figure>", start)]
         assert section.count("<svg") == 1 and section.count('id="axes_') == 2, chart
+    cdc = dom[dom.index('id="chart-cdc-lag"') :]
+    assert "no cdc watch records" not in cdc[: cdc.find("</figure>")]  # both runs have lag
     assert 'id="summary-0"' in dom and 'id="summary-1"' in dom and "run1" in dom
     shot = tmp_path / "shot.png"
     subprocess.run([*chrome, f"--screenshot={shot}", url], capture_output=True, timeout=120)
