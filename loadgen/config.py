@@ -23,10 +23,9 @@ from typing import Any
 
 from loadgen import config_values, tables
 from loadgen.config_files import Layer, env_layer, read_env_file, read_toml
-from loadgen.config_values import CHOICES, Mix, Rate, base_type, setting_label
+from loadgen.config_values import CHOICES, Mix, Phases, Rate, base_type, setting_label
 from loadgen.dsn import mask_dsn
 from loadgen.errors import ConfigError
-from loadgen.stream.phases import PhasePlan
 
 __all__ = [
     "CHOICES",
@@ -99,7 +98,7 @@ class StreamConfig:
     scenarios: str | None = None  # cdc-edge: "all" or "pk-update,truncate"; None = profile's
     scenario_weight: float | None = None  # fraction of ops that are scenario steps (0 < w <= 1)
     # --phases "30s@0-100/s,60s@100/s,30s@0" or [[stream.phase]] tables: rate over time
-    phase: PhasePlan | None = None
+    phase: Phases | None = None
     timeseries: str | None = None  # --timeseries FILE: one JSON line per report interval
     metrics_port: int | None = None  # --metrics-port N: Prometheus /metrics on this port
 

@@ -41,6 +41,17 @@ class Mix:
         return self.text
 
 
+@dataclass(frozen=True)
+class Phases:
+    """Parsed load phases (``--phases`` text or ``[[stream.phase]]`` tables)."""
+
+    text: str  # as given (the tables rendered as DURATION@RATE items)
+    plan: Any  # loadgen.stream.phases.PhasePlan (imported only when phases are given)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("seed", "method"): ("copy", "insert"),
     ("stream", "arrivals"): ("token-bucket", "poisson", "uniform"),
@@ -78,12 +89,13 @@ def _parse_mix(value: Any, label: str) -> Mix:
     return Mix(text=text, weights=parse_mix(text, label=label))
 
 
-def _parse_phases(value: Any, label: str) -> Any:
+def _parse_phases(value: Any, label: str) -> Phases:
     """``--phases`` text or a ``[[stream.phase]]`` list of tables -> ``PhasePlan``."""
     from loadgen.stream import phases
 
     if isinstance(value, str):
-        return phases.parse_phases(value, flag=label)
+        plan = phases.parse_phases(value, flag=label)
+        return Phases(text=str(plan), plan=plan)
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{label}: expected [[stream.phase]] tables or text like 60s@100/s")
     items = []
@@ -91,7 +103,8 @@ def _parse_phases(value: Any, label: str) -> Any:
         if not isinstance(raw, dict):
             raise ConfigError(f"{label} #{i + 1}: expected a table (duration, rate, mix)")
         items.append(phases.phase_from_table(raw, f"{label} #{i + 1}"))
-    return phases.check_plan(items, label)
+    plan = phases.check_plan(items, label)
+    return Phases(text=str(plan), plan=plan)
 
 
 def _parse_slot(value: Any, label: str) -> str:

@@ -66,7 +66,7 @@ class RunSpec:
         from loadgen.stream import profiles
 
         rate_per_s = stream.rate.per_s if stream.rate is not None else None
-        plan = stream.phase
+        plan = None if stream.phase is None else stream.phase.plan
         if plan is not None:  # the phases' mean rate; their total is the duration
             rate_per_s = plan.num_tokens / plan.duration_s
         seed = stream.seed if stream.seed is not None else secrets.randbits(63)

@@ -74,8 +74,9 @@ def test_settings_toml_phase_tables_with_a_mix(tmp_path) -> None:  # type: ignor
         "[[stream.phase]]\nduration = '5s'\nrate = '20/s'\nmix = 'insert=1'\n"
     )
     settings = config.load(config_path=path, env={})
-    plan = settings.stream.phase
-    assert plan is not None and [p.name for p in plan.phases] == ["ramp", ""]
+    assert settings.stream.phase is not None
+    plan = settings.stream.phase.plan
+    assert [p.name for p in plan.phases] == ["ramp", ""]
     assert plan.phases[1].mix is not None and set(plan.phases[1].mix.values()) != {0}
     assert plan.num_tokens == 50 + 100
     path.write_text("[[stream.phase]]\nduration = '5s'\nrate = '20/s'\nspeed = 2\n")
