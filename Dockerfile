@@ -11,7 +11,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY loadgen ./loadgen
 COPY config/settings.toml ./config/settings.toml
-RUN pip install . \
+RUN pip install '.[metrics,report]' \
     && useradd --create-home --uid 10001 loadgen \
     && chown -R loadgen:loadgen /app
 

@@ -17,7 +17,7 @@ DEMO_DURATION ?= 30s
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,debezium]'
+	$(BIN)/pip install -q -e '.[dev,debezium,metrics,report]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install loadgen with its dev tools

@@ -23,7 +23,7 @@ from typing import Any
 
 from loadgen import config_values, tables
 from loadgen.config_files import Layer, env_layer, read_env_file, read_toml
-from loadgen.config_values import CHOICES, Mix, Rate, base_type, setting_label
+from loadgen.config_values import CHOICES, Mix, Phases, Rate, base_type, setting_label
 from loadgen.dsn import mask_dsn
 from loadgen.errors import ConfigError
 
@@ -97,6 +97,10 @@ class StreamConfig:
     profile: str = "default"  # default | cdc-edge (loadgen.stream.profiles.PROFILES)
     scenarios: str | None = None  # cdc-edge: "all" or "pk-update,truncate"; None = profile's
     scenario_weight: float | None = None  # fraction of ops that are scenario steps (0 < w <= 1)
+    # --phases "30s@0-100/s,60s@100/s,30s@0" or [[stream.phase]] tables: rate over time
+    phase: Phases | None = None
+    timeseries: str | None = None  # --timeseries FILE: one JSON line per report interval
+    metrics_port: int | None = None  # --metrics-port N: Prometheus /metrics on this port
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,15 @@ def check_stream(settings: Settings) -> None:
             " --rate (e.g. --rate 100/s); without --rate the original pace applies, and"
             " unlimited has no schedule"
         )
+    if stream.phase is not None:
+        for key in ("rate", "duration", "arrivals"):
+            if settings.is_set("stream", key):
+                raise ConfigError(
+                    f"{setting_label('stream', key, sources)} cannot go with"
+                    f" {setting_label('stream', 'phase', sources)}: the phases set the rate"
+                    " and the duration (a token bucket through them)"
+                )
+        has_schedule = True
     if settings.is_set("stream", "burst") and not (
         has_schedule and stream.arrivals == "token-bucket"
     ):

@@ -41,6 +41,17 @@ class Mix:
         return self.text
 
 
+@dataclass(frozen=True)
+class Phases:
+    """Parsed load phases (``--phases`` text or ``[[stream.phase]]`` tables)."""
+
+    text: str  # as given (the tables rendered as DURATION@RATE items)
+    plan: Any  # loadgen.stream.phases.PhasePlan (imported only when phases are given)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("seed", "method"): ("copy", "insert"),
     ("stream", "arrivals"): ("token-bucket", "poisson", "uniform"),
@@ -78,6 +89,24 @@ def _parse_mix(value: Any, label: str) -> Mix:
     return Mix(text=text, weights=parse_mix(text, label=label))
 
 
+def _parse_phases(value: Any, label: str) -> Phases:
+    """``--phases`` text or a ``[[stream.phase]]`` list of tables -> ``PhasePlan``."""
+    from loadgen.stream import phases
+
+    if isinstance(value, str):
+        plan = phases.parse_phases(value, flag=label)
+        return Phases(text=str(plan), plan=plan)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{label}: expected [[stream.phase]] tables or text like 60s@100/s")
+    items = []
+    for i, raw in enumerate(value):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{label} #{i + 1}: expected a table (duration, rate, mix)")
+        items.append(phases.phase_from_table(raw, f"{label} #{i + 1}"))
+    plan = phases.check_plan(items, label)
+    return Phases(text=str(plan), plan=plan)
+
+
 def _parse_slot(value: Any, label: str) -> str:
     from loadgen.cdc.names import check_slot
 
@@ -96,6 +125,7 @@ PARSERS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
     ("stream", "rate"): _parse_rate,
     ("stream", "duration"): _parse_duration,
     ("stream", "mix"): _parse_mix,
+    ("stream", "phase"): _parse_phases,
     ("cdc", "slot"): _parse_slot,
     ("cdc", "debezium_slot"): _parse_slot,
     ("cdc", "publication"): _parse_publication,
@@ -105,7 +135,9 @@ FLAG_NAMES = {
     ("logging", "level"): "--log-level",
     ("db", "dsn"): "--dsn",
     ("cdc", "debezium_slot"): "--slot",  # `cdc debezium-config --slot`
+    ("stream", "phase"): "--phases",
 }
+LIST_KEYS = {("stream", "phase")}  # may be a TOML list of tables (``[[stream.phase]]``)
 
 
 def base_type(annotation: Any) -> tuple[type, bool]:
@@ -146,6 +178,8 @@ def coerce(section: str, key: str, annotation: Any, value: Any, sources: Mapping
             return None
         raise ConfigError(f"{label} must not be empty")
     parser = PARSERS.get((section, key))
+    if parser is not None and (section, key) in LIST_KEYS and isinstance(value, list):
+        return parser(value, label)
     if parser is not None:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{label} = {value!r} must be text")

@@ -29,6 +29,7 @@ MAX_BATCH_SIZE = 10_000  # operations in one transaction
 MAX_REPEAT = 1_000  # scenario run --repeat
 MIN_BIG_TXN_CHANGES = 10  # scenario big-transaction --big-txn-changes
 MAX_BIG_TXN_CHANGES = 100_000_000
+MAX_PHASES = 1_000  # --phases / [[stream.phase]]
 
 
 def max_workers() -> int:
@@ -91,9 +92,12 @@ RANGES: dict[tuple[str, str], Range] = {
     ("stream", "interval_s"): Range(0, 86_400, unit="s"),
     ("stream", "max_jitter_ms"): Range(0, 3_600_000, unit="ms"),
     ("stream", "scenario_weight"): Range(0, 1, low_open=True),
+    ("stream", "metrics_port"): Range(1, 65_535),
     ("logging", "backup_count"): Range(0, 1_000),
 }
 SEED_ROWS_RANGE = Range(0, MAX_SEED_ROWS, unit="rows")  # seed.<table>: rows at scale 1
+PHASE_DURATION_RANGE = Range(0.1, MAX_DURATION_S, unit="s")  # one phase of --phases
+# a phase's rate: 0 (idle) or one a day .. MAX_RATE_PER_S (parse_rate's range)
 
 
 def range_of(section: str, key: str) -> Range | None:

@@ -104,6 +104,12 @@ COMMANDS = (
         ("stream_cmd",),
         "Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C.",
     ),
+    LazyCommand(
+        "report",
+        ("report_cmd",),
+        "Write an HTML report: throughput by kind, latency and lag percentiles, errors, CDC lag"
+        " (with cdc watch records), settings and summary; no network needed to open it.",
+    ),
     LazyCommand("config", ("db_cmds",), "Show the merged configuration."),
     LazyCommand(
         "db",

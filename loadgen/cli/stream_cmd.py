@@ -20,6 +20,7 @@ from loadgen.stream.report import (
     print_summary,
     write_summary_json,
 )
+from loadgen.stream.timeseries import check_timeseries_path
 
 _PROFILE_HELP = (
     "Named profile: "
@@ -143,6 +144,28 @@ def stream(
         "[default: the profile's, 0.01 for cdc-edge].",
         show_default=False,
     ),
+    phases: str | None = typer.Option(
+        None,
+        "--phases",
+        help="Load phases DURATION@RATE[-RATE], comma-separated, run back to back: "
+        "30s@0-100/s (a linear ramp), 60s@100/s, 10s@500/s, 30s@0 (idle); they set the rate "
+        "and the duration ([[stream.phase]] tables in settings.toml can also set a mix).",
+        show_default=False,
+    ),
+    timeseries: str | None = typer.Option(
+        None,
+        "--timeseries",
+        help="Write one JSON line per --report-interval (ops, rows, latency, lag, errors, by "
+        "when the work happened) to this file; `loadgen report` plots it.",
+        show_default=False,
+    ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        help=f"Serve Prometheus /metrics on this port during the run; {_range('metrics_port')} "
+        "(needs the [metrics] extra).",
+        show_default=False,
+    ),
 ) -> None:
     """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C.
 
@@ -152,6 +175,7 @@ def stream(
     stop = coordinator.StopFlag()
     stop.install()  # first: signals from here on stop the run...
     interrupts.hand_over()  # ...and so do those received while Python started
+    metrics = None
     try:  # every exit restores the handlers, bad input included (in-process callers)
         settings = get_settings(
             ctx,
@@ -173,6 +197,9 @@ def stream(
                     "profile": profile,
                     "scenarios": scenarios,
                     "scenario_weight": scenario_weight,
+                    "phase": phases,
+                    "timeseries": timeseries,
+                    "metrics_port": metrics_port,
                 }
             },
         )
@@ -183,6 +210,8 @@ def stream(
         summary_json_path = settings.stream.summary_json
         if summary_json_path:
             check_summary_json_path(summary_json_path)
+        if settings.stream.timeseries:
+            check_timeseries_path(settings.stream.timeseries)
         spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
         _print_header(spec, settings)
         if not stop.count:
@@ -192,9 +221,14 @@ def stream(
                 f"--workers {spec.num_workers}",
                 retry_for_s=settings.db.connect_retry_s,
             )
+        if settings.stream.metrics_port is not None:
+            from loadgen.stream.metrics import StreamMetrics
+
+            metrics = StreamMetrics(settings.stream.metrics_port)
+            metrics.start()
         reporter = choose_reporter(settings.stream.progress)
         try:
-            summary = coordinator.run(spec, reporter, stop=stop)
+            summary = coordinator.run(spec, reporter, stop=stop, metrics=metrics)
         except StreamAbortedError as exc:  # the partial summary, then exit 4 with one line
             print_summary(exc.summary)
             problem = _write_summary_json(summary_json_path, exc.summary)
@@ -203,6 +237,8 @@ def stream(
             raise
     finally:
         stop.restore()
+        if metrics is not None:
+            metrics.close()
     print_summary(summary)
     problem = _write_summary_json(summary_json_path, summary)
     if problem:  # the run is over and printed; what was asked to be kept is not
@@ -212,7 +248,9 @@ def stream(
 def _print_header(spec: coordinator.RunSpec, settings: config.Settings) -> None:
     """The run's plan, one line on stderr (before anything is started)."""
     pace = (
-        f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms"
+        f"phases {spec.phases}"
+        if spec.phases is not None
+        else f"pace {spec.interval_s:g} s + 0..{spec.max_jitter_ms} ms"
         if spec.is_paced
         else f"rate {format_rate(spec.rate_per_s)}"
         + (f" ({spec.arrivals})" if spec.rate_per_s is not None else "")

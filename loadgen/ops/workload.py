@@ -98,9 +98,7 @@ class Workload:
         self.worker_id = worker_id
         self.num_workers = num_workers
         self.multirow_inserts = multirow_inserts
-        self._weights = np.array([max(0.0, float(mix.get(n, 0.0))) for n in OP_NAMES])
-        if not np.isfinite(self._weights).all() or self._weights.sum() <= 0:
-            raise ConfigError("--mix: weights must be finite and not all zero")
+        self.set_mix(mix)
         self._rng = np.random.default_rng(seed)
         rnd = random.Random(int(self._rng.integers(2**63)))
         self._cursor: psycopg.Cursor[Any] | None = None  # text-loading cursor (execute)
@@ -109,6 +107,13 @@ class Workload:
         )
         gen = RowGenerator(self._rng, self._state.parent_ids)
         self._ctx = Context(self._state, gen, rnd, multirow_inserts=multirow_inserts)
+
+    def set_mix(self, mix: Mapping[str, float]) -> None:
+        """Draw by these weights from now on (a load phase's mix). Raises ConfigError."""
+        weights = np.array([max(0.0, float(mix.get(n, 0.0))) for n in OP_NAMES])
+        if not np.isfinite(weights).all() or weights.sum() <= 0:
+            raise ConfigError("--mix: weights must be finite and not all zero")
+        self._weights = weights
 
     # ----------------------------------------------------------------- choosing
     def counts(self) -> dict[str, int | None]:

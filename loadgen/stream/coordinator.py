@@ -4,9 +4,11 @@
 (the shared start time), the progress display, liveness checks and the summary. Workers start in
 bounded waves (``loadgen.stream.fleet``), each with its share of the rate and of ``--max-ops``
 and an independent RNG stream from ``SeedSequence(seed).spawn(n)``, and talk over their own
-pipes (``loadgen.stream.channel``). Deltas are attributed to the tick in which they arrive, so
-interval edges can be off by up to one report interval. Every stage — the checks, each wave of
-starts, the start barrier, the run, the drain — looks at the stop flag; the stop is bounded:
+pipes (``loadgen.stream.channel``). Deltas carry their stats by the interval in which the work
+happened (``loadgen.stream.timeseries``): the progress line of a tick shows the interval that
+just ended, once every worker reported it (or 200 ms later with what has arrived). Every
+stage — the checks, each wave of starts, the start barrier, the run, the drain — looks at the
+stop flag; the stop is bounded:
 ``stop_timeout_s`` for the workers to finish, then about 2 s to terminate what is left.
 """
 
@@ -36,6 +38,7 @@ from loadgen.stream.run_spec import RunSpec
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.stopping import StopFlag
 from loadgen.stream.summary import RunSummary, StreamAbortedError
+from loadgen.stream.timeseries import TimeseriesWriter
 from loadgen.stream.worker import run_worker
 from loadgen.stream.worker_spec import WorkerSpec
 
@@ -47,12 +50,12 @@ STOP_TIMEOUT_S = 4.0  # after a stop request, before stragglers are terminated (
 MIN_SILENCE_TIMEOUT_S = 15.0  # a worker silent this long (or 10 report intervals) is stuck
 DURATION_BACKSTOP_S = 2.0  # past --duration, the coordinator tells the workers to stop itself
 POLL_S = 0.2  # the longest wait for a message between two looks at the flags
+PROGRESS_GRACE_NS = 200_000_000  # a progress line waits this long for an interval's last deltas
 
 
 @dataclass
 class _Totals:
     total: IntervalStats = field(default_factory=IntervalStats)
-    interval: IntervalStats = field(default_factory=IntervalStats)
     last_t1_ns: int = 0  # latest interval end of any delta: when the last worker finished
 
 
@@ -71,6 +74,7 @@ class Coordinator:
         stop_timeout_s: float = STOP_TIMEOUT_S,
         stop: StopFlag | None = None,
         max_starting: int | None = None,
+        metrics: Any = None,
     ) -> None:
         self.spec = spec
         self.reporter = reporter or NullReporter()
@@ -93,6 +97,18 @@ class Coordinator:
         self.claim: Claim | None = None  # what this run owns (loadgen.stream.ownership)
         self.settled: settle.Settled | None = None
         self.t_start_ns = self.t_end_ns = 0
+        # --timeseries (loadgen.stream.timeseries); --metrics-port (loadgen.stream.metrics)
+        # per interval and phase by when the work happened: progress, phases, --timeseries
+        self.series = TimeseriesWriter(
+            spec.timeseries,
+            interval_ns(spec.report_interval_s) / NS_PER_S,
+            range(spec.num_workers),
+            spec.phases,
+            None if spec.phases is not None else spec.target_rate_per_s,
+        )
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.bind(self)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -117,6 +133,7 @@ class Coordinator:
         try:
             if spec.ledger:
                 check_ledger_path(spec.ledger, spec.num_workers, self.run_id)
+            self.series.open(spec.describe(self.run_id))
             if self.should_check_database and not stop.count:
                 check_database(spec.dsn, retry_for_s=spec.connect_retry_s)
                 ownership = RunOwnership(spec.dsn, retry_for_s=spec.connect_retry_s)
@@ -143,6 +160,7 @@ class Coordinator:
                 if ownership is not None:
                     ownership.close()
         summary = self._summary()
+        self.series.close(summary, self.t_end_ns)
         abort = self.abort
         if abort is not None:
             if abort.is_database_problem and abort.error is not None:
@@ -162,6 +180,7 @@ class Coordinator:
         if started:
             t_start_ns = clock.now_ns() + round(START_DELAY_S * NS_PER_S)
             fleet.start_at_ns.value = t_start_ns
+            self.series.start(t_start_ns)
             fleet.start_event.set()
             self.reporter.start()
             try:
@@ -209,20 +228,25 @@ class Coordinator:
         spec, clock, totals = self.spec, self.clock, self.totals
         tick_ns = interval_ns(spec.report_interval_s)
         next_tick = t_start_ns + tick_ns
-        last_tick_ns = t_start_ns
         end_ns = t_start_ns + round(spec.duration_s * NS_PER_S) if spec.duration_s else None
         handles = self.fleet.handles.values()
         for h in handles:
             h.last_seen_ns = t_start_ns
+        series = self.series
+        grace_ns = min(tick_ns // 5, PROGRESS_GRACE_NS)
         while True:
-            self._poll(min((next_tick - clock.now_ns()) / NS_PER_S, POLL_S))
+            wait_s = (next_tick - clock.now_ns()) / NS_PER_S
+            self._poll(min(wait_s if wait_s > 0 else 0.01, POLL_S))
             now_ns = clock.now_ns()
-            if now_ns >= next_tick:
+            # the interval that ended at the tick, once every worker reported it (or a moment
+            # later with what is known): counted when the work happened, like --timeseries
+            k = (next_tick - t_start_ns) // tick_ns - 1
+            if now_ns >= next_tick and (series.next_k > k or now_ns >= next_tick + grace_ns):
                 self.reporter.progress(
                     Progress(
-                        elapsed_s=(now_ns - t_start_ns) / NS_PER_S,
-                        interval_s=(now_ns - last_tick_ns) / NS_PER_S,
-                        interval=totals.interval,
+                        elapsed_s=(k + 1) * tick_ns / NS_PER_S,
+                        interval_s=tick_ns / NS_PER_S,
+                        interval=series.stats_of(k),
                         total=totals.total,
                         remaining_s=None if end_ns is None else max(end_ns - now_ns, 0) / NS_PER_S,
                         max_ops=spec.max_ops,
@@ -231,8 +255,6 @@ class Coordinator:
                         target_rate_per_s=spec.target_rate_per_s,
                     )
                 )
-                totals.interval = IntervalStats()
-                last_tick_ns = now_ns
                 next_tick = next_tick_ns(next_tick, tick_ns, now_ns)  # skip missed ticks
             if all(h.is_done for h in handles):
                 return
@@ -299,13 +321,17 @@ class Coordinator:
         totals = self.totals
         if isinstance(msg, StatsDelta):
             totals.total.merge(msg.stats)
-            totals.interval.merge(msg.stats)
             totals.last_t1_ns = max(totals.last_t1_ns, msg.t1_ns)
+            self.series.add(msg)
+            if self.metrics is not None:
+                self.metrics.add(msg.stats)
         elif isinstance(msg, WorkerDone):
+            self.series.worker_gone(msg.worker_id)
             if self.done_reason is None or msg.reason != "stopped":
                 self.done_reason = msg.reason
         elif isinstance(msg, WorkerFailed):
             logger.debug("worker %d traceback:\n%s", msg.worker_id, msg.traceback_text)
+            self.series.worker_gone(msg.worker_id)
             self._set_abort(
                 abort_for(msg.worker_id, msg.error, is_started=self.fleet.start_event.is_set())
             )
@@ -365,6 +391,7 @@ class Coordinator:
             run_id=self.run_id,
             settled=self.settled,
             owns_existing_rows=None if self.claim is None else self.claim.is_primary,
+            phases=self.series.phase_figures(self.t_end_ns),
         )
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from loadgen.errors import RunAbortedError
 from loadgen.stream.stats import IntervalStats
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 DoneReason = Literal["max_ops", "duration", "stopped"]
 
@@ -42,6 +42,9 @@ class StatsDelta:
     stats: IntervalStats
     backend_pid: int = 0  # current backend pid (changes after a reconnect)
     is_reconnecting: bool = False  # the worker is currently without a connection
+    # ``stats`` split by when it was recorded: ((interval index, phase index), stats), sorted;
+    # empty = all of it at ``t1_ns`` (loadgen.stream.timeseries)
+    parts: tuple[tuple[tuple[int, int], IntervalStats], ...] = ()
     protocol: int = PROTOCOL_VERSION
 
 

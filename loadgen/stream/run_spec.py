@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from loadgen.config import StreamConfig
 from loadgen.db import DEFAULT_RETRY_FOR_S
 from loadgen.errors import ConfigError
+from loadgen.stream.phases import PhasePlan
 from loadgen.stream.worker_spec import WorkerSpec
 
 BURST_WINDOW_S = 1.0  # default token-bucket capacity: one second of operations per worker
@@ -46,6 +48,8 @@ class RunSpec:
     scenarios: tuple[str, ...] = ()  # scenarios mixed in (cdc-edge); empty = none
     scenario_every_ops: int = 0  # one slot in this many is a scenario step (0 = none)
     scenario_max_gap_s: float | None = None  # and at least one per worker this often, s
+    phases: PhasePlan | None = None  # --phases: rate (and mix) over time; sets the duration
+    timeseries: str | None = None  # --timeseries FILE (loadgen.stream.timeseries)
 
     @classmethod
     def from_settings(
@@ -62,6 +66,9 @@ class RunSpec:
         from loadgen.stream import profiles
 
         rate_per_s = stream.rate.per_s if stream.rate is not None else None
+        plan = None if stream.phase is None else stream.phase.plan
+        if plan is not None:  # the phases' mean rate; their total is the duration
+            rate_per_s = plan.num_tokens / plan.duration_s
         seed = stream.seed if stream.seed is not None else secrets.randbits(63)
         profile = profiles.get(stream.profile)
         scenarios: tuple[str, ...] = ()
@@ -83,10 +90,10 @@ class RunSpec:
             dsn=dsn,
             num_workers=stream.workers,
             rate_per_s=rate_per_s,
-            is_paced=stream.rate is None,
+            is_paced=stream.rate is None and plan is None,
             arrivals=stream.arrivals,
             burst=stream.burst,
-            duration_s=stream.duration,
+            duration_s=plan.duration_s if plan is not None else stream.duration,
             max_ops=stream.max_ops,
             batch_size=stream.batch_size,
             mix=dict(stream.mix.weights) if stream.mix is not None else default_mix(),
@@ -101,6 +108,8 @@ class RunSpec:
             scenarios=scenarios,
             scenario_every_ops=profiles.every_ops(weight) if scenarios else 0,
             scenario_max_gap_s=profile.scenario_max_gap_s if scenarios else None,
+            phases=plan,
+            timeseries=stream.timeseries,
         )
 
     @property
@@ -120,10 +129,13 @@ class RunSpec:
         n = self.num_workers
         children = np.random.SeedSequence(self.seed).spawn(n)
         per_worker_rate = None if self.rate_per_s is None else self.rate_per_s / n
+        peak_rate = per_worker_rate
+        if self.phases is not None:  # a second of the fastest phase
+            peak_rate = max(max(p.rate_per_s, p.end_rate_per_s) for p in self.phases.phases) / n
         if self.burst is not None:
             burst = max(1, math.ceil(self.burst / n))
         else:
-            burst = max(self.batch_size, math.ceil((per_worker_rate or 0) * BURST_WINDOW_S))
+            burst = max(self.batch_size, math.ceil((peak_rate or 0) * BURST_WINDOW_S))
         if self.is_paced:
             arrivals = "pace" if self.interval_s > 0 else "closed"
         else:
@@ -156,9 +168,26 @@ class RunSpec:
                     scenarios=self.scenarios,
                     scenario_every_ops=self.scenario_every_ops,
                     scenario_max_gap_s=self.scenario_max_gap_s,
+                    phases=self.phases,
                     phase_s=0.0
                     if self.rate_per_s is None or self.is_paced
                     else i / self.rate_per_s,
                 )
             )
         return specs
+
+    def describe(self, run_id: str) -> dict[str, Any]:
+        """The plan for a timeseries header and a report (JSON-ready, no DSN)."""
+        return {
+            "run_id": run_id,
+            "workers": self.num_workers,
+            "target_rate_per_s": self.target_rate_per_s,
+            "arrivals": "phases" if self.phases is not None else self.arrivals,
+            "duration_s": self.duration_s,
+            "max_ops": self.max_ops,
+            "batch_size": self.batch_size,
+            "mix": self.mix,
+            "seed": self.seed,
+            "profile": self.profile,
+            "ledger": self.ledger,
+        }

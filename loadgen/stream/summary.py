@@ -51,6 +51,7 @@ class RunSummary:
     run_id: str = ""  # in the ledger part names
     settled: Settled | None = None  # operations recovered from dead workers' tallies
     owns_existing_rows: bool | None = None  # the rows present at the start were this run's
+    phases: list[dict[str, Any]] | None = None  # --phases: per-phase figures (timeseries.figures)
 
     @property
     def title(self) -> str:
@@ -83,7 +84,7 @@ class RunSummary:
                 "total": total.num_no_ops,
                 "by_op": dict(sorted((+total.no_ops_by_name).items())),
             },
-            "row_changes": _row_changes(total),
+            "row_changes": row_changes(total),
             "stop_reason": self.stop_reason,
             "aborted": self.is_aborted,
             "run_id": self.run_id,
@@ -106,6 +107,7 @@ class RunSummary:
                 if self.has_scenarios
                 else {}
             ),
+            **({"phases": self.phases} if self.phases is not None else {}),
         }
 
     def _scenario_steps(self) -> dict[str, Any]:
@@ -122,7 +124,7 @@ class RunSummary:
         }
 
 
-def _row_changes(stats: IntervalStats) -> dict[str, dict[str, int]]:
+def row_changes(stats: IntervalStats) -> dict[str, dict[str, int]]:
     """Rows the server changed, per table: {table: {insert, update, delete}} (hospital tables)."""
     names = {"c": "insert", "u": "update", "d": "delete"}
     out: dict[str, dict[str, int]] = {}

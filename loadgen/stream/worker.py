@@ -49,6 +49,7 @@ from loadgen.stream.recovery import Session, StopRequested
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.stopping import ParentWatch
 from loadgen.stream.tally import CommitTally
+from loadgen.stream.timeseries import StatsBuckets
 from loadgen.stream.transactions import Phase, Transactions
 from loadgen.stream.watchdog import Watchdog
 from loadgen.stream.worker_spec import WorkerSpec, build_arrivals
@@ -81,8 +82,10 @@ class Worker:
         self.parent = ParentWatch(spec.parent_pid) if spec.parent_pid else None
         self.clock = SystemClock()
         self.is_signalled = False  # SIGTERM sent to this process (or its parent died)
-        self.stats = IntervalStats()  # reset at every report
         self.report_ns = interval_ns(spec.report_interval_s)
+        # stats by (interval, phase) of when they were recorded; taken at every report
+        self.buckets = StatsBuckets(self.report_ns, spec.phases)
+        self.mix_in_use: Any = spec.mix  # the workload's weights (a load phase may change them)
         self.seq = 0
         self.t0_ns = self.clock.now_ns()
         self.next_report_ns = self.t0_ns + self.report_ns
@@ -118,6 +121,11 @@ class Worker:
             is_in_statement=lambda: self.txns.phase is Phase.STATEMENTS,
             cancel=self.session.cancel,
         )
+
+    @property
+    def stats(self) -> IntervalStats:
+        """Where what happens now is recorded (its interval and phase on the shared clock)."""
+        return self.buckets.current(self.clock.now_ns())
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -185,6 +193,7 @@ class Worker:
         start_ns = self.start_at_ns.value
         self.clock.sleep_until_ns(start_ns)
         self.t0_ns = start_ns
+        self.buckets.origin_ns = start_ns
         self.next_report_ns = start_ns + self.report_ns
         self.arrivals = build_arrivals(spec, start_ns, np.random.default_rng(arrivals_ss))
         if spec.scenarios:
@@ -264,6 +273,8 @@ class Worker:
                 self.num_ops += self.txns.run_scenario_step(schedule, slot_ns)  # its token
                 self._maybe_report()
                 continue
+            if spec.phases is not None:  # a phase's own mix, from its first slot on
+                self._phase_mix(workload, slot_ns)
             limit = spec.batch_size if remaining is None else min(spec.batch_size, remaining)
             if schedule is not None:  # a batch never runs past the next step's slot
                 limit = min(limit, schedule.ops_until_due())
@@ -274,6 +285,15 @@ class Worker:
             if schedule is not None:
                 schedule.record_ops(result.num_slots)
             self._maybe_report()
+
+    def _phase_mix(self, workload: Any, slot_ns: int) -> None:
+        plan = self.spec.phases
+        assert plan is not None
+        phase = plan.phases[plan.phase_at((slot_ns - self.buckets.origin_ns) / NS_PER_S)]
+        mix = phase.mix if phase.mix is not None else self.spec.mix
+        if mix is not self.mix_in_use:
+            workload.set_mix(mix)
+            self.mix_in_use = mix
 
     def _finish(self, reason: DoneReason) -> None:
         self.watchdog.stop()
@@ -292,19 +312,21 @@ class Worker:
     def _report(self, *, final: bool = False, is_reconnecting: bool = False) -> None:
         now_ns = self.clock.now_ns()
         dropped = getattr(self.arrivals, "num_dropped", 0)
-        self.stats.num_dropped += dropped - self.num_dropped_reported
+        if dropped != self.num_dropped_reported:
+            self.buckets.current(now_ns).num_dropped += dropped - self.num_dropped_reported
         self.num_dropped_reported = dropped
+        stats, parts = self.buckets.take()
         delta = StatsDelta(
             self.spec.worker_id,
             self.seq,
             self.t0_ns,
             now_ns,
-            self.stats,
+            stats,
             backend_pid=0 if final else self.session.backend_pid(),
             is_reconnecting=is_reconnecting,
+            parts=parts,
         )
         self._send(delta)
-        self.stats = IntervalStats()
         self.seq += 1
         self.t0_ns = now_ns
         self.next_report_ns = next_tick_ns(self.next_report_ns, self.report_ns, now_ns)

@@ -16,6 +16,7 @@ from loadgen.stream.arrivals import (
     UniformArrivals,
 )
 from loadgen.stream.clock import NS_PER_MS, NS_PER_S
+from loadgen.stream.phases import PhasedTokenBucket, PhasePlan
 from loadgen.stream.tally import TallyLayout
 
 
@@ -53,10 +54,19 @@ class WorkerSpec:
     tally: Any = None  # multiprocessing.RawArray('q', ...) of this worker's CommitTally
     ledger_fsync: bool = True  # fdatasync every intent before COMMIT (the ledger contract)
     parent_pid: int = 0  # the coordinator's pid: the worker stops when it dies (0 = not watched)
+    phases: PhasePlan | None = None  # --phases: the run's rate over time (arrivals "phased")
 
 
 def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) -> Arrivals:
     """The schedule a worker follows (see ``loadgen.stream.arrivals``)."""
+    if spec.phases is not None:
+        return PhasedTokenBucket(
+            spec.phases,
+            spec.burst,
+            start_ns,
+            worker_id=spec.worker_id,
+            num_workers=spec.num_workers,
+        )
     if spec.arrivals == "closed" or (spec.rate_per_s is None and spec.arrivals != "pace"):
         return ClosedLoop()
     if spec.arrivals == "pace":

@@ -1,0 +1,1 @@
+"""``loadgen report``: a self-contained HTML report (and a PNG) of one or more stream runs."""
