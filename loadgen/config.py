@@ -26,6 +26,7 @@ from loadgen.config_files import Layer, env_layer, read_env_file, read_toml
 from loadgen.config_values import CHOICES, Mix, Phases, Rate, base_type, setting_label
 from loadgen.dsn import mask_dsn
 from loadgen.errors import ConfigError
+from loadgen.shards import Shard
 
 __all__ = [
     "CHOICES",
@@ -37,6 +38,7 @@ __all__ = [
     "Rate",
     "SeedConfig",
     "Settings",
+    "ShardConfig",
     "StreamConfig",
     "as_dict",
     "check_stream",
@@ -121,12 +123,29 @@ class CdcConfig:
 
 
 @dataclass(frozen=True)
+class ShardConfig:
+    """Which shard of a split run this process is (``loadgen.shards``); read by seed, stream."""
+
+    spec: Shard | None = None  # --shard I/N (LOADGEN_SHARD_SPEC); wins over index/count
+    index: int | None = None  # JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pod index)
+    count: int | None = None  # LOADGEN_SHARDS: how many shards the run has
+
+    @property
+    def shard(self) -> Shard:
+        """The shard: ``spec``, else ``index``/``count`` (0 and 1 when unset)."""
+        if self.spec is not None:
+            return self.spec
+        return Shard(self.index or 0, self.count or 1)
+
+
+@dataclass(frozen=True)
 class Settings:
     db: DbConfig = field(default_factory=DbConfig)
     seed: SeedConfig = field(default_factory=SeedConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     cdc: CdcConfig = field(default_factory=CdcConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
     # where each "section.key" came from: "default", a file path, "env NAME" or "flag"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -141,6 +160,7 @@ SECTIONS: dict[str, type] = {
     "stream": StreamConfig,
     "logging": LoggingConfig,
     "cdc": CdcConfig,
+    "shard": ShardConfig,
 }
 
 # The original simulator's environment names → (section, field).
@@ -157,6 +177,8 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "BATCH_SIZE": ("stream", "batch_size"),
     "MAX_JITTER_MS": ("stream", "max_jitter_ms"),
     "LOG_LEVEL": ("logging", "level"),
+    "JOB_COMPLETION_INDEX": ("shard", "index"),  # set by a Kubernetes Indexed Job
+    "LOADGEN_SHARDS": ("shard", "count"),
     **{t.seed_env: ("seed", t.name) for t in tables.TABLES if not t.is_lookup},
 }
 
@@ -256,6 +278,10 @@ def load(
             )
         except ConfigError as exc:
             problems.append(str(exc))
+    if not problems:
+        shard_problem = config_values.check_shard(built["shard"], sources)
+        if shard_problem:
+            problems.append(shard_problem)
     if problems:
         raise ConfigError("; ".join(problems))
     sections = {name: SECTIONS[name](**built[name]) for name in SECTIONS}

@@ -107,6 +107,12 @@ def _parse_phases(value: Any, label: str) -> Phases:
     return Phases(text=str(plan), plan=plan)
 
 
+def _parse_shard(value: Any, label: str) -> Any:
+    from loadgen.shards import parse_shard
+
+    return parse_shard(str(value), flag=label)
+
+
 def _parse_slot(value: Any, label: str) -> str:
     from loadgen.cdc.names import check_slot
 
@@ -129,6 +135,7 @@ PARSERS: dict[tuple[str, str], Callable[[Any, str], Any]] = {
     ("cdc", "slot"): _parse_slot,
     ("cdc", "debezium_slot"): _parse_slot,
     ("cdc", "publication"): _parse_publication,
+    ("shard", "spec"): _parse_shard,
 }
 # Flags whose name is not "--" + the key (without "_s", "_" as "-").
 FLAG_NAMES = {
@@ -136,6 +143,7 @@ FLAG_NAMES = {
     ("db", "dsn"): "--dsn",
     ("cdc", "debezium_slot"): "--slot",  # `cdc debezium-config --slot`
     ("stream", "phase"): "--phases",
+    ("shard", "spec"): "--shard",
 }
 LIST_KEYS = {("stream", "phase")}  # may be a TOML list of tables (``[[stream.phase]]``)
 
@@ -229,3 +237,28 @@ def check(section: str, key: str, value: Any, sources: Mapping[str, str]) -> Any
         if problem:
             raise ConfigError(f"{label} = {value!r} {problem}")
     return value
+
+
+def check_shard(values: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
+    """The problem of a ``[shard]`` section's index and count together, or None.
+
+    ``spec`` (``--shard I/N``, already checked by its parser) wins over ``index``/``count``
+    (``JOB_COMPLETION_INDEX`` and ``LOADGEN_SHARDS`` in a Kubernetes Indexed Job).
+    """
+    from loadgen.shards import shard_problem
+
+    if values.get("spec") is not None:
+        return None
+    index, count = values.get("index"), values.get("count")
+    if index is None and count is None:
+        return None
+    problem = shard_problem(0 if index is None else index, 1 if count is None else count)
+    if problem is None:
+        return None
+    where = ", ".join(
+        setting_label("shard", key, sources) + f" = {values[key]!r}"
+        for key in ("index", "count")
+        if values.get(key) is not None
+    )
+    hint = "" if count is not None else " (set LOADGEN_SHARDS to the number of shards)"
+    return f"{where}: {problem}{hint}"

@@ -30,6 +30,7 @@ MAX_REPEAT = 1_000  # scenario run --repeat
 MIN_BIG_TXN_CHANGES = 10  # scenario big-transaction --big-txn-changes
 MAX_BIG_TXN_CHANGES = 100_000_000
 MAX_PHASES = 1_000  # --phases / [[stream.phase]]
+MAX_SHARDS = 1_000  # --shard I/N: N processes or pods sharing one run
 
 
 def max_workers() -> int:
@@ -94,6 +95,8 @@ RANGES: dict[tuple[str, str], Range] = {
     ("stream", "scenario_weight"): Range(0, 1, low_open=True),
     ("stream", "metrics_port"): Range(1, 65_535),
     ("logging", "backup_count"): Range(0, 1_000),
+    ("shard", "count"): Range(1, MAX_SHARDS),  # LOADGEN_SHARDS, the N of --shard I/N
+    ("shard", "index"): Range(0, MAX_SHARDS - 1),  # JOB_COMPLETION_INDEX, the I (0-based)
 }
 SEED_ROWS_RANGE = Range(0, MAX_SEED_ROWS, unit="rows")  # seed.<table>: rows at scale 1
 PHASE_DURATION_RANGE = Range(0.1, MAX_DURATION_S, unit="s")  # one phase of --phases

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Annotated, Any
@@ -15,14 +16,23 @@ from loadgen import db, limits, schema
 from loadgen import seed as seeder
 from loadgen.cli.app import app, confirm_destruction, get_dsn, get_settings
 from loadgen.config import Settings
+from loadgen.shards import Shard
 
 PLAIN_PROGRESS_EVERY_S = 1.0  # at most one plain progress line per table per second
 
 
-def _seed_settings(ctx: typer.Context, copy: bool | None, **flags: Any) -> Settings:
-    """Settings with the seed flags the user gave (``--copy/--insert`` becomes ``method``)."""
+def _seed_settings(
+    ctx: typer.Context,
+    copy: bool | None,
+    extra: dict[str, dict[str, Any]] | None = None,
+    **flags: Any,
+) -> Settings:
+    """Settings with the seed flags the user gave (``--copy/--insert`` becomes ``method``);
+    ``extra``: other sections' flags (``--shard``)."""
     flags["method"] = None if copy is None else ("copy" if copy else "insert")
-    return get_settings(ctx, {"seed": {k: v for k, v in flags.items() if v is not None}})
+    return get_settings(
+        ctx, {"seed": {k: v for k, v in flags.items() if v is not None}, **(extra or {})}
+    )
 
 
 class _PlainProgress:
@@ -85,15 +95,37 @@ def _print_summary(result: seeder.SeedResult) -> None:
     )
 
 
-def _run_seed(ctx: typer.Context, settings: Settings, **overrides: Any) -> seeder.SeedResult:
+def shard_options(options: seeder.SeedOptions, shard: Shard) -> seeder.SeedOptions:
+    """The options of shard ``I/N`` of a seed: its exact share of every table's rows (the N
+    shares add up to the whole seed's), its own seed derived from ``--seed``, and ``append``
+    (the shards' rows join one another's: ids are reserved from the sequences, so they never
+    collide). The whole seed (``0/1``) is returned unchanged."""
+    if shard.is_whole:
+        return options
+    counts = {table: shard.share(options.rows_for(table)) for table in options.counts}
+    return dataclasses.replace(
+        options,
+        counts=counts,
+        scale=1.0,
+        seed=None if options.seed is None else shard.seed_for(options.seed),
+        append=True,
+    )
+
+
+def _run_seed(
+    ctx: typer.Context, settings: Settings, *, is_sharded: bool = True, **overrides: Any
+) -> seeder.SeedResult:
     options = seeder.SeedOptions.from_config(
         settings.seed, connect_retry_s=settings.db.connect_retry_s, **overrides
     )
     seeder.validate(options)  # bad input: exit 2 before connecting
+    shard = settings.shard.shard if is_sharded else Shard()
+    options = shard_options(options, shard)
     dsn = get_dsn(ctx)
+    shard_text = "" if shard.is_whole else f", shard {shard} ({sum(options.counts.values())} rows)"
     print(
         f"seed: scale {options.scale:g}, {options.workers} worker(s), method {options.method}"
-        f"{', append' if options.append else ''}, db {db.mask_dsn(dsn)}",
+        f"{', append' if options.append else ''}{shard_text}, db {db.mask_dsn(dsn)}",
         file=sys.stderr,
         flush=True,
     )
@@ -133,6 +165,11 @@ WorkersOption = Annotated[
     int | None, typer.Option("--workers", "-w", help=_WORKERS_HELP, show_default=False)
 ]
 SeedOption = Annotated[int | None, typer.Option("--seed", help=_SEED_HELP, show_default=False)]
+_SHARD_HELP = (
+    "Seed shard I of N (0-based, e.g. 1/3): its exact 1/N of every table's rows, appended "
+    "(implies --append), with a seed derived from --seed; also JOB_COMPLETION_INDEX with "
+    "LOADGEN_SHARDS [default: 0/1]."
+)
 
 
 @app.command("seed")
@@ -148,6 +185,7 @@ def seed_command(
         help="Add rows to tables that already hold data (keys continue after the existing ones).",
         show_default=False,
     ),
+    shard: str | None = typer.Option(None, "--shard", help=_SHARD_HELP, show_default=False),
 ) -> None:
     """Populate the 7 tables in foreign-key order (COPY by default), then index and ANALYZE.
 
@@ -155,7 +193,15 @@ def seed_command(
     A seed that does not finish (Ctrl-C, SIGTERM, an error) removes the rows it committed, or
     says exactly how to.
     """
-    settings = _seed_settings(ctx, copy, scale=scale, workers=workers, seed=seed, append=append)
+    settings = _seed_settings(
+        ctx,
+        copy,
+        {"shard": {"spec": shard}},
+        scale=scale,
+        workers=workers,
+        seed=seed,
+        append=append,
+    )
     _run_seed(ctx, settings)
 
 
@@ -186,4 +232,4 @@ def reset_command(
         file=sys.stderr,
         flush=True,
     )
-    _run_seed(ctx, settings, append=False)
+    _run_seed(ctx, settings, is_sharded=False, append=False)  # a reset seeds the whole run

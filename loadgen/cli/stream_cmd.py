@@ -136,6 +136,15 @@ def stream(
         "comma-separated (`loadgen scenario list`), or all [default: all].",
         show_default=False,
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="Run shard I of N (0-based, e.g. 0/3; N "
+        f"{limits.help_range('shard', 'count')}): 1/N of --rate, --burst and --max-ops, and "
+        "the rows with id % N == I; --seed makes the N shards' run reproducible. Also "
+        "JOB_COMPLETION_INDEX with LOADGEN_SHARDS (a Kubernetes Indexed Job) [default: 0/1].",
+        show_default=False,
+    ),
     scenario_weight: float | None = typer.Option(
         None,
         "--scenario-weight",
@@ -200,12 +209,16 @@ def stream(
                     "phase": phases,
                     "timeseries": timeseries,
                     "metrics_port": metrics_port,
-                }
+                },
+                "shard": {"spec": shard},
             },
         )
         config.check_stream(settings)  # bad input: exit 2 now, before the database
         spec = coordinator.RunSpec.from_settings(
-            settings.stream, dsn="", connect_retry_s=settings.db.connect_retry_s
+            settings.stream,
+            dsn="",
+            connect_retry_s=settings.db.connect_retry_s,
+            shard=settings.shard.shard,
         )
         summary_json_path = settings.stream.summary_json
         if summary_json_path:
@@ -264,9 +277,15 @@ def _print_header(spec: coordinator.RunSpec, settings: config.Settings) -> None:
         )
     mix_text = " ".join(str(settings.stream.mix or "default").split())
     ledger_text = f"ledger {spec.ledger}, " if spec.ledger else ""
+    shard_text = (
+        ""
+        if spec.shard.is_whole
+        else f" (shard {spec.shard} of run seed {spec.run_seed}; rate, burst, max-ops: its share)"
+    )
     print(
         f"stream: {spec.num_workers} workers, {pace}, batch {spec.batch_size}, "
-        f"mix {mix_text}, {', '.join(limits_text) or 'until Ctrl-C'}, seed {spec.seed}, "
+        f"mix {mix_text}, {', '.join(limits_text) or 'until Ctrl-C'}, seed {spec.seed}"
+        f"{shard_text}, "
         f"{ledger_text}db {db.mask_dsn(spec.dsn)}",
         file=sys.stderr,
         flush=True,

@@ -5,6 +5,10 @@ inserts itself), so no two workers ever pick the same row. Every change made whi
 transaction is open is tentative: ``commit()`` confirms it, ``rollback()`` undoes it, so a
 retried transaction sees exactly the state it saw the first time.
 
+A shard of a split run (``loadgen.shards``, ``residue=(I, N)``) keeps only ids with
+``id % N == I`` of the rows its workers insert: the other shards may claim the rest (as rows
+present when they start), so no two shards ever hold the same row.
+
 Pools stop growing at ``MAX_POOL_ROWS``: rows inserted beyond that are simply not candidates
 (rows loaded at start are all kept), so a worker's memory stays flat over long runs.
 """
@@ -25,8 +29,9 @@ class IdPool:
     Picks are uniform (swap-remove in O(1)); never ``ORDER BY random()``.
     """
 
-    def __init__(self, ids: Iterable[int] = ()) -> None:
+    def __init__(self, ids: Iterable[int] = (), *, residue: tuple[int, int] = (0, 1)) -> None:
         self._ids: list[int] = list(ids)
+        self._index, self._modulus = residue  # adds with another id % modulus are not kept
         self._taken: list[int] = []  # taken since the last commit/rollback; back on rollback
         self._added: list[int] = []  # added since the last commit/rollback; in on commit
 
@@ -47,7 +52,8 @@ class IdPool:
         return self._ids[rnd.randrange(len(self._ids))]
 
     def add(self, row_id: int) -> None:
-        self._added.append(row_id)
+        if row_id % self._modulus == self._index:
+            self._added.append(row_id)
 
     def commit(self) -> None:
         room = MAX_POOL_ROWS - len(self._ids)
@@ -73,8 +79,11 @@ class DatedPool:
     datagen's rows carry them). ``refresh(now)`` moves rows whose time has come into ``due``.
     """
 
-    def __init__(self, rows: Iterable[tuple[datetime, int]] = ()) -> None:
+    def __init__(
+        self, rows: Iterable[tuple[datetime, int]] = (), *, residue: tuple[int, int] = (0, 1)
+    ) -> None:
         self.due = IdPool()
+        self._index, self._modulus = residue  # adds with another id % modulus are not kept
         self._future: list[tuple[datetime, int]] = list(rows)
         heapq.heapify(self._future)
         self._popped: list[tuple[datetime, int]] = []  # future rows taken; back on rollback
@@ -105,7 +114,8 @@ class DatedPool:
         return self.due.take(rnd) if len(self.due) else self.take_soonest_future()[1]
 
     def add(self, when: datetime, row_id: int) -> None:
-        self._added.append((when, row_id))
+        if row_id % self._modulus == self._index:
+            self._added.append((when, row_id))
 
     def commit(self) -> None:
         for item in self._added[: max(0, MAX_POOL_ROWS - len(self))]:
@@ -167,8 +177,9 @@ class LinkState:
     transaction never deletes and re-adds the same pair.
     """
 
-    def __init__(self, convenio_ids: list[int]) -> None:
+    def __init__(self, convenio_ids: list[int], *, residue: tuple[int, int] = (0, 1)) -> None:
         self.convenio_ids = convenio_ids
+        self._index, self._modulus = residue  # pacientes with another id % modulus: not owned
         self._bit = {cid: i for i, cid in enumerate(convenio_ids)}
         self._full = (1 << len(convenio_ids)) - 1
         self._masks: dict[int, int] = {}  # paciente id -> bitmask of linked convenios
@@ -241,8 +252,10 @@ class LinkState:
         return paciente_id, self.convenio_ids[i]
 
     def add_paciente(self, paciente_id: int) -> None:
-        """Own a paciente inserted in the open transaction (joins on commit)."""
-        self._new_pacientes.append(paciente_id)
+        """Own a paciente inserted in the open transaction (joins on commit; only this
+        shard's: ``paciente_id % modulus == index``)."""
+        if paciente_id % self._modulus == self._index:
+            self._new_pacientes.append(paciente_id)
 
     def link_inserted(self, link_id: int, paciente_id: int, convenio_id: int) -> None:
         """A link inserted in the open transaction (joins on commit)."""

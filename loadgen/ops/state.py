@@ -3,8 +3,10 @@
 Loaded once from the server when the worker starts (``Candidates.load``), then kept in memory
 across reconnects. Ownership: rows present at load with ``id % num_workers == worker_id``
 (pacientes_convenios: by ``paciente_id``) among those the run may claim (``owned_max_ids``),
-plus the rows the worker inserts itself. Changes made while a transaction is open are
-tentative (``commit`` confirms, ``rollback`` undoes; see ``loadgen.ops.pools``).
+plus the rows the worker inserts itself. A shard ``I`` of ``N`` (``loadgen.shards``) owns only
+ids with ``id % N == I``, split among its workers by ``(id / N) % num_workers``. Changes made
+while a transaction is open are tentative (``commit`` confirms, ``rollback`` undoes; see
+``loadgen.ops.pools``).
 """
 
 from __future__ import annotations
@@ -53,11 +55,13 @@ class Candidates:
         worker_id: int,
         num_workers: int,
         owned_max_ids: Mapping[str, int] | None,
+        shard: tuple[int, int] = (0, 1),
     ) -> Candidates:
         """Read one worker's candidates in one transaction on ``conn``.
 
         ``owned_max_ids``: per table, the highest pre-existing id this run may claim (0 or a
-        table left out = none); None = every row present.
+        table left out = none); None = every row present. ``shard``: (index, count) of a
+        split run; (0, 1) = the whole run.
 
         Raises:
             SchemaMissingError: hospital tables missing, or pacientes/medicos/convenios empty.
@@ -65,6 +69,9 @@ class Candidates:
         from loadgen.db import require_schema
 
         w, n = worker_id, num_workers
+        si, sn = shard
+        # this worker's rows: this shard's residue, then this worker's share of it
+        mine = f"%% {sn} = {si} AND ({{col}} / {sn}) %% {n} = {w}"
 
         def upto(table: str) -> int:
             return _NO_LIMIT if owned_max_ids is None else int(owned_max_ids.get(table, 0))
@@ -75,32 +82,37 @@ class Candidates:
             # owned pacientes: from the ids just read, not a second scan
             all_pacientes = parents["pacientes"]
             owned_pacientes = all_pacientes[
-                (all_pacientes % n == w) & (all_pacientes <= upto("pacientes"))
+                (all_pacientes % sn == si)
+                & ((all_pacientes // sn) % n == w)
+                & (all_pacientes <= upto("pacientes"))
             ]
             links = _int8_columns(
                 conn,
                 sql.SQL(
                     "SELECT id, paciente_id, convenio_id FROM pacientes_convenios "
-                    "WHERE paciente_id % {n} = {w} AND paciente_id <= {upto}"
-                ).format(n=n, w=w, upto=upto("pacientes")),
+                    "WHERE paciente_id % {sn} = {si} AND (paciente_id / {sn}) % {n} = {w}"
+                    " AND paciente_id <= {upto}"
+                ).format(sn=sn, si=si, n=n, w=w, upto=upto("pacientes")),
                 3,
             )
             agendadas = conn.execute(
-                "SELECT data, id FROM consultas WHERE status = 'agendada' AND id %% %s = %s"
-                " AND id <= %s",
-                (n, w, upto("consultas")),
+                "SELECT data, id FROM consultas WHERE status = 'agendada' AND id "
+                + mine.format(col="id")
+                + " AND id <= %s",
+                (upto("consultas"),),
             ).fetchall()
             canceladas = _int8_column(
                 conn,
                 sql.SQL(
-                    "SELECT id FROM consultas WHERE status = 'cancelada' AND id % {n} = {w}"
-                    " AND id <= {upto}"
-                ).format(n=n, w=w, upto=upto("consultas")),
+                    "SELECT id FROM consultas WHERE status = 'cancelada' AND id % {sn} = {si}"
+                    " AND (id / {sn}) % {n} = {w} AND id <= {upto}"
+                ).format(sn=sn, si=si, n=n, w=w, upto=upto("consultas")),
             )
             pendentes = conn.execute(
-                "SELECT data, id FROM exames WHERE resultado IS NULL AND id %% %s = %s"
-                " AND id <= %s",
-                (n, w, upto("exames")),
+                "SELECT data, id FROM exames WHERE resultado IS NULL AND id "
+                + mine.format(col="id")
+                + " AND id <= %s",
+                (upto("exames"),),
             ).fetchall()
             types = conn.execute(
                 "SELECT attrelid::regclass::text, attname, format_type(atttypid, NULL) "
@@ -111,25 +123,25 @@ class Candidates:
             abertas = _int8_column(
                 conn,
                 sql.SQL(
-                    "SELECT id FROM internacoes WHERE data_saida IS NULL AND id % {n} = {w}"
-                    " AND id <= {upto}"
-                ).format(n=n, w=w, upto=upto("internacoes")),
+                    "SELECT id FROM internacoes WHERE data_saida IS NULL AND id % {sn} = {si}"
+                    " AND (id / {sn}) % {n} = {w} AND id <= {upto}"
+                ).format(sn=sn, si=si, n=n, w=w, upto=upto("internacoes")),
             )
         column_types: dict[str, dict[str, str]] = {}
         for table, column, type_name in types:
             column_types.setdefault(table, {})[column] = type_name
-        link_state = LinkState(parents["convenios"].tolist())
+        link_state = LinkState(parents["convenios"].tolist(), residue=shard)
         owned_list = owned_pacientes.tolist()
         link_state.load_many(owned_list, links.tolist())
         state = cls(
             parents=parents,
             column_types=column_types,
-            pacientes=IdPool(owned_list),
+            pacientes=IdPool(owned_list, residue=shard),
             links=link_state,
-            agendadas=DatedPool(agendadas),
-            canceladas=IdPool(canceladas.tolist()),
-            pendentes=DatedPool(pendentes),
-            abertas=IdPool(abertas.tolist()),
+            agendadas=DatedPool(agendadas, residue=shard),
+            canceladas=IdPool(canceladas.tolist(), residue=shard),
+            pendentes=DatedPool(pendentes, residue=shard),
+            abertas=IdPool(abertas.tolist(), residue=shard),
         )
         state.refresh()
         logger.debug(

@@ -71,6 +71,8 @@ class Workload:
         owned_max_ids: the rows present before the run that this run may update or delete,
             per table: those with ``id <= owned_max_ids[table]`` (pacientes_convenios: whose
             ``paciente_id <= owned_max_ids["pacientes"]``); 0 = none, a table left out = none.
+        shard: (index I, count N) of a split run (``loadgen.shards``): only rows with
+            ``id % N == I`` are this worker's, those present and those it inserts.
             None = every row present (one run alone on the database). Rows the worker inserts
             are always its own. See ``loadgen.stream.ownership``.
 
@@ -89,6 +91,7 @@ class Workload:
         mix: Mapping[str, float],
         multirow_inserts: bool = True,
         owned_max_ids: Mapping[str, int] | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if num_workers < 1 or not 0 <= worker_id < num_workers:
             raise ConfigError(f"worker_id {worker_id} must be in 0..{num_workers - 1}")
@@ -103,7 +106,11 @@ class Workload:
         rnd = random.Random(int(self._rng.integers(2**63)))
         self._cursor: psycopg.Cursor[Any] | None = None  # text-loading cursor (execute)
         self._state = Candidates.load(
-            conn, worker_id=worker_id, num_workers=num_workers, owned_max_ids=owned_max_ids
+            conn,
+            worker_id=worker_id,
+            num_workers=num_workers,
+            owned_max_ids=owned_max_ids,
+            shard=shard,
         )
         gen = RowGenerator(self._rng, self._state.parent_ids)
         self._ctx = Context(self._state, gen, rnd, multirow_inserts=multirow_inserts)

@@ -137,7 +137,7 @@ class Coordinator:
             if self.should_check_database and not stop.count:
                 check_database(spec.dsn, retry_for_s=spec.connect_retry_s)
                 ownership = RunOwnership(spec.dsn, retry_for_s=spec.connect_retry_s)
-                self.claim = ownership.acquire()
+                self.claim = ownership.acquire(is_shard=not spec.shard.is_whole)
             if not stop.count:
                 self._run_workers()
         finally:
@@ -392,6 +392,8 @@ class Coordinator:
             settled=self.settled,
             owns_existing_rows=None if self.claim is None else self.claim.is_primary,
             phases=self.series.phase_figures(self.t_end_ns),
+            shard=spec.shard,
+            run_seed=spec.run_seed,
         )
 
 

@@ -17,6 +17,12 @@ whose processes all died is not live any more. The decision is serialised by a t
 advisory lock (``REGISTER_CLASS``), so two runs starting at once cannot both own the old rows.
 Keys are per schema (crc32 of ``current_schema()``), so runs in other schemas do not count.
 
+A shard of a split run (``--shard I/N``, ``loadgen.shards``) claims the rows present at its start
+whatever else is live — its siblings are — but only those with ``id % N == I`` (and of what it
+inserts, only those too: ``loadgen.ops.pools``), so the N shards' rows are disjoint by
+construction. A shard therefore assumes the other live runs on its schema are its siblings: an
+unsharded run and a split one on one schema at once may pick the same rows.
+
 Runs in the coordinator's process (``acquire``) and in every worker (``hold_live_lock`` after
 each connect).
 """
@@ -105,8 +111,12 @@ class RunOwnership:
             dsn, autocommit=True, application_name="loadgen-stream", retry_for_s=retry_for_s
         )
 
-    def acquire(self) -> Claim:
-        """Decide what this run owns and mark it live. Blocks for milliseconds."""
+    def acquire(self, *, is_shard: bool = False) -> Claim:
+        """Decide what this run owns and mark it live. Blocks for milliseconds.
+
+        ``is_shard``: the run is one shard of several; it claims the rows present now (its
+        workers then keep only their residue) even when its sibling shards are live.
+        """
         conn = self.conn
         key = _schema_key(conn)
         with conn.transaction():
@@ -119,9 +129,10 @@ class RunOwnership:
                 (LIVE_CLASS, key),
             ).fetchone()
             others = int(row[0]) if row else 0
-            max_ids = _watermarks(conn) if others == 0 else {}
+            is_primary = others == 0 or is_shard
+            max_ids = _watermarks(conn) if is_primary else {}
             conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (LIVE_CLASS, key))
-        return Claim(others == 0, max_ids, others)
+        return Claim(is_primary, max_ids, others)
 
     def close(self) -> None:
         self.conn.close()

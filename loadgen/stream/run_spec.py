@@ -16,6 +16,7 @@ import numpy as np
 from loadgen.config import StreamConfig
 from loadgen.db import DEFAULT_RETRY_FOR_S
 from loadgen.errors import ConfigError
+from loadgen.shards import WHOLE, Shard
 from loadgen.stream.phases import PhasePlan
 from loadgen.stream.worker_spec import WorkerSpec
 
@@ -50,26 +51,52 @@ class RunSpec:
     scenario_max_gap_s: float | None = None  # and at least one per worker this often, s
     phases: PhasePlan | None = None  # --phases: rate (and mix) over time; sets the duration
     timeseries: str | None = None  # --timeseries FILE (loadgen.stream.timeseries)
+    # this run is shard I of N of a bigger run (loadgen.shards): rate, burst, max-ops and pace
+    # above are already this shard's share; ``seed`` is this shard's, derived from ``run_seed``
+    shard: Shard = WHOLE
+    run_seed: int | None = None  # the whole run's --seed (None: not sharded, see ``seed``)
 
     @classmethod
     def from_settings(
-        cls, stream: StreamConfig, dsn: str, *, connect_retry_s: float = DEFAULT_RETRY_FOR_S
+        cls,
+        stream: StreamConfig,
+        dsn: str,
+        *,
+        connect_retry_s: float = DEFAULT_RETRY_FOR_S,
+        shard: Shard = WHOLE,
     ) -> RunSpec:
         """A plan from the ``[stream]`` settings. Raises ConfigError (exit 2).
 
         ``stream`` comes from ``config.load``, the one place that validates settings: ranges
         and choices are checked and rate, duration and mix are already parsed; only the
         profile's scenario choice is resolved here. ``connect_retry_s`` is
-        ``[db] connect_retry_s``.
+        ``[db] connect_retry_s``. With a ``shard`` (``--shard I/N``) the plan is that shard's:
+        1/N of the rate, burst and ``--max-ops`` (exact integer shares), N times the pace
+        interval, and a seed derived from the run's (``Shard.seed_for``).
         """
         from loadgen.ops.mix import default_mix
         from loadgen.stream import profiles
 
-        rate_per_s = stream.rate.per_s if stream.rate is not None else None
         plan = None if stream.phase is None else stream.phase.plan
+        if plan is not None and not shard.is_whole:
+            raise ConfigError(
+                f"--phases with --shard {shard}: not supported yet (split the phases' rates by"
+                " hand: each shard's --phases with 1/N of every rate)"
+            )
+        rate_per_s = shard.rate_share(stream.rate.per_s if stream.rate is not None else None)
         if plan is not None:  # the phases' mean rate; their total is the duration
             rate_per_s = plan.num_tokens / plan.duration_s
-        seed = stream.seed if stream.seed is not None else secrets.randbits(63)
+        run_seed = stream.seed if stream.seed is not None else secrets.randbits(63)
+        max_ops = stream.max_ops
+        if max_ops is not None and not shard.is_whole:
+            if max_ops < shard.count:
+                raise ConfigError(
+                    f"--max-ops {max_ops}: fewer than the {shard.count} shards (each needs one)"
+                )
+            max_ops = shard.share(max_ops)
+        burst = stream.burst
+        if burst is not None and not shard.is_whole:
+            burst = max(1, math.ceil(burst / shard.count))
         profile = profiles.get(stream.profile)
         scenarios: tuple[str, ...] = ()
         if profile.scenario_weight > 0 or stream.scenarios is not None:
@@ -92,14 +119,14 @@ class RunSpec:
             rate_per_s=rate_per_s,
             is_paced=stream.rate is None and plan is None,
             arrivals=stream.arrivals,
-            burst=stream.burst,
+            burst=burst,
             duration_s=plan.duration_s if plan is not None else stream.duration,
-            max_ops=stream.max_ops,
+            max_ops=max_ops,
             batch_size=stream.batch_size,
             mix=dict(stream.mix.weights) if stream.mix is not None else default_mix(),
-            seed=seed,
+            seed=shard.seed_for(run_seed),
             report_interval_s=stream.report_interval_s,
-            interval_s=stream.interval_s,
+            interval_s=stream.interval_s * shard.count,
             max_jitter_ms=stream.max_jitter_ms,
             fail_fast_on_critical=stream.fail_fast_on_critical,
             ledger=stream.ledger,
@@ -110,6 +137,8 @@ class RunSpec:
             scenario_max_gap_s=profile.scenario_max_gap_s if scenarios else None,
             phases=plan,
             timeseries=stream.timeseries,
+            shard=shard,
+            run_seed=None if shard.is_whole else run_seed,
         )
 
     @property
@@ -124,7 +153,8 @@ class RunSpec:
 
         Under a rate, worker ``i``'s first token comes at ``i / rate`` (a phase), so the run's
         tokens interleave at the total rate from the start: at ``1/h`` one operation happens in
-        the first hour, not one per worker at t=0.
+        the first hour, not one per worker at t=0. Shard ``I`` of ``N`` adds
+        ``I / (N * rate)``, so the shards' tokens interleave too.
         """
         n = self.num_workers
         children = np.random.SeedSequence(self.seed).spawn(n)
@@ -140,6 +170,12 @@ class RunSpec:
             arrivals = "pace" if self.interval_s > 0 else "closed"
         else:
             arrivals = "closed" if self.rate_per_s is None else self.arrivals
+        shard = self.shard
+        shard_phase_s = (
+            0.0
+            if self.rate_per_s is None or self.is_paced
+            else shard.index / (shard.count * self.rate_per_s)
+        )
         specs = []
         for i in range(n):
             share = None
@@ -171,7 +207,9 @@ class RunSpec:
                     phases=self.phases,
                     phase_s=0.0
                     if self.rate_per_s is None or self.is_paced
-                    else i / self.rate_per_s,
+                    else i / self.rate_per_s + shard_phase_s,
+                    shard_index=shard.index,
+                    shard_count=shard.count,
                 )
             )
         return specs

@@ -28,6 +28,12 @@ _SUB_COUNT = 1 << _SUB_BITS  # 128 exact buckets for 0..127
 _HALF = _SUB_COUNT >> 1  # 64 linear sub-buckets per power of two above that
 _MAX_BITS = 46  # 2**46 ns ~ 19.5 h: larger values land in the last bucket (max stays exact)
 NUM_BUCKETS = _SUB_COUNT + (_MAX_BITS - _SUB_BITS) * _HALF
+# what a histogram's JSON must carry to be merged with this version's (bucket layout)
+HISTOGRAM_LAYOUT: dict[str, Any] = {
+    "layout": "log-linear",
+    "sub_bits": _SUB_BITS,
+    "max_bits": _MAX_BITS,
+}
 
 
 def bucket_index(value: int) -> int:
@@ -133,6 +139,40 @@ class LatencyHistogram:
             self.min,
             self.max,
         ) == (other.count, other.sum, other.min, other.max)
+
+    def to_json(self) -> dict[str, Any]:
+        """The exact histogram as JSON (``HISTOGRAM_LAYOUT`` plus the non-zero buckets as
+        ``[[index, count], ...]``, and count, sum, min, max in ns): ``from_json`` gives it back
+        equal, so summaries of several processes or hosts merge exactly."""
+        nonzero = np.flatnonzero(self.counts)
+        return {
+            **HISTOGRAM_LAYOUT,
+            "count": self.count,
+            "sum_ns": self.sum,
+            "min_ns": self.min,
+            "max_ns": self.max,
+            "buckets": [[int(i), int(self.counts[i])] for i in nonzero],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LatencyHistogram:
+        """The histogram ``to_json`` wrote. Raises ValueError: another layout, or malformed."""
+        layout = {k: data.get(k) for k in HISTOGRAM_LAYOUT}
+        if layout != HISTOGRAM_LAYOUT:
+            raise ValueError(f"histogram layout {layout} is not this version's {HISTOGRAM_LAYOUT}")
+        hist = cls()
+        try:
+            for index, count in data["buckets"]:
+                if not (0 <= int(index) < NUM_BUCKETS) or int(count) < 0:
+                    raise ValueError(f"bucket [{index}, {count}] out of range")
+                hist.counts[int(index)] += int(count)
+            hist.count, hist.sum = int(data["count"]), int(data["sum_ns"])
+            hist.min, hist.max = int(data["min_ns"]), int(data["max_ns"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed histogram: {exc!r}") from None
+        if int(hist.counts.sum()) != hist.count:
+            raise ValueError(f"histogram buckets add up to {hist.counts.sum()}, not {hist.count}")
+        return hist
 
     def __getstate__(self) -> dict[str, Any]:
         nonzero = np.flatnonzero(self.counts)

@@ -16,6 +16,7 @@ import orjson
 
 from loadgen.errors import ConfigError, RunAbortedError
 from loadgen.ops.registry import BY_NAME, KINDS
+from loadgen.shards import WHOLE, Shard
 from loadgen.stream.clock import NS_PER_MS
 from loadgen.stream.profiles import SCENARIO_KIND, is_scenario_op
 from loadgen.stream.settle import Settled
@@ -31,6 +32,9 @@ STOP_REASONS = (
     "no_progress",
     "start_failed",
 )
+# The summary JSON's version ("format_version"): 2 adds the exact histograms ("histograms")
+# and the shard ("shard"), so `loadgen summary merge` can add shards' summaries up exactly.
+SUMMARY_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class RunSummary:
     settled: Settled | None = None  # operations recovered from dead workers' tallies
     owns_existing_rows: bool | None = None  # the rows present at the start were this run's
     phases: list[dict[str, Any]] | None = None  # --phases: per-phase figures (timeseries.figures)
+    shard: Shard = WHOLE  # this run is shard I of N (loadgen.shards)
+    run_seed: int | None = None  # a shard's whole-run --seed (``seed`` is the shard's own)
 
     @property
     def title(self) -> str:
@@ -90,6 +96,18 @@ class RunSummary:
             "run_id": self.run_id,
             "recovered_ops": 0 if self.settled is None else self.settled.num_recovered_ops,
             "owns_existing_rows": self.owns_existing_rows,
+            "format_version": SUMMARY_FORMAT_VERSION,
+            "shard": {
+                "index": self.shard.index,
+                "count": self.shard.count,
+                "seed": self.seed,
+                "run_seed": self.seed if self.run_seed is None else self.run_seed,
+            },
+            "histograms": {
+                "latency_ns": lat.to_json(),
+                "schedule_lag_ns": lag.to_json(),
+                "scenario_latency_ns": total.scenario_latency_ns.to_json(),
+            },
             "latency_ms": {
                 "p50": _ms(lat.percentile(50)),
                 "p95": _ms(lat.percentile(95)),

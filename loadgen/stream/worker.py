@@ -169,6 +169,7 @@ class Worker:
             seed=int(workload_ss.generate_state(1, np.uint64)[0] >> 1),
             mix=spec.mix,
             owned_max_ids=spec.owned_max_ids,
+            shard=(spec.shard_index, spec.shard_count),
         )
         self.session.end_txn_quietly()
         if spec.scenarios:

@@ -55,6 +55,8 @@ class WorkerSpec:
     ledger_fsync: bool = True  # fdatasync every intent before COMMIT (the ledger contract)
     parent_pid: int = 0  # the coordinator's pid: the worker stops when it dies (0 = not watched)
     phases: PhasePlan | None = None  # --phases: the run's rate over time (arrivals "phased")
+    shard_index: int = 0  # this run is shard I of N (loadgen.shards): it owns id % N == I
+    shard_count: int = 1
 
 
 def build_arrivals(spec: WorkerSpec, start_ns: int, rng: np.random.Generator) -> Arrivals:

@@ -209,6 +209,9 @@ def test_max_ops_exact_every_op_deltas_match_and_check_passes(
         "run_id",
         "recovered_ops",
         "owns_existing_rows",
+        "format_version",
+        "shard",
+        "histograms",
     }
     assert summary["stop_reason"] == "max_ops" and summary["aborted"] is False
     assert summary["no_op"] == {"total": 0, "by_op": {}}  # one run alone: every op changes rows
