@@ -144,13 +144,14 @@ class LedgerIndex:
 
 
 def load(
-    path: str,
+    path: str | Sequence[str],
     codes: TableCodes | None = None,
     *,
     split_pk_updates: bool = False,
     resolve: Resolver | None = None,
 ) -> LedgerIndex:
-    """Read every part of the ledger at ``path`` into a ``LedgerIndex`` (streams the files).
+    """Read every part of the ledger at ``path`` into a ``LedgerIndex`` (streams the files);
+    several paths (a split run's shard ledgers) are read as one ledger (``part_files``).
 
     ``split_pk_updates``: record an update that changed ``id`` (``old_pk``) as a delete of the
     old key and a create of the new one, as Debezium emits it (pgoutput sends one update).

@@ -7,6 +7,8 @@ run, in the calling thread, with the cyclic GC paused (``verify.gc_paused``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import psycopg
 
 from loadgen.cdc import carried, ledger_index
@@ -39,17 +41,23 @@ def _finish(verifier: Verifier, feeder: Feeder, conn: psycopg.Connection | None)
 
 
 def _load(
-    ledger_path: str, conn: psycopg.Connection, publication: str | None
+    ledger_path: str | Sequence[str], conn: psycopg.Connection, publication: str | None
 ) -> tuple[ledger_index.LedgerIndex, dict[int, frozenset[str]]]:
     """The ledger, its after-images restricted to the columns a stream of ``publication``
     carries (``carried``); and those left out, by table code. Intents without an outcome are
     resolved by ``conn``'s server."""
     ledger = ledger_index.load(ledger_path, resolve=server_resolver(conn))
     if ledger.num_changes == 0 and not ledger.truncates:
-        raise ConfigError(f"--ledger {ledger_path!r}: the ledger holds no changes")
+        raise ConfigError(f"--ledger {_label(ledger_path)}: the ledger holds no changes")
     uncarried = carried.uncarried_columns(conn, list(ledger.codes.names), publication)
     carried.restrict_ledger(ledger, uncarried)
     return ledger, {ledger.codes.code(t): cols for t, cols in uncarried.items()}
+
+
+def _label(ledger_path: str | Sequence[str]) -> str:
+    if isinstance(ledger_path, str):
+        return repr(ledger_path)
+    return ", ".join(repr(p) for p in ledger_path)
 
 
 def _schema(conn: psycopg.Connection) -> str:
@@ -58,7 +66,7 @@ def _schema(conn: psycopg.Connection) -> str:
 
 def verify_slot(
     conn: psycopg.Connection,
-    ledger_path: str,
+    ledger_path: str | Sequence[str],
     *,
     slot: str,
     publication: str,
@@ -111,7 +119,7 @@ def verify_slot(
 
 def verify_debezium(
     conn: psycopg.Connection,
-    ledger_path: str,
+    ledger_path: str | Sequence[str],
     events_path: str,
     *,
     publication: str | None = None,

@@ -133,6 +133,11 @@ COMMANDS = (
         "CDC edge cases on demand: TOAST, replica identity, PK updates, tombstones, TRUNCATE,"
         " big transactions, rollbacks, extreme values, DDL, partitions, unicode.",
     ),
+    LazyCommand(
+        "summary",
+        ("summary_cmd",),
+        "Stream summaries (--summary-json): merge the shards of a split run.",
+    ),
 )
 _LAZY = {command.name: command for command in COMMANDS}
 

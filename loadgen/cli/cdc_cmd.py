@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import orjson
 import typer
@@ -118,9 +119,16 @@ def cdc_status(
 @cdc_app.command("verify")
 def cdc_verify(
     ctx: typer.Context,
-    ledger: str = typer.Option(
-        ..., "--ledger", help="Ledger directory or prefix written by `loadgen stream --ledger`."
-    ),
+    ledger: Annotated[
+        list[str],
+        typer.Option(
+            "--ledger",
+            help="Ledger directory or prefix written by `loadgen stream --ledger`; repeat it for"
+            " the shards of a split run (verified as one run), or give a directory holding"
+            " their ledgers (one subdirectory each, or the parts side by side).",
+            show_default=False,
+        ),
+    ],
     slot_name: str | None = typer.Option(None, "--slot", help=SLOT_HELP),
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
     debezium_file: str | None = typer.Option(

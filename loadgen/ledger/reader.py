@@ -414,8 +414,9 @@ def read_line(part: str, offset: int) -> dict[str, Any]:
     return obj
 
 
-def read_ledger(path: str, resolve: Resolver | None = None) -> LedgerContents:
-    """Read all parts of the ledger at ``path`` into memory, each change with its fate.
+def read_ledger(path: str | Sequence[str], resolve: Resolver | None = None) -> LedgerContents:
+    """Read all parts of the ledger at ``path`` (or of several: a split run's shards, as
+    ``part_files`` takes them) into memory, each change with its fate.
 
     ``entries`` are the committed changes; ``uncommitted`` the intents whose transaction
     aborted or could not be resolved (no outcome, and ``resolve`` — the server — could not

@@ -87,14 +87,24 @@ def part_path(path: str, writer_id: int, run_id: str = "") -> str:
     return str(p.with_name(f"{p.stem}.part-{name}.jsonl"))
 
 
-def part_files(path: str) -> list[str]:
+def part_files(path: str | Sequence[str]) -> list[str]:
     """Return every part file of the ledger at ``path``, sorted by name.
 
+    ``path`` may also be several ledgers (a split run's shards: ``cdc verify --ledger A
+    --ledger B``), read as one: their parts in the order given, each file once. A directory
+    without parts of its own holds shard ledgers one level down (``DIR/<shard>/part-*.jsonl``).
+
     Raises:
-        ConfigError: nothing at ``path`` looks like a ledger.
+        ConfigError: nothing at ``path`` (or at one of the paths) looks like a ledger.
     """
+    if not isinstance(path, str):
+        if not path:
+            raise ConfigError("--ledger: no ledger given")
+        return list(dict.fromkeys(part for one in path for part in part_files(one)))
     if _is_directory_path(path):
         parts = sorted(glob.glob(os.path.join(glob.escape(path), PART_GLOB)))
+        if not parts:  # shard ledgers in subdirectories
+            parts = sorted(glob.glob(os.path.join(glob.escape(path), "*", PART_GLOB)))
     else:
         p = Path(path)
         pattern = str(p.with_name(f"{glob.escape(p.stem)}.part-*.jsonl"))
