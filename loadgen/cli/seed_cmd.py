@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -12,11 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loadgen import db, limits, schema
+from loadgen import db, limits, schema, tables
 from loadgen import seed as seeder
 from loadgen.cli.app import app, confirm_destruction, get_dsn, get_settings
 from loadgen.config import Settings
 from loadgen.shards import Shard
+from loadgen.stream.ownership import SEED_SHARD_CLASS, schema_key
 
 PLAIN_PROGRESS_EVERY_S = 1.0  # at most one plain progress line per table per second
 
@@ -112,6 +115,29 @@ def shard_options(options: seeder.SeedOptions, shard: Shard) -> seeder.SeedOptio
     )
 
 
+@contextlib.contextmanager
+def _shard_turn(dsn: str, shard: Shard, retry_for_s: float) -> Iterator[None]:
+    """Let seed shards started at once run side by side, but for the first one.
+
+    A seed into empty tables drops and rebuilds the secondary indexes, which two seeds must not
+    do at once; so a shard takes a session advisory lock (per schema) and keeps it for its
+    whole seed when the tables are empty; when they already hold rows it lets go at once and
+    appends alongside the others. The whole seed (0/1) takes no lock.
+    """
+    if shard.is_whole:
+        yield
+        return
+    with db.connect(
+        dsn, autocommit=True, application_name="loadgen-seed", retry_for_s=retry_for_s
+    ) as conn:
+        key = (SEED_SHARD_CLASS, schema_key(conn))
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+        db.require_schema(conn)
+        if any(n for t, n in schema.counts(conn).items() if not tables.BY_NAME[t].is_lookup):
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        yield  # the lock, if kept, goes with the connection
+
+
 def _run_seed(
     ctx: typer.Context, settings: Settings, *, is_sharded: bool = True, **overrides: Any
 ) -> seeder.SeedResult:
@@ -129,12 +155,13 @@ def _run_seed(
         file=sys.stderr,
         flush=True,
     )
-    if sys.stderr.isatty():
-        rich_progress = _RichProgress(Console(stderr=True))
-        with rich_progress.progress:
-            result = seeder.seed(dsn, options, rich_progress)
-    else:
-        result = seeder.seed(dsn, options, _PlainProgress())
+    with _shard_turn(dsn, shard, options.connect_retry_s):
+        if sys.stderr.isatty():
+            rich_progress = _RichProgress(Console(stderr=True))
+            with rich_progress.progress:
+                result = seeder.seed(dsn, options, rich_progress)
+        else:
+            result = seeder.seed(dsn, options, _PlainProgress())
     _print_summary(result)
     return result
 

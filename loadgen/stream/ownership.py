@@ -40,6 +40,7 @@ from loadgen import db, tables
 
 LIVE_CLASS = 0x4C470001  # advisory lock class: a connection of a live stream run
 REGISTER_CLASS = 0x4C470002  # advisory lock class: deciding a new run's claim
+SEED_SHARD_CLASS = 0x4C470003  # advisory lock class: a seed shard filling empty tables
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Claim:
         return dict.fromkeys(tables.TABLE_NAMES, 0)
 
 
-def _schema_key(conn: psycopg.Connection[Any]) -> int:
+def schema_key(conn: psycopg.Connection[Any]) -> int:
+    """The advisory-lock key of ``conn``'s schema (crc32 of ``current_schema()``, 31 bits)."""
     row = conn.execute("SELECT current_schema()").fetchone()
     name = str(row[0]) if row and row[0] else ""
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
@@ -70,7 +72,7 @@ def hold_live_lock(conn: psycopg.Connection[Any]) -> None:
     Ends the transaction it opens on a non-autocommit connection. Blocks only while another
     run is deciding its claim (milliseconds).
     """
-    conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (LIVE_CLASS, _schema_key(conn)))
+    conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (LIVE_CLASS, schema_key(conn)))
     if not conn.autocommit:
         conn.commit()
 
@@ -118,7 +120,7 @@ class RunOwnership:
         workers then keep only their residue) even when its sibling shards are live.
         """
         conn = self.conn
-        key = _schema_key(conn)
+        key = schema_key(conn)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (REGISTER_CLASS, key))
             row = conn.execute(
