@@ -35,7 +35,7 @@ def summary_merge(
     """Add the shards' summaries up into one: counts add, histograms merge bucket by bucket
     and the percentiles come from the merged histograms (never averaged); elapsed is the
     longest shard's. Exit 2 when a file is not a summary, carries no histograms (an older
-    loadgen), or the same run or shard is given twice."""
+    loadgen), or the same run is given twice; two runs of one shard (a restarted pod) add up."""
     from loadgen.stream.summary_merge import merge_files
 
     merged = merge_files(paths)

@@ -7,8 +7,9 @@ histograms — never averaged. Workers and target rates add; the elapsed time is
 shard's (shards run side by side), so ``ops_per_s`` is the run's total over it.
 
 A summary without histograms (format 1, older loadgen) cannot be merged exactly: ConfigError.
-The same run twice (one ``run_id``), two summaries of one shard, or shards of different counts
-are refused too; missing shards are listed in ``merged.missing_shards``. Pure but for reading
+The same run twice (one ``run_id``) or shards of different counts are refused too. Two runs of
+one shard (a pod restarted by Kubernetes: another ``run_id``) add up, and are listed in
+``merged.restarted_shards``; missing shards in ``merged.missing_shards``. Pure but for reading
 the files; used by ``loadgen summary merge``.
 """
 
@@ -89,7 +90,7 @@ def merge_summaries(docs: Sequence[Mapping[str, Any]], labels: Sequence[str]) ->
     it, plus ``merged``: the inputs (label, run_id, shard), the shard count and missing shards.
 
     Raises:
-        ConfigError: no input, a run given twice, a shard given twice, or shard counts differ.
+        ConfigError: no input, a run given twice, or shard counts differ.
     """
     if not docs:
         raise ConfigError("summary merge: no summary given")
@@ -102,9 +103,6 @@ def merge_summaries(docs: Sequence[Mapping[str, Any]], labels: Sequence[str]) ->
     if len(counts) > 1:
         raise ConfigError(f"summary merge: shards of different counts ({counts}); one run only")
     indices = [i for i, _ in shards]
-    if counts[0] > 1 and len(set(indices)) < len(indices):
-        dup = next(i for i in indices if indices.count(i) > 1)
-        raise ConfigError(f"summary merge: shard {dup}/{counts[0]} given more than once")
     total = IntervalStats()
     for doc, label in zip(docs, labels, strict=True):
         total.merge(stats_of(doc, label))
@@ -137,6 +135,7 @@ def merge_summaries(docs: Sequence[Mapping[str, Any]], labels: Sequence[str]) ->
         ],
         "shards": counts[0],
         "missing_shards": sorted(set(range(counts[0])) - set(indices)),
+        "restarted_shards": sorted({i for i in indices if counts[0] > 1 and indices.count(i) > 1}),
         "run_seeds": sorted(s for s in run_seeds if s is not None),
     }
     return out
