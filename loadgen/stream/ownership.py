@@ -17,11 +17,13 @@ whose processes all died is not live any more. The decision is serialised by a t
 advisory lock (``REGISTER_CLASS``), so two runs starting at once cannot both own the old rows.
 Keys are per schema (crc32 of ``current_schema()``), so runs in other schemas do not count.
 
-A shard of a split run (``--shard I/N``, ``loadgen.shards``) claims the rows present at its start
-whatever else is live — its siblings are — but only those with ``id % N == I`` (and of what it
-inserts, only those too: ``loadgen.ops.pools``), so the N shards' rows are disjoint by
-construction. A shard therefore assumes the other live runs on its schema are its siblings: an
-unsharded run and a split one on one schema at once may pick the same rows.
+A shard of a split run (``--shard I/N``, ``loadgen.shards``) claims, whatever else is live (its
+siblings are), the rows present before its run's first shard started (the watermarks they share:
+``loadgen.stream.shard_claims``), but only those with ``id % N == I`` (and of what it inserts,
+only those too: ``loadgen.ops.pools``): the N shards' rows are disjoint by construction, and no
+row one shard inserted is ever changed by another. A shard therefore assumes the other live
+runs on its schema are its siblings: an unsharded run and a split one on one schema at once may
+pick the same rows.
 
 Runs in the coordinator's process (``acquire``) and in every worker (``hold_live_lock`` after
 each connect).
@@ -37,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from loadgen import db, tables
+from loadgen.stream import shard_claims
 
 LIVE_CLASS = 0x4C470001  # advisory lock class: a connection of a live stream run
 REGISTER_CLASS = 0x4C470002  # advisory lock class: deciding a new run's claim
@@ -116,8 +119,9 @@ class RunOwnership:
     def acquire(self, *, is_shard: bool = False) -> Claim:
         """Decide what this run owns and mark it live. Blocks for milliseconds.
 
-        ``is_shard``: the run is one shard of several; it claims the rows present now (its
-        workers then keep only their residue) even when its sibling shards are live.
+        ``is_shard``: the run is one shard of several; it claims the rows present when the
+        run's first live shard started (its workers then keep only their residue), even when
+        its sibling shards are live.
         """
         conn = self.conn
         key = schema_key(conn)
@@ -133,6 +137,9 @@ class RunOwnership:
             others = int(row[0]) if row else 0
             is_primary = others == 0 or is_shard
             max_ids = _watermarks(conn) if is_primary else {}
+            if is_shard:  # the run's first shard's watermarks, when a sibling is live
+                max_ids = shard_claims.shared_watermarks(conn, key) or max_ids
+                shard_claims.hold_watermarks(conn, key, max_ids)
             conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (LIVE_CLASS, key))
         return Claim(is_primary, max_ids, others)
 
