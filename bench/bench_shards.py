@@ -78,17 +78,16 @@ def throughput(seconds: float = 10.0, rounds: int = 2) -> dict[str, Any]:
         for r in range(rounds):
             for n in COUNTS:
                 one = Path(tmp) / f"one-{n}-{r}.json"
-                _run_all([_stream(dsn, seconds, n, None, one)])
-                summary = orjson.loads(one.read_bytes())
-                results.setdefault(f"one stream, {n} workers", []).append(summary["ops_per_s"])
                 shard_dir = Path(tmp) / f"shards-{n}-{r}"
                 shard_dir.mkdir()
-                _run_all(
-                    [
-                        _stream(dsn, seconds, 1, f"{i}/{n}", shard_dir / f"s{i}.json")
-                        for i in range(n)
-                    ]
-                )
+                one_cmd = [_stream(dsn, seconds, n, None, one)]
+                shard_cmds = [
+                    _stream(dsn, seconds, 1, f"{i}/{n}", shard_dir / f"s{i}.json") for i in range(n)
+                ]
+                for cmds in (one_cmd, shard_cmds) if r % 2 == 0 else (shard_cmds, one_cmd):
+                    _run_all(cmds)  # the order alternates by round: neither always goes first
+                summary = orjson.loads(one.read_bytes())
+                results.setdefault(f"one stream, {n} workers", []).append(summary["ops_per_s"])
                 merged = merge_files([shard_dir])
                 results.setdefault(f"{n} shards, 1 worker each", []).append(merged["ops_per_s"])
     out = {k: statistics.median(v) for k, v in results.items()}
