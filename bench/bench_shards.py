@@ -7,7 +7,8 @@ what merging M shard ledgers and summaries costs (not CI).
 ``throughput``: unlimited-rate runs (no ledger, batch 50, the default mix) on one fresh schema
 seeded at scale 1; for N = 1, 2, 3 it runs ``loadgen stream --workers N`` (one coordinator) and
 N ``loadgen stream --shard I/N --workers 1`` processes at once (N coordinators), rounds
-interleaved; the shards' total is their merged summary (``loadgen.stream.summary_merge``).
+interleaved (which goes first alternates); the shards' total is their merged summary
+(``loadgen.stream.summary_merge``).
 Prints ops/s of each and the ratio shards / one stream; the machine's cores bound both.
 
 ``merge``: the same number of ledger changes written as 1 ledger or as M = 2, 3, 8, 32 shard
