@@ -58,7 +58,8 @@ def test_three_shards_verify_as_one_run(
     assert r.returncode == 0, r.stdout + r.stderr
 
     flags = ["--slot", slot, "--publication", pub]
-    r = loadgen(cli_env, tmp_path, "cdc", "setup", *flags)
+    # creating a slot waits for every transaction running on the server (a shared one: long)
+    r = loadgen(cli_env, tmp_path, "cdc", "setup", *flags, timeout_s=600)
     assert r.returncode == 0, r.stderr
     before = _counts(schema_dsn)
     mix = ",".join(f"{name}=1" for name in OP_NAMES)
