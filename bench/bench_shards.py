@@ -2,7 +2,7 @@
 what merging M shard ledgers and summaries costs (not CI).
 
     .venv/bin/python -m bench.bench_shards throughput [seconds=10] [rounds=2]
-    .venv/bin/python -m bench.bench_shards merge      [changes=200000]
+    .venv/bin/python -m bench.bench_shards merge      [changes=200000] [rounds=3]
 
 ``throughput``: unlimited-rate runs (no ledger, batch 50, the default mix) on one fresh schema
 seeded at scale 1; for N = 1, 2, 3 it runs ``loadgen stream --workers N`` (one coordinator) and
@@ -13,7 +13,8 @@ Prints ops/s of each and the ratio shards / one stream; the machine's cores boun
 
 ``merge``: the same number of ledger changes written as 1 ledger or as M = 2, 3, 8, 32 shard
 ledgers (``LedgerWriter``, one writer each), then read as one by the verifier's reader
-(``ledger_index.load`` of the M paths); and M summaries merged exactly. Prints seconds and the
+(``ledger_index.load`` of the M paths), the M values round-robin over the rounds (best of
+each); and M summaries merged exactly. Prints seconds and the
 ratio to one ledger.
 
 ``LOADGEN_BENCH_DSN`` chooses the server (default the system PostgreSQL 15).
@@ -138,27 +139,28 @@ def _summary(i: int, m: int) -> dict[str, Any]:
     ).to_json()
 
 
-def merge(num_changes: int = 200_000) -> dict[str, Any]:
+def merge(num_changes: int = 200_000, rounds: int = 3) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    counts = (1, 2, 3, 8, 32)
     print(f"merging: {num_changes:,} ledger changes as M ledgers, read as one run")
-    base = None
-    for m in (1, 2, 3, 8, 32):
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = _write_ledgers(Path(tmp), num_changes, m)
-            times = []
-            for _ in range(3):
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {m: _write_ledgers(Path(tmp) / f"m{m}", num_changes, m) for m in counts}
+        times: dict[int, list[float]] = {m: [] for m in counts}
+        for r in range(rounds):  # round-robin, the order reversed every other round: load drifts
+            for m in counts if r % 2 == 0 else counts[::-1]:
                 t0 = time.perf_counter()
-                index = ledger_index.load(paths if m > 1 else paths[0])
-                times.append(time.perf_counter() - t0)
-            assert index.num_changes == num_changes // m * m
-            best = min(times)
-            base = base or best
+                index = ledger_index.load(paths[m] if m > 1 else paths[m][0])
+                times[m].append(time.perf_counter() - t0)
+                assert index.num_changes == num_changes // m * m
+        base = min(times[1])
+        for m in counts:
+            best = min(times[m])
             out[f"ledgers M={m}"] = best
             print(
-                f"  M={m:3d}: read {best:6.3f} s ({index.num_changes / best:10,.0f} changes/s)"
+                f"  M={m:3d}: read {best:6.3f} s ({num_changes / best:10,.0f} changes/s)"
                 f"   ratio to one ledger {best / base:5.2f}"
             )
-            summaries = Path(tmp) / "summaries"
+            summaries = Path(tmp) / f"summaries-{m}"
             summaries.mkdir()
             for i in range(m):
                 (summaries / f"s{i}.json").write_bytes(orjson.dumps(_summary(i, m)))
@@ -183,6 +185,6 @@ if __name__ == "__main__":
     if what == "throughput":
         throughput(args[0] if args else 10.0, int(args[1]) if len(args) > 1 else 2)
     elif what == "merge":
-        merge(int(args[0]) if args else 200_000)
+        merge(int(args[0]) if args else 200_000, int(args[1]) if len(args) > 1 else 3)
     else:
         raise SystemExit(f"unknown benchmark {what!r}: throughput or merge")
