@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import operator
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
