@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from loadgen import db, limits, schema, tables
 from loadgen import seed as seeder
 from loadgen.cli.app import app, confirm_destruction, get_dsn, get_settings
 from loadgen.config import Settings
+from loadgen.seed_shards import shard_options
 from loadgen.shards import Shard
 from loadgen.stream.ownership import SEED_SHARD_CLASS, schema_key
 
@@ -95,23 +95,6 @@ def _print_summary(result: seeder.SeedResult) -> None:
         f"{' into key-less tables, keys built after' if result.path == 'empty' else ''}, "
         f"{result.workers} worker(s), seed {result.seed} (pass --seed {result.seed} to "
         f"reproduce), reference {result.reference:%Y-%m-%d %H:%M} UTC"
-    )
-
-
-def shard_options(options: seeder.SeedOptions, shard: Shard) -> seeder.SeedOptions:
-    """The options of shard ``I/N`` of a seed: its exact share of every table's rows (the N
-    shares add up to the whole seed's), its own seed derived from ``--seed``, and ``append``
-    (the shards' rows join one another's: ids are reserved from the sequences, so they never
-    collide). The whole seed (``0/1``) is returned unchanged."""
-    if shard.is_whole:
-        return options
-    counts = {table: shard.share(options.rows_for(table)) for table in options.counts}
-    return dataclasses.replace(
-        options,
-        counts=counts,
-        scale=1.0,
-        seed=None if options.seed is None else shard.seed_for(options.seed),
-        append=True,
     )
 
 

@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from loadgen import config
-from loadgen.cli.seed_cmd import shard_options
 from loadgen.errors import ConfigError
 from loadgen.ledger.changes import RowChange
 from loadgen.ops.pools import DatedPool, IdPool, LinkState
 from loadgen.seed import SeedOptions
+from loadgen.seed_shards import shard_options
 from loadgen.shards import Shard, parse_shard
 from loadgen.stream.run_spec import RunSpec
 from loadgen.stream.stats import IntervalStats, LatencyHistogram
