@@ -107,6 +107,13 @@ def test_a_shards_plan_is_its_share_and_the_shards_interleave() -> None:
     assert paced.interval_s == 8.0  # the pace's rate split too
 
 
+def test_phases_and_shards_are_refused_together() -> None:
+    stream = _stream_settings(phase="5s@100/s,5s@200/s")
+    assert RunSpec.from_settings(stream, "").phases is not None
+    with pytest.raises(ConfigError, match="--phases with --shard 1/2: not supported"):
+        RunSpec.from_settings(stream, "", shard=Shard(1, 2))
+
+
 def test_pools_keep_only_the_shards_inserts() -> None:
     rnd = random.Random(1)
     pool = IdPool([3, 6], residue=(0, 3))
