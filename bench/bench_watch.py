@@ -199,15 +199,27 @@ def soak(seconds: float, rate: float) -> None:
         for r in ints[::6]:
             print(f"{r['elapsed_s']:9.0f} {r['matched']:>9,} {r['pending']:>9,}"
                   f" {r['keys_alive']:>10,} {r['rss_mib']:>8.1f}")  # fmt: skip
-        warm = [r["rss_mib"] for r in ints if 60 <= r["elapsed_s"] <= 90]
-        last = [r["rss_mib"] for r in ints[-6:]]
-        if warm and last:
-            base, end = statistics.median(warm), statistics.median(last)
-            print(
-                f"RSS after warm-up (60..90 s) {base:.1f} MiB, at the end {end:.1f} MiB:"
-                f" growth {100 * (end - base) / base:+.1f} %;"
-                f" keys alive at the end {ints[-1]['keys_alive']:,}"
-            )
+        # warm-up: until the bounded memories (the last RECENT matched keys) are full
+        from loadgen.cdc.watch_match import RECENT, ROW_WINDOW
+
+        warm_i = next(
+            (
+                i
+                for i, r in enumerate(ints)
+                if r["matched"] >= RECENT + 20_000 and r["keys_alive"] >= ROW_WINDOW
+            ),
+            None,
+        )
+        if warm_i is None:
+            print(f"not warmed up: fewer than {RECENT + 20_000:,} changes matched")
+            return
+        base, end = ints[warm_i]["rss_mib"], statistics.median(r["rss_mib"] for r in ints[-6:])
+        print(
+            f"RSS after warm-up ({RECENT:,} matched keys, {ROW_WINDOW:,} rows followed, at"
+            f" {ints[warm_i]['elapsed_s']:.0f} s) {base:.1f} MiB, at the end {end:.1f} MiB:"
+            f" growth {100 * (end - base) / base:+.1f} %; keys alive at the end"
+            f" {ints[-1]['keys_alive']:,}; max RSS {max(r['rss_mib'] for r in ints):.1f} MiB"
+        )
 
 
 _BEGIN = struct.Struct(">QqI").unpack_from

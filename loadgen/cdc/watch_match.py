@@ -3,10 +3,11 @@
 Matching key, as ``verify``'s: (xid mod 2^32, table, id, op, occurrence), the occurrence
 being the change's rank among its transaction's changes of that row and op. A key seen on one
 side waits in a *pending* dict (insertion order = arrival order) until the other side brings
-it; then both are dropped. So memory grows with what is pending and with the keys alive (the
-per-row order check keeps one small tuple per row, dropped when the row is deleted), not with
-the run's length. Bounded recent memories (the last ``RECENT`` matched keys and committed
-transactions) tell a late redelivery from a change the ledger never had.
+it; then both are dropped. So memory grows with what is pending, not with the run's length:
+the per-row order check keeps one small tuple for each of the ``ROW_WINDOW`` rows changed
+most recently (a row deleted, or changed longer ago, is forgotten: a reordering that far
+apart is not seen live), and bounded recent memories (the last ``RECENT`` matched keys and
+committed transactions) tell a late redelivery from a change the ledger never had.
 
 Ledger side: a change line is an *intent*; it becomes a committed ledger change when its
 transaction's committed outcome is read (format 1 lines: at once). ``sweep(now)`` reports
@@ -32,7 +33,8 @@ from loadgen.cdc.watch_ledger import LedgerLine
 from loadgen.ledger import records
 
 MASK32 = 0xFFFFFFFF
-RECENT = 200_000  # matched keys and committed transactions remembered for redeliveries
+RECENT = 100_000  # matched keys and committed transactions remembered for redeliveries
+ROW_WINDOW = 100_000  # rows the per-row order check follows (the most recently changed)
 RECENT_TXN_RANKS = 10_000  # transactions whose captured positions rank redeliveries (Debezium)
 ORDER_SLACK_NS = 1_000_000_000  # across writers, monotonic stamps decide beyond 1 s (verify's)
 Key = tuple[int, int, int, int, int]  # xid32, table, pk, op, occurrence
@@ -323,7 +325,11 @@ class Matcher:
         if ch.op == OP_DELETE:
             self._rows.pop(row, None)
         elif last is None or c.seq > last[0]:
-            self._rows[row] = (c.seq, lc.part, lc.offset, lc.mono_ns)
+            rows = self._rows
+            rows.pop(row, None)  # to the end: the dict is in order of last change
+            rows[row] = (c.seq, lc.part, lc.offset, lc.mono_ns)
+            if len(rows) > ROW_WINDOW:
+                del rows[next(iter(rows))]  # the row changed longest ago leaves the window
 
     def _row_example(self, key: Key) -> dict[str, Any]:
         return {"table": self.codes.names[key[1]], "pk": key[2], "op": OP_LETTERS[key[3]],

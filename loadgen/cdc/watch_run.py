@@ -52,7 +52,8 @@ class Watch(WatchCore):
         )
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
         self.feeder = SlotFeeder(
-            self.stream.rows(),
+            (),
+            batches=self.stream.batches(),
             name=opts.slot,
             schema=schema,
             codes=self.codes,
@@ -76,9 +77,19 @@ class Watch(WatchCore):
         }
 
     # -- callbacks from the stream -------------------------------------------------------------
-    def _commit(self, info: CommitInfo) -> None:
-        lag_ms = (info.received_at - info.commit_ts) * 1000.0
-        self.matcher.captured_txn(self._buf, info.end_lsn, lag_ms, info.received_mono)
+    def _commit(self, infos: list[CommitInfo]) -> None:
+        """The transactions of the list the feeder took: its changes are in ``_buf``, in
+        commit order (consecutive transactions have different xids)."""
+        buf, i, n = self._buf, 0, len(self._buf)
+        for info in infos:
+            j = i
+            while j < n and buf[j].xid == info.xid:
+                j += 1
+            lag_ms = (info.received_at - info.commit_ts) * 1000.0
+            self.matcher.captured_txn(buf[i:j], info.end_lsn, lag_ms, info.received_mono)
+            i = j
+        if i < n:  # changes outside any transaction cannot be: count them, unmatched
+            self.matcher.captured_txn(buf[i:], 0, None, infos[-1].received_mono if infos else 0)
         self._buf = []
 
     def _idle(self) -> bool:

@@ -1,13 +1,14 @@
 """Stream a pgoutput slot live with the streaming replication protocol (psycopg2).
 
 psycopg 3 has no replication API; psycopg2's ``LogicalReplicationConnection`` is the
-established Python client. ``SlotStream.rows()`` yields ``(lsn, xid, message)`` rows as
-``slot_feed.SlotFeeder`` reads them (the same decoder as ``cdc verify``), one whole transaction
-at a time: a transaction's messages are held until its Commit arrives, so a connection lost
-mid-transaction never hands half of one to the verifier. After each transaction,
-``on_commit(CommitInfo)`` is called (the feeder has yielded all of its changes by then);
-while the stream is idle, and at least every ``idle_every_s`` while it is busy, ``on_idle()``
-runs (the caller's housekeeping; it returns False to stop the stream).
+established Python client. ``SlotStream.batches()`` yields lists of ``(lsn, xid, message)``
+rows for ``slot_feed.SlotFeeder(batches=...)`` (the same decoder as ``cdc verify``), whole
+transactions only: a transaction's messages are held until its Commit arrives, so a
+connection lost mid-transaction never hands half of one to the verifier. A list is handed
+over when the stream pauses, every ``BATCH_ROWS`` rows, and at least every ``idle_every_s``;
+once the feeder has yielded its changes, ``on_commit([CommitInfo, ...])`` is called for its
+transactions. While the stream is idle, and at least every ``idle_every_s`` while it is busy,
+``on_idle()`` runs (the caller's housekeeping; it returns False to stop the stream).
 
 Positions: ``confirm(lsn)`` sets the flushed position sent to the server (standby status
 updates), which lets it release WAL. When the connection drops (a terminated backend, a
@@ -35,6 +36,7 @@ _BEGIN = struct.Struct(">QqI").unpack_from  # final LSN, commit ts (µs since 20
 _COMMIT = struct.Struct(">bQQq").unpack_from  # flags, commit LSN, end LSN, commit ts
 _PG_EPOCH = P.PG_EPOCH_UNIX_S
 RECONNECT_MAX_S = 60.0  # give up after this long without a connection
+BATCH_ROWS = 5_000  # hand rows over at least every this many (the feeder decodes them at once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class SlotStream:
         slot: str,
         publication: str,
         *,
-        on_commit: Callable[[CommitInfo], None],
+        on_commit: Callable[[list[CommitInfo]], None],
         on_idle: Callable[[], bool],
         idle_every_s: float = 0.2,
         reconnect_max_s: float = RECONNECT_MAX_S,
@@ -148,8 +150,11 @@ class SlotStream:
             pass  # the read loop notices the broken connection and reconnects
 
     # -- the stream --------------------------------------------------------------------------
-    def rows(self) -> Iterator[tuple[int, int, bytes]]:
-        """(LSN, xid, pgoutput message) rows, whole transactions at a time (blocks).
+    def batches(self) -> Iterator[list[tuple[int, int, bytes]]]:
+        """Lists of (LSN, xid, pgoutput message) rows, whole transactions only: what arrived
+        since the last list (up to ``BATCH_ROWS``), handed over when the stream pauses, at
+        least every ``idle_every_s``; ``on_commit`` gets their ``CommitInfo``s once the
+        feeder has taken the list (blocks).
 
         Raises:
             SchemaMissingError: the slot does not exist (or is not a pgoutput slot).
@@ -164,10 +169,20 @@ class SlotStream:
             raise DatabaseUnavailableError(f"cdc watch: slot {self.slot}: {text}") from exc
         yield from self._loop()  # the connection stays open for a last ``confirm``: ``close``
 
-    def _loop(self) -> Iterator[tuple[int, int, bytes]]:
-        held: list[tuple[int, int, bytes]] = []
+    def _loop(self) -> Iterator[list[tuple[int, int, bytes]]]:
+        held: list[tuple[int, int, bytes]] = []  # the open transaction's rows
+        ready: list[tuple[int, int, bytes]] = []  # committed transactions not handed over yet
+        infos: list[CommitInfo] = []
         begin: tuple[int, float, int] | None = None  # final LSN, commit ts, xid
         last_idle = time.monotonic()
+
+        def hand_over() -> Iterator[list[tuple[int, int, bytes]]]:
+            nonlocal ready, infos
+            if ready:
+                batch, done, ready, infos = ready, infos, [], []
+                yield batch  # the feeder yields all of its changes before asking for more
+                self.on_commit(done)
+
         while True:
             cur = self._cur
             if cur is None:
@@ -175,11 +190,13 @@ class SlotStream:
             try:
                 msg = cur.read_message()
             except psycopg2.Error as exc:
+                yield from hand_over()
                 held, begin = [], None
                 self._reconnect(exc)
                 continue
             now = time.monotonic()
             if msg is None:
+                yield from hand_over()
                 if not self.on_idle():
                     return
                 last_idle = now
@@ -207,13 +224,16 @@ class SlotStream:
                     self.num_redelivered_txns += 1  # resent after a reconnect: handed over
                     continue
                 self._done_commit_lsn = commit_lsn
-                yield from rows
-                self.on_commit(info)
+                ready.extend(rows)
+                infos.append(info)
+                if len(ready) >= BATCH_ROWS:
+                    yield from hand_over()
             elif begin is not None:
                 held.append((lsn, begin[2], data))
             else:
-                yield (lsn, 0, data)  # outside a transaction (a non-transactional message)
+                ready.append((lsn, 0, data))  # outside a transaction (a non-transactional message)
             if now - last_idle >= self.idle_every_s:
+                yield from hand_over()
                 if not self.on_idle():
                     return
                 last_idle = now

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from loadgen.cdc import watch_match
 from loadgen.cdc.change import OP_CREATE, OP_DELETE, OP_UPDATE, CapturedChange
 from loadgen.cdc.ledger_index import TableCodes
 from loadgen.cdc.watch_lag import LagStats
@@ -198,3 +201,20 @@ def test_lag_percentiles_interval_and_run() -> None:
     total = lag.totals()["tables"]["consultas"]
     assert total["count"] == 101 and total["max"] == 100.0
     assert 49.0 <= total["p50"] <= 52.0 and 97.0 <= total["p99"] <= 100.0  # 2 % buckets
+
+
+def test_order_check_follows_a_bounded_window_of_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch_match, "ROW_WINDOW", 2)
+    rig = Rig(tmp_path)
+    with LedgerWriter(rig.path, 0) as w:
+        for i in range(5):
+            w.write_txn(XID + i, "t", [row("c", 10 + i, "x")])
+        w.write_txn(XID + 9, "t", [row("u", 14, "y")])
+    rig.poll(0.0)
+    for i in range(5):
+        rig.m.captured_txn([cap(OP_CREATE, 10 + i, "x", xid=X32 + i)], 10 + i, None, 0.0)
+    assert rig.m.num_keys == 2  # the rows changed longest ago left the window
+    rig.m.captured_txn([cap(OP_UPDATE, 14, "y", xid=X32 + 9)], 20, None, 0.0)
+    assert rig.m.num_keys == 2 and rig.m.tally.order == 0 and rig.m.tally.matched == 6
