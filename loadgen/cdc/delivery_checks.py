@@ -19,7 +19,7 @@ import numpy.typing as npt
 from loadgen.cdc.ledger_index import ranks_in_file_order
 
 if TYPE_CHECKING:
-    from loadgen.cdc.verify import Verifier
+    from loadgen.cdc.verifier_state import VerifierState as Verifier
 
 
 def check(v: Verifier, c: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.bool_]:

@@ -32,7 +32,7 @@ from loadgen.cdc.ledger_index import by_key_stable, dict_hash
 from loadgen.cdc.order_checks import ORDER_TOLERANCE_MS
 
 if TYPE_CHECKING:
-    from loadgen.cdc.verify import Verifier
+    from loadgen.cdc.verifier_state import VerifierState as Verifier
 
 FLAG_MOVED_HERE = 2  # c_flags bit: an update that moved the row to this id (a key change)
 

@@ -12,7 +12,7 @@ from loadgen.cdc.attribution import named
 from loadgen.cdc.results import CHECKS, LIMIT_CHECKS, CheckResult, VerifyReport
 
 if TYPE_CHECKING:
-    from loadgen.cdc.verify import Verifier
+    from loadgen.cdc.verifier_state import VerifierState as Verifier
 
 
 def report(

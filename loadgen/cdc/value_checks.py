@@ -11,7 +11,7 @@ from loadgen.cdc.attribution import old_tuple_problems
 from loadgen.cdc.change import CapturedChange, image
 
 if TYPE_CHECKING:
-    from loadgen.cdc.verify import Verifier
+    from loadgen.cdc.verifier_state import VerifierState as Verifier
 
 
 def _differences(
