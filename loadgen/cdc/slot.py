@@ -9,7 +9,6 @@ same changes; ``consume=True`` reads (and so advances) the slot itself, releasin
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,20 +16,27 @@ import psycopg
 from psycopg import sql
 
 from loadgen import tables
-from loadgen.cdc.pgoutput import PgOutputMessage, decode
-from loadgen.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
+from loadgen.cdc.slot_read import (  # re-exported: ``slot`` is where callers look
+    DEFAULT_BATCH_CHANGES,
+    STATE_TABLE,
+    _slot_here,
+    iter_messages,
+    iter_slot,
+    python_encoding,
+    require_slot_and_publication,
+    slot_database,
+)
+from loadgen.cdc.slot_teardown import TeardownResult, teardown
+from loadgen.errors import ConfigError, DatabaseUnavailableError
+
+__all__ = [
+    "DEFAULT_BATCH_CHANGES", "STATE_TABLE", "TeardownResult", "iter_messages", "iter_slot",
+    "python_encoding", "require_slot_and_publication", "slot_database", "teardown",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
-STATE_TABLE = "loadgen_cdc_state"  # never in the publication (unless --all-tables)
-DEFAULT_BATCH_CHANGES = 5_000  # upto_nchanges per call; a call still returns whole transactions
 _REPLICA_IDENTITY_NAMES = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
-_PG_TO_PY_ENCODING = {
-    "UTF8": "utf-8",
-    "LATIN1": "latin-1",
-    "SQL_ASCII": "utf-8",
-    "WIN1252": "cp1252",
-}
 
 
 @dataclass(frozen=True)
@@ -86,12 +92,6 @@ def _one(
     row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
     assert row is not None, query
     return row[0]
-
-
-def python_encoding(conn: psycopg.Connection) -> str:
-    """The server encoding as a Python codec name (pgoutput sends values in it)."""
-    enc = str(conn.execute("SHOW server_encoding").fetchone()[0])  # type: ignore[index]
-    return _PG_TO_PY_ENCODING.get(enc.upper(), enc.lower())
 
 
 def check_server(conn: psycopg.Connection) -> list[ServerProblem]:
@@ -201,30 +201,6 @@ def recorded_slots(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
         )
     ).fetchall()
     return {str(s): (str(p), str(lsn)) for s, p, lsn in rows}
-
-
-def slot_database(conn: psycopg.Connection, slot: str) -> str | None:
-    """The database ``slot`` belongs to ("" for a physical slot), or None when no such slot.
-
-    Slot names are unique across the server, but a logical slot can only be used, read or
-    dropped from its own database: every lookup goes through here or ``_slot_here``.
-    """
-    row = conn.execute(
-        "SELECT coalesce(database, '') FROM pg_replication_slots WHERE slot_name = %s", (slot,)
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _slot_here(conn: psycopg.Connection, slot: str) -> None:
-    """Raise ConfigError when ``slot`` exists but belongs to another database (or is physical)."""
-    where = slot_database(conn, slot)
-    here = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
-    if where is not None and where != here:
-        owner = f"database {where}" if where else "physical replication"
-        raise ConfigError(
-            f"--slot {slot!r}: that slot belongs to {owner}, not {here};"
-            " slot names are server-wide: pick another name (left untouched)"
-        )
 
 
 def setup(
@@ -429,156 +405,3 @@ def status(conn: psycopg.Connection, publication: str) -> CdcStatus:
         recorded,
         check_server(conn),
     )
-
-
-@dataclass
-class TeardownResult:
-    dropped: list[str]  # what was dropped, e.g. "slot x", "publication y"
-    warnings: list[str]
-
-
-def teardown(conn: psycopg.Connection, *, slot: str, publication: str | None) -> TeardownResult:
-    """Drop the verifier's slot (and the publication when named); say what was done.
-
-    Only a slot of the current database is dropped: slot names are server-wide, and a slot of
-    another database (or a physical one) is someone else's. Warns about other slots left in
-    this database: every slot pins WAL until it is dropped.
-
-    Raises:
-        ConfigError: ``slot`` belongs to another database (nothing is dropped, not even the
-            publication).
-    """
-    _slot_here(conn, slot)
-    dropped: list[str] = []
-    warnings = []
-    r = conn.execute(
-        "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
-        " AND database = current_database()",
-        (slot,),
-    ).fetchone()
-    if r is None:
-        warnings.append(f"slot {slot} does not exist: nothing to drop")
-    elif r[0]:
-        warnings.append(f"slot {slot} is active (a consumer is connected): not dropped")
-    else:
-        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-        dropped.append(f"slot {slot}")
-    if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]:  # type: ignore[index]
-        conn.execute(
-            sql.SQL("DELETE FROM {} WHERE slot_name = %s").format(sql.Identifier(STATE_TABLE)),
-            (slot,),
-        )
-    if publication:
-        if (
-            conn.execute(
-                "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
-            ).fetchone()
-            is None
-        ):
-            warnings.append(f"publication {publication} does not exist: nothing to drop")
-        else:
-            conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
-            dropped.append(f"publication {publication}")
-    for name, active in conn.execute(
-        "SELECT slot_name, active FROM pg_replication_slots WHERE database = current_database()"
-        " AND NOT temporary"
-    ).fetchall():
-        if name != slot or active:
-            warnings.append(
-                f"slot {name} is still there and pins WAL until dropped"
-                f" (SELECT pg_drop_replication_slot('{name}'))"
-            )
-    return TeardownResult(dropped, warnings)
-
-
-def require_slot_and_publication(conn: psycopg.Connection, slot: str, publication: str) -> None:
-    """Check that the verifier's ``slot`` (pgoutput, this database) and ``publication`` exist.
-
-    A missing one is the database lacking what ``cdc setup`` creates, like missing tables:
-    exit 3 for both, naming the object and the fix (a malformed name is exit 2, earlier).
-
-    Raises:
-        SchemaMissingError: no such slot in this database, or no such publication.
-        ConfigError: the slot belongs to another database or is not a pgoutput slot.
-    """
-    _slot_here(conn, slot)
-    row = conn.execute(
-        "SELECT plugin FROM pg_replication_slots WHERE slot_name = %s"
-        " AND database = current_database()",
-        (slot,),
-    ).fetchone()
-    if row is None:
-        raise SchemaMissingError(
-            f"--slot {slot!r}: no such replication slot in this database (run `loadgen cdc setup`)"
-        )
-    if row[0] != "pgoutput":
-        raise ConfigError(f"--slot {slot!r}: plugin {row[0]}, need pgoutput")
-    if (
-        conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
-        is None
-    ):
-        raise SchemaMissingError(
-            f"--publication {publication!r}: no such publication in this database"
-            " (run `loadgen cdc setup`)"
-        )
-
-
-def iter_slot(
-    conn: psycopg.Connection,
-    slot: str,
-    publication: str,
-    *,
-    upto_lsn: str | None = None,
-    batch_changes: int = DEFAULT_BATCH_CHANGES,
-    consume: bool = False,
-    copy_name: str | None = None,
-) -> Iterator[list[tuple[int, int, bytes]]]:
-    """Yield batches of ``(lsn, xid, message bytes)`` from ``slot`` up to ``upto_lsn``.
-
-    Reads a temporary copy of the slot (``copy_name``, created and dropped here) unless
-    ``consume`` is set. Each batch holds about ``batch_changes`` messages (whole transactions:
-    a call only stops at a commit), so memory stays bounded by the largest transaction.
-    ``conn`` must be in autocommit mode. Blocks on the server's decoding.
-
-    Raises:
-        SchemaMissingError: the slot (or the publication) does not exist.
-        ConfigError: the slot is not a pgoutput slot of this database.
-    """
-    require_slot_and_publication(conn, slot, publication)
-    if upto_lsn is None:
-        upto_lsn = str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
-    read_slot = slot
-    if not consume:
-        read_slot = copy_name or f"{slot[:40]}_v{conn.info.backend_pid}"
-        conn.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, read_slot))
-    options = ["proto_version", "1", "publication_names", publication]
-    if conn.info.server_version >= 140000:
-        options += ["messages", "true"]
-    query = sql.SQL(
-        "SELECT (lsn - '0/0')::bigint, xid::text::bigint, data"
-        " FROM pg_logical_slot_get_binary_changes(%s, %s::pg_lsn, %s, {})"
-    ).format(sql.SQL(", ").join(sql.Literal(o) for o in options))
-    try:
-        with conn.cursor(binary=True) as cur:
-            while True:
-                cur.execute(query, (read_slot, upto_lsn, batch_changes))
-                rows = cur.fetchall()
-                if not rows:
-                    break
-                yield rows
-    finally:
-        if not consume:
-            try:
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (read_slot,))
-            except psycopg.Error as exc:  # a temporary slot also goes when the session ends
-                logger.debug("dropping temporary slot %s: %s", read_slot, exc)
-
-
-def iter_messages(
-    conn: psycopg.Connection, slot: str, publication: str, **kwargs: object
-) -> Iterator[tuple[int, int, PgOutputMessage]]:
-    """Yield ``(lsn, xid, decoded message)`` for every message of ``iter_slot`` (same args)."""
-    encoding = python_encoding(conn)
-    for batch in iter_slot(conn, slot, publication, **kwargs):  # type: ignore[arg-type]
-        for lsn, xid, data in batch:
-            yield lsn, xid, decode(data, encoding)
