@@ -9,8 +9,6 @@ few lines they show. 5M changes ≈ 300 MB of columns, plus transient parsing bu
 
 from __future__ import annotations
 
-import itertools
-import operator
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +28,8 @@ from loadgen.cdc.hashing import (  # re-exported: where the verifier's modules l
     ranks_in_file_order,
     row_hash,
 )
-from loadgen.ledger import BadLine, ChangeLine, LedgerScan, Resolver, part_files, records, scan
+from loadgen.cdc.ledger_columns import OP_CODES, as_dict, typed_columns
+from loadgen.ledger import BadLine, LedgerScan, Resolver, part_files, records, scan
 from loadgen.op_names import scenario_op_name
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "row_hash",
 ]  # fmt: skip
 
-OP_CODES: Mapping[str, int] = {"c": 0, "u": 1, "d": 2}
 OP_LETTERS = "cud"
 
 
@@ -229,10 +227,7 @@ def load(
         is_v2 = chunk.version >= 2
         first_row = len(a_xid)
         if chunk.typed:
-            for t in set(map(_TABLE, objs)):
-                if t is not None:
-                    code(t)
-            typed = _typed_columns(objs, codes.codes, tracked, split_pk_updates)
+            typed = typed_columns(objs, codes.codes, code, tracked, split_pk_updates)
             if typed is not None:
                 base = len(a_xid)
                 for k, vals in typed[0].items():
@@ -248,7 +243,7 @@ def load(
                 if is_v2:
                     v2_rows.append((first_row, len(a_xid)))
                 continue
-            objs = [_as_dict(o) for o in objs]  # a required field missing: line by line
+            objs = [as_dict(o) for o in objs]  # a required field missing: line by line
         try:  # fast path: whole columns by comprehension (the common, well-formed case)
             ops = [OP_CODES[o["op"]] for o in objs]
             if split_pk_updates and any(o.get("old_pk") is not None for o in objs):
@@ -339,62 +334,6 @@ def load(
         num_uncommitted_changes=num_uncommitted,
         num_resolved_by_server=num_by_server,
     )
-
-
-def _as_dict(o: ChangeLine) -> dict[str, Any]:
-    """A typed line as the dict its JSON is (for the line-by-line path)."""
-    out = {f: getattr(o, f) for f in o.__struct_fields__ if f not in ("after", "before")}
-    out = {k: v for k, v in out.items() if v is not None}
-    out["after"] = orjson.loads(bytes(o.after))
-    if len(o.before):
-        out["before"] = orjson.loads(bytes(o.before))
-    return out
-
-
-_INTS = operator.attrgetter("txid", "seq", "pk", "mono_ns")
-_TABLE, _OP, _AFTER = (operator.attrgetter(k) for k in ("table", "op", "after"))
-_OLD_PK, _BEFORE, _OP_NAME = (operator.attrgetter(k) for k in ("old_pk", "before", "op_name"))
-_NULL_HASH = hash(b"null")
-
-
-def _typed_columns(
-    objs: list[ChangeLine],
-    codes: dict[str, int],
-    tracked: frozenset[str],
-    split_pk_updates: bool,
-) -> tuple[dict[str, npt.NDArray[np.int64]], list[int]] | None:
-    """Columns (xid, seq, table, pk, op, vhash, mono) of a typed chunk (C-level passes, no
-    per-line Python code), and the indices of its lines with extras; None when a line lacks
-    a required field, names a table not yet coded, or is a key change to split (the
-    line-by-line path handles those)."""
-    n = len(objs)
-    old_pks = list(map(_OLD_PK, objs))
-    has_old_pk = old_pks.count(None) != n
-    if split_pk_updates and has_old_pk:
-        return None
-    try:
-        ints = np.fromiter(itertools.chain.from_iterable(map(_INTS, objs)), np.int64, 4 * n)
-        tabs = np.fromiter(map(codes.__getitem__, map(_TABLE, objs)), np.int64, n)
-        ops = np.fromiter(map(OP_CODES.__getitem__, map(_OP, objs)), np.int64, n)
-    except (KeyError, TypeError, ValueError):  # (None is not an int)
-        return None
-    raws = list(map(bytes, map(_AFTER, objs)))
-    if raws.count(b"null") + sum(r.startswith(b"{") for r in raws) != n:
-        return None  # an after that is neither an object nor null
-    vhash = np.fromiter(map(hash, raws), np.int64, n)
-    vhash[vhash == _NULL_HASH] = 0
-    ints = ints.reshape(n, 4)
-    cols = {"xid": ints[:, 0], "seq": 2 * ints[:, 1], "table": tabs, "pk": ints[:, 2]}
-    cols |= {"op": ops, "vhash": vhash, "mono": ints[:, 3]}
-    sparse: list[int] = []
-    op_names = set(map(_OP_NAME, objs))
-    if has_old_pk or any(map(len, map(_BEFORE, objs))) or not op_names.isdisjoint(tracked):
-        sparse = [
-            i
-            for i, o in enumerate(objs)
-            if o.old_pk is not None or len(o.before) or o.op_name in tracked
-        ]
-    return cols, sparse
 
 
 def ledger_fate_notes(fates: Mapping[str, int]) -> list[str]:
