@@ -19,7 +19,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from loadgen.cdc.ledger_index import row_hash
+from loadgen.cdc.hashing import row_hash
 from loadgen.schema import table_columns as table_columns  # rows' column lists start here
 
 RowMap = Callable[[tuple[str | None, ...]], tuple[str | None, ...]]
@@ -69,10 +69,17 @@ def text_row(
     return {c: None if v is None else v.decode(enc) for c, v in zip(columns, values, strict=True)}
 
 
+FETCH_ROWS = 20_000  # rows per round trip when reading a table whole
+
+
 def table_hashes(
     conn: psycopg.Connection, table: str, columns: list[str], row_map: RowMap | None = None
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(id, row_hash) of every row of ``table``, sorted by id. Streams the table with COPY.
+    """(id, row_hash) of every row of ``table``, sorted by id. Streams the table through a
+    server-side cursor, ``FETCH_ROWS`` rows a round trip, every column as text by its
+    type's output function (``format('%s', ...)``: the text pgoutput and COPY carry; a cast
+    to text is not always that: ``char(n)`` trims, ``inet`` adds the mask); psycopg builds
+    each batch's rows in C, where COPY's row-by-row reads cost a Python generator step each.
 
     ``row_map`` rewrites each row's values before hashing (e.g. into what a source with
     encoding limits delivers for them).
@@ -80,14 +87,22 @@ def table_hashes(
     pks, hashes = array("q"), array("q")  # 16 bytes per row, not two Python ints
     names = tuple(columns)
     id_pos = columns.index("id")
-    q = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table)
+    q = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END").format(
+                c=sql.Identifier(c)
+            )
+            for c in columns
+        ),
+        sql.Identifier(table),
     )
-    with conn.cursor() as cur, cur.copy(q) as copy:
-        copy.set_types(["text"] * len(columns))
-        for row in copy.rows():
-            pks.append(int(row[id_pos]))
-            hashes.append(row_hash(names, row_map(row) if row_map else row))
+    with conn.transaction(), conn.cursor(name="loadgen_final_state") as cur:
+        cur.execute(q)
+        while rows := cur.fetchmany(FETCH_ROWS):
+            pks.extend([int(r[id_pos]) for r in rows])
+            if row_map is not None:
+                rows = [row_map(r) for r in rows]  # type: ignore[misc]
+            hashes.extend([row_hash(names, r) for r in rows])
     pk_a = np.frombuffer(pks, np.int64) if len(pks) else np.zeros(0, np.int64)
     h_a = np.frombuffer(hashes, np.int64) if len(hashes) else np.zeros(0, np.int64)
     order = np.argsort(pk_a, kind="stable")

@@ -273,7 +273,6 @@ class SlotFeeder:
         ok = np.zeros(n, bool)
         kind = buf[st[fi]]
         op[:] = np.where(kind == _I, OP_CREATE, np.where(kind == _U, OP_UPDATE, OP_DELETE))
-        esc: npt.NDArray[np.int64] | None = None
         for rid in np.unique(relid).tolist():
             r = self._rels[rid]
             sh = r.shape
@@ -288,9 +287,7 @@ class SlotFeeder:
             after = good & (op[g] != OP_DELETE)
             if not after.any():
                 continue
-            if esc is None:
-                esc = SB.escapes(buf)
-            plain = after & ((esc[vstart + vlen] - esc[vstart]).sum(axis=1) == 0)
+            plain = after & ~SB.escaping(buf, vstart, vlen)
             if plain.any():
                 src = np.concatenate((buf, np.frombuffer(sh.consts, np.uint8)))
                 h = SB.json_hashes(src, len(buf), sh, vstart[plain], vlen[plain], null[plain])
