@@ -19,6 +19,7 @@ from loadgen import tables
 from loadgen.cdc.slot_read import (  # re-exported: ``slot`` is where callers look
     DEFAULT_BATCH_CHANGES,
     STATE_TABLE,
+    SlotReader,
     _slot_here,
     iter_messages,
     iter_slot,
@@ -30,7 +31,8 @@ from loadgen.cdc.slot_teardown import TeardownResult, teardown
 from loadgen.errors import ConfigError, DatabaseUnavailableError
 
 __all__ = [
-    "DEFAULT_BATCH_CHANGES", "STATE_TABLE", "TeardownResult", "iter_messages", "iter_slot",
+    "DEFAULT_BATCH_CHANGES", "STATE_TABLE", "SlotReader", "TeardownResult", "iter_messages",
+    "iter_slot",
     "python_encoding", "require_slot_and_publication", "slot_database", "teardown",
 ]  # fmt: skip
 

@@ -98,100 +98,119 @@ def require_slot_and_publication(conn: psycopg.Connection, slot: str, publicatio
         )
 
 
-def iter_slot(
-    conn: psycopg.Connection,
-    slot: str,
-    publication: str,
-    *,
-    upto_lsn: str | None = None,
-    batch_changes: int = DEFAULT_BATCH_CHANGES,
-    consume: bool = False,
-    copy_name: str | None = None,
-) -> Iterator[list[tuple[int, int, bytes]]]:
-    """Yield batches of ``(lsn, xid, message bytes)`` from ``slot`` up to ``upto_lsn``.
+class SlotReader:
+    """Reading ``slot`` up to ``upto_lsn`` (default: the WAL position at ``__enter__``) in
+    batches of ``(lsn, xid, message bytes)``, each fetched by a reader thread while the caller
+    works on the one before (one batch ahead: memory stays two batches).
 
-    Reads a temporary copy of the slot (``copy_name``, created and dropped here) unless
-    ``consume`` is set. Each batch holds about ``batch_changes`` messages (whole transactions:
-    a call only stops at a commit), so memory stays bounded by the largest transaction.
-    ``conn`` must be in autocommit mode. Blocks on the server's decoding.
+    A context manager: ``__enter__`` checks the slot, makes the temporary copy it reads
+    (``copy_name``; the slot itself with ``consume``) and starts fetching, so the server
+    decodes while the caller does other work (loading the ledger); iterate for the batches.
+    ``__exit__`` stops the reader (cancelling a fetch under way), waits for it and drops the
+    copy. ``conn`` (autocommit) is shared: the caller's queries meanwhile wait for a fetch.
+    Each batch holds about ``batch_changes`` messages (a call only stops at a commit).
 
-    Raises:
+    Raises (``__enter__``):
         SchemaMissingError: the slot (or the publication) does not exist.
         ConfigError: the slot is not a pgoutput slot of this database.
     """
-    require_slot_and_publication(conn, slot, publication)
-    if upto_lsn is None:
-        upto_lsn = str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
-    read_slot = slot
-    if not consume:
-        read_slot = copy_name or f"{slot[:40]}_v{conn.info.backend_pid}"
-        conn.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, read_slot))
-    options = ["proto_version", "1", "publication_names", publication]
-    if conn.info.server_version >= 140000:
-        options += ["messages", "true"]
-    query = sql.SQL(
-        "SELECT (lsn - '0/0')::bigint, xid::text::bigint, data"
-        " FROM pg_logical_slot_get_binary_changes(%s, %s::pg_lsn, %s, {})"
-    ).format(sql.SQL(", ").join(sql.Literal(o) for o in options))
-    try:
-        yield from _prefetched(conn, query, (read_slot, upto_lsn, batch_changes))
-    finally:
-        if not consume:
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        slot: str,
+        publication: str,
+        *,
+        upto_lsn: str | None = None,
+        batch_changes: int = DEFAULT_BATCH_CHANGES,
+        consume: bool = False,
+        copy_name: str | None = None,
+    ) -> None:
+        self._conn, self._slot, self._publication = conn, slot, publication
+        self._upto, self._batch, self._consume = upto_lsn, batch_changes, consume
+        self._read_slot = slot if consume else copy_name or f"{slot[:40]}_v{conn.info.backend_pid}"
+        self._batches: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._copied = False
+
+    def __enter__(self) -> SlotReader:
+        conn = self._conn
+        require_slot_and_publication(conn, self._slot, self._publication)
+        upto = self._upto
+        if upto is None:
+            upto = str(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])  # type: ignore[index]
+        if not self._consume:
+            conn.execute(
+                "SELECT pg_copy_logical_replication_slot(%s, %s, true)",
+                (self._slot, self._read_slot),
+            )
+            self._copied = True
+        options = ["proto_version", "1", "publication_names", self._publication]
+        if conn.info.server_version >= 140000:
+            options += ["messages", "true"]
+        query = sql.SQL(
+            "SELECT (lsn - '0/0')::bigint, xid::text::bigint, data"
+            " FROM pg_logical_slot_get_binary_changes(%s, %s::pg_lsn, %s, {})"
+        ).format(sql.SQL(", ").join(sql.Literal(o) for o in options))
+        params = (self._read_slot, upto, self._batch)
+        self._thread = threading.Thread(
+            target=self._read, args=(query, params), name="slot-reader", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
             try:
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (read_slot,))
-            except psycopg.Error as exc:  # a temporary slot also goes when the session ends
-                logger.debug("dropping temporary slot %s: %s", read_slot, exc)
-
-
-_DONE = object()
-
-
-def _prefetched(
-    conn: psycopg.Connection, query: sql.Composed, params: tuple[Any, ...]
-) -> Iterator[list[tuple[int, int, bytes]]]:
-    """The batches of ``query`` (run until it returns no row), each fetched by a reader
-    thread while the caller works on the one before (one batch ahead: memory stays two
-    batches). The connection is the reader's until this generator ends; ending it early
-    (the caller stopped, SIGINT) cancels a fetch under way and waits for the thread."""
-    batches: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                batches.put(item, timeout=0.1)
+                self._batches.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read() -> None:
+    def _read(self, query: sql.Composed, params: tuple[Any, ...]) -> None:
         try:
-            with conn.cursor(binary=True) as cur:
-                while not stop.is_set():
-                    cur.execute(query, params)
-                    rows = cur.fetchall()
-                    if not rows or not put(rows):
+            with self._conn.cursor(binary=True) as cur:
+                while not self._stop.is_set():
+                    rows = cur.execute(query, params).fetchall()
+                    if not rows or not self._put(rows):
                         break
-            put(_DONE)
+            self._put(_DONE)
         except BaseException as exc:  # handed to the caller's thread, raised there
-            put(exc)
+            self._put(exc)
 
-    reader = threading.Thread(target=read, name="slot-reader", daemon=True)
-    reader.start()
-    try:
+    def __iter__(self) -> Iterator[list[tuple[int, int, bytes]]]:
         while True:
-            item = batches.get()
+            item = self._batches.get()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
-        if reader.is_alive():
-            conn.cancel_safe()
-        reader.join()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            if self._thread.is_alive():
+                self._conn.cancel_safe()
+            self._thread.join()
+        if self._copied:
+            try:
+                self._conn.execute("SELECT pg_drop_replication_slot(%s)", (self._read_slot,))
+            except psycopg.Error as exc:  # a temporary slot also goes when the session ends
+                logger.debug("dropping temporary slot %s: %s", self._read_slot, exc)
+
+
+_DONE = object()
+
+
+def iter_slot(
+    conn: psycopg.Connection, slot: str, publication: str, **kwargs: Any
+) -> Iterator[list[tuple[int, int, bytes]]]:
+    """Yield the batches of a ``SlotReader`` (same arguments), from the first ``next()``."""
+    with SlotReader(conn, slot, publication, **kwargs) as reader:
+        yield from reader
 
 
 def iter_messages(

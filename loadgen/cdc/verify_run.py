@@ -19,6 +19,7 @@ from loadgen.cdc.results import VerifyReport
 from loadgen.cdc.slot_feed import SlotFeeder, partition_roots
 from loadgen.cdc.verify import DEFAULT_MAX_EXAMPLES, Verifier, gc_paused
 from loadgen.errors import CheckFailedError, ConfigError
+from loadgen.ledger import part_files
 from loadgen.ledger.resolve import server_resolver
 
 DEFAULT_DELIVERY = {"slot": "exactly-once", "debezium": "at-least-once"}
@@ -87,29 +88,33 @@ def verify_slot(
         CheckFailedError: the stream cannot be decoded.
     """
     with gc_paused():
-        ledger, uncarried = _load(ledger_path, conn, publication)
-        slot_mod.require_slot_and_publication(conn, slot, publication)
-        verifier = Verifier(ledger, delivery=delivery, publication=publication,
-                            max_examples=max_examples)  # fmt: skip
-        verifier.uncarried = uncarried
-        batches = slot_mod.iter_slot(
+        part_files(ledger_path)  # no ledger is bad input: said before the slot is touched
+        schema, encoding = _schema(conn), slot_mod.python_encoding(conn)
+        table_of = partition_roots(conn)
+        # the server decodes the slot (reader thread) while the ledger loads
+        reader = slot_mod.SlotReader(
             conn, slot, publication, consume=consume, batch_changes=batch_changes
         )
-        feeder = SlotFeeder(
-            (),
-            batches=batches,
-            name=slot,
-            schema=_schema(conn),
-            codes=ledger.codes,
-            identity_lookup=ledger.pk_by_identity,
-            encoding=slot_mod.python_encoding(conn),
-            table_of=partition_roots(conn),
-            consume=consume,
-        )
-        try:
-            feed(verifier, feeder)
-        except P.DecodeError as exc:
-            raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
+        with reader:
+            ledger, uncarried = _load(ledger_path, conn, publication)
+            verifier = Verifier(ledger, delivery=delivery, publication=publication,
+                                max_examples=max_examples)  # fmt: skip
+            verifier.uncarried = uncarried
+            feeder = SlotFeeder(
+                (),
+                batches=reader,
+                name=slot,
+                schema=schema,
+                codes=ledger.codes,
+                identity_lookup=ledger.pk_by_identity,
+                encoding=encoding,
+                table_of=table_of,
+                consume=consume,
+            )
+            try:
+                feed(verifier, feeder)
+            except P.DecodeError as exc:
+                raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
         report = _finish(verifier, feeder, conn)
     hint = _before_slot_hint(verifier, slot_mod.slot_origin(conn, slot))
     if hint:
