@@ -66,7 +66,7 @@ test: $(STAMP)  ## the test suite (LOADGEN_TEST_DSN, else an embedded server); P
 
 # Benchmarks print side-by-side tables (ours vs the reference, as ratios). They need a running
 # server: BENCH_DSN (default postgresql://postgres@127.0.0.1:5432/test) and pgbench (PGBENCH).
-bench: $(STAMP)  ## side-by-side benchmarks: datagen, seed vs the pg_restore-style ceiling/pgbench -i, stream vs pgbench, start-up, verify, capture
+bench: $(STAMP)  ## side-by-side benchmarks: datagen, seed vs the pg_restore-style ceiling/pgbench -i, stream vs pgbench, start-up, verify (CPU, and a real slot vs its raw read), capture
 	$(BIN)/python bench/bench_datagen.py
 	$(BIN)/python bench/bench_seed.py
 	$(BIN)/python bench/bench_ops.py
@@ -75,6 +75,7 @@ bench: $(STAMP)  ## side-by-side benchmarks: datagen, seed vs the pg_restore-sty
 	$(BIN)/python bench/bench_stream.py rate-high
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_verify.py
+	$(BIN)/python bench/bench_verify_slot.py
 	$(BIN)/python bench/bench_capture.py
 
 bench-pytest: $(STAMP)  ## the same suites under pytest-benchmark (save/compare baselines)
