@@ -16,12 +16,19 @@ messages one by one with ``pgoutput.decode``, which raises the precise ``DecodeE
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from loadgen.cdc import pgoutput as P
+from loadgen.cdc.change import OP_CREATE, OP_DELETE, OP_UPDATE
+from loadgen.cdc.hashing import row_hash
+
+_I, _U = 0x49, 0x55  # Insert and Update message kinds (the rest of a batch: Delete)
 _T, _N = 0x74, 0x6E  # TupleData column kinds 't' (text) and 'n' (null)
 _Ints = npt.NDArray[np.int64]
 _Bools = npt.NDArray[np.bool_]
@@ -175,3 +182,53 @@ def escaping(
     at = np.flatnonzero((buf < 0x20) | (buf == 0x22) | (buf == 0x5C))
     inside = np.searchsorted(at, vstart + vlen) - np.searchsorted(at, vstart)
     return np.any(inside > 0, axis=1)  # type: ignore[no-any-return]
+
+
+def plain_columns(
+    rows: Sequence[tuple[int, int, bytes]],
+    buf: npt.NDArray[np.uint8],
+    st: npt.NDArray[np.int64],
+    ln: npt.NDArray[np.int64],
+    fi: npt.NDArray[np.int64],
+    relid: npt.NDArray[np.int64],
+    shapes: Mapping[int, tuple[int, Shape]],
+    encoding: str,
+) -> tuple[npt.NDArray[Any], ...]:
+    """Columns of the plain changes at rows ``fi`` of a segment (``rows``; message ``i``
+    at ``buf[st[i]:st[i] + ln[i]]``; ``relid`` of each; ``shapes``: relid → (table code,
+    ``Shape``)): (fi, table, op, pk, rowhash, relid, ok). ``ok`` False: the message is not
+    what its relation promises (the caller decodes it one at a time)."""
+    n = len(fi)
+    table, op, pk, rowhash = (np.zeros(n, np.int64) for _ in range(4))
+    ok = np.zeros(n, bool)
+    kind = buf[st[fi]]
+    op[:] = np.where(kind == _I, OP_CREATE, np.where(kind == _U, OP_UPDATE, OP_DELETE))
+    rids = np.unique(relid).tolist()
+    consts_at, at = {}, len(buf)  # every relation's constant pieces after the messages, once
+    for rid in rids:
+        consts_at[rid] = at
+        at += len(shapes[rid][1].consts)
+    src: npt.NDArray[np.uint8] | None = None
+    for rid in rids:
+        code, sh = shapes[rid]
+        g = np.flatnonzero(relid == rid)
+        rs = fi[g]
+        vstart, vlen, null, end, good = tuples(buf, st[rs] + 6, len(sh.names))
+        good &= end == st[rs] + ln[rs]
+        id_vals, id_ok = ids(buf, vstart[:, sh.id_pos], vlen[:, sh.id_pos])
+        good &= id_ok & ~null[:, sh.id_pos]
+        table[g], pk[g], ok[g] = code, id_vals, good
+        after = good & (op[g] != OP_DELETE)
+        if not after.any():
+            continue
+        plain = after & ~escaping(buf, vstart, vlen)
+        if plain.any():
+            if src is None:
+                consts = b"".join(shapes[r][1].consts for r in rids)
+                src = np.concatenate((buf, np.frombuffer(consts, np.uint8)))
+            h = json_hashes(src, consts_at[rid], sh, vstart[plain], vlen[plain], null[plain])
+            rowhash[g[plain]] = h
+        for j in np.flatnonzero(after & ~plain).tolist():  # a value JSON escapes
+            vals = P.decode_tuple(rows[int(rs[j])][2], 6, encoding)[0]
+            rowhash[g[j]] = row_hash(sh.names, vals)
+    return fi, table, op, pk, rowhash, relid, ok

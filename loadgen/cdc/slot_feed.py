@@ -30,7 +30,6 @@ from loadgen.cdc.change import (
     CapturedTruncate,
     EncodingLimits,
 )
-from loadgen.cdc.hashing import row_hash
 from loadgen.cdc.identity import IdentityTracker, LedgerLookup
 from loadgen.cdc.ledger_index import TableCodes
 from loadgen.cdc.toast import ToastCarry, can_toast
@@ -237,7 +236,14 @@ class SlotFeeder:
         commits = SB.be_u64(buf, st[k == _C] + 2)
         stats = self.stats
         self.stats.num_other += int(other.sum())
-        *cols, ok = self._columns(rows, buf, st, lens[a:b], ci[fast], relid[fast], a)
+        shapes = {
+            rid: (r.code, r.shape)
+            for rid, r in self._rels.items()
+            if r.shape is not None and r.code is not None
+        }
+        *cols, ok = SB.plain_columns(
+            rows[a:b], buf, st, lens[a:b], ci[fast], relid[fast], shapes, self._encoding
+        )
         fast[fast] = ok  # rows the batch decoder could not vouch for: one at a time
         cols = [c[ok] for c in cols]
         slow = ci[~fast & ~other]
@@ -256,46 +262,6 @@ class SlotFeeder:
                 stats.first_commit_lsn = int(commits[0])
             stats.last_commit_lsn = int(commits[-1])
         self._xid = int(xids[-1])
-
-    def _columns(
-        self,
-        rows: Sequence[tuple[int, int, bytes]],
-        buf: npt.NDArray[np.uint8],
-        st: npt.NDArray[np.int64],
-        ln: npt.NDArray[np.int64],
-        fi: npt.NDArray[np.int64],
-        relid: npt.NDArray[np.int64],
-        a: int,
-    ) -> tuple[npt.NDArray[Any], ...]:
-        """(row in segment, table, op, pk, rowhash, relid, ok) of the plain changes ``fi``."""
-        n = len(fi)
-        table, op, pk, rowhash = (np.zeros(n, np.int64) for _ in range(4))
-        ok = np.zeros(n, bool)
-        kind = buf[st[fi]]
-        op[:] = np.where(kind == _I, OP_CREATE, np.where(kind == _U, OP_UPDATE, OP_DELETE))
-        for rid in np.unique(relid).tolist():
-            r = self._rels[rid]
-            sh = r.shape
-            assert sh is not None and r.code is not None
-            g = np.flatnonzero(relid == rid)
-            rs = fi[g]
-            vstart, vlen, null, end, good = SB.tuples(buf, st[rs] + 6, len(r.names))
-            good &= end == st[rs] + ln[rs]
-            ids, id_ok = SB.ids(buf, vstart[:, r.id_pos], vlen[:, r.id_pos])
-            good &= id_ok & ~null[:, r.id_pos]
-            table[g], pk[g], ok[g] = r.code, ids, good
-            after = good & (op[g] != OP_DELETE)
-            if not after.any():
-                continue
-            plain = after & ~SB.escaping(buf, vstart, vlen)
-            if plain.any():
-                src = np.concatenate((buf, np.frombuffer(sh.consts, np.uint8)))
-                h = SB.json_hashes(src, len(buf), sh, vstart[plain], vlen[plain], null[plain])
-                rowhash[g[plain]] = h
-            for j in np.flatnonzero(after & ~plain).tolist():  # a value JSON escapes
-                vals = P.decode_tuple(rows[a + int(rs[j])][2], 6, self._encoding)[0]
-                rowhash[g[j]] = row_hash(r.names, vals)
-        return fi, table, op, pk, rowhash, relid, ok
 
     def _batch(
         self,
