@@ -128,6 +128,8 @@ class Feeder(Protocol):
     ``counts()``, ``notes()`` and ``problems()`` are the source's own figures for the report
     (tombstones, transactions, ...), complete once ``changes()`` is exhausted. ``where(item)``
     says where a change came from, for people. ``limits``: the source's encoding limits, or None.
+    A feeder may also have ``chunks()``: the same items, with runs of plain changes given as
+    ``CapturedBatch`` columns (``chunks_of`` picks it; ``Verifier.take`` accepts both).
     """
 
     source: str

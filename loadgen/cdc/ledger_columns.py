@@ -60,7 +60,7 @@ def typed_columns(
     except (KeyError, TypeError, ValueError):  # (None is not an int)
         return None
     raws = list(map(bytes, map(_AFTER, objs)))
-    if raws.count(b"null") + sum(r.startswith(b"{") for r in raws) != n:
+    if raws.count(b"null") + sum(map(bytes.startswith, raws, itertools.repeat(b"{"))) != n:
         return None  # an after that is neither an object nor null
     vhash = np.fromiter(map(hash, raws), np.int64, n)
     vhash[vhash == _NULL_HASH] = 0

@@ -173,13 +173,17 @@ def json_hashes(
     return [hash(text[a:b]) for a, b in zip(row_start, row_end, strict=True)]
 
 
+def escaped_at(buf: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """Where ``buf`` holds a byte JSON escapes (``"``, ``\\``, below 0x20), in order."""
+    return np.flatnonzero((buf < 0x20) | (buf == 0x22) | (buf == 0x5C))
+
+
 def escaping(
-    buf: npt.NDArray[np.uint8], vstart: npt.NDArray[np.int64], vlen: npt.NDArray[np.int64]
+    at: npt.NDArray[np.int64], vstart: npt.NDArray[np.int64], vlen: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.bool_]:
-    """Per row of ``(n, ncols)`` value spans of ``buf``: whether a value holds a byte JSON
-    escapes (``"``, ``\\``, below 0x20), counted by binary search over where such bytes are
-    (a cumulative count over the buffer would cost a pass of 8-byte sums)."""
-    at = np.flatnonzero((buf < 0x20) | (buf == 0x22) | (buf == 0x5C))
+    """Per row of ``(n, ncols)`` value spans: whether a value holds a byte JSON escapes, by
+    binary search in ``escaped_at`` (a cumulative count over the buffer would cost a pass of
+    8-byte sums)."""
     inside = np.searchsorted(at, vstart + vlen) - np.searchsorted(at, vstart)
     return np.any(inside > 0, axis=1)  # type: ignore[no-any-return]
 
@@ -187,6 +191,7 @@ def escaping(
 def plain_columns(
     rows: Sequence[tuple[int, int, bytes]],
     buf: npt.NDArray[np.uint8],
+    esc: npt.NDArray[np.int64],
     st: npt.NDArray[np.int64],
     ln: npt.NDArray[np.int64],
     fi: npt.NDArray[np.int64],
@@ -194,10 +199,11 @@ def plain_columns(
     shapes: Mapping[int, tuple[int, Shape]],
     encoding: str,
 ) -> tuple[npt.NDArray[Any], ...]:
-    """Columns of the plain changes at rows ``fi`` of a segment (``rows``; message ``i``
-    at ``buf[st[i]:st[i] + ln[i]]``; ``relid`` of each; ``shapes``: relid → (table code,
-    ``Shape``)): (fi, table, op, pk, rowhash, relid, ok). ``ok`` False: the message is not
-    what its relation promises (the caller decodes it one at a time)."""
+    """Columns of the plain changes at rows ``fi`` of a segment (``rows``; message ``i`` at
+    ``buf[st[i]:st[i] + ln[i]]``; ``esc``: ``escaped_at(buf)``; ``relid`` of each;
+    ``shapes``: relid → (table code, ``Shape``)): (fi, table, op, pk, rowhash, relid, ok).
+    ``ok`` False: the message is not what its relation promises (the caller decodes it one
+    at a time)."""
     n = len(fi)
     table, op, pk, rowhash = (np.zeros(n, np.int64) for _ in range(4))
     ok = np.zeros(n, bool)
@@ -221,7 +227,7 @@ def plain_columns(
         after = good & (op[g] != OP_DELETE)
         if not after.any():
             continue
-        plain = after & ~escaping(buf, vstart, vlen)
+        plain = after & ~escaping(esc, vstart, vlen)
         if plain.any():
             if src is None:
                 consts = b"".join(shapes[r][1].consts for r in rids)

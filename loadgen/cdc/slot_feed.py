@@ -187,12 +187,13 @@ class SlotFeeder:
         buf = np.frombuffer(b"".join(datas) + bytes(SB.PAD), np.uint8)
         starts = np.cumsum(lens) - lens
         kinds = buf[starts]
+        esc = SB.escaped_at(buf)  # (once per batch of rows)
         # Relation, Truncate, Message... change what follows (or are rare): one at a time
         cuts = np.flatnonzero(~np.isin(kinds, _BATCHED_KINDS)).tolist()
         a = 0
         for c in [*cuts, len(rows)]:
             if c > a:
-                yield from self._segment(rows, buf, starts, lens, kinds, a, c)
+                yield from self._segment(rows, buf, esc, starts, lens, kinds, a, c)
             if c < len(rows):
                 yield from self._slow(rows[c : c + 1])
             a = c + 1
@@ -201,6 +202,7 @@ class SlotFeeder:
         self,
         rows: Sequence[tuple[int, int, bytes]],
         buf: npt.NDArray[np.uint8],
+        esc: npt.NDArray[np.int64],
         starts: npt.NDArray[np.int64],
         lens: npt.NDArray[np.int64],
         kinds: npt.NDArray[np.uint8],
@@ -242,7 +244,7 @@ class SlotFeeder:
             if r.shape is not None and r.code is not None
         }
         *cols, ok = SB.plain_columns(
-            rows[a:b], buf, st, lens[a:b], ci[fast], relid[fast], shapes, self._encoding
+            rows[a:b], buf, esc, st, lens[a:b], ci[fast], relid[fast], shapes, self._encoding
         )
         fast[fast] = ok  # rows the batch decoder could not vouch for: one at a time
         cols = [c[ok] for c in cols]
