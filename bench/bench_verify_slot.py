@@ -83,7 +83,7 @@ def main(num_ops: int) -> None:
             verify_s = time.perf_counter() - t0
             if profile is not None:  # BENCH_PROFILE=1: where verify's time goes
                 profile.disable()
-                pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
             msgs2, raw2_s = raw_read(conn, slot, pub)  # again: the server's caches warm both
         raw_s = min(raw_s, raw2_s)
         n = int(report.counts.get("captured_changes", 0))
