@@ -1,22 +1,25 @@
 """The ground-truth ledger: each transaction's intent before COMMIT and its outcome after.
 
 ``records`` is the schema (format version 2), ``writer`` writes a part, ``reader`` is the one
-reader, ``resolve`` asks the server (``pg_xact_status``) about intents without an outcome.
-Contract and format: ``docs/ledger.md``.
+reader (``contents`` reads a whole ledger into objects from its chunks), ``resolve`` asks the
+server (``pg_xact_status``) about intents without an outcome. Contract and format:
+``docs/ledger.md``.
 """
 
 from loadgen.ledger.changes import RowChange
+from loadgen.ledger.contents import (
+    LedgerContents,
+    LedgerEntry,
+    entry_from_obj,
+    read_ledger,
+    read_line,
+)
 from loadgen.ledger.reader import (
     BadLine,
     ChangeLine,
     Chunk,
-    LedgerContents,
-    LedgerEntry,
     LedgerScan,
     Resolver,
-    entry_from_obj,
-    read_ledger,
-    read_line,
     scan,
 )
 from loadgen.ledger.records import COMMITTED, FORMAT_VERSION

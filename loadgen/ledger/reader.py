@@ -6,8 +6,8 @@ what it learned (outcomes, headers, unparseable lines). ``LedgerScan.fates`` the
 transactions whose changes were read, which committed: format-1 changes always; format-2 ones
 by their outcome record, else by asking the server (``resolve``: ``pg_xact_status``).
 
-``read_ledger`` builds Python objects (tests, small ledgers); the verifier's ``LedgerIndex``
-(``loadgen.cdc.ledger_index``) builds numpy columns from the same chunks.
+``loadgen.ledger.contents.read_ledger`` builds Python objects from these chunks (tests, small
+ledgers); the verifier's ``LedgerIndex`` (``loadgen.cdc.ledger_index``) builds numpy columns.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import numpy.typing as npt
 import orjson
 
 from loadgen.ledger import records
-from loadgen.ledger.writer import part_files
 
 CHUNK_BYTES = 4 * 1024 * 1024  # ledger bytes parsed per chunk (bounded transient memory)
 UNRESOLVED = "unresolved"  # no outcome, and the server could not say
@@ -166,7 +165,7 @@ class LedgerScan:
 
     def _outcome(self, obj: dict[str, Any], part: str, line_no: int, offset: int) -> None:
         if not records.valid_outcome(obj):
-            self.bad_lines.append(BadLine(part, line_no, offset, False, _preview(obj)))
+            self.bad_lines.append(BadLine(part, line_no, offset, False, preview(obj)))
             return
         txid, status = obj["txid"], obj["status"]
         (self.committed_txids if status == records.COMMITTED else self.aborted_txids).append(txid)
@@ -181,7 +180,7 @@ class LedgerScan:
 _NONE = np.zeros(0, np.int64)
 
 
-def _preview(obj: object) -> str:
+def preview(obj: object) -> str:
     return orjson.dumps(obj)[:80].decode("utf-8", "replace")
 
 
@@ -237,7 +236,7 @@ def _typed_chunks(
             start, version = i + 1, o.version
             state.headers.append((pi, obj))
         else:
-            state.bad_lines.append(BadLine(part, line_no + 1 + i, offs[i], False, _preview(obj)))
+            state.bad_lines.append(BadLine(part, line_no + 1 + i, offs[i], False, preview(obj)))
     flush(len(recs))
     return chunks, version
 
@@ -334,123 +333,6 @@ def scan(parts: Sequence[str], state: LedgerScan, *, typed: bool = False) -> Ite
                         version = obj["version"]
                         state.headers.append((pi, obj))
                     else:
-                        state.bad_lines.append(BadLine(part, no, off, False, _preview(obj)))
+                        state.bad_lines.append(BadLine(part, no, off, False, preview(obj)))
                 if changes:
                     yield Chunk(pi, version, change_offs, changes)
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One change line, parsed; ``part``/``offset`` locate it for re-reading."""
-
-    txid: int  # xid8 (with epoch)
-    seq: int  # order within the transaction, from 0
-    table: str
-    op: str  # c/u/d/t
-    pk: int
-    after: dict[str, str | None] | None
-    op_name: str
-    commit_time: str  # from the outcome (format 2) or the line (format 1); "" when unknown
-    writer: int
-    mono_ns: int  # monotonic ns when recorded (system-wide clock)
-    part: int  # index into LedgerContents.parts
-    offset: int  # byte offset of the line in its part
-    old_pk: int | None = None  # an update that changed id: the id before it
-    before: dict[str, str | None] | None = None  # before-image, when recorded
-    status: str = records.COMMITTED  # the transaction's fate (see LedgerScan.fates)
-
-
-@dataclass
-class LedgerContents:
-    """Every part of a ledger, read into memory (tests and small ledgers)."""
-
-    parts: list[str]
-    entries: list[LedgerEntry] = field(default_factory=list)  # committed changes, file order
-    uncommitted: list[LedgerEntry] = field(default_factory=list)  # aborted or unresolved
-    bad_lines: list[BadLine] = field(default_factory=list)
-    headers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
-
-    @property
-    def torn_lines(self) -> list[BadLine]:
-        return [b for b in self.bad_lines if b.is_torn]
-
-    @property
-    def txids(self) -> set[int]:
-        """Transactions with committed changes."""
-        return {e.txid for e in self.entries}
-
-
-def entry_from_obj(
-    obj: dict[str, Any], part: int, offset: int, status: str, commit_time: str
-) -> LedgerEntry:
-    """Build a ``LedgerEntry`` from a change line (raises KeyError/TypeError when malformed)."""
-    return LedgerEntry(
-        txid=int(obj["txid"]),
-        seq=int(obj["seq"]),
-        table=str(obj["table"]),
-        op=str(obj["op"]),
-        pk=int(obj["pk"]),
-        after=obj["after"],
-        op_name=str(obj.get("op_name", "")),
-        commit_time=commit_time or str(obj.get("commit_time", "")),
-        writer=int(obj.get("writer", -1)),
-        mono_ns=int(obj.get("mono_ns", 0)),
-        part=part,
-        offset=offset,
-        old_pk=None if obj.get("old_pk") is None else int(obj["old_pk"]),
-        before=obj.get("before"),
-        status=status,
-    )
-
-
-def read_line(part: str, offset: int) -> dict[str, Any]:
-    """Re-read one ledger line by its byte offset (for report examples)."""
-    with open(part, "rb") as f:
-        f.seek(offset)
-        obj = orjson.loads(f.readline())
-    if not isinstance(obj, dict):
-        raise ValueError(f"{part}@{offset}: not a ledger line")
-    return obj
-
-
-def read_ledger(path: str | Sequence[str], resolve: Resolver | None = None) -> LedgerContents:
-    """Read all parts of the ledger at ``path`` (or of several: a split run's shards, as
-    ``part_files`` takes them) into memory, each change with its fate.
-
-    ``entries`` are the committed changes; ``uncommitted`` the intents whose transaction
-    aborted or could not be resolved (no outcome, and ``resolve`` — the server — could not
-    say, or was not given). Torn and unparseable lines are in ``bad_lines``, never raised.
-
-    Raises:
-        ConfigError: no part files at ``path``.
-    """
-    parts = part_files(path)
-    state = LedgerScan(parts, keep_details=True)
-    raw: list[tuple[int, int, int, dict[str, Any]]] = []  # (version, part, offset, obj)
-    for chunk in scan(parts, state):
-        raw.extend(
-            (chunk.version, chunk.part, off, o)
-            for off, o in zip(chunk.offsets, chunk.changes, strict=True)
-        )
-    intents: list[int] = sorted(
-        {o["txid"] for v, _, _, o in raw if v >= 2 and type(o.get("txid")) is int}
-    )
-    fates = state.fates(intents, resolve)
-    contents = LedgerContents(
-        parts=parts, bad_lines=state.bad_lines, headers=state.headers, outcomes=state.outcomes
-    )
-    for version, pi, offset, obj in raw:
-        try:
-            if version < 2:
-                status, commit_time = records.COMMITTED, ""
-            else:
-                status = fates[obj["txid"]]
-                o = state.outcomes.get(obj["txid"])
-                commit_time = o.commit_time if o is not None else ""
-            entry = entry_from_obj(obj, pi, offset, status, commit_time)
-        except (KeyError, TypeError, ValueError):
-            contents.bad_lines.append(BadLine(parts[pi], -1, offset, False, _preview(obj)))
-            continue
-        (contents.entries if status == records.COMMITTED else contents.uncommitted).append(entry)
-    return contents
