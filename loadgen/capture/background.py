@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loadgen.capture.runner import is_alive, running_pid
+from loadgen.capture.runner import running_pid
 from loadgen.capture.sink import CapturePaths, read_json
 from loadgen.errors import (
     EXIT_ABORTED,
@@ -25,6 +25,7 @@ from loadgen.errors import (
     LoadgenError,
     RunAbortedError,
 )
+from loadgen.processes import is_alive
 
 READY_PHASES = ("streaming", "catching up", "stopped")
 POLL_S = 0.1

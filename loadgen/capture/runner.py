@@ -32,6 +32,7 @@ from loadgen.errors import (
     DatabaseUnavailableError,
     LoadgenError,
 )
+from loadgen.processes import is_alive
 
 logger = logging.getLogger(__name__)
 
@@ -103,21 +104,6 @@ def running_pid(pid_path: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if pid > 0 and is_alive(pid) else None
-
-
-def is_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not exited (a zombie has)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b") ", 1)[-1][:1] != b"Z"
-    except OSError:
-        return not Path("/proc/self").exists()  # no procfs: trust kill(0)
 
 
 def run(dsn: str, opts: CaptureOptions, requests: StopRequests) -> tuple[dict[str, Any], int]:

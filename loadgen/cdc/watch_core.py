@@ -14,7 +14,6 @@ intent waits for its outcome, no torn line) and nothing is pending on either sid
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from loadgen.cdc.watch_ledger import LedgerFollower
 from loadgen.cdc.watch_match import Matcher
 from loadgen.cdc.watch_report import final_report, interval_record
 from loadgen.ledger.resolve import xact_status
+from loadgen.processes import is_alive
 
 DEFAULT_GRACE_S = 60.0
 DEFAULT_INTERVAL_S = 1.0
@@ -63,18 +63,6 @@ def watched_tables() -> list[str]:
     return list(tables.TABLE_NAMES) + [
         n for n in scenarios.table_names() if n not in tables.TABLE_NAMES
     ]
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class WatchCore:
@@ -181,7 +169,7 @@ class WatchCore:
         f = self.follower
         return (
             f.exists
-            and not any(_alive(pid) for pid in f.writer_pids())
+            and not any(is_alive(pid) for pid in f.writer_pids())
             and not self.matcher.intents
             and not f.torn_tails()
         )
