@@ -102,6 +102,7 @@ class WatchCore:
         self.stopped_by = ""
         self.ledger_problems: list[dict[str, Any]] = []
         self.num_ledger_problems = 0
+        self.metrics: Any = None  # a watch_metrics.WatchMetrics (--metrics-port), or None
 
     # -- what a source provides ------------------------------------------------------------
     def where(self, ch: Any) -> str:
@@ -109,6 +110,18 @@ class WatchCore:
 
     def source_counts(self) -> dict[str, Any]:
         return {}
+
+    def reconnects(self) -> int | None:
+        """The source's reconnections so far (None: it has no connection to lose)."""
+        return None
+
+    def publish(self) -> None:
+        """Hand the figures so far to ``/metrics`` (when served)."""
+        if self.metrics is not None:
+            from loadgen.cdc.watch_metrics import snapshot
+
+            bad = self.follower.num_bad_lines + self.num_ledger_problems
+            self.metrics.publish(snapshot(self.matcher, bad, self.reconnects()))
 
     # -- housekeeping ----------------------------------------------------------------------
     def idle(self) -> bool:
@@ -153,6 +166,7 @@ class WatchCore:
         rec = interval_record(m, now - self._t0, self._matched_before, self.source_counts())
         self._matched_before = m.tally.matched
         self.num_intervals += 1
+        self.publish()  # after the interval record: its lag samples are folded
         self.emit(rec)
 
     def _resolve(self, txids: list[int], now: float) -> None:
@@ -221,4 +235,6 @@ class WatchCore:
             counts=counts,
             notes=notes,
         )
-        return WatchResult(report, m.lag.totals(), self.num_intervals, self.stopped_by)
+        lag = m.lag.totals()
+        self.publish()
+        return WatchResult(report, lag, self.num_intervals, self.stopped_by)

@@ -69,6 +69,7 @@ class LagStats:
         self._interval: dict[str, list[float]] = {}
         self._hist: dict[str, npt.NDArray[np.int64]] = {}
         self._max: dict[str, float] = {}
+        self._sum: dict[str, float] = {}  # ms, of the folded samples
 
     def add(self, table: str, lag_ms: float) -> None:
         vals = self._interval.get(table)
@@ -77,6 +78,7 @@ class LagStats:
             if table not in self._hist:
                 self._hist[table] = np.zeros(_NUM_BUCKETS, np.int64)
                 self._max[table] = lag_ms
+                self._sum[table] = 0.0
         vals.append(lag_ms)
 
     def _fold(self) -> None:
@@ -91,6 +93,7 @@ class LagStats:
             )
             np.add.at(self._hist[table], idx, 1)
             self._max[table] = max(self._max[table], float(a.max()))
+            self._sum[table] += float(a.sum())
 
     def take_interval(self) -> dict[str, Any]:
         """{"all": figures, "tables": {table: figures}} of the interval; starts the next one."""
@@ -114,3 +117,15 @@ class LagStats:
             "all": _hist_summary(every, max(self._max.values())),
             "tables": {t: _hist_summary(h, self._max[t]) for t, h in sorted(self._hist.items())},
         }
+
+    def folded(self) -> dict[str, tuple[npt.NDArray[np.int64], float]]:
+        """{table: (a copy of its bucket counts, sum of its lags in ms)} of the samples folded
+        so far (every ``take_interval`` and ``totals`` folds): ``edges_ms()`` bounds them."""
+        return {t: (h.copy(), self._sum[t]) for t, h in sorted(self._hist.items())}
+
+
+def edges_ms() -> npt.NDArray[np.float64]:
+    """Each bucket's upper edge in ms (bucket 0 holds lags <= 0.01 ms; the last, the rest)."""
+    edges = np.array([_edge(b) for b in range(_NUM_BUCKETS)], np.float64)
+    edges[-1] = math.inf
+    return edges

@@ -76,6 +76,9 @@ class Watch(WatchCore):
             "confirmed_lsn": st.confirmed_lsn,
         }
 
+    def reconnects(self) -> int | None:
+        return self.stream.num_reconnects
+
     # -- callbacks from the stream -------------------------------------------------------------
     def _commit(self, infos: list[CommitInfo]) -> None:
         """The transactions of the list the feeder took: its changes are in ``_buf``, in

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import typer
 
-from loadgen import db, interrupts
+from loadgen import db, interrupts, limits
 from loadgen.cdc import names, report, verify_run, watch_report, watch_run
 from loadgen.cdc.results import DELIVERY_MODES
 from loadgen.cli.app import get_dsn, get_settings
@@ -21,6 +21,8 @@ from loadgen.stream.summary import check_summary_json_path
 GRACE_RANGE = Range(0, 86_400, unit="s")
 INTERVAL_RANGE = Range(0.1, 3_600, unit="s")
 DURATION_RANGE = Range(0, 365 * 86_400.0, low_open=True, unit="s")
+PORT_RANGE = limits.RANGES[("stream", "metrics_port")]
+LINGER_RANGE = Range(0, 3_600, unit="s")
 
 
 def _check(flag: str, value: float | None, rng: Range) -> None:
@@ -87,6 +89,18 @@ def cdc_watch(
     summary_json: str | None = typer.Option(
         None, "--summary-json", help="Also write the final report and lag figures to this file."
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        help=f"Serve Prometheus /metrics on this port ({PORT_RANGE.text()}; the [metrics]"
+        " extra): the figures of the last interval, then the final report's (docs/watch.md).",
+    ),
+    metrics_linger: float = typer.Option(
+        0.0,
+        "--metrics-linger",
+        help="With --metrics-port: keep serving the final figures this many seconds after"
+        f" the report ({LINGER_RANGE.text()}; SIGINT/SIGTERM end it), so a scrape sees them.",
+    ),
 ) -> None:
     """Verify live: follow the ledger and the slot as they grow, report missing changes as
     they happen (pending longer than --grace), duplicates, order and value failures, and the
@@ -116,6 +130,9 @@ def _watch(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
     mode = (a["delivery"] or verify_run.DEFAULT_DELIVERY[source]).strip().lower()
     if mode not in DELIVERY_MODES:
         raise ConfigError(f"--delivery {a['delivery']!r}: use {' or '.join(DELIVERY_MODES)}")
+    if a["metrics_port"] is not None:
+        _check("--metrics-port", a["metrics_port"], PORT_RANGE)
+    _check("--metrics-linger", a["metrics_linger"], LINGER_RANGE)
     if a["summary_json"]:
         check_summary_json_path(a["summary_json"])
     overrides = {"slot": a["slot_name"], "publication": a["publication"]}
@@ -148,17 +165,54 @@ def _watch(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
         return requests.now  # type: ignore[no-any-return]
 
     dsn = get_dsn(ctx)
+    metrics = None
+    if a["metrics_port"] is not None:  # before the database: a port in use is exit 2 at once
+        from loadgen.cdc.watch_metrics import WatchMetrics
+
+        metrics = WatchMetrics(a["metrics_port"])
+        metrics.start()
+    try:
+        result = _run(dsn, s, opts, a["debezium_file"], emit, stop, metrics)
+        try:
+            _finish(a, result)
+        finally:  # the report is out (whatever its verdict): serve its figures a while
+            if metrics is not None:
+                _linger(a["metrics_linger"], requests)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _linger(seconds: float, requests: Any) -> None:
+    """Keep serving /metrics ``seconds`` (or until SIGINT/SIGTERM)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while requests.now is None and time.monotonic() < end:
+        time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+
+def _run(
+    dsn: str, s: Any, opts: Any, debezium_file: str | None, emit: Any, stop: Any, metrics: Any
+) -> Any:
     with (
         names.database_errors("cdc watch"),
         db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         db.require_schema(conn)
-        if a["debezium_file"]:
+        w: Any
+        if debezium_file:
             from loadgen.cdc.watch_debezium import DebeziumWatch
 
-            result = DebeziumWatch(conn, opts, a["debezium_file"], emit, stop).run()
+            w = DebeziumWatch(conn, opts, debezium_file, emit, stop)
         else:
-            result = watch_run.Watch(conn, dsn, opts, emit, stop).run()
+            w = watch_run.Watch(conn, dsn, opts, emit, stop)
+        w.metrics = metrics
+        return w.run()
+
+
+def _finish(a: dict[str, Any], result: Any) -> None:
+    as_json = a["as_json"]
     doc = {"type": "final", **result.report.to_dict(), "lag_ms": result.lag_ms}
     doc["intervals"] = result.intervals
     doc.update(result.extra)

@@ -28,14 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from loadgen.errors import ConfigError
+from loadgen import metrics_http
+from loadgen.metrics_http import BUCKETS_S
 from loadgen.stream.clock import NS_PER_S
 from loadgen.stream.stats import IntervalStats, LatencyHistogram, _bucket_bounds
 from loadgen.stream.summary import kind_of
 
-BUCKETS_S = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)  # fmt: skip
 _CHANGES = {"c": "insert", "u": "update", "d": "delete"}
 
 
@@ -73,8 +71,7 @@ class StreamMetrics:
         self.total = IntervalStats()
         self.lock = threading.Lock()
         self._coordinator: Any = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: metrics_http.MetricsServer | None = None
 
     def bind(self, coordinator: Any) -> None:
         self._coordinator = coordinator
@@ -85,33 +82,13 @@ class StreamMetrics:
 
     def start(self) -> None:
         """Serve ``/metrics`` on ``port`` (all interfaces). Raises ConfigError (exit 2)."""
-        try:
-            from prometheus_client import start_http_server
-            from prometheus_client.registry import CollectorRegistry
-        except ImportError:
-            raise ConfigError(
-                "--metrics-port needs prometheus-client: pip install 'loadgen[metrics]'"
-            ) from None
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self))  # type: ignore[arg-type]
-        try:
-            self._server, self._thread = start_http_server(
-                self.port, addr=self.host or "0.0.0.0", registry=registry
-            )
-        except OSError as exc:
-            raise ConfigError(
-                f"--metrics-port {self.port}: cannot listen: {exc.strerror or exc}"
-            ) from None
+        self._server = metrics_http.serve(self.port, _Collector(self), self.host)
 
     def close(self) -> None:
         """Stop the server (idempotent)."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(2)
-            self._thread = None
 
     # -- read by the collector, in the server's thread --------------------------------------
 
