@@ -13,15 +13,15 @@ Metrics (Prometheus conventions: ``_total`` counters, ``_seconds`` units):
 - ``loadgen_cdc_matched_total`` (``matched``), ``loadgen_cdc_late_total`` (``late_matches``:
   matched after being reported missing);
 - ``loadgen_cdc_pending`` (gauge): committed ledger changes not captured yet, overdue ones
-  included; ``loadgen_cdc_missing`` (gauge): those reported missing and still not captured
-  (at the end: the ``missing`` check's count);
+  included; ``loadgen_cdc_overdue`` (gauge): those reported missing and still not captured
+  (at the end: the ``missing`` check's count; after the final sweep ``pending`` = ``overdue``);
 - ``loadgen_cdc_missing_total``: changes ever reported missing (pending > ``--grace``; the
   final sweep reports every one still pending: ``missing_reported_live``);
 - ``loadgen_cdc_duplicated_total``, ``loadgen_cdc_redelivered_total`` (at-least-once resends),
   ``loadgen_cdc_unexpected_total``;
 - ``loadgen_cdc_check_failures_total{check}``: failures by check, the report's counts for
   every watch check whose count only grows (all but ``missing``, which a late match lowers:
-  see the two ``missing`` metrics above);
+  see ``loadgen_cdc_overdue`` and ``loadgen_cdc_missing_total``);
 - ``loadgen_cdc_lag_seconds{table}``: histogram of capture minus commit time (wall clocks,
   docs/cdc.md), at ``metrics_http.BUCKETS_S``; a lag counts in ``le`` when its whole 2 %
   bucket of ``watch_lag`` lies at or below it; ``_count`` is the report's lag count;
@@ -143,7 +143,7 @@ class _Collector:
             "loadgen_cdc_pending", "Committed ledger changes not captured yet", value=s.pending
         )
         yield GaugeMetricFamily(
-            "loadgen_cdc_missing", "Reported missing and still not captured", value=s.missing_now
+            "loadgen_cdc_overdue", "Reported missing and still not captured", value=s.missing_now
         )
         checks = CounterMetricFamily(
             "loadgen_cdc_check_failures", "Check failures by check", labels=["check"]
