@@ -13,7 +13,8 @@ COPY loadgen ./loadgen
 COPY config/settings.toml ./config/settings.toml
 RUN pip install '.[metrics,report]' \
     && useradd --create-home --uid 10001 loadgen \
-    && chown -R loadgen:loadgen /app
+    && mkdir /ledger \
+    && chown -R loadgen:loadgen /app /ledger
 
 USER loadgen
 ENTRYPOINT ["loadgen"]
