@@ -16,6 +16,7 @@ from typing import Any
 
 from loadgen.cdc.watch_core import WatchOptions
 from loadgen.cdc.watch_debezium import DebeziumWatch
+from loadgen.cdc.watch_metrics import WatchMetrics
 from tests.fixtures.debezium_reader import SampleCatalog, failed, verify_sample
 from tests.fixtures.debezium_samples import Sample
 
@@ -58,6 +59,7 @@ def test_tail_with_torn_line_and_rotation_equals_verify(tmp_path: Path) -> None:
         None, opts, str(events), records.append, stop,
         catalog=SampleCatalog(ctx), schema=ctx["schema"], table_of=ctx["partition_roots"],
     )  # fmt: skip
+    w.metrics = WatchMetrics(0)  # not served: what --metrics-port would show
     writer = threading.Thread(target=_writer, args=(events, lines, done))
     writer.start()
     try:
@@ -81,3 +83,10 @@ def test_tail_with_torn_line_and_rotation_equals_verify(tmp_path: Path) -> None:
     # the sample was captured long ago: lag is the age of its commits, and it is reported
     assert result.lag_ms["all"]["count"] == report["counts"]["captured_changes"]
     assert result.lag_ms["all"]["p50"] > 1_000
+    # /metrics' last snapshot is the report's (redeliveries are not failures; no reconnects)
+    snap = w.metrics.current
+    counts = report["counts"]
+    assert snap.counters["matched"] == counts["matched"]
+    assert snap.counters["redelivered"] == counts["redelivered"] > 500
+    assert snap.checks["duplicated"] == 0 and snap.reconnects is None
+    assert sum(int(h.sum()) for h, _ in snap.lag.values()) == result.lag_ms["all"]["count"]
