@@ -180,3 +180,22 @@ def test_a_metrics_port_in_use_is_one_line_exit_2_before_the_database(
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().count("\n") == 0 and f"--metrics-port {port}: cannot listen" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metrics-port", "0"], "--metrics-port 0: must be 1..65535"),
+        (["--metrics-port", "9464", "--metrics-linger", "4000"], "--metrics-linger 4000: must be"),
+    ],
+)
+def test_bad_metrics_flags_are_one_line_exit_2(
+    tmp_path: Path, cli_env: dict[str, str], args: list[str], message: str
+) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "loadgen", "cdc", "watch", "--ledger", "l/", *args],
+        env={**cli_env, "LOADGEN_DSN": "postgresql://nobody@127.0.0.1:1/none"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
