@@ -95,7 +95,8 @@ def part_files(path: str | Sequence[str]) -> list[str]:
     without parts of its own holds shard ledgers one level down (``DIR/<shard>/part-*.jsonl``).
 
     Raises:
-        ConfigError: nothing at ``path`` (or at one of the paths) looks like a ledger.
+        ConfigError: nothing at ``path`` (or at one of the paths) looks like a ledger, or a
+            part is not a readable regular file.
     """
     if not isinstance(path, str):
         if not path:
@@ -113,6 +114,11 @@ def part_files(path: str | Sequence[str]) -> list[str]:
             parts = [str(p)]  # a single file given directly (e.g. one part, or a merged copy)
     if not parts:
         raise ConfigError(f"--ledger {path!r}: no ledger part files found (expected {PART_GLOB})")
+    for part in parts:  # said before anything is read or any slot touched
+        if not os.path.isfile(part):
+            raise ConfigError(f"--ledger {path!r}: {part} is not a regular file")
+        if not os.access(part, os.R_OK):
+            raise ConfigError(f"--ledger {path!r}: {part} is not readable")
     return parts
 
 
