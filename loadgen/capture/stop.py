@@ -24,6 +24,7 @@ class StopRequests:
 
     def __init__(self) -> None:
         self.now: str | None = None  # the signal's name once SIGINT/SIGTERM arrived
+        self.count = 0  # how many SIGINT/SIGTERM arrived
         self.caught_up_requested = False
         self._old: dict[int, Any] = {}
         self.on_signal: Callable[[], None] | None = None
@@ -42,6 +43,7 @@ class StopRequests:
             self.caught_up_requested = True
         else:
             self.now = signal.Signals(signum).name
+            self.count += 1
         if self.on_signal is not None:
             self.on_signal()
 

@@ -103,6 +103,9 @@ class WatchCore:
         self.ledger_problems: list[dict[str, Any]] = []
         self.num_ledger_problems = 0
         self.metrics: Any = None  # a watch_metrics.WatchMetrics (--metrics-port), or None
+        # on a stop signal: (its name, the server's WAL position then, the drain's deadline)
+        self._drain: tuple[str, int, float] | None = None
+        self.drain_note = ""
 
     # -- what a source provides ------------------------------------------------------------
     def where(self, ch: Any) -> str:
@@ -114,6 +117,14 @@ class WatchCore:
     def reconnects(self) -> int | None:
         """The source's reconnections so far (None: it has no connection to lose)."""
         return None
+
+    def read_through(self) -> int | None:
+        """The LSN before which the source has handed over everything the server sent (None:
+        a source that cannot say, so a stop is not preceded by a drain)."""
+        return None
+
+    def start_drain(self) -> None:
+        """A stop was asked: the source should report its position promptly from now on."""
 
     def publish(self) -> None:
         """Hand the figures so far to ``/metrics`` (when served)."""
@@ -128,7 +139,7 @@ class WatchCore:
         """Poll the ledger; every interval sweep and emit. False: stop now."""
         now = time.monotonic()
         why = self.stop() if self.stop is not None else None
-        if why:
+        if why and not self._keep_draining(why, now):
             self.stopped_by = why
             return False
         self.poll_ledger(now)
@@ -141,6 +152,35 @@ class WatchCore:
         limit = self.opts.max_duration_s
         if limit is not None and now - self._t0 >= limit:
             self.stopped_by = "duration"
+            return False
+        return True
+
+    def _keep_draining(self, why: str, now: float) -> bool:
+        """On a stop signal, first read what the slot already holds: everything committed
+        before the signal (the server's WAL position then), for at most ``grace_s``, so the
+        verdict is not "missing" for changes the watch had not reached yet. False: stop now
+        (drained, the deadline passed, a second signal, or a source that cannot drain)."""
+        if self._drain is None:
+            if self.read_through() is None or self.conn is None or why.endswith("(again)"):
+                return False
+            self.poll_ledger(now)  # the ledger first: its commits all precede the position
+            row = self.conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            hi, lo = str(row[0]).split("/") if row else ("0", "0")
+            target = (int(hi, 16) << 32) | int(lo, 16)
+            self._drain = (why, target, now + self.opts.grace_s)
+            self.start_drain()
+            self.emit({"type": "draining", "to_lsn": str(row[0]) if row else "0/0",
+                       "up_to_s": self.opts.grace_s})  # fmt: skip
+        _, target, deadline = self._drain
+        if why.endswith("(again)"):
+            return False
+        position = self.read_through()
+        if position is not None and position >= target:
+            return False
+        if now >= deadline:
+            self.drain_note = (
+                f"the slot was not read up to the stop's position within {self.opts.grace_s:g} s"
+            )
             return False
         return True
 
@@ -223,6 +263,8 @@ class WatchCore:
             "torn_ledger_lines": len(f.torn_tails()),
         }
         notes = [f"stopped: {self.stopped_by or 'stream ended'}", *notes]
+        if self._drain is not None:
+            notes.append(self.drain_note or "the slot was read up to the stop's position first")
         if m.intents:
             notes.append(f"{len(m.intents)} transactions still without an outcome (in progress)")
         report = final_report(

@@ -79,6 +79,12 @@ class Watch(WatchCore):
     def reconnects(self) -> int | None:
         return self.stream.num_reconnects
 
+    def read_through(self) -> int | None:
+        return self.stream.read_through
+
+    def start_drain(self) -> None:
+        self.stream.want_position = True
+
     # -- callbacks from the stream -------------------------------------------------------------
     def _commit(self, infos: list[CommitInfo]) -> None:
         """The transactions of the list the feeder took: its changes are in ``_buf``, in

@@ -79,6 +79,8 @@ class SlotStream:
         self._confirmed = 0
         self._sent = -1
         self._done_commit_lsn = 0  # commit LSN of the last transaction handed over
+        self._read_through = 0  # every change before this LSN was handed over (see read_through)
+        self.want_position = False  # ask the server for its position at each idle moment
         self._conn: psycopg2.extensions.connection | None = None
         self._cur: psycopg2.extras.ReplicationCursor | None = None
 
@@ -133,6 +135,21 @@ class SlotStream:
     def confirmed_lsn(self) -> int:
         return self._confirmed
 
+    @property
+    def read_through(self) -> int:
+        """An LSN before which the server has sent everything and every transaction was handed
+        over: the end of the last transaction handed over, or, while nothing is open, the
+        walsender's position in its last message (``wal_end``: how far it has decoded)."""
+        return self._read_through
+
+    def _ask_position(self) -> None:
+        """Ask the walsender for a keepalive now (its reply carries ``wal_end``)."""
+        cur = self._cur
+        if cur is None:
+            return
+        with contextlib.suppress(psycopg2.Error):  # the read loop notices a broken connection
+            cur.send_feedback(reply=True, force=True)
+
     def confirm(self, lsn: int) -> None:
         """Report everything up to ``lsn`` as flushed (sent with the next status update)."""
         if lsn > self._confirmed:
@@ -182,6 +199,8 @@ class SlotStream:
                 batch, done, ready, infos = ready, infos, [], []
                 yield batch  # the feeder yields all of its changes before asking for more
                 self.on_commit(done)
+                if done:
+                    self._read_through = max(self._read_through, done[-1].end_lsn)
 
         while True:
             cur = self._cur
@@ -197,8 +216,12 @@ class SlotStream:
             now = time.monotonic()
             if msg is None:
                 yield from hand_over()
+                if begin is None:  # nothing open: all the walsender sent is handed over
+                    self._read_through = max(self._read_through, int(cur.wal_end))
                 if not self.on_idle():
                     return
+                if self.want_position:
+                    self._ask_position()
                 last_idle = now
                 self._send_feedback()
                 try:

@@ -156,12 +156,21 @@ def _watch(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
             return
         if rec.get("type") == "missing":
             print(watch_report.missing_text(rec), file=sys.stderr, flush=True)
+        elif rec.get("type") == "draining":
+            print(
+                f"stopping: reading the slot up to LSN {rec['to_lsn']} first (at most"
+                f" {rec['up_to_s']:g} s; Ctrl-C again stops at once)",
+                file=sys.stderr,
+                flush=True,
+            )
         elif show:
             print(watch_report.progress_text(rec), file=sys.stderr, flush=True)
 
     def stop() -> str | None:
         if requests.caught_up_requested:
             opts.until_caught_up = True
+        if requests.count > 1:  # a second signal: stop at once (no drain of the slot)
+            return f"{requests.now} (again)"
         return requests.now  # type: ignore[no-any-return]
 
     dsn = get_dsn(ctx)

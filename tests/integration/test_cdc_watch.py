@@ -179,6 +179,28 @@ def test_watch_beside_stream_gives_verifys_verdict(rig: dict[str, Any]) -> None:
     assert confirmed_lsn(rig["dsn"], rig["watch_slot"]) > start_lsn
 
 
+def test_a_watch_stopped_before_it_reached_the_backlog_reads_it_first(
+    rig: dict[str, Any],
+) -> None:
+    """Started after the stream, stopped (SIGINT) at its first interval while the walsender
+    is still decoding unrelated WAL before the stream's changes: it reads the slot up to the
+    stop's position first, so its verdict is verify's, not "missing" for what it had not
+    reached (a new user's report)."""
+    with db.connect(rig["dsn"], autocommit=True) as conn:  # WAL to decode, nothing published
+        conn.execute("CREATE TABLE lg_bulk AS SELECT g, repeat('x', 200) AS t"
+                     " FROM generate_series(1, 300000) g")  # fmt: skip
+    done(stream(rig, "--rate", "unlimited", "--max-ops", "600"))
+    w = watch(rig, "--interval", "0.2", "--grace", "120")
+    w.wait_for(lambda: len(w.of("interval")) >= 1)
+    assert w.of("interval")[0]["matched"] < 600  # stopped before it had read the changes
+    w.proc.send_signal(signal.SIGINT)
+    code, final = w.finish()
+    batch = verify(rig)
+    assert code == 0 and final["ok"] and batch["ok"], (failed(final), failed(batch))
+    assert len(w.of("draining")) == 1
+    assert final["counts"]["matched"] == batch["counts"]["matched"] >= 600
+
+
 def test_a_change_lost_mid_run_is_reported_missing_within_grace(rig: dict[str, Any]) -> None:
     grace, interval = 1.5, 0.5
     w = watch(rig, "--grace", str(grace), "--interval", str(interval))
