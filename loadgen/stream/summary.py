@@ -7,15 +7,15 @@ prints it). Times are converted from ns to ms or s only here and in the report.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from loadgen.errors import ConfigError, RunAbortedError
+from loadgen.errors import RunAbortedError
 from loadgen.ops.registry import BY_NAME, KINDS
+from loadgen.outpaths import prepare_output_file
 from loadgen.shards import WHOLE, Shard
 from loadgen.stream.clock import NS_PER_MS
 from loadgen.stream.profiles import SCENARIO_KIND, is_scenario_op
@@ -169,22 +169,14 @@ def _ms(value_ns: int | float) -> float:
 
 
 def check_summary_json_path(path: str | Path) -> None:
-    """Fail before the run when ``--summary-json`` could not be written at its end.
+    """Fail before the run when ``--summary-json`` could not be written at its end; create its
+    missing parent directories (``loadgen.outpaths.prepare_output_file``).
 
     Raises:
-        ConfigError: the path is a directory, or its directory is missing or not writable
-            (exit 2).
+        ConfigError: the path is a directory, a parent is a file, or no file can be created
+            there (exit 2).
     """
-    target = Path(path)
-    directory = target.parent
-    if target.is_dir():
-        raise ConfigError(f"--summary-json {str(path)!r}: is a directory; give a file path")
-    if not directory.is_dir():
-        raise ConfigError(f"--summary-json {str(path)!r}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK) or (
-        target.exists() and not os.access(target, os.W_OK)
-    ):
-        raise ConfigError(f"--summary-json {str(path)!r}: not writable")
+    prepare_output_file("--summary-json", path)
 
 
 def write_summary_json(path: str | Path, summary: RunSummary) -> None:

@@ -25,6 +25,7 @@ from typing import IO, Any
 import orjson
 
 from loadgen.errors import ConfigError
+from loadgen.outpaths import prepare_output_file
 from loadgen.stream.clock import NS_PER_MS, NS_PER_S
 from loadgen.stream.messages import StatsDelta
 from loadgen.stream.phases import PhasePlan
@@ -313,12 +314,9 @@ class TimeseriesWriter:
 
 
 def check_timeseries_path(path: str | Path) -> None:
-    """Fail before the run when ``--timeseries`` could not be written (ConfigError, exit 2)."""
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(f"--timeseries {str(path)!r}: is a directory; give a file path")
-    if not target.parent.is_dir():
-        raise ConfigError(f"--timeseries {str(path)!r}: directory {target.parent} does not exist")
+    """Fail before the run when ``--timeseries`` could not be written; create its missing
+    parent directories (``loadgen.outpaths.prepare_output_file``; ConfigError, exit 2)."""
+    prepare_output_file("--timeseries", path)
 
 
 def read_timeseries(path: str | Path) -> list[dict[str, Any]]:

@@ -192,7 +192,10 @@ def test_phases_hit_their_rates_and_metrics_equal_the_summary(
         (["--phases", "10s@5/s", "--duration", "5"], "--duration cannot go with --phases"),
         (["--phases", "10s@fast"], "--phases phase 1 rate"),
         (["--phases", "5s@0"], "schedule no operation"),
-        (["--timeseries", "no/such/dir/ts.jsonl", "--max-ops", "1"], "does not exist"),
+        (["--timeseries", "afile/ts.jsonl", "--max-ops", "1"], "afile is not a directory"),
+        (["--summary-json", "afile/d/s.json", "--max-ops", "1"], "afile is not a directory"),
+        (["--summary-json", "/proc/x.json", "--duration", "2"], "cannot write in /proc"),
+        (["--timeseries", "/proc/x.jsonl", "--duration", "2"], "cannot write in /proc"),
         (["--metrics-port", "0", "--max-ops", "1"], "--metrics-port = 0 must be 1..65535"),
     ],
 )
@@ -202,11 +205,30 @@ def test_bad_observe_flags_are_one_line_exit_2(
     args: list[str],
     needle: str,
 ) -> None:
+    (tmp_path / "afile").write_text("")
     result = _run(["stream", "--no-progress", *args], env, tmp_path)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("loadgen: error")]
     assert len(errors) == 1 and needle in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+    assert not result.stderr.startswith("stream:")  # refused before the header: nothing ran
+
+
+def test_output_paths_create_their_missing_directories_like_the_ledger(
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    result = _run(
+        ["stream", "--no-progress", "--max-ops", "5", "--rate", "unlimited",
+         "--ledger", "run1/", "--timeseries", "run1/ts/ts.jsonl",
+         "--summary-json", "run1/out/summary.json"],
+        env, tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "run1/out/summary.json").read_text())
+    assert summary["total_ops"] >= 5
+    assert read_timeseries(tmp_path / "run1/ts/ts.jsonl")
+    assert list((tmp_path / "run1").glob("*.jsonl"))  # the ledger's parts, in the same directory
 
 
 def test_a_metrics_port_in_use_is_exit_2_before_the_run(
