@@ -97,6 +97,10 @@ class PidLock:
         self.held = False
 
 
+# the phases of a status file a capture wrote at its end (summary or failure)
+FINAL_PHASES = ("stopped", "failed")
+
+
 def running_pid(pid_path: Path) -> int | None:
     """The pid in ``pid_path`` when that process is alive (not a zombie), else None."""
     try:

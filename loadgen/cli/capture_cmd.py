@@ -320,7 +320,7 @@ def capture_status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """A capture's progress (running) or summary (stopped). Exit 1 when none is running."""
-    from loadgen.capture.runner import running_pid
+    from loadgen.capture.runner import FINAL_PHASES, running_pid
 
     paths = CapturePaths.for_out(out)
     doc = read_json(paths.status)
@@ -328,12 +328,29 @@ def capture_status(
         raise ConfigError(f"no capture status for {str(paths.out)!r} ({paths.status} missing)")
     pid = running_pid(paths.pid)
     doc["running"] = pid is not None
+    died = pid is None and doc.get("phase") not in FINAL_PHASES
+    doc["died_without_summary"] = died
     if as_json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif pid is not None:
+        print(running_text(doc))
     else:
-        print(summary_text(doc) if pid is None else running_text(doc))
+        print(died_text(doc) if died else summary_text(doc))
+        if not died and doc.get("error"):
+            print(f"  error: {doc['error']}")
     if pid is None:
         raise typer.Exit(1)
+
+
+def died_text(doc: dict[str, Any]) -> str:
+    """A capture whose process is gone but whose status file is not final (SIGKILL, OOM,
+    power loss): what its last status update said, without a summary's figures."""
+    return (
+        f"capture not running: pid {doc.get('pid', '?')} is not alive and died without a"
+        f" summary (last status: {doc.get('phase', '?')}, {doc.get('lines', 0):,} lines,"
+        f" last LSN {doc.get('last_lsn') or '-'}); the events it wrote are in {doc.get('out')};"
+        " start the capture again to resume from its offsets"
+    )
 
 
 def running_text(doc: dict[str, Any]) -> str:
@@ -346,19 +363,29 @@ def running_text(doc: dict[str, Any]) -> str:
 
 
 def summary_text(doc: dict[str, Any]) -> str:
-    """The end-of-capture summary for people (a few lines)."""
+    """The end-of-capture summary for people (a few lines); fields the status lacks are left
+    out or shown as "-", never as a Python None, and no rate is shown without a duration."""
     ops = doc.get("events_by_op") or {}
     op_text = "  ".join(f"{k} {v:,}" for k, v in ops.items()) or "none"
     lag = doc.get("slot_lag_bytes")
+    reason = doc.get("stop_reason") or ("failed" if doc.get("phase") == "failed" else "")
+    reason = reason or "reason unknown"
+    elapsed = doc.get("elapsed_s")
+    timing = (
+        f" in {elapsed:.1f} s ({doc.get('lines_per_s') or 0:,.0f}/s)"
+        if isinstance(elapsed, int | float) and elapsed > 0
+        else ""
+    )
+    offsets = doc.get("offsets")
     lines = [
-        f"capture stopped ({doc.get('stop_reason')}): {doc.get('lines', 0):,} lines in"
-        f" {doc.get('elapsed_s', 0):.1f} s ({doc.get('lines_per_s', 0):,.0f}/s) -> {doc.get('out')}"
+        f"capture stopped ({reason}): {doc.get('lines') or 0:,} lines{timing}"
+        f" -> {doc.get('out') or '-'}"
         + (f" (resumed after {doc.get('lines_before', 0):,} lines)" if doc.get("resumed") else ""),
-        f"  events by op: {op_text}; tombstones {doc.get('tombstones', 0):,};"
-        f" transaction events {doc.get('transaction_events', 0):,}",
+        f"  events by op: {op_text}; tombstones {doc.get('tombstones') or 0:,};"
+        f" transaction events {doc.get('transaction_events') or 0:,}",
         f"  LSN {doc.get('first_lsn') or '-'} .. {doc.get('last_lsn') or '-'}; slot"
-        f" {doc.get('slot')} lag {'?' if lag is None else f'{lag:,} B'};"
-        f" offsets {doc.get('offsets')}",
+        f" {doc.get('slot') or '-'} lag {'?' if lag is None else f'{lag:,} B'}"
+        + (f"; offsets {offsets}" if offsets else ""),
     ]
     return "\n".join(lines)
 

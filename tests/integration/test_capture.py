@@ -194,6 +194,10 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(cdc: CdcEnv) -> None:
         cap.wait_lines(300)
         cap.kill()
         killed_at = len(cap.lines())
+        st = cdc.run("cdc", "capture", "status", "--out", str(cap.out))
+        assert st.returncode == 1, st.stdout + st.stderr
+        assert "capture not running" in st.stdout and "died without a summary" in st.stdout
+        assert "None" not in st.stdout and "/s)" not in st.stdout  # no rate from no duration
         cap.start()  # same --out: resumes from the offsets the killed one flushed
         assert stream.wait(120) == 0, (cdc.cwd / "killed-stream.err").read_text()
     finally:

@@ -205,3 +205,41 @@ def test_bad_input_exits_2(
     )
     assert code == 0, err
     assert "plugin.name=pgoutput" in out and "slot.name=loadgen_debezium" in out
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid is free (reuse within the test is vanishingly unlikely)
+    return child.pid
+
+
+def test_capture_status_of_a_killed_capture_says_it_died_without_a_summary(
+    tmp_path: Path,
+) -> None:
+    """A SIGKILLed capture leaves its last periodic status (phase streaming) and its pid file:
+    `capture status` must say it is not running and left no summary, not print a summary of
+    Python Nones with a rate from a zero duration."""
+    out = tmp_path / "ev.jsonl"
+    pid = _dead_pid()
+    status = {"pid": pid, "out": str(out), "phase": "streaming", "started_at": 1.0, "slot": "dbz",
+              "lines": 312, "lines_per_s": 40.0, "last_lsn": "0/16B3748"}  # fmt: skip
+    out.with_name("ev.jsonl.status.json").write_bytes(orjson.dumps(status))
+    out.with_name("ev.jsonl.pid").write_text(str(pid))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG"))}
+    r = loadgen(env, tmp_path, "cdc", "capture", "status", "--out", str(out))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.startswith(f"capture not running: pid {pid} is not alive and died without")
+    assert "312 lines" in r.stdout and "0/16B3748" in r.stdout
+    assert "None" not in r.stdout and "/s)" not in r.stdout and "Traceback" not in r.stderr
+    r = loadgen(env, tmp_path, "cdc", "capture", "status", "--out", str(out), "--json")
+    doc = orjson.loads(r.stdout)
+    assert r.returncode == 1 and doc["running"] is False and doc["died_without_summary"] is True
+
+    # a stopped capture's summary without a duration or offsets: no None, no rate
+    status.update({"phase": "stopped", "stop_reason": None, "elapsed_s": 0.0, "offsets": None})
+    out.with_name("ev.jsonl.status.json").write_bytes(orjson.dumps(status))
+    r = loadgen(env, tmp_path, "cdc", "capture", "status", "--out", str(out))
+    assert r.returncode == 1 and r.stdout.startswith(
+        "capture stopped (reason unknown): 312 lines ->"
+    )
+    assert "None" not in r.stdout and "offsets" not in r.stdout
