@@ -168,8 +168,10 @@ class LatencyHistogram:
                 hist.counts[int(index)] += int(count)
             hist.count, hist.sum = int(data["count"]), int(data["sum_ns"])
             hist.min, hist.max = int(data["min_ns"]), int(data["max_ns"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed histogram: {exc!r}") from None
+        except KeyError as exc:
+            raise ValueError(f"malformed histogram: no {exc.args[0]!r}") from None
+        except TypeError:
+            raise ValueError("malformed histogram: a field has the wrong type") from None
         if int(hist.counts.sum()) != hist.count:
             raise ValueError(f"histogram buckets add up to {hist.counts.sum()}, not {hist.count}")
         return hist

@@ -81,8 +81,28 @@ def stats_of(data: Mapping[str, Any], label: str = "summary") -> IntervalStats:
         stats.lag_ns = LatencyHistogram.from_json(hists["schedule_lag_ns"])
         stats.scenario_latency_ns = LatencyHistogram.from_json(hists["scenario_latency_ns"])
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"{label}: malformed summary ({exc!r})") from None
+        raise malformed(label, exc) from None
     return stats
+
+
+def malformed(label: str, exc: Exception) -> ConfigError:
+    """The one-line error for a summary a field of which is missing or malformed: the field
+    or the reason in plain words (never a Python repr)."""
+    if isinstance(exc, KeyError):
+        why = f"no {exc.args[0]!r}" if exc.args else "a field is missing"
+    elif isinstance(exc, ValueError):
+        why = str(exc)
+    else:  # TypeError / AttributeError: a field of the wrong JSON type
+        why = "a field has the wrong type (an object, list or number where another is expected)"
+    return ConfigError(f"{label}: not a loadgen summary: {why}")
+
+
+def _shard_of(doc: Mapping[str, Any], label: str) -> tuple[int, int]:
+    try:
+        float(doc["elapsed_s"]), int(doc["workers"])
+        return int(doc["shard"]["index"]), int(doc["shard"]["count"])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise malformed(label, exc) from None
 
 
 def merge_summaries(docs: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
@@ -98,7 +118,7 @@ def merge_summaries(docs: Sequence[Mapping[str, Any]], labels: Sequence[str]) ->
     twice = sorted({r for r in run_ids if r and run_ids.count(r) > 1})
     if twice:
         raise ConfigError(f"summary merge: run {twice[0]} given more than once")
-    shards = [(int(d["shard"]["index"]), int(d["shard"]["count"])) for d in docs]
+    shards = [_shard_of(d, label) for d, label in zip(docs, labels, strict=True)]
     counts = sorted({c for _, c in shards})
     if len(counts) > 1:
         raise ConfigError(f"summary merge: shards of different counts ({counts}); one run only")

@@ -201,15 +201,23 @@ def test_histogram_json_round_trips_and_refuses_another_layout() -> None:
 def test_merge_refuses_what_cannot_be_merged_exactly(tmp_path: Path, cli: Cli) -> None:
     one = _summary([1.0], 1, "r1", Shard(0, 2)).to_json()
     old = {k: v for k, v in one.items() if k not in ("histograms", "format_version")}
+    no_by_op = {k: v for k, v in one.items() if k != "by_op"}
+    bad_bucket = orjson.loads(orjson.dumps(one))
+    bad_bucket["histograms"]["latency_ns"]["buckets"] = [[1, -5]]
+    no_shard = {k: v for k, v in one.items() if k != "shard"}
     cases = {
         "old.json": (old, "no histograms"),
         "text.json": (None, "not JSON"),
+        "bad_s2.json": (no_by_op, "bad_s2.json: not a loadgen summary: no 'by_op'"),
+        "bucket.json": (bad_bucket, "bucket.json: not a loadgen summary: bucket [1, -5]"),
+        "noshard.json": (no_shard, "noshard.json: not a loadgen summary: no 'shard'"),
     }
     for name, (doc, words) in cases.items():
         path = tmp_path / name
         path.write_bytes(b"{" if doc is None else orjson.dumps(doc))
         r = cli(["summary", "merge", str(path)])
         assert r.code == 2 and words in r.stderr and len(r.stderr_lines) == 1, r.stderr
+        assert "Error(" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     a = tmp_path / "a.json"
     a.write_bytes(orjson.dumps(one))
     r = cli(["summary", "merge", str(a), str(a)])
@@ -221,11 +229,14 @@ def test_merge_refuses_what_cannot_be_merged_exactly(tmp_path: Path, cli: Cli) -
     restarted = orjson.loads(r.stdout)
     assert restarted["merged"]["restarted_shards"] == [0] and restarted["total_ops"] == 4
     assert restarted["merged"]["missing_shards"] == [1]
+    warning = "warning: shards 1 of 2 missing: the merged summary covers 1 of 2 shards"
+    assert r.stderr_lines == [warning], r.stderr
     c = tmp_path / "c.json"
     c.write_bytes(orjson.dumps(_summary([2.0], 1, "r3", Shard(1, 2)).to_json()))
     out = tmp_path / "merged.json"
     r = cli(["summary", "merge", str(a), str(c), "--out", str(out)])
     assert r.code == 0, r.stderr
+    assert not any("warning" in line for line in r.stderr_lines), r.stderr  # the whole set
     merged = orjson.loads(out.read_bytes())
     assert merged["total_ops"] == 4 and Counter(merged["by_op"]) == Counter(
         {"insert_consulta": 2, "update_exame": 2}
