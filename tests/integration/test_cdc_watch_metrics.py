@@ -187,11 +187,14 @@ def test_a_metrics_port_in_use_is_one_line_exit_2_before_the_database(
     [
         (["--metrics-port", "0"], "--metrics-port 0: must be 1..65535"),
         (["--metrics-port", "9464", "--metrics-linger", "4000"], "--metrics-linger 4000: must be"),
+        (["--summary-json", "afile/s.json"], "--summary-json 'afile/s.json': afile is not a dir"),
+        (["--summary-json", "/proc/w.json"], "--summary-json '/proc/w.json': cannot write in"),
     ],
 )
 def test_bad_metrics_flags_are_one_line_exit_2(
     tmp_path: Path, cli_env: dict[str, str], args: list[str], message: str
 ) -> None:
+    (tmp_path / "afile").write_text("")
     r = subprocess.run(
         [sys.executable, "-m", "loadgen", "cdc", "watch", "--ledger", "l/", *args],
         env={**cli_env, "LOADGEN_DSN": "postgresql://nobody@127.0.0.1:1/none"},
