@@ -190,7 +190,9 @@ def test_unrecoverable_failure_names_init_drop_and_check_sees_the_missing_keys(
     assert "\n" not in message, message
     assert "`loadgen init --drop --yes`" in message and "`loadgen reset --yes" in message
     failed = _failed_checks(schema_dsn)
-    assert any(f.startswith("schema:keys: ['missing exames.exames_pkey'") for f in failed), failed
+    assert any(
+        f.startswith("schema:keys: ") and "'missing exames.exames_pkey'" in f for f in failed
+    ), failed
     with db.connect(schema_dsn) as conn:
         schema.init(conn, drop=True)
     assert _catalog(schema_dsn) == plain_init
