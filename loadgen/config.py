@@ -103,6 +103,7 @@ class StreamConfig:
     phase: Phases | None = None
     timeseries: str | None = None  # --timeseries FILE: one JSON line per report interval
     metrics_port: int | None = None  # --metrics-port N: Prometheus /metrics on this port
+    markers_s: float | None = None  # --markers S: a logical message every S s (stream.markers)
 
 
 @dataclass(frozen=True)

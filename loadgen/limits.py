@@ -94,6 +94,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("stream", "max_jitter_ms"): Range(0, 3_600_000, unit="ms"),
     ("stream", "scenario_weight"): Range(0, 1, low_open=True),
     ("stream", "metrics_port"): Range(1, 65_535),
+    ("stream", "markers_s"): Range(0.1, 3_600, unit="s"),  # --markers: s between markers
     ("logging", "backup_count"): Range(0, 1_000),
     ("shard", "count"): Range(1, MAX_SHARDS),  # LOADGEN_SHARDS, the N of --shard I/N
     ("shard", "index"): Range(0, MAX_SHARDS - 1),  # JOB_COMPLETION_INDEX, the I (0-based)

@@ -25,6 +25,7 @@ from loadgen import scenarios, tables
 from loadgen.cdc.ledger_index import TableCodes
 from loadgen.cdc.results import VerifyReport
 from loadgen.cdc.watch_ledger import LedgerFollower
+from loadgen.cdc.watch_markers import MarkerStats
 from loadgen.cdc.watch_match import Matcher
 from loadgen.cdc.watch_report import final_report, interval_record
 from loadgen.ledger.resolve import xact_status
@@ -95,6 +96,7 @@ class WatchCore:
             max_examples=opts.max_examples,
         )
         self.follower = LedgerFollower(opts.ledger)
+        self.markers = MarkerStats()  # stream --markers, as a source delivers them
         self._t0 = time.monotonic()
         self._next_tick = self._t0 + opts.interval_s
         self._matched_before = 0
@@ -203,7 +205,8 @@ class WatchCore:
         for ex in m.new_missing:
             self.emit({"type": "missing", **ex})
         m.new_missing.clear()
-        rec = interval_record(m, now - self._t0, self._matched_before, self.source_counts())
+        extra = {**self.source_counts(), "markers": self.markers.take_interval()}
+        rec = interval_record(m, now - self._t0, self._matched_before, extra)
         self._matched_before = m.tally.matched
         self.num_intervals += 1
         self.publish()  # after the interval record: its lag samples are folded
@@ -279,4 +282,6 @@ class WatchCore:
         )
         lag = m.lag.totals()
         self.publish()
-        return WatchResult(report, lag, self.num_intervals, self.stopped_by)
+        return WatchResult(
+            report, lag, self.num_intervals, self.stopped_by, {"markers": self.markers.totals()}
+        )

@@ -13,6 +13,7 @@ import resource
 from typing import Any
 
 from loadgen.cdc.results import CHECKS, CheckResult, VerifyReport
+from loadgen.cdc.watch_markers import progress_part
 from loadgen.cdc.watch_match import Matcher
 
 WATCH_CHECKS = (
@@ -89,6 +90,7 @@ def progress_text(rec: dict[str, Any]) -> str:
         + (f" redelivered {rec['redelivered']:,}" if rec["redelivered"] else "")
         + (" " + " ".join(bad) if bad else "")
         + f" | {_lag_part(rec['lag_ms'])}"
+        + progress_part(rec.get("markers"))
     )
 
 
@@ -151,8 +153,8 @@ def final_report(
     return VerifyReport(source, all_counts, checks, notes, elapsed_s, m.delivery)
 
 
-def lag_text(totals: dict[str, Any]) -> str:
-    """The run's lag figures per table, as lines."""
+def lag_text(totals: dict[str, Any], markers: dict[str, Any] | None = None) -> str:
+    """The run's lag figures per table (and of ``stream --markers``' markers), as lines."""
     lines = ["lag (capture - commit), ms:       count      p50      p95      p99      max"]
     rows = [("all", totals.get("all", {})), *totals.get("tables", {}).items()]
     for name, f in rows:
@@ -161,5 +163,12 @@ def lag_text(totals: dict[str, Any]) -> str:
         lines.append(
             f"  {name:<28} {f['count']:>9,} {f['p50']:>8.1f} {f['p95']:>8.1f}"
             f" {f['p99']:>8.1f} {f['max']:>8.1f}"
+        )
+    if markers and markers.get("count"):
+        f = markers["lag_ms"]
+        lines.append(
+            f"  {'markers (capture - write)':<28} {f['count']:>9,} {f['p50']:>8.1f}"
+            f" {f['p95']:>8.1f} {f['p99']:>8.1f} {f['max']:>8.1f}"
+            f"  gaps {markers['gaps']:,} duplicated {markers['duplicated']:,}"
         )
     return "\n".join(lines)

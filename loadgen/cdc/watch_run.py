@@ -48,7 +48,12 @@ class Watch(WatchCore):
         uncarried = carried.uncarried_columns(conn, watched_tables(), opts.publication)
         super().__init__(conn, opts, emit, stop, uncarried=uncarried)
         self.stream = SlotStream(
-            dsn, opts.slot, opts.publication, on_commit=self._commit, on_idle=self._idle
+            dsn,
+            opts.slot,
+            opts.publication,
+            on_commit=self._commit,
+            on_idle=self._idle,
+            on_marker=self.markers.captured,
         )
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
         self.feeder = SlotFeeder(

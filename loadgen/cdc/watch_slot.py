@@ -15,6 +15,11 @@ updates), which lets it release WAL. When the connection drops (a terminated bac
 restarted server), the stream reconnects with backoff and the server resends from the last
 confirmed position; transactions already handed over (commit LSN at or before the last one)
 are skipped and counted (``num_redelivered_txns``), so nothing is lost or doubled.
+
+Logical messages (asked for with ``messages 'true'`` on PostgreSQL 14+) whose prefix is
+``marker_prefix`` (``stream --markers``) are also handed to ``on_marker(content,
+received_at)``: a transactional one when its transaction's Commit arrives (and only once,
+like the transaction), one outside a transaction when it arrives.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from loadgen.errors import DatabaseUnavailableError, SchemaMissingError
 _BEGIN = struct.Struct(">QqI").unpack_from  # final LSN, commit ts (µs since 2000), xid
 _COMMIT = struct.Struct(">bQQq").unpack_from  # flags, commit LSN, end LSN, commit ts
 _PG_EPOCH = P.PG_EPOCH_UNIX_S
+MARKER_PREFIX = b"loadgen"  # loadgen.stream.markers.PREFIX
 RECONNECT_MAX_S = 60.0  # give up after this long without a connection
 BATCH_ROWS = 5_000  # hand rows over at least every this many (the feeder decodes them at once)
 
@@ -65,6 +71,8 @@ class SlotStream:
         on_idle: Callable[[], bool],
         idle_every_s: float = 0.2,
         reconnect_max_s: float = RECONNECT_MAX_S,
+        on_marker: Callable[[bytes, float], None] | None = None,
+        marker_prefix: bytes = MARKER_PREFIX,
     ) -> None:
         self.dsn = dsn
         self.slot = slot
@@ -73,6 +81,8 @@ class SlotStream:
         self.on_idle = on_idle
         self.idle_every_s = idle_every_s
         self.reconnect_max_s = reconnect_max_s
+        self.on_marker = on_marker
+        self.marker_prefix = marker_prefix
         self.num_reconnects = 0
         self.num_redelivered_txns = 0
         self.reconnect_notes: list[str] = []
@@ -91,11 +101,11 @@ class SlotStream:
         )
         try:
             cur = conn.cursor()
+            options = {"proto_version": "1", "publication_names": self.publication}
+            if self.on_marker is not None and conn.server_version >= 140000:
+                options["messages"] = "true"
             cur.start_replication(
-                slot_name=self.slot,
-                decode=False,
-                options={"proto_version": "1", "publication_names": self.publication},
-                status_interval=10,
+                slot_name=self.slot, decode=False, options=options, status_interval=10
             )
         except BaseException:
             conn.close()
@@ -186,11 +196,23 @@ class SlotStream:
             raise DatabaseUnavailableError(f"cdc watch: slot {self.slot}: {text}") from exc
         yield from self._loop()  # the connection stays open for a last ``confirm``: ``close``
 
+    def _marker(self, data: bytes) -> bytes | None:
+        """A Message's content when its prefix is the markers' (else None; malformed: None)."""
+        try:
+            end = data.index(b"\x00", 10)
+            if data[10:end] != self.marker_prefix:
+                return None
+            (length,) = struct.unpack_from(">i", data, end + 1)
+            return bytes(data[end + 5 : end + 5 + length])
+        except (ValueError, struct.error):
+            return None
+
     def _loop(self) -> Iterator[list[tuple[int, int, bytes]]]:
         held: list[tuple[int, int, bytes]] = []  # the open transaction's rows
         ready: list[tuple[int, int, bytes]] = []  # committed transactions not handed over yet
         infos: list[CommitInfo] = []
         begin: tuple[int, float, int] | None = None  # final LSN, commit ts, xid
+        markers: list[bytes] = []  # the open transaction's markers
         last_idle = time.monotonic()
 
         def hand_over() -> Iterator[list[tuple[int, int, bytes]]]:
@@ -210,7 +232,7 @@ class SlotStream:
                 msg = cur.read_message()
             except psycopg2.Error as exc:
                 yield from hand_over()
-                held, begin = [], None
+                held, begin, markers = [], None, []
                 self._reconnect(exc)
                 continue
             now = time.monotonic()
@@ -227,7 +249,7 @@ class SlotStream:
                 try:
                     select.select([cur], [], [], self.idle_every_s)
                 except (OSError, ValueError) as exc:  # the socket went away
-                    held, begin = [], None
+                    held, begin, markers = [], None, []
                     self._reconnect(exc)
                 continue
             data: bytes = msg.payload
@@ -236,7 +258,7 @@ class SlotStream:
             if kind == 0x42:  # 'B'
                 final_lsn, ts_us, xid = _BEGIN(data, 1)
                 begin = (final_lsn, ts_us / 1e6 + _PG_EPOCH, xid)
-                held = [(lsn, xid, data)]
+                held, markers = [(lsn, xid, data)], []
             elif kind == 0x43 and begin is not None:  # 'C'
                 _, commit_lsn, end_lsn, ts_us = _COMMIT(data, 1)
                 held.append((lsn, begin[2], data))
@@ -247,13 +269,25 @@ class SlotStream:
                     self.num_redelivered_txns += 1  # resent after a reconnect: handed over
                     continue
                 self._done_commit_lsn = commit_lsn
+                if markers and self.on_marker is not None:
+                    for marker in markers:
+                        self.on_marker(marker, info.received_at)
+                    markers = []
                 ready.extend(rows)
                 infos.append(info)
                 if len(ready) >= BATCH_ROWS:
                     yield from hand_over()
             elif begin is not None:
                 held.append((lsn, begin[2], data))
+                if kind == 0x4D:  # 'M': a logical message of this transaction
+                    found = self._marker(data)
+                    if found is not None:
+                        markers.append(found)
             else:
+                if kind == 0x4D and self.on_marker is not None:
+                    found = self._marker(data)
+                    if found is not None:
+                        self.on_marker(found, time.time())
                 ready.append((lsn, 0, data))  # outside a transaction (a non-transactional message)
             if now - last_idle >= self.idle_every_s:
                 yield from hand_over()

@@ -175,6 +175,15 @@ def stream(
         "(needs the [metrics] extra).",
         show_default=False,
     ),
+    markers: float | None = typer.Option(
+        None,
+        "--markers",
+        help="Every this many seconds, "
+        f"{_range('markers_s')}, write a logical message (pg_logical_emit_message, prefix "
+        "loadgen; JSON run_id, seq, ts) so `cdc watch` measures lag even while the tables are "
+        "idle [default: none].",
+        show_default=False,
+    ),
 ) -> None:
     """Stream INSERT/UPDATE/DELETE operations until --duration, --max-ops or Ctrl-C.
 
@@ -209,6 +218,7 @@ def stream(
                     "phase": phases,
                     "timeseries": timeseries,
                     "metrics_port": metrics_port,
+                    "markers_s": markers,
                 },
                 "shard": {"spec": shard},
             },
@@ -277,6 +287,8 @@ def _print_header(spec: coordinator.RunSpec, settings: config.Settings) -> None:
         )
     mix_text = " ".join(str(settings.stream.mix or "default").split())
     ledger_text = f"ledger {spec.ledger}, " if spec.ledger else ""
+    if spec.markers_s is not None:
+        ledger_text += f"markers every {spec.markers_s:g} s, "
     shard_text = (
         ""
         if spec.shard.is_whole

@@ -233,7 +233,7 @@ def _finish(a: dict[str, Any], result: Any) -> None:
         _emit_json(doc)
     else:
         print(report.verify_text(result.report))
-        print(watch_report.lag_text(result.lag_ms))
+        print(watch_report.lag_text(result.lag_ms, result.extra.get("markers")))
     if not result.report.is_ok:
         failed = [c.name for c in result.report.checks if not c.is_ok]
         raise CheckFailedError(f"cdc watch: {len(failed)} check(s) failed: {', '.join(failed)}")

@@ -25,6 +25,7 @@ from loadgen.stream import settle
 from loadgen.stream.aborts import Abort, abort_for
 from loadgen.stream.clock import NS_PER_S, SystemClock, interval_ns, next_tick_ns
 from loadgen.stream.fleet import Fleet, WorkerHandle, WorkerTarget, default_max_starting
+from loadgen.stream.markers import MarkerWriter
 from loadgen.stream.messages import (
     PROTOCOL_VERSION,
     StatsDelta,
@@ -97,6 +98,7 @@ class Coordinator:
         self.claim: Claim | None = None  # what this run owns (loadgen.stream.ownership)
         self.settled: settle.Settled | None = None
         self.t_start_ns = self.t_end_ns = 0
+        self.markers_written = self.markers_failed = 0  # --markers (loadgen.stream.markers)
         # --timeseries (loadgen.stream.timeseries); --metrics-port (loadgen.stream.metrics)
         # per interval and phase by when the work happened: progress, phases, --timeseries
         self.series = TimeseriesWriter(
@@ -183,9 +185,14 @@ class Coordinator:
             self.series.start(t_start_ns)
             fleet.start_event.set()
             self.reporter.start()
+            markers = self._start_markers()
             try:
                 self._main_loop(t_start_ns)
             finally:
+                if markers is not None:
+                    markers.stop()
+                    self.markers_written = markers.num_written
+                    self.markers_failed = markers.num_failed
                 self.reporter.stop()
         t_end_ns = clock.now_ns()
         fleet.stop_event.set()
@@ -193,6 +200,15 @@ class Coordinator:
         if self.totals.last_t1_ns > t_start_ns and self.abort is None:
             t_end_ns = self.totals.last_t1_ns  # the workers' own end (their final deltas)
         self.t_start_ns, self.t_end_ns = t_start_ns, t_end_ns
+
+    def _start_markers(self) -> MarkerWriter | None:
+        """``--markers``: the logical-message writer, started with the run (or None)."""
+        spec = self.spec
+        if spec.markers_s is None or not self.should_check_database:
+            return None
+        markers = MarkerWriter(spec.dsn, self.run_id, spec.markers_s)
+        markers.start()
+        return markers
 
     def _start_all(self) -> bool:
         """Spawn every worker, at most ``max_starting`` in start-up at once, and wait until all
@@ -394,6 +410,9 @@ class Coordinator:
             phases=self.series.phase_figures(self.t_end_ns),
             shard=spec.shard,
             run_seed=spec.run_seed,
+            markers=None
+            if spec.markers_s is None
+            else {"written": self.markers_written, "failed": self.markers_failed},
         )
 
 

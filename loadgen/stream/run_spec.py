@@ -55,6 +55,7 @@ class RunSpec:
     # above are already this shard's share; ``seed`` is this shard's, derived from ``run_seed``
     shard: Shard = WHOLE
     run_seed: int | None = None  # the whole run's --seed (None: not sharded, see ``seed``)
+    markers_s: float | None = None  # --markers: s between logical messages (stream.markers)
 
     @classmethod
     def from_settings(
@@ -139,6 +140,7 @@ class RunSpec:
             timeseries=stream.timeseries,
             shard=shard,
             run_seed=None if shard.is_whole else run_seed,
+            markers_s=stream.markers_s,
         )
 
     @property
@@ -228,4 +230,5 @@ class RunSpec:
             "seed": self.seed,
             "profile": self.profile,
             "ledger": self.ledger,
+            "markers_s": self.markers_s,
         }

@@ -58,6 +58,7 @@ class RunSummary:
     phases: list[dict[str, Any]] | None = None  # --phases: per-phase figures (timeseries.figures)
     shard: Shard = WHOLE  # this run is shard I of N (loadgen.shards)
     run_seed: int | None = None  # a shard's whole-run --seed (``seed`` is the shard's own)
+    markers: dict[str, int] | None = None  # --markers: {"written", "failed"} logical messages
 
     @property
     def title(self) -> str:
@@ -126,6 +127,7 @@ class RunSummary:
                 else {}
             ),
             **({"phases": self.phases} if self.phases is not None else {}),
+            **({"markers": self.markers} if self.markers is not None else {}),
         }
 
     def _scenario_steps(self) -> dict[str, Any]:

@@ -67,6 +67,8 @@ CASES: list[tuple[list[str], dict[str, str], dict[str, str], int, str]] = [
         "--batch-size = 100000000 must be 1..10000",
     ),
     (["stream", "--workers", "1000"], {}, {}, 2, "--workers = 1000 must be 1.."),
+    (["stream", "--markers", "0.05"], {}, {}, 2, "--markers = 0.05 must be 0.1..3600 s"),
+    (["stream"], {"LOADGEN_STREAM_MARKERS_S": "7200"}, {}, 2, "stream.markers_s = 7200"),
     (["stream", "--workers", "abc"], {}, {}, 2, "Invalid value for '--workers'"),
     (["stream", "--duration", "400d"], {}, {}, 2, "--duration: duration '400d' is above"),
     (["stream", "--mix", ""], {}, {}, 2, "--mix: empty value"),

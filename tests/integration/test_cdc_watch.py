@@ -266,3 +266,32 @@ def test_pause_then_terminated_connection_lag_recovers_nothing_lost(
     assert lags[peak]["max"] >= 1_500  # changes committed during the pause waited ~2 s
     assert peak < len(lags) - 1
     assert min(x["p50"] for x in lags[peak + 1 :]) < 500  # and the lag came back down
+
+
+def test_markers_give_lag_while_the_tables_are_idle(rig: dict[str, Any]) -> None:
+    w = watch(rig, "--until-caught-up", "--grace", "20", "--interval", "0.5")
+    summary = rig["cwd"] / "stream.json"
+    s = stream(rig, "--rate", "1/h", "--markers", "0.5", "--duration", "4s",
+               "--summary-json", str(summary))  # fmt: skip
+    done(s)
+    code, final = w.finish()
+    assert code == 0 and final["ok"], failed(final)
+    written = orjson.loads(summary.read_bytes())
+    m = final["markers"]
+    # one marker every 0.5 s of the 4 s run, all of this run's (the watch may have caught up
+    # before the last one arrived), none lost or doubled
+    assert written["markers"]["failed"] == 0 and written["markers"]["written"] >= 7
+    assert list(m["runs"]) == [written["run_id"]]
+    assert written["markers"]["written"] - 1 <= m["count"] <= written["markers"]["written"]
+    assert m["count"] >= 5 and (m["gaps"], m["duplicated"], m["bad"]) == (0, 0, 0)
+    assert m["lag_ms"]["count"] == m["count"] and 0 < m["lag_ms"]["p50"] < 5_000
+    # the intervals with markers but no row change: lag measured while the tables were idle
+    idle = [
+        r["markers"]
+        for r in w.of("interval")
+        if r["markers"]["in_interval"] and not r["lag_ms"]["all"]["count"]
+    ]
+    assert len(idle) >= 3 and all(x["lag_ms"]["count"] == x["in_interval"] for x in idle)
+    assert final["counts"]["matched"] <= 6  # at 1/h: at most the first batch of each worker
+    batch = verify(rig)  # the markers' transactions do not disturb the batch verifier
+    assert batch["ok"] and batch["counts"]["logical_messages"] >= m["count"], failed(batch)
