@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_watch.py capacity [NUM_OPS]        # default 30000
     .venv/bin/python bench/bench_watch.py soak [SECONDS] [RATE]     # default 300 s at 2000/s
     .venv/bin/python bench/bench_watch.py lag [SECONDS] [RATE]      # default 30 s at 1000/s
+    .venv/bin/python bench/bench_watch.py markers [SECONDS] [RATE]  # default 30 s at 1/h
 
 - capacity: an unlimited-rate `stream` (2 workers, batches of 10) with `watch` beside it on
   one slot (does it keep up: its pending count, how long after the stream's end it is caught
@@ -13,6 +14,8 @@
 - lag: `watch` beside a `stream` at RATE; the run's lag p50/p99 next to a bare psycopg2
   consumer of a second slot that only reads messages and stamps Commits (the reference: what
   the server and the replication protocol cost; the difference is what watch adds).
+- markers: `stream --markers 0.2` at RATE (default 1/h: the tables idle) with `watch` beside
+  it; the markers' lag (capture − the payload's ts) in watch next to the same bare consumer's.
 
 Needs BENCH_DSN (default postgresql://postgres@127.0.0.1:5432/test, wal_level=logical).
 Figures on a shared machine are noisy: read the ratios.
@@ -236,8 +239,11 @@ def bare(slot: str, pub: str, seconds: float, out: str) -> None:
     )
     cur = conn.cursor()
     cur.start_replication(slot_name=slot, decode=False,
-                          options={"proto_version": "1", "publication_names": pub})  # fmt: skip
+                          options={"proto_version": "1", "publication_names": pub,
+                                   "messages": "true"})  # fmt: skip
     lags: list[float] = []
+    marker_lags: list[float] = []
+    markers: list[bytes] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         msg = cur.read_message()
@@ -245,12 +251,20 @@ def bare(slot: str, pub: str, seconds: float, out: str) -> None:
             select.select([cur], [], [], 0.2)
             continue
         data = msg.payload
-        if data[0] == 0x43:
+        if data[0] == 0x4D:  # a logical message: (flags, lsn, prefix, length, content)
+            end = data.index(b"\x00", 10)
+            if data[10:end] == b"loadgen":
+                markers.append(data[end + 5 :])
+        elif data[0] == 0x43:
             _, _, end_lsn, ts_us = _COMMIT(data, 1)
-            lags.append((time.time() - (ts_us / 1e6 + 946_684_800)) * 1000)
+            now = time.time()
+            lags.append((now - (ts_us / 1e6 + 946_684_800)) * 1000)
+            marker_lags.extend((now - orjson.loads(m)["ts"]) * 1000 for m in markers)
+            markers.clear()
             cur.send_feedback(flush_lsn=end_lsn)
     conn.close()
     Path(out).write_bytes(orjson.dumps(lags))
+    Path(out + ".markers").write_bytes(orjson.dumps(marker_lags))
 
 
 def _pct(vals: list[float], q: float) -> float:
@@ -292,6 +306,41 @@ def lag(seconds: float, rate: float) -> None:
         )
 
 
+def markers(seconds: float, rate: str) -> None:
+    with Rig(2) as rig:
+        w = rig.watch(rig.slots[0], "--interval", "1", "--no-progress")
+        out = rig.work / "bare.json"
+        argv = [PY, __file__, "_bare", rig.slots[1], rig.pub, str(seconds + 15), str(out)]
+        ref = subprocess.Popen(argv, env={**rig.env, "BENCH_DSN": rig.dsn})
+        rig.procs.append(ref)
+        time.sleep(3)
+        s = rig.stream("--rate", rate, "--markers", "0.2", "--duration", f"{seconds:g}s")
+        s.wait()
+        time.sleep(5)
+        w.proc.terminate()
+        fin = w.final()
+        ref.wait()
+        bare_lags = orjson.loads(Path(str(out) + ".markers").read_bytes())
+        m, a = fin["markers"], fin["markers"]["lag_ms"]
+        written = orjson.loads((rig.work / "stream.json").read_bytes())["markers"]
+        print(
+            f"watch bench markers: {seconds:g} s at {rate}, markers every 0.2 s: written"
+            f" {written['written']:,} (failed {written['failed']}), watch saw {m['count']:,}"
+            f" (gaps {m['gaps']}, duplicated {m['duplicated']}), verdict ok={fin['ok']}"
+        )
+        print(
+            f"cdc watch      : p50 {a['p50']:.1f} ms  p99 {a['p99']:.1f} ms  max {a['max']:.1f} ms"
+        )
+        print(
+            f"bare psycopg2  : p50 {_pct(bare_lags, 50):.1f} ms  p99 {_pct(bare_lags, 99):.1f}"
+            f" ms  max {max(bare_lags):.1f} ms  ({len(bare_lags):,} markers)"
+        )
+        print(
+            f"ratio watch / bare: p50 {a['p50'] / _pct(bare_lags, 50):.2f},"
+            f" p99 {a['p99'] / _pct(bare_lags, 99):.2f}"
+        )
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "capacity"
     rest = sys.argv[2:]
@@ -301,7 +350,9 @@ if __name__ == "__main__":
         soak(float(rest[0]) if rest else 300.0, float(rest[1]) if len(rest) > 1 else 2000.0)
     elif mode == "lag":
         lag(float(rest[0]) if rest else 30.0, float(rest[1]) if len(rest) > 1 else 1000.0)
+    elif mode == "markers":
+        markers(float(rest[0]) if rest else 30.0, rest[1] if len(rest) > 1 else "1/h")
     elif mode == "_bare":
         bare(rest[0], rest[1], float(rest[2]), rest[3])
     else:
-        raise SystemExit(f"unknown mode {mode!r}: capacity, soak or lag")
+        raise SystemExit(f"unknown mode {mode!r}: capacity, soak, lag or markers")
