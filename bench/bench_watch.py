@@ -202,26 +202,34 @@ def soak(seconds: float, rate: float) -> None:
         for r in ints[::6]:
             print(f"{r['elapsed_s']:9.0f} {r['matched']:>9,} {r['pending']:>9,}"
                   f" {r['keys_alive']:>10,} {r['rss_mib']:>8.1f}")  # fmt: skip
-        # warm-up: until the bounded memories (the last RECENT matched keys) are full
+        # warm-up: until the bounded memories are full *and* their hash tables have made their
+        # last resize: a dict or set that keeps a window of W entries under churn (one in, the
+        # oldest out) doubles once more at ~1.75 W insertions (the deleted entries' slots fill
+        # it), e.g. 5 -> 10 MiB for W = 100,000; after that it keeps its size for good.
         from loadgen.cdc.watch_match import RECENT, ROW_WINDOW
 
-        warm_i = next(
-            (
-                i
-                for i, r in enumerate(ints)
-                if r["matched"] >= RECENT + 20_000 and r["keys_alive"] >= ROW_WINDOW
-            ),
-            None,
-        )
-        if warm_i is None:
-            print(f"not warmed up: fewer than {RECENT + 20_000:,} changes matched")
-            return
-        base, end = ints[warm_i]["rss_mib"], statistics.median(r["rss_mib"] for r in ints[-6:])
+        end = statistics.median(r["rss_mib"] for r in ints[-6:])
+        for label, need in (("windows full", RECENT + 20_000), ("tables resized", 2 * RECENT)):
+            warm_i = next(
+                (
+                    i
+                    for i, r in enumerate(ints)
+                    if r["matched"] >= need and r["keys_alive"] >= ROW_WINDOW
+                ),
+                None,
+            )
+            if warm_i is None:
+                print(f"warm-up ({label}) not reached: fewer than {need:,} changes matched")
+                continue
+            base = ints[warm_i]["rss_mib"]
+            print(
+                f"RSS after warm-up ({label}: {need:,} matched, {ROW_WINDOW:,} rows followed, at"
+                f" {ints[warm_i]['elapsed_s']:.0f} s) {base:.1f} MiB, at the end {end:.1f} MiB:"
+                f" growth {100 * (end - base) / base:+.1f} %"
+            )
         print(
-            f"RSS after warm-up ({RECENT:,} matched keys, {ROW_WINDOW:,} rows followed, at"
-            f" {ints[warm_i]['elapsed_s']:.0f} s) {base:.1f} MiB, at the end {end:.1f} MiB:"
-            f" growth {100 * (end - base) / base:+.1f} %; keys alive at the end"
-            f" {ints[-1]['keys_alive']:,}; max RSS {max(r['rss_mib'] for r in ints):.1f} MiB"
+            f"keys alive at the end {ints[-1]['keys_alive']:,};"
+            f" max RSS {max(r['rss_mib'] for r in ints):.1f} MiB"
         )
 
 
