@@ -14,14 +14,13 @@ stop flag; the stop is bounded:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.stream import settle
+from loadgen.stream import liveness, settle
 from loadgen.stream.aborts import Abort, abort_for
 from loadgen.stream.clock import NS_PER_S, SystemClock, interval_ns, next_tick_ns
 from loadgen.stream.fleet import Fleet, WorkerHandle, WorkerTarget, default_max_starting
@@ -32,7 +31,7 @@ from loadgen.stream.messages import (
     WorkerDone,
     WorkerFailed,
 )
-from loadgen.stream.ownership import Claim, RunOwnership
+from loadgen.stream.ownership import Claim, RunOwnership, with_claim
 from loadgen.stream.preflight import check_database, check_ledger_path
 from loadgen.stream.report import NullReporter, Progress, Reporter
 from loadgen.stream.run_spec import RunSpec
@@ -41,7 +40,6 @@ from loadgen.stream.stopping import StopFlag
 from loadgen.stream.summary import RunSummary, StreamAbortedError
 from loadgen.stream.timeseries import TimeseriesWriter
 from loadgen.stream.worker import run_worker
-from loadgen.stream.worker_spec import WorkerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +174,7 @@ class Coordinator:
         if self.stop.count:
             fleet.stop_event.set()
         for ws in self.spec.worker_specs():
-            fleet.add(_with_claim(ws, self.run_id, self.claim))
+            fleet.add(with_claim(ws, self.run_id, self.claim))
         started = self._start_all()
         t_start_ns = clock.now_ns()
         if started:
@@ -305,7 +303,7 @@ class Coordinator:
             return
         dead = [h for h in late if h.is_eof or not h.process.is_alive()]
         if dead:
-            self._set_abort(self._died(dead[0]))
+            self._set_abort(liveness.died(dead[0]))
         else:
             self._set_abort(
                 Abort(
@@ -356,26 +354,13 @@ class Coordinator:
         if self.abort is None:  # the first reason is the one reported
             self.abort = abort
 
-    def _died(self, h: WorkerHandle) -> Abort:
-        h.process.join(0.5)  # its exit code, once the kernel has it
-        return Abort(f"worker {h.worker_id} died (exit code {h.process.exitcode})", "worker_failed")
-
     def _check_liveness(self) -> None:
-        now_ns = self.clock.now_ns()
-        for h in self.fleet.handles.values():
-            if h.is_done or self.abort is not None or not h.is_started:
-                continue
-            if h.is_eof or not h.process.is_alive():
-                self._poll(0.2)  # its last words may still be in the pipe
-                if not h.is_done:
-                    self._set_abort(self._died(h))
-            elif (now_ns - h.last_seen_ns) / NS_PER_S > self.silence_timeout_s:
-                self._set_abort(
-                    Abort(
-                        f"worker {h.worker_id} silent for more than {self.silence_timeout_s:g} s",
-                        "worker_failed",
-                    )
-                )
+        if self.abort is None:
+            abort = liveness.check(
+                self.fleet, self.clock.now_ns(), self.silence_timeout_s, self._poll
+            )
+            if abort is not None:
+                self._set_abort(abort)
 
     # -- the summary -----------------------------------------------------------------------
 
@@ -418,13 +403,6 @@ class Coordinator:
 
 def _ids(ids: Any) -> str:
     return ", ".join(str(i) for i in ids)
-
-
-def _with_claim(ws: WorkerSpec, run_id: str, claim: Claim | None) -> WorkerSpec:
-    """A worker's spec with the run's id and what the run owns."""
-    return dataclasses.replace(
-        ws, run_id=run_id, owned_max_ids=None if claim is None else claim.owned_max_ids
-    )
 
 
 def run(spec: RunSpec, reporter: Reporter | None = None, **options: Any) -> RunSummary:

@@ -31,15 +31,19 @@ each connect).
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from loadgen import db, tables
 from loadgen.stream import shard_claims
+
+if TYPE_CHECKING:
+    from loadgen.stream.worker_spec import WorkerSpec
 
 LIVE_CLASS = 0x4C470001  # advisory lock class: a connection of a live stream run
 REGISTER_CLASS = 0x4C470002  # advisory lock class: deciding a new run's claim
@@ -145,3 +149,10 @@ class RunOwnership:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def with_claim(ws: WorkerSpec, run_id: str, claim: Claim | None) -> WorkerSpec:
+    """A worker's spec with the run's id and what the run owns."""
+    return dataclasses.replace(
+        ws, run_id=run_id, owned_max_ids=None if claim is None else claim.owned_max_ids
+    )

@@ -1,0 +1,36 @@
+"""Whether a run's workers are alive: a dead worker or one silent too long aborts the run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loadgen.stream.aborts import Abort
+from loadgen.stream.clock import NS_PER_S
+from loadgen.stream.fleet import Fleet, WorkerHandle
+
+
+def died(h: WorkerHandle) -> Abort:
+    """The abort for a worker that exited before it said it was done (with its exit code)."""
+    h.process.join(0.5)  # its exit code, once the kernel has it
+    return Abort(f"worker {h.worker_id} died (exit code {h.process.exitcode})", "worker_failed")
+
+
+def check(
+    fleet: Fleet, now_ns: int, silence_timeout_s: float, poll: Callable[[float], None]
+) -> Abort | None:
+    """The first started, unfinished worker that died (its pipe at EOF or its process gone,
+    after ``poll(0.2)`` read what it may still have sent) or has been silent for more than
+    ``silence_timeout_s`` seconds (``now_ns``: the run's monotonic clock); None if all live."""
+    for h in fleet.handles.values():
+        if h.is_done or not h.is_started:
+            continue
+        if h.is_eof or not h.process.is_alive():
+            poll(0.2)  # its last words may still be in the pipe
+            if not h.is_done:
+                return died(h)
+        elif (now_ns - h.last_seen_ns) / NS_PER_S > silence_timeout_s:
+            return Abort(
+                f"worker {h.worker_id} silent for more than {silence_timeout_s:g} s",
+                "worker_failed",
+            )
+    return None
