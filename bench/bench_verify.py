@@ -222,8 +222,11 @@ def run_verify_debezium(events: Path, ledger_dir: Path) -> dict[str, Any]:
     return verifier.finish(None, "bench").to_dict()
 
 
-def run_verify(msgs: Iterable[tuple[int, int, bytes]], ledger_dir: Path) -> dict[str, Any]:
-    """Load the ledger, decode and check the stream (no final-state check: no database)."""
+def run_verify(
+    msgs: Iterable[tuple[int, int, bytes]], ledger_dir: Path, *, batched: bool = True
+) -> dict[str, Any]:
+    """Load the ledger, decode and check the stream (no final-state check: no database);
+    ``batched=False``: every message decoded into a ``CapturedChange`` (no batches)."""
     with gc_paused():  # as verify_run.verify_slot does
         ledger = ledger_index.load(str(ledger_dir))
         verifier = Verifier(ledger)
@@ -234,7 +237,10 @@ def run_verify(msgs: Iterable[tuple[int, int, bytes]], ledger_dir: Path) -> dict
             codes=ledger.codes,
             identity_lookup=ledger.pk_by_identity,
         )
-        feed(verifier, feeder)
+        if batched:
+            feed(verifier, feeder)
+        else:
+            verifier.take(feeder.changes())
     return verifier.finish(None, "bench").to_dict()
 
 
@@ -242,18 +248,7 @@ def run_verify_one_at_a_time(
     msgs: Iterable[tuple[int, int, bytes]], ledger_dir: Path
 ) -> dict[str, Any]:
     """``run_verify`` with every message decoded into a ``CapturedChange`` (no batches)."""
-    with gc_paused():
-        ledger = ledger_index.load(str(ledger_dir))
-        verifier = Verifier(ledger)
-        feeder = SlotFeeder(
-            msgs,
-            name="bench",
-            schema="bench",
-            codes=ledger.codes,
-            identity_lookup=ledger.pk_by_identity,
-        )
-        verifier.take(feeder.changes())
-    return verifier.finish(None, "bench").to_dict()
+    return run_verify(msgs, ledger_dir, batched=False)
 
 
 def run_load(ledger_dir: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from loadgen.cdc.change import UNCHANGED_TEXT
 from loadgen.cdc.results import VerifyReport
 from loadgen.cdc.slot_feed import SlotFeeder, partition_roots
 from loadgen.cdc.verify import Verifier
+from tests.fixtures.pgoutput_wire import encode_tuple
 from tests.integration import test_scenarios
 from tests.integration.test_scenarios import Cdc
 
@@ -30,20 +31,6 @@ cdc = test_scenarios.cdc  # the fixture: scenario tables, publications and a fre
 pytestmark = pytest.mark.db
 
 Row = tuple[int, int, bytes]  # (lsn, xid, pgoutput message), as slot.iter_slot yields
-
-
-def encode_tuple(values: tuple[P.Value, ...]) -> bytes:
-    """TupleData (pgoutput v1): the inverse of ``pgoutput.decode_tuple``."""
-    out = [struct.pack(">h", len(values))]
-    for v in values:
-        if v is None:
-            out.append(b"n")
-        elif v is P.UNCHANGED_TOAST:
-            out.append(b"u")
-        else:
-            raw = str(v).encode()
-            out.append(b"t" + struct.pack(">i", len(raw)) + raw)
-    return b"".join(out)
 
 
 def encode_row_change(msg: P.Insert | P.Update) -> bytes:

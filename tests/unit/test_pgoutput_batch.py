@@ -23,22 +23,12 @@ from loadgen.cdc.verify import Verifier
 from loadgen.cdc.verify_run import feed
 from loadgen.ledger import LedgerWriter
 from loadgen.ledger.changes import RowChange
+from tests.fixtures.pgoutput_wire import encode_tuple
 
 COLS = ("id", "paciente_id", "motivo", "status")
 TYPES = ((20, -1), (20, -1), (1043, 204), (1043, 24))  # plain: bounded, never TOASTed
 WIDE = ((20, -1), (20, -1), (25, -1), (1043, 24))  # a text column: TOAST-able, not plain
 ODD_VALUES = ['aspas "duplas"', "barra \\ invertida", "linha\nnova", "Zoë 🏥", "", "\x01"]
-
-
-def _tuple(vals: tuple[str | None, ...]) -> bytes:
-    out = [struct.pack(">h", len(vals))]
-    for v in vals:
-        if v is None:
-            out.append(b"n")
-        else:
-            raw = v.encode()
-            out.append(b"t" + struct.pack(">i", len(raw)) + raw)
-    return b"".join(out)
 
 
 def _relation(relid: int, name: str, types: tuple[tuple[int, int], ...]) -> bytes:
@@ -92,21 +82,24 @@ def stream(seed: int, num_txns: int) -> tuple[list[tuple[int, int, bytes]], list
                 key = rnd.choice(alive[relid])
                 vals = _row(key, rnd)
                 if rnd.random() < 0.1:  # the whole old row (REPLICA IDENTITY FULL)
-                    old = _tuple(vals)
-                    put(b"U" + struct.pack(">I", relid) + b"O" + old + b"N" + _tuple(vals), xid)
+                    old = encode_tuple(vals)
+                    put(
+                        b"U" + struct.pack(">I", relid) + b"O" + old + b"N" + encode_tuple(vals),
+                        xid,
+                    )
                 else:
-                    put(b"U" + head[1:] + _tuple(vals), xid)
+                    put(b"U" + head[1:] + encode_tuple(vals), xid)
                 changes.append((name, "u", key, vals))
             elif alive[relid] and rnd.random() < 0.2:
                 key = alive[relid].pop(rnd.randrange(len(alive[relid])))
                 old = (str(key), None, None, None)
-                put(b"D" + struct.pack(">I", relid) + b"K" + _tuple(old), xid)
+                put(b"D" + struct.pack(">I", relid) + b"K" + encode_tuple(old), xid)
                 changes.append((name, "d", key, None))
             else:
                 pk += 1
                 alive[relid].append(pk)
                 vals = _row(pk, rnd)
-                put(head + _tuple(vals), xid)
+                put(head + encode_tuple(vals), xid)
                 changes.append((name, "c", pk, vals))
         if t % 97 == 50:
             put(_relation(1, "consultas", TYPES), xid)  # sent again mid-stream
@@ -157,9 +150,9 @@ def test_batches_give_what_one_at_a_time_gives(seed: int) -> None:
 
 
 def test_batch_decoder_refuses_what_it_cannot_vouch_for() -> None:
-    good = _tuple(("12", None, "x", "y"))
+    good = encode_tuple(("12", None, "x", "y"))
     toast = good[:-6] + b"u"  # an unchanged-TOAST column
-    data = [good, toast, good[:-1], _tuple(("12", None, "x"))]
+    data = [good, toast, good[:-1], encode_tuple(("12", None, "x"))]
     lens = np.array([len(d) for d in data])
     buf = np.frombuffer(b"".join(data) + bytes(SB.PAD), np.uint8)
     starts = np.cumsum(lens) - lens
@@ -203,7 +196,7 @@ def test_verifier_on_batches_passes_and_fails_as_it_should(tmp_path: Path) -> No
     i = next(i for i, r in enumerate(rows) if r[2][:1] == b"I" and r[2][1:5] == b"\0\0\0\1")
     lsn, xid, data = rows[i]
     bad = data.replace(b"rotina", b"ROTINA")
-    extra = (lsn + 1, xid, data[:6] + _tuple(("999999", "1", "x", "y")))
+    extra = (lsn + 1, xid, data[:6] + encode_tuple(("999999", "1", "x", "y")))
     report = _verify(ledger, rows[:i] + [(lsn, xid, bad), extra] + rows[i + 1 :])
     checks = {c["name"]: c for c in report["checks"]}
     assert not report["ok"]
