@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import socket
 import warnings
 from dataclasses import dataclass
@@ -127,19 +128,48 @@ _PORT_FILE = "tcp_port"
 
 
 def _free_port(wanted: int | None) -> int:
-    """``wanted`` when nothing listens on it, else a port the kernel says is free."""
+    """``wanted`` when nothing listens on it, else a free port outside the ephemeral range.
+
+    A port from the kernel's ephemeral range (``ip_local_port_range``) could be taken by
+    any client socket between two starts, so a new one is drawn below that range
+    (``_PORT_FLOOR`` up to its low bound), falling back to one the kernel picks.
+    """
     if wanted:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((TCP_HOST, wanted))
-                return wanted
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                logger.warning("embedded server: port %d is taken; choosing another", wanted)
+        if _bindable(wanted):
+            return wanted
+        logger.warning("embedded server: port %d is taken; choosing another", wanted)
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(64):
+        candidate = rng.randrange(_PORT_FLOOR, max(_PORT_FLOOR + 1, low))
+        if _bindable(candidate):
+            return candidate
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((TCP_HOST, 0))
         return int(probe.getsockname()[1])
+
+
+_PORT_FLOOR = 20000
+
+
+def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    """The low bound of the kernel's ephemeral port range (32768 where it is unreadable)."""
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    """Whether ``port`` can be bound on ``TCP_HOST`` now; other errors than in-use raise."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((TCP_HOST, port))
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            return False
 
 
 def _tcp_port(pgdata: Path) -> int:
