@@ -242,6 +242,7 @@ def load(
                     )
                 if is_v2:
                     v2_rows.append((first_row, len(a_xid)))
+                objs.clear()  # free the lines before the next chunk is decoded (reader.scan)
                 continue
             objs = [as_dict(o) for o in objs]  # a required field missing: line by line
         try:  # fast path: whole columns by comprehension (the common, well-formed case)
