@@ -170,7 +170,7 @@ def json_hashes(
     text = src[step].tobytes()
     row_end = ends[m - 1 :: m].tolist()
     row_start = [0, *row_end[:-1]]
-    return [hash(text[a:b]) for a, b in zip(row_start, row_end, strict=True)]
+    return list(map(hash, map(text.__getitem__, map(slice, row_start, row_end))))
 
 
 def escaped_at(buf: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:

@@ -9,6 +9,7 @@ source. pgoutput sends each change once and whole transactions in commit order.
 from __future__ import annotations
 
 import itertools
+import operator
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ MIN_BATCH_ROWS = 64  # fewer rows than this: one at a time (numpy's per-call cos
 _B, _C, _I, _U, _D = b"BCIUD"
 _NEW, _K, _O = b"NKO"
 _BATCHED_KINDS = np.frombuffer(b"BCIUD", np.uint8)
+_LSN, _DATA = operator.itemgetter(0), operator.itemgetter(2)  # of a slot row
 
 
 @dataclass
@@ -179,7 +181,7 @@ class SlotFeeder:
                 yield from self._chunk(rows)
 
     def _chunk(self, rows: Sequence[tuple[int, int, bytes]]) -> Iterator[Captured | CapturedBatch]:
-        datas = [r[2] for r in rows]
+        datas = list(map(_DATA, rows))
         lens = np.fromiter(map(len, datas), np.int64, len(rows))
         if lens.min() < 6:  # no valid message is that short: let the decoder say why
             yield from self._slow(rows)
@@ -276,7 +278,7 @@ class SlotFeeder:
     ) -> CapturedBatch:
         """The plain changes ``lo:hi`` of a segment's ``_columns`` as one batch."""
         fi, table, op, pk, rowhash, relid = (c[lo:hi] for c in cols)
-        pos = np.fromiter((rows[a + i][0] for i in fi.tolist()), np.int64, len(fi))
+        pos = np.fromiter(map(_LSN, map(rows.__getitem__, (fi + a).tolist())), np.int64, len(fi))
         xid = xids[fi]
         rels, enc = self._rels, self._encoding
         self.stats.num_changes += len(fi)
