@@ -93,10 +93,19 @@ def date_days(v: Any) -> str:
     return text + era
 
 
+_SECONDS: dict[int, str] = {}  # whole second since the epoch -> its text (a bounded cache:
+# a stream's timestamps share their seconds: one transaction's, a row's created/updated)
+
+
 def _timestamp(us: int, suffix: str = "") -> str:
     if _FAST_US[0] <= us <= _FAST_US[1]:
-        text = (_EPOCH + timedelta(microseconds=us)).isoformat(" ")
-        return (text.rstrip("0") if us % 1_000_000 else text) + suffix
+        secs, frac = divmod(us, 1_000_000)
+        text = _SECONDS.get(secs)
+        if text is None:
+            if len(_SECONDS) >= 65_536:
+                _SECONDS.clear()
+            text = _SECONDS[secs] = (_EPOCH + timedelta(seconds=secs)).isoformat(" ")
+        return (f"{text}.{frac:06d}".rstrip("0") if frac else text) + suffix
     days, tod = divmod(us, _US_PER_DAY)
     text, era = _date_text(*civil_from_days(days))
     return f"{text} {_time_text(tod)}{suffix}{era}"
