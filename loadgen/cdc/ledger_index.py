@@ -242,7 +242,7 @@ def load(
                     )
                 if is_v2:
                     v2_rows.append((first_row, len(a_xid)))
-                objs.clear()  # free the lines before the next chunk is decoded (reader.scan)
+                objs.clear()  # (freed before the next chunk is decoded: reader.scan)
                 continue
             objs = [as_dict(o) for o in objs]  # a required field missing: line by line
         try:  # fast path: whole columns by comprehension (the common, well-formed case)
@@ -256,22 +256,20 @@ def load(
                 for i, o in enumerate(objs)
                 if records.has_extras(o) or o.get("op_name") in tracked
             ]
-            base = len(a_xid)
-            a_xid.extend([o["txid"] for o in objs])
+            base = len(a_xid)  # (whole columns first: a bad value must not extend one of them)
+            xs, ps = (array("q", [o[k] for o in objs]) for k in ("txid", "pk"))
+            ss = array("q", [2 * o["seq"] for o in objs])
+            ms = array("q", [o.get("mono_ns", 0) for o in objs])
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             for offset, obj in zip(offs, objs, strict=True):
                 add_slow(pi, offset, obj)
             if is_v2:
                 v2_rows.append((first_row, len(a_xid)))
             continue
-        a_seq.extend([2 * o["seq"] for o in objs])
-        a_tab.extend(tabs)
-        a_pk.extend([o["pk"] for o in objs])
-        a_op.extend(ops)
-        a_vh.extend(vh)
-        a_part.extend([pi] * len(objs))
-        a_off.extend(offs)
-        a_mono.extend([o.get("mono_ns", 0) for o in objs])
+        for col, vals in zip(
+            cols.values(), (xs, ss, tabs, ps, ops, vh, [pi] * len(objs), offs, ms), strict=True
+        ):
+            col.extend(vals)
         for i in sparse:
             o = objs[i]
             add_extra(base + i, o, old_pk=None if o.get("old_pk") is None else int(o["old_pk"]))
