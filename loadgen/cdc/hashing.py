@@ -151,3 +151,13 @@ def occurrences(
     occ = np.empty(n, np.int64)
     occ[idx] = pos - starts
     return occ
+
+
+def sorted_search(haystack: npt.NDArray[Any], needles: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """``np.searchsorted(haystack, needles)`` with the needles searched in sorted order (about
+    twice as fast for random needles in a large haystack: consecutive searches share their
+    path through it), the result in the needles' order."""
+    order = np.argsort(needles)
+    pos = np.empty(len(needles), np.int64)
+    pos[order] = np.searchsorted(haystack, needles[order])
+    return pos

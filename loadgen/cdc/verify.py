@@ -42,7 +42,7 @@ from loadgen.cdc.change import (
     EncodingLimits,
     describe,
 )
-from loadgen.cdc.hashing import key_hash, row_hash
+from loadgen.cdc.hashing import key_hash, row_hash, sorted_search
 from loadgen.cdc.ledger_index import LedgerIndex, ledger_fate_notes
 from loadgen.cdc.occurrences import OCCURRENCE_WINDOW, Occurrences
 from loadgen.cdc.results import CHECKS, DELIVERY_MODES, VerifyReport
@@ -215,7 +215,7 @@ class Verifier:
         L = self.L
         if not len(L.sorted_khash):
             return np.full(len(kh), LI_UNMATCHED, np.int64)
-        pos = np.minimum(np.searchsorted(L.sorted_khash, kh), len(L.sorted_khash) - 1)
+        pos = np.minimum(sorted_search(L.sorted_khash, kh), len(L.sorted_khash) - 1)
         cand = L.sorted_idx[pos]
         hit = (
             (L.sorted_khash[pos] == kh)

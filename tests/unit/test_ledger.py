@@ -219,12 +219,16 @@ def test_ledger_index_ranks_duplicates_and_occurrences(tmp_path: Path) -> None:
     import numpy as np
 
     from loadgen.cdc import ledger_index
+    from loadgen.cdc.hashing import sorted_search
 
     rng = np.random.default_rng(5)
     fields = [rng.integers(0, 4, 5000), rng.integers(0, 3, 5000), rng.integers(0, 50, 5000)]
     fast = ledger_index.ranks_in_file_order(fields)
     exact = ledger_index.occurrences(fields, np.arange(5000))
     assert np.array_equal(fast, exact) and fast.max() > 3
+    hay = np.sort(rng.integers(-(2**62), 2**62, 5000))
+    needles = np.concatenate((hay[rng.integers(0, 5000, 3000)], rng.integers(-(2**62), 2**62, 99)))
+    assert np.array_equal(sorted_search(hay, needles), np.searchsorted(hay, needles))
 
     led = tmp_path / "l"
     with LedgerWriter(str(led), 0) as w:
