@@ -20,6 +20,12 @@ type defaults in a delete's ``before``, a tombstone after it). The ledger is wri
 
     .venv/bin/pytest bench/bench_verify.py --benchmark-only        # pytest-benchmark
     .venv/bin/python bench/bench_verify.py 1000000                 # changes/s and peak RSS
+    .venv/bin/python bench/bench_verify.py 300000 --only=slot      # one path's CPU s only
+
+``--only=slot|reference|load|debezium`` prints that path's CPU seconds alone (best of 3, no
+memory run): on a busy machine, compare two trees by alternating runs of it, e.g.
+``PYTHONPATH=<other tree> .venv/bin/python bench/bench_verify.py 300000 --only=slot`` (the
+``loadgen`` imported is the other tree's; this bench's functions exist in both).
 """
 
 from __future__ import annotations
@@ -285,6 +291,25 @@ def _cpu(fn: Any, *args: Any) -> tuple[dict[str, Any], float]:
     return report, time.process_time() - cpu0_s
 
 
+def only(num_changes: int, path: str) -> None:
+    """Print one path's CPU seconds (best of 3) for ``num_changes`` (``--only``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        led, events = Path(tmp) / "speed", Path(tmp) / "speed.jsonl"
+        write_ledger(num_changes, led)
+        msgs = list(stream(num_changes))
+        if path == "debezium":
+            write_debezium(num_changes, events)
+        fn, args = {
+            "slot": (run_verify, (msgs, led)),
+            "reference": (run_verify_one_at_a_time, (msgs, led)),
+            "load": (run_load, (led,)),
+            "debezium": (run_verify_debezium, (events, led)),
+        }[path]
+        runs = [_cpu(fn, *args) for _ in range(3)]
+        assert all(r["ok"] for r, _ in runs), runs[0][0]
+        print(f"{path}: {min(s for _, s in runs):.3f} CPU s, {num_changes:,} changes")
+
+
 def main(num_changes: int) -> None:
     """Print the peak RSS of verifying ``num_changes`` from the slot (stream generated lazily,
     measured first so the high-water mark is the verifier's), then CPU-time throughput of the
@@ -350,4 +375,8 @@ def main(num_changes: int) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 200_000)
+    paths = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")]
+    if paths:
+        only(int(args[0]) if args else 200_000, paths[0])
+    else:
+        main(int(args[0]) if args else 200_000)
