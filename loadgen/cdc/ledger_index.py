@@ -266,10 +266,10 @@ def load(
             if is_v2:
                 v2_rows.append((first_row, len(a_xid)))
             continue
-        for col, vals in zip(
+        for col, got in zip(
             cols.values(), (xs, ss, tabs, ps, ops, vh, [pi] * len(objs), offs, ms), strict=True
         ):
-            col.extend(vals)
+            col.extend(got)
         for i in sparse:
             o = objs[i]
             add_extra(base + i, o, old_pk=None if o.get("old_pk") is None else int(o["old_pk"]))
