@@ -9,8 +9,10 @@
   one slot (does it keep up: its pending count, how long after the stream's end it is caught
   up), then `watch` over the same backlog on a second slot created before the load (its
   capacity: changes per second of wall time, start-up excluded). Ratio = watch / stream.
-- soak: `watch` beside a long `stream` at RATE; the RSS series from its interval records and
-  the growth after a 60 s warm-up.
+- soak: `watch` beside a long `stream` at RATE; the RSS series from its interval records (the
+  start, every 5 min, the warm-up mark, the end) and the growth after the warm-up (the bounded
+  memories full and their tables at their last resize); then `cdc verify` of the same data on
+  a second slot: the same verdict?
 - lag: `watch` beside a `stream` at RATE; the run's lag p50/p99 next to a bare psycopg2
   consumer of a second slot that only reads messages and stamps Commits (the reference: what
   the server and the replication protocol cost; the difference is what watch adds).
@@ -186,7 +188,10 @@ def capacity(num_ops: int) -> None:
 
 
 def soak(seconds: float, rate: float) -> None:
-    with Rig(1) as rig:
+    from loadgen.cdc.watch_match import RECENT, ROW_WINDOW
+
+    load0 = os.getloadavg()
+    with Rig(2) as rig:  # slot 0: the watch; slot 1: a `cdc verify` of the same data after
         w = rig.watch(rig.slots[0], "--interval", "5", "--no-progress")
         s = rig.stream("--rate", f"{rate:g}/s", "--duration", f"{seconds:g}s")
         s.wait()
@@ -194,42 +199,61 @@ def soak(seconds: float, rate: float) -> None:
         w.proc.terminate()
         fin = w.final()
         ints = w.intervals()
+        load1 = os.getloadavg()
+        ver = orjson.loads(
+            rig.run("cdc", "verify", "--ledger", str(rig.ledger), "--slot", rig.slots[1],
+                    "--publication", rig.pub, "--consume", "--json").stdout
+        )  # fmt: skip
         print(
             f"watch bench soak: {seconds:g} s at {rate:g}/s, {fin['counts']['matched']:,}"
-            f" matched, verdict ok={fin['ok']}"
+            f" matched, verdict ok={fin['ok']}; load average {load0[0]:.2f} at the start,"
+            f" {load1[0]:.2f} at the end (1 min)"
         )
-        print("elapsed_s  matched     pending  keys_alive  rss_mib")
-        for r in ints[::6]:
-            print(f"{r['elapsed_s']:9.0f} {r['matched']:>9,} {r['pending']:>9,}"
-                  f" {r['keys_alive']:>10,} {r['rss_mib']:>8.1f}")  # fmt: skip
-        # warm-up: until the bounded memories are full *and* their hash tables have made their
-        # last resize: a dict or set that keeps a window of W entries under churn (one in, the
-        # oldest out) doubles once more at ~1.75 W insertions (the deleted entries' slots fill
-        # it), e.g. 5 -> 10 MiB for W = 100,000; after that it keeps its size for good.
-        from loadgen.cdc.watch_match import RECENT, ROW_WINDOW
 
+        # warm-up: the bounded memories full (rows followed, matched keys, transactions: the
+        # last fill later, one transaction holding several changes) *and* the dicts' tables at
+        # their last resize: a dict keeping a window of W entries under churn (one in, the
+        # oldest out) doubles once more at ~1.75 W insertions, e.g. 5 -> 10 MiB for W = 100,000.
+        def full(r: dict[str, Any]) -> bool:
+            return (r["keys_alive"] >= ROW_WINDOW and r.get("recent_keys", 0) >= RECENT
+                    and r.get("recent_txns", 0) >= RECENT)  # fmt: skip
+
+        warm_i = next(
+            (i for i, r in enumerate(ints) if full(r) and r["matched"] >= 2 * RECENT), None
+        )
+        every = max(1, round(300 / 5))  # a record every 5 s: every 5 min
+        show = sorted({0, len(ints) - 1, *range(0, len(ints), every),
+                       *([warm_i] if warm_i is not None else [])})  # fmt: skip
+        print("elapsed_s  matched     pending  keys_alive  recent_txns  rss_mib")
+        for i in show:
+            r = ints[i]
+            mark = "  <- warm-up" if i == warm_i else ""
+            print(f"{r['elapsed_s']:9.0f} {r['matched']:>9,} {r['pending']:>9,}"
+                  f" {r['keys_alive']:>10,} {r.get('recent_txns', 0):>12,}"
+                  f" {r['rss_mib']:>8.1f}{mark}")  # fmt: skip
         end = statistics.median(r["rss_mib"] for r in ints[-6:])
-        for label, need in (("windows full", RECENT + 20_000), ("tables resized", 2 * RECENT)):
-            warm_i = next(
-                (
-                    i
-                    for i, r in enumerate(ints)
-                    if r["matched"] >= need and r["keys_alive"] >= ROW_WINDOW
-                ),
-                None,
-            )
-            if warm_i is None:
-                print(f"warm-up ({label}) not reached: fewer than {need:,} changes matched")
-                continue
+        if warm_i is None:
+            print(f"warm-up not reached: windows not full or fewer than {2 * RECENT:,} matched")
+        else:
             base = ints[warm_i]["rss_mib"]
+            after = [r["rss_mib"] for r in ints[warm_i:]]
             print(
-                f"RSS after warm-up ({label}: {need:,} matched, {ROW_WINDOW:,} rows followed, at"
+                f"RSS after warm-up (windows of {RECENT:,} keys, {RECENT:,} transactions and"
+                f" {ROW_WINDOW:,} rows full, {2 * RECENT:,} matched, at"
                 f" {ints[warm_i]['elapsed_s']:.0f} s) {base:.1f} MiB, at the end {end:.1f} MiB:"
-                f" growth {100 * (end - base) / base:+.1f} %"
+                f" growth {100 * (end - base) / base:+.1f} % (max after it {max(after):.1f} MiB)"
             )
         print(
             f"keys alive at the end {ints[-1]['keys_alive']:,};"
             f" max RSS {max(r['rss_mib'] for r in ints):.1f} MiB"
+        )
+        fails = {c["name"]: c["count"] for c in fin["checks"] if not c["ok"]}
+        vfails = {c["name"]: c["count"] for c in ver["checks"] if not c["ok"]}
+        print(
+            f"cdc verify of the same data (second slot): ok={ver['ok']}, matched"
+            f" {ver['counts'].get('matched', 0):,}, failed {vfails or '-'};"
+            f" watch ok={fin['ok']}, failed {fails or '-'}:"
+            f" {'same verdict' if ver['ok'] == fin['ok'] else 'DIFFERENT VERDICTS'}"
         )
 
 

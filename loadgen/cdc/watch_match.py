@@ -415,6 +415,12 @@ class Matcher:
     def num_keys(self) -> int:
         return len(self._rows)
 
+    @property
+    def num_recent(self) -> tuple[int, int]:
+        """(matched keys, committed transactions) remembered for redeliveries: each grows to
+        ``RECENT`` and stays there (the transactions fill later: one holds several changes)."""
+        return len(self._recent_keys), len(self._recent_txns)
+
 
 def _before(lc: _LedgerChange, part0: int, off0: int, mono0: int) -> bool:
     """Whether ledger change ``lc`` committed before the one at (part0, off0, mono0)."""

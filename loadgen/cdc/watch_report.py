@@ -62,6 +62,8 @@ def interval_record(
         "order": t.order,
         "values": t.values,
         "keys_alive": m.num_keys,
+        "recent_keys": m.num_recent[0],
+        "recent_txns": m.num_recent[1],
         "rss_mib": rss_mib(),
         "lag_ms": m.lag.take_interval(),
         **extra,

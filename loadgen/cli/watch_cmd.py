@@ -173,6 +173,9 @@ def _watch(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
             return f"{requests.now} (again)"
         return requests.now  # type: ignore[no-any-return]
 
+    from loadgen.malloc_tuning import fix_mmap_threshold
+
+    fix_mmap_threshold()  # flat RSS in long runs (docs/watch.md, Memory)
     dsn = get_dsn(ctx)
     metrics = None
     if a["metrics_port"] is not None:  # before the database: a port in use is exit 2 at once
