@@ -54,13 +54,6 @@ _MASK32 = 0xFFFFFFFF
 _OPS = {"c": OP_CREATE, "u": OP_UPDATE, "d": OP_DELETE, "r": OP_READ}
 
 
-class Quiet:
-    """From ``_events`` of a growing file: it stopped growing; hand over what is held."""
-
-
-QUIET = Quiet()
-
-
 @dataclass(slots=True)
 class _Event:
     op: int
@@ -205,7 +198,7 @@ class DebeziumFeeder:
         return self._tables[relation]
 
     # -- reading --------------------------------------------------------------------------
-    def _events(self) -> Iterator[_Event | CapturedTruncate | Quiet]:
+    def _events(self) -> Iterator[_Event | CapturedTruncate | None]:
         with open(self.path, "rb") as f:
             line_no, raw = 0, b""
             for line_no, raw in enumerate(f, start=1):  # noqa: B007 - the last one is used
@@ -263,10 +256,11 @@ class DebeziumFeeder:
 
     def changes(self) -> Iterator[Captured]:
         """Every change in file order; a create or delete is held until the next event of its
-        table (or a ``QUIET`` from a growing file's reader), to pair a split key change."""
+        table, to pair a split key change (or until ``_events`` yields None: a growing file's
+        reader saying the file has stopped growing for now)."""
         held: dict[int, _Event] = {}
         for ev in self._events():
-            if isinstance(ev, Quiet):
+            if ev is None:
                 for h in held.values():
                     yield from self._single(h)
                 held.clear()

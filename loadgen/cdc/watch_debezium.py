@@ -32,7 +32,7 @@ import psycopg
 
 from loadgen.cdc import carried
 from loadgen.cdc.change import CapturedChange, CapturedTruncate
-from loadgen.cdc.debezium import QUIET, DebeziumFeeder, Quiet, _Event, parse_line
+from loadgen.cdc.debezium import DebeziumFeeder, _Event, parse_line
 from loadgen.cdc.rows import Catalog
 from loadgen.cdc.slot_feed import partition_roots
 from loadgen.cdc.watch_core import WatchCore, WatchOptions, WatchResult, watched_tables
@@ -85,11 +85,11 @@ class DebeziumTail(DebeziumFeeder):
             )
         return ev
 
-    def _events(self) -> Iterator[_Event | CapturedTruncate | Quiet]:
+    def _events(self) -> Iterator[_Event | CapturedTruncate | None]:
         f = open(self.path, "rb")  # noqa: SIM115 - reopened on rotation
         inode, offset, buf = os.fstat(f.fileno()).st_ino, 0, b""
         last_idle = grew_at = time.monotonic()
-        quiet = True  # a QUIET was yielded since the file last grew
+        quiet = True  # a quiet None was yielded since the file last grew
         try:
             while True:
                 chunk = f.read(READ_BYTES)
@@ -110,7 +110,7 @@ class DebeziumTail(DebeziumFeeder):
                     grew_at, quiet = now, False
                 elif not quiet and now - grew_at >= self.quiet_s:
                     quiet = True
-                    yield QUIET
+                    yield None  # quiet: the feeder hands over what it holds
                 if chunk and now - last_idle < self.idle_every_s:
                     continue
                 last_idle = now
