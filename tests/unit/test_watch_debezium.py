@@ -127,8 +127,12 @@ def _stop_when(
 
     def stop() -> str | None:
         last = [r for r in records[-1:] if r["type"] == "interval"]
-        if last and (last[0]["matched"], last[0]["pending"]) == (matched, 0):
-            return "all matched" if last[0]["redelivered"] >= redelivered else None
+        if last and (
+            last[0]["matched"],
+            last[0]["pending"],
+            last[0]["redelivered"] >= redelivered,
+        ) == (matched, 0, True):
+            return "all matched"
         return "timeout" if time.monotonic() > deadline else None
 
     return stop
