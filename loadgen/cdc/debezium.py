@@ -198,7 +198,7 @@ class DebeziumFeeder:
         return self._tables[relation]
 
     # -- reading --------------------------------------------------------------------------
-    def _events(self) -> Iterator[_Event | CapturedTruncate]:
+    def _events(self) -> Iterator[_Event | CapturedTruncate | None]:
         with open(self.path, "rb") as f:
             line_no, raw = 0, b""
             for line_no, raw in enumerate(f, start=1):  # noqa: B007 - the last one is used
@@ -256,9 +256,15 @@ class DebeziumFeeder:
 
     def changes(self) -> Iterator[Captured]:
         """Every change in file order; a create or delete is held until the next event of its
-        table, to pair a split key change."""
+        table, to pair a split key change (or until ``_events`` yields None: a growing file's
+        reader saying the file has stopped growing for now)."""
         held: dict[int, _Event] = {}
         for ev in self._events():
+            if ev is None:
+                for h in held.values():
+                    yield from self._single(h)
+                held.clear()
+                continue
             code = ev.table if isinstance(ev, CapturedTruncate) else ev.code
             prev = held.pop(code, None)
             if isinstance(ev, CapturedTruncate):

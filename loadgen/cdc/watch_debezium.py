@@ -6,13 +6,18 @@ Debezium's values back to PostgreSQL's text) over a file that grows: it reads co
 they are appended, waits for a torn last line to be completed, and starts again from the top
 when the file is truncated or replaced (rotation, a capture restarted with a fresh file); a
 capture restarted on the same file just appends, and its redeliveries are counted by the
-matcher (at least once). ``ref`` numbers events across the whole tail (1, 2, ... over every
-file generation), and each event's ``source.ts_ms`` (the server's commit time) and ``ts_ms``
-(when the connector processed it) are kept until its change is handed over, for the lag.
-While no line comes, ``on_idle()`` runs every ``idle_every_s`` (False: stop).
+matcher (at least once). A torn last line cut off (what ``cdc capture`` does when it restarts
+after dying mid-write) is not a truncation: reading goes on from the end of the last complete
+line (``num_torn_cut``). ``ref`` numbers events across the whole tail (1, 2, ... over every
+file generation), and each event's ``source.ts_ms`` (the server's commit time), ``ts_ms``
+(when the connector processed it) and the time its line was read are kept until its change is
+handed over, for the lag. While no line comes, ``on_idle()`` runs every ``idle_every_s``
+(False: stop).
 
 A create or delete is held by the feeder until the next event of its table (to pair a key
-change split in two); at the end of the tail every held change is handed over.
+change split in two), or until the file has not grown for ``quiet_s`` seconds (the connector
+has nothing more for now: a quiet table's last change is not left pending until the grace
+makes it "missing"); at the end of the tail every held change is handed over.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import psycopg
@@ -34,12 +39,25 @@ from loadgen.cdc.watch_core import WatchCore, WatchOptions, WatchResult, watched
 from loadgen.cdc.watch_ledger import READ_BYTES
 from loadgen.interrupts import Interrupted
 
+QUIET_S = 2.0  # a file not grown this long: held creates and deletes are handed over
+
+
+def _ends_a_line(f: BinaryIO, offset: int, size: int) -> bool:
+    """Whether the file still ends a line at ``offset`` (it was cut back to there, no further)."""
+    return size >= offset and (offset == 0 or os.pread(f.fileno(), 1, offset - 1) == b"\n")
+
 
 class DebeziumTail(DebeziumFeeder):
     """A ``DebeziumFeeder`` that follows ``path`` as it grows (see the module doc)."""
 
     def __init__(
-        self, path: str, *, on_idle: Callable[[], bool], idle_every_s: float = 0.2, **kw: Any
+        self,
+        path: str,
+        *,
+        on_idle: Callable[[], bool],
+        idle_every_s: float = 0.2,
+        quiet_s: float = QUIET_S,
+        **kw: Any,
     ) -> None:
         if not os.path.exists(path):
             open(path, "ab").close()  # the capture may start later: an empty file is fine
@@ -47,7 +65,10 @@ class DebeziumTail(DebeziumFeeder):
         self.on_idle = on_idle
         self.idle_every_s = idle_every_s
         self.num_restarts = 0  # the file was truncated or replaced
-        self.stamps: dict[int, tuple[int | None, int | None]] = {}  # ref → (source.ts_ms, ts_ms)
+        self.num_torn_cut = 0  # a torn last line was cut off (a capture restarted after a crash)
+        self.quiet_s = quiet_s
+        # ref → (source.ts_ms, ts_ms, when the line was read: time.time() in ms)
+        self.stamps: dict[int, tuple[int | None, int | None, float]] = {}
         self._ref = 0
         self._src_ts: int | None = None
         self._ts: int | None = None
@@ -60,16 +81,23 @@ class DebeziumTail(DebeziumFeeder):
             self.stamps[line_no] = (
                 src_ts if type(src_ts) is int else None,
                 ts if type(ts) is int else None,
+                time.time() * 1000.0,
             )
         return ev
 
-    def _events(self) -> Iterator[_Event | CapturedTruncate]:
+    def _events(self) -> Iterator[_Event | CapturedTruncate | None]:
         f = open(self.path, "rb")  # noqa: SIM115 - reopened on rotation
         inode, offset, buf = os.fstat(f.fileno()).st_ino, 0, b""
-        last_idle = time.monotonic()
+        last_idle = grew_at = time.monotonic()
+        quiet = True  # a quiet None was yielded since the file last grew
         try:
             while True:
                 chunk = f.read(READ_BYTES)
+                if chunk and buf and os.pread(f.fileno(), len(buf), offset) != buf:
+                    f.seek(offset)  # the torn line was cut and lines appended in its place
+                    buf, self.num_torn_cut = b"", self.num_torn_cut + 1
+                    continue
+                now = time.monotonic()
                 if chunk:
                     buf += chunk
                     end = buf.rfind(b"\n") + 1
@@ -79,7 +107,10 @@ class DebeziumTail(DebeziumFeeder):
                         ev = self._line(raw)
                         if ev is not None:
                             yield ev
-                now = time.monotonic()
+                    grew_at, quiet = now, False
+                elif not quiet and now - grew_at >= self.quiet_s:
+                    quiet = True
+                    yield None  # quiet: the feeder hands over what it holds
                 if chunk and now - last_idle < self.idle_every_s:
                     continue
                 last_idle = now
@@ -90,6 +121,10 @@ class DebeziumTail(DebeziumFeeder):
                 except OSError:
                     st = None
                 if st is not None and (st.st_ino != inode or st.st_size < offset + len(buf)):
+                    if st.st_ino == inode and _ends_a_line(f, offset, st.st_size):
+                        f.seek(offset)  # only the torn last line was cut (a restarted capture)
+                        buf, self.num_torn_cut = b"", self.num_torn_cut + 1
+                        continue
                     f.close()  # truncated or replaced: a new generation of the file
                     f = open(self.path, "rb")  # noqa: SIM115
                     inode, offset, buf = os.fstat(f.fileno()).st_ino, 0, b""
@@ -164,6 +199,7 @@ class DebeziumWatch(WatchCore):
     def source_counts(self) -> dict[str, Any]:
         return {
             "file_restarts": self.feeder.num_restarts,
+            "torn_lines_cut": self.feeder.num_torn_cut,
             "connector_ms": self.connector.take(),
         }
 
@@ -175,8 +211,8 @@ class DebeziumWatch(WatchCore):
                 if type(item) is not CapturedChange:
                     self.num_truncates += 1
                     continue
-                src_ts, ts = stamps.pop(item.ref, (None, None))
-                lag = None if src_ts is None else time.time() * 1000.0 - src_ts
+                src_ts, ts, read_ms = stamps.pop(item.ref, (None, None, 0.0))
+                lag = None if src_ts is None else read_ms - src_ts  # not the time it was held
                 if src_ts is not None and ts is not None:
                     self.connector.add(ts - src_ts)
                 m.captured_one(item, lag, time.monotonic())
@@ -186,6 +222,7 @@ class DebeziumWatch(WatchCore):
         count, examples = self.feeder.problems()
         counts: dict[str, Any] = {
             "file_restarts": self.feeder.num_restarts,
+            "torn_lines_cut": self.feeder.num_torn_cut,
             "captured_truncates": self.num_truncates,
             "source_lines": count,
             **self.feeder.counts(),

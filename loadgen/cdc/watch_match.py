@@ -296,6 +296,8 @@ class Matcher:
             self._match(key, lc, c)
             return
         pos = self._recent_keys.get(key)
+        if pos is None and key in self.captured_pending:  # again before the ledger brought it
+            pos = self.captured_pending[key].ch.position
         if pos is not None:
             rec[1] -= 1
             if pos == ch.position and self.delivery == "at-least-once":

@@ -159,6 +159,25 @@ def test_at_least_once_counts_an_exact_redelivery(tmp_path: Path) -> None:
     assert (rig.m.tally.redelivered, rig.m.tally.duplicated) == (1, 0)
 
 
+@pytest.mark.parametrize(
+    ("delivery", "want"), [("at-least-once", (1, 0)), ("exactly-once", (0, 1))]
+)
+def test_delivered_twice_before_the_ledger_brought_it(
+    tmp_path: Path, delivery: str, want: tuple[int, int]
+) -> None:
+    """A watch that reads a capture's file (first delivery and redelivery) ahead of the
+    ledger: the second delivery is told apart from the first, not silently put in its place."""
+    rig = Rig(tmp_path, delivery=delivery)
+    rig.m.captured_one(cap(OP_CREATE, 1, "Ana"), None, 0.0)
+    rig.m.captured_one(cap(OP_CREATE, 1, "Ana"), None, 0.1)  # same transaction and position
+    with LedgerWriter(rig.path, 0) as w:
+        w.write_txn(XID, "t", [row("c", 1, "Ana")])
+    rig.poll(0.2)
+    t = rig.m.tally
+    assert (t.redelivered, t.duplicated) == want
+    assert (t.matched, len(rig.m.captured_pending), t.captured_changes) == (1, 0, 2)
+
+
 def test_order_across_one_writer(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     with LedgerWriter(rig.path, 0) as w:
