@@ -23,72 +23,26 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.cdc import watch_lag
 from loadgen.cdc.change import OP_DELETE, OP_LETTERS, UNCHANGED, CapturedChange, image
 from loadgen.cdc.ledger_index import OP_CODES, TableCodes
 from loadgen.cdc.watch_ledger import LedgerLine
+from loadgen.cdc.watch_state import (
+    CaptureEntry,
+    Intent,
+    Key,
+    LedgerEntry,
+    Tally,
+    committed_before,
+)
 from loadgen.ledger import records
 
 MASK32 = 0xFFFFFFFF
 RECENT = 100_000  # matched keys and committed transactions remembered for redeliveries
 ROW_WINDOW = 100_000  # rows the per-row order check follows (the most recently changed)
 RECENT_TXN_RANKS = 10_000  # transactions whose captured positions rank redeliveries (Debezium)
-ORDER_SLACK_NS = 1_000_000_000  # across writers, monotonic stamps decide beyond 1 s (verify's)
-Key = tuple[int, int, int, int, int]  # xid32, table, pk, op, occurrence
-
-
-@dataclass(slots=True)
-class _LedgerChange:
-    part: int
-    offset: int
-    writer: int
-    mono_ns: int
-    txid: int  # xid8
-    after: dict[str, str | None] | None
-    op_name: str
-    known_at: float  # when the watch learned it committed (monotonic s)
-
-
-@dataclass(slots=True)
-class _Intent:
-    changes: list[tuple[Key, _LedgerChange]] = field(default_factory=list)
-    ranks: dict[tuple[int, int, int], int] = field(default_factory=dict)
-    seqs: set[int] = field(default_factory=set)
-    seen_at: float = 0.0
-
-
-@dataclass(slots=True)
-class _Captured:
-    ch: CapturedChange
-    seq: int  # capture order
-    txn: list[int]  # [commit end LSN, changes of it still undecided] (shared per transaction)
-    at: float
-
-
-@dataclass
-class Tally:
-    """Counts so far (the progress line, the summary and the final report)."""
-
-    ledger_changes: int = 0  # committed ledger changes seen
-    ledger_transactions: int = 0
-    captured_changes: int = 0
-    captured_transactions: int = 0
-    matched: int = 0
-    late: int = 0  # matched after having been reported missing
-    missing_reported: int = 0  # reported missing live (pending > grace), ever
-    redelivered: int = 0
-    duplicated: int = 0
-    unexpected: int = 0
-    missing_from_ledger: int = 0
-    excluded_before_ledger: int = 0
-    values: int = 0
-    order: int = 0
-    ledger_duplicates: int = 0
-    ledger_aborted_transactions: int = 0
-    ledger_resolved_by_server: int = 0
 
 
 class Matcher:
@@ -111,10 +65,10 @@ class Matcher:
         self.tally = Tally()
         self.lag = watch_lag.LagStats()
         self.examples: dict[str, list[dict[str, Any]]] = {}
-        self.ledger_pending: dict[Key, _LedgerChange] = {}
-        self.overdue: dict[Key, _LedgerChange] = {}  # reported missing, still pending
-        self.captured_pending: dict[Key, _Captured] = {}
-        self.intents: dict[int, _Intent] = {}  # txid8 → changes awaiting their outcome
+        self.ledger_pending: dict[Key, LedgerEntry] = {}
+        self.overdue: dict[Key, LedgerEntry] = {}  # reported missing, still pending
+        self.captured_pending: dict[Key, CaptureEntry] = {}
+        self.intents: dict[int, Intent] = {}  # txid8 → changes awaiting their outcome
         self._f1: tuple[int, int, dict[tuple[int, int, int], int]] = (-1, -1, {})
         self.min_xid8: int | None = None
         self._recent_keys: dict[Key, int] = {}  # matched key → captured position
@@ -136,7 +90,7 @@ class Matcher:
         if example is not None and len(exs) < self.max_examples:
             exs.append(example)
 
-    def ledger_example(self, key: Key, lc: _LedgerChange, part_name: str) -> dict[str, Any]:
+    def ledger_example(self, key: Key, lc: LedgerEntry, part_name: str) -> dict[str, Any]:
         return {
             "ledger_line": f"{part_name}@{lc.offset}",
             "txid": lc.txid,
@@ -146,7 +100,7 @@ class Matcher:
             "op_name": lc.op_name,
         }
 
-    def captured_example(self, c: _Captured, where: str) -> dict[str, Any]:
+    def captured_example(self, c: CaptureEntry, where: str) -> dict[str, Any]:
         ch = c.ch
         return {
             "table": self.codes.names[ch.table],
@@ -177,7 +131,7 @@ class Matcher:
         opc, pk = OP_CODES[op], int(obj["pk"])
         if self.min_xid8 is None or txid < self.min_xid8:
             self.min_xid8 = txid
-        lc = _LedgerChange(
+        lc = LedgerEntry(
             line.part, line.offset, int(obj.get("writer", -1)), int(obj.get("mono_ns", 0)),
             txid, obj.get("after"), str(obj.get("op_name", "")), now,
         )  # fmt: skip
@@ -194,7 +148,7 @@ class Matcher:
             return
         intent = self.intents.get(txid)
         if intent is None:
-            intent = self.intents[txid] = _Intent(seen_at=now)
+            intent = self.intents[txid] = Intent(seen_at=now)
         if seq in intent.seqs:
             self.fail("ledger_duplicates", None)
             return
@@ -228,7 +182,7 @@ class Matcher:
             if len(self._recent_txns_q) > RECENT:
                 self._recent_txns.discard(self._recent_txns_q.popleft())
 
-    def _add_ledger(self, key: Key, lc: _LedgerChange, now: float) -> None:
+    def _add_ledger(self, key: Key, lc: LedgerEntry, now: float) -> None:
         self.tally.ledger_changes += 1
         c = self.captured_pending.pop(key, None)
         if c is None:
@@ -286,7 +240,7 @@ class Matcher:
             self.lag.add(self.codes.names[ch.table], lag_ms)
         key = (ch.xid, ch.table, ch.pk, ch.op, occ)
         self._capture_seq += 1
-        c = _Captured(ch, self._capture_seq, rec, now)
+        c = CaptureEntry(ch, self._capture_seq, rec, now)
         lc = self.ledger_pending.pop(key, None)
         if lc is None:
             lc = self.overdue.pop(key, None)
@@ -307,7 +261,7 @@ class Matcher:
             return
         self.captured_pending[key] = c
 
-    def _match(self, key: Key, lc: _LedgerChange, c: _Captured) -> None:
+    def _match(self, key: Key, lc: LedgerEntry, c: CaptureEntry) -> None:
         self.tally.matched += 1
         c.txn[1] -= 1
         ch = c.ch
@@ -321,7 +275,7 @@ class Matcher:
         last = self._rows.get(row)
         if last is not None:
             seq0, part0, off0, mono0 = last
-            if c.seq > seq0 and _before(lc, part0, off0, mono0):
+            if c.seq > seq0 and committed_before(lc, part0, off0, mono0):
                 self.fail("order", {**self._row_example(key), "problem": "captured after a"
                                     " change of the row that committed later"})  # fmt: skip
         if ch.op == OP_DELETE:
@@ -337,7 +291,7 @@ class Matcher:
         return {"table": self.codes.names[key[1]], "pk": key[2], "op": OP_LETTERS[key[3]],
                 "xid": key[0]}  # fmt: skip
 
-    def _check_values(self, key: Key, lc: _LedgerChange, c: _Captured) -> None:
+    def _check_values(self, key: Key, lc: LedgerEntry, c: CaptureEntry) -> None:
         after = lc.after or {}
         skip = self.uncarried.get(key[1], frozenset())
         got = dict(zip(c.ch.names, c.ch.values or (), strict=False))
@@ -391,7 +345,7 @@ class Matcher:
             self._decide_unmatched(key, c, where)
         self._advance_flush()
 
-    def _decide_unmatched(self, key: Key, c: _Captured, where: Any) -> None:
+    def _decide_unmatched(self, key: Key, c: CaptureEntry, where: Any) -> None:
         base = self.min_xid8
         if base is None:
             self.fail("unexpected", self.captured_example(c, where(c.ch)))
@@ -422,10 +376,3 @@ class Matcher:
         """(matched keys, committed transactions) remembered for redeliveries: each grows to
         ``RECENT`` and stays there (the transactions fill later: one holds several changes)."""
         return len(self._recent_keys), len(self._recent_txns)
-
-
-def _before(lc: _LedgerChange, part0: int, off0: int, mono0: int) -> bool:
-    """Whether ledger change ``lc`` committed before the one at (part0, off0, mono0)."""
-    if lc.part == part0:
-        return lc.offset < off0
-    return lc.mono_ns + ORDER_SLACK_NS < mono0
