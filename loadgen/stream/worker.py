@@ -374,6 +374,7 @@ def run_worker(
         worker.parent.arm(signal.SIGTERM)
     try:
         worker.run()
+        gc.freeze()  # the exit's collections would walk what the run made (loadgen.__main__)
     except BaseException as exc:  # noqa: BLE001 - process boundary: report, never raise
         worker.watchdog.stop()
         try:
