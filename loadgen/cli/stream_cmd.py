@@ -203,7 +203,7 @@ def stream(
     try:  # every exit restores the handlers, bad input included (in-process callers)
         if not stop.count:  # as many as can start at once (a guess when not given here)
             guess = GUESS_WORKERS if workers is None else workers
-            spares.start(min(guess, default_max_starting(), max_ops or guess))
+            spares.start(min(guess, default_max_starting()))
         from loadgen import capacity, config
         from loadgen.stream import coordinator
         from loadgen.stream.report import (

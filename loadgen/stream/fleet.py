@@ -193,14 +193,15 @@ class Fleet:
             spare.reader.close()
             idle.append(spare.process)
         self._bound.clear()
-        for process in [h.process for h in alive] + idle:
-            _signal(process, signal.SIGTERM)
+        for h in alive:
+            _signal(h.process, signal.SIGTERM)
+        for process in idle:  # no spec, no connection, nothing to finish
+            _signal(process, signal.SIGKILL)
         _wait_all([h.process for h in alive] + idle, TERMINATE_WAIT_S)
         killed = [h for h in alive if h.process.is_alive()]
-        idle = [p for p in idle if p.is_alive()]
-        for process in [h.process for h in killed] + idle:
-            _signal(process, signal.SIGKILL)
-        _wait_all([h.process for h in killed] + idle, KILL_WAIT_S)
+        for h in killed:
+            _signal(h.process, signal.SIGKILL)
+        _wait_all([h.process for h in killed], KILL_WAIT_S)
         for h in self.handles.values():
             if h.is_started and not h.process.is_alive():
                 h.process.join(0)

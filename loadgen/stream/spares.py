@@ -6,8 +6,8 @@ modules (numpy, psycopg, the operations, the data vocabulary) on the other core 
 waits for its ``WorkerSpec``. When the coordinator plans its workers (``Fleet.add``) it binds
 spares to the first ones and starts each by sending its spec down the spare's own pipe
 (``Fleet.start``); the worker then runs exactly as a freshly spawned one (``run_worker``).
-Spares nobody needs (fewer workers than guessed, bad input, a stop) get EOF on that pipe and
-exit; ``Spares.close`` then reaps them within the fleet's bounded shutdown.
+Spares nobody needs (fewer workers than guessed, bad input, a stop) are killed and reaped
+(``Spares.close``, or with the fleet's bounded shutdown): without a spec they hold nothing.
 
 A spare is a worker in every respect that matters for stopping: spawned (nothing inherited),
 SIGINT ignored, SIGTERM a stop, the coordinator's death a SIGTERM (``prctl(PR_SET_PDEATHSIG)``)
@@ -130,20 +130,15 @@ class Spares:
         return processes
 
     def close(self, timeout_s: float = 1.0) -> None:
-        """Release the waiting spares and reap them: SIGTERM, ``timeout_s``, SIGKILL. For a
-        run that ends before its fleet exists (bad input, a stop during the checks)."""
+        """Release the waiting spares and reap them at once (SIGKILL: a spare without a spec
+        holds no connection, ledger or state), waiting at most ``timeout_s`` in all. For a
+        run that ends before its fleet took them (bad input, a stop during the checks)."""
         processes = self.release()
         for process in processes:
-            _signal(process, signal.SIGTERM)
-        for sig in (signal.SIGKILL, None):  # one shared deadline each: bounded for any count
-            deadline = time.monotonic() + timeout_s
-            for process in processes:
-                process.join(max(deadline - time.monotonic(), 0.0))
-            processes = [p for p in processes if p.is_alive()]
-            if sig is None or not processes:
-                break
-            for process in processes:
-                _signal(process, sig)
+            _signal(process, signal.SIGKILL)
+        deadline = time.monotonic() + timeout_s
+        for process in processes:
+            process.join(max(deadline - time.monotonic(), 0.0))
 
 
 def _signal(process: BaseProcess, sig: int) -> None:
