@@ -180,6 +180,7 @@ class Coordinator:
             fleet.stop_event.set()
         for ws in self.spec.worker_specs():
             fleet.add(with_claim(ws, self.run_id, self.claim))
+        fleet.spares.close()  # spares beyond --workers (a guess from the command line) go now
         started = self._start_all()
         t_start_ns = clock.now_ns()
         if started:
