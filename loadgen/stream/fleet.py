@@ -186,7 +186,7 @@ class Fleet:
         rest, reap. Returns the ids that had to be killed. Bounded by about 2 s in all."""
         self.stop_event.set()
         alive = self.alive()
-        # spares never started as a worker: told to exit (EOF), reaped with the others
+        # spares never started as a worker (no spec, nothing held): killed, reaped with the rest
         idle = self.spares.release()
         for spare in self._bound.values():
             spare.spec_writer.close()
