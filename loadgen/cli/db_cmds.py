@@ -68,13 +68,16 @@ def counts(
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
-    from rich.table import Table
+    sys.stdout.write(counts_table(result))
 
-    table = Table("table", "rows", title=None, box=None)
-    for name, count in result.items():
-        table.add_row(name, f"{count:,}")
-    table.add_row("total", f"{sum(result.values()):,}", style="bold")
-    _out().print(table)
+
+def counts_table(result: dict[str, int]) -> str:
+    """``counts``' table as plain text: the layout rich's borderless table has off a terminal
+    (one space of padding each side, left-aligned), without importing rich (~0.06 s)."""
+    rows = [("table", "rows"), *((n, f"{c:,}") for n, c in result.items())]
+    rows.append(("total", f"{sum(result.values()):,}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "".join(f" {a.ljust(widths[0])}  {b.ljust(widths[1])} \n" for a, b in rows)
 
 
 @app.command()

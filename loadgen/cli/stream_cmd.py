@@ -1,26 +1,31 @@
-"""``loadgen stream``: continuous, rate-controlled operations from N worker processes."""
+"""``loadgen stream``: continuous, rate-controlled operations from N worker processes.
+
+Start-up order (issue 11): the command's first act, once its signal handlers are in, is to
+spawn the spare workers (``loadgen.stream.spares``), so their imports run on the other core
+while this process imports the settings, psycopg, numpy and the coordinator; hence the imports
+below the module's top are inside ``stream``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from loadgen import capacity, config, db, interrupts, limits
+from loadgen import interrupts, limits
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.errors import RunAbortedError
-from loadgen.stream import coordinator, profiles
+from loadgen.stream import profiles
 from loadgen.stream.rates import format_rate
-from loadgen.stream.report import (
-    RunSummary,
-    StreamAbortedError,
-    check_summary_json_path,
-    choose_reporter,
-    print_summary,
-    write_summary_json,
-)
-from loadgen.stream.timeseries import check_timeseries_path
+from loadgen.stream.spares import GUESS_WORKERS, Spares, default_max_starting
+from loadgen.stream.stopping import StopFlag
+
+if TYPE_CHECKING:
+    from loadgen import config
+    from loadgen.stream.report import RunSummary
+    from loadgen.stream.run_spec import RunSpec
 
 _PROFILE_HELP = (
     "Named profile: "
@@ -190,11 +195,25 @@ def stream(
     SIGINT or SIGTERM at any stage (even while Python starts) stops the run gracefully: the
     summary of what was committed, exit 0.
     """
-    stop = coordinator.StopFlag()
+    stop = StopFlag()
     stop.install()  # first: signals from here on stop the run...
     interrupts.hand_over()  # ...and so do those received while Python started
     metrics = None
+    spares = Spares()
     try:  # every exit restores the handlers, bad input included (in-process callers)
+        if not stop.count:  # as many as can start at once (a guess when not given here)
+            guess = GUESS_WORKERS if workers is None else workers
+            spares.start(min(guess, default_max_starting()))
+        from loadgen import capacity, config
+        from loadgen.stream import coordinator
+        from loadgen.stream.report import (
+            StreamAbortedError,
+            check_summary_json_path,
+            choose_reporter,
+            print_summary,
+        )
+        from loadgen.stream.timeseries import check_timeseries_path
+
         settings = get_settings(
             ctx,
             {
@@ -251,7 +270,7 @@ def stream(
             metrics.start()
         reporter = choose_reporter(settings.stream.progress)
         try:
-            summary = coordinator.run(spec, reporter, stop=stop, metrics=metrics)
+            summary = coordinator.run(spec, reporter, stop=stop, metrics=metrics, spares=spares)
         except StreamAbortedError as exc:  # the partial summary, then exit 4 with one line
             print_summary(exc.summary)
             problem = _write_summary_json(summary_json_path, exc.summary)
@@ -262,14 +281,17 @@ def stream(
         stop.restore()
         if metrics is not None:
             metrics.close()
+        spares.close()  # those no run took (bad input, a stop before the fleet): reaped
     print_summary(summary)
     problem = _write_summary_json(summary_json_path, summary)
     if problem:  # the run is over and printed; what was asked to be kept is not
         raise RunAbortedError(f"{problem} (the run finished; its summary is above)")
 
 
-def _print_header(spec: coordinator.RunSpec, settings: config.Settings) -> None:
-    """The run's plan, one line on stderr (before anything is started)."""
+def _print_header(spec: RunSpec, settings: config.Settings) -> None:
+    """The run's plan, one line on stderr (before any worker runs)."""
+    from loadgen import db
+
     pace = (
         f"phases {spec.phases}"
         if spec.phases is not None
@@ -308,6 +330,8 @@ def _write_summary_json(path: str | None, summary: RunSummary) -> str | None:
     """Write the JSON summary (when asked); why it could not be written, or None."""
     if not path:
         return None
+    from loadgen.stream.report import write_summary_json
+
     try:
         write_summary_json(path, summary)
     except OSError as exc:

@@ -98,7 +98,7 @@ class Candidates:
             agendadas = conn.execute(
                 "SELECT data, id FROM consultas WHERE status = 'agendada' AND id "
                 + mine.format(col="id")
-                + " AND id <= %s",
+                + " AND id <= %s ORDER BY data, id",  # sorted: a heap as it comes
                 (upto("consultas"),),
             ).fetchall()
             canceladas = _int8_column(
@@ -111,7 +111,7 @@ class Candidates:
             pendentes = conn.execute(
                 "SELECT data, id FROM exames WHERE resultado IS NULL AND id "
                 + mine.format(col="id")
-                + " AND id <= %s",
+                + " AND id <= %s ORDER BY data, id",
                 (upto("exames"),),
             ).fetchall()
             types = conn.execute(
@@ -131,16 +131,16 @@ class Candidates:
         for table, column, type_name in types:
             column_types.setdefault(table, {})[column] = type_name
         link_state = LinkState(parents["convenios"].tolist(), residue=shard)
-        owned_list = owned_pacientes.tolist()
-        link_state.load_many(owned_list, links.tolist())
+        link_state.load_many(owned_pacientes, links)
+        now = _due_before()  # rows due already go straight to their pools' ``due``
         state = cls(
             parents=parents,
             column_types=column_types,
-            pacientes=IdPool(owned_list, residue=shard),
+            pacientes=IdPool(owned_pacientes.tolist(), residue=shard),
             links=link_state,
-            agendadas=DatedPool(agendadas, residue=shard),
+            agendadas=DatedPool(agendadas, residue=shard, now=now),
             canceladas=IdPool(canceladas.tolist(), residue=shard),
-            pendentes=DatedPool(pendentes, residue=shard),
+            pendentes=DatedPool(pendentes, residue=shard, now=now),
             abertas=IdPool(abertas.tolist(), residue=shard),
         )
         state.refresh()
@@ -168,7 +168,7 @@ class Candidates:
 
     def refresh(self) -> None:
         """Move dated rows whose time has come (less ``DUE_MARGIN_S``) into their ``due`` pool."""
-        now = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=DUE_MARGIN_S)
+        now = _due_before()
         self.agendadas.refresh(now)
         self.pendentes.refresh(now)
 
@@ -193,6 +193,11 @@ class Candidates:
             )
             self._committed_pacientes.clear()
         return self.parents
+
+
+def _due_before() -> datetime:
+    """Rows dated at or before this (naive UTC) are due: now, less ``DUE_MARGIN_S``."""
+    return datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=DUE_MARGIN_S)
 
 
 def _parent_ids(conn: psycopg.Connection[Any], table: str) -> np.ndarray:

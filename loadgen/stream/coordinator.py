@@ -20,10 +20,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.stream import liveness, settle
+from loadgen.stream import liveness, report, settle
 from loadgen.stream.aborts import Abort, abort_for
 from loadgen.stream.clock import NS_PER_S, SystemClock, interval_ns, next_tick_ns
-from loadgen.stream.fleet import Fleet, WorkerHandle, WorkerTarget, default_max_starting
+from loadgen.stream.fleet import Fleet, WorkerHandle, WorkerTarget
 from loadgen.stream.markers import MarkerWriter
 from loadgen.stream.messages import (
     PROTOCOL_VERSION,
@@ -35,11 +35,12 @@ from loadgen.stream.ownership import Claim, RunOwnership, with_claim
 from loadgen.stream.preflight import check_database, check_ledger_path
 from loadgen.stream.report import NullReporter, Progress, Reporter
 from loadgen.stream.run_spec import RunSpec
+from loadgen.stream.spares import Spares, default_max_starting
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.stopping import StopFlag
 from loadgen.stream.summary import RunSummary, StreamAbortedError
 from loadgen.stream.timeseries import TimeseriesWriter
-from loadgen.stream.worker import run_worker
+from loadgen.stream.worker_entry import run_worker
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Coordinator:
         stop: StopFlag | None = None,
         max_starting: int | None = None,
         metrics: Any = None,
+        spares: Spares | None = None,
     ) -> None:
         self.spec = spec
         self.reporter = reporter or NullReporter()
@@ -89,7 +91,10 @@ class Coordinator:
         self.run_id = secrets.token_hex(4)  # in the ledger part names and the summary
         # the engine's workers keep a shared commit tally; scripted test workers do not
         layout = settle.layout_for(spec.scenarios) if worker_target is run_worker else None
-        self.fleet = Fleet(worker_target, layout)
+        if spares is not None and layout is None:  # scripted workers: spares do not apply
+            spares.close()
+            spares = None
+        self.fleet = Fleet(worker_target, layout, spares)
         self.totals = _Totals()
         self.abort: Abort | None = None
         self.done_reason: str | None = None  # a WorkerDone reason, or "stopped" (coordinator)
@@ -175,6 +180,7 @@ class Coordinator:
             fleet.stop_event.set()
         for ws in self.spec.worker_specs():
             fleet.add(with_claim(ws, self.run_id, self.claim))
+        fleet.spares.close()  # spares beyond --workers (a guess from the command line) go now
         started = self._start_all()
         t_start_ns = clock.now_ns()
         if started:
@@ -213,9 +219,13 @@ class Coordinator:
         are ready. False when the run stopped or aborted before they were."""
         fleet, clock = self.fleet, self.clock
         waiting = deque(h for h in fleet.handles.values())
+        is_warm = False
         while True:
             while waiting and fleet.num_starting() < self.max_starting and not self._is_over():
                 fleet.start(waiting.popleft(), clock.now_ns())
+            if not is_warm:  # while the first workers import and load: not before, not after
+                report.warm()
+                is_warm = True
             if self._is_over():
                 return False
             if not waiting and all(h.is_ready for h in fleet.handles.values()):

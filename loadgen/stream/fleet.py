@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
+import pickle
 import signal
 import time
 from collections.abc import Callable
@@ -37,6 +37,7 @@ from loadgen.stream.messages import (
     WorkerFailed,
     WorkerReady,
 )
+from loadgen.stream.spares import Spare, Spares, spawn
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.tally import CommitTally, TallyLayout, shared_size
 from loadgen.stream.worker_spec import WorkerSpec
@@ -48,15 +49,6 @@ TERMINATE_WAIT_S = 1.0  # after SIGTERM to the stragglers, before SIGKILL
 KILL_WAIT_S = 1.0  # after SIGKILL, for the processes to be reaped
 
 WorkerTarget = Callable[..., None]
-
-
-def default_max_starting() -> int:
-    """Workers in start-up at once: two per CPU core this process may use, at least 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(4, 2 * cores)
 
 
 @dataclass
@@ -110,27 +102,43 @@ class WorkerHandle:
 
 
 class Fleet:
-    """Spawns and stops the workers of one run; owns their pipes (``inbox``) and events."""
+    """Spawns and stops the workers of one run; owns their pipes (``inbox``) and events.
 
-    def __init__(self, target: WorkerTarget, layout: TallyLayout | None) -> None:
-        self.ctx = multiprocessing.get_context("spawn")
+    ``spares`` (``loadgen.stream.spares``, engine workers only): processes already spawned,
+    bound to the first workers planned; the fleet shares their events and reaps them.
+    """
+
+    def __init__(
+        self, target: WorkerTarget, layout: TallyLayout | None, spares: Spares | None = None
+    ) -> None:
+        self.spares = spares if spares is not None else Spares()
+        self.ctx = self.spares.ctx
         self.target = target
         self.layout = layout
         self.inbox = Inbox()
         self.handles: dict[int, WorkerHandle] = {}
-        self.stop_event = self.ctx.Event()
-        self.start_event = self.ctx.Event()
-        self.start_at_ns: Any = self.ctx.Value("q", 0)
+        self.stop_event = self.spares.stop_event
+        self.start_event = self.spares.start_event
+        self.start_at_ns: Any = self.spares.start_at_ns
         self._specs: dict[int, WorkerSpec] = {}
+        self._bound: dict[int, Spare] = {}  # worker id -> its spare, until started
 
     def add(self, spec: WorkerSpec) -> WorkerHandle:
-        """Plan one worker (not started yet): its shared tally and its process object."""
+        """Plan one worker (not started yet): its shared tally and its process object (a
+        waiting spare's, when there is one)."""
         layout = self.layout
-        shared = self.ctx.RawArray("q", shared_size(layout)) if layout is not None else None
+        spare = self.spares.take(shared_size(layout)) if layout is not None else None
+        if spare is not None:
+            shared = spare.tally
+            process = spare.process
+            self._bound[spec.worker_id] = spare
+        else:
+            shared = self.ctx.RawArray("q", shared_size(layout)) if layout is not None else None
+            process = self.ctx.Process(target=self.target, name=f"loadgen-worker-{spec.worker_id}")
         spec = dataclasses.replace(spec, tally_layout=layout, tally=shared, parent_pid=os.getpid())
         handle = WorkerHandle(
             spec.worker_id,
-            self.ctx.Process(target=self.target, name=f"loadgen-worker-{spec.worker_id}"),
+            process,
             tally=None if shared is None or layout is None else CommitTally(layout, shared),
         )
         self._specs[spec.worker_id] = spec
@@ -141,26 +149,32 @@ class Fleet:
         return sum(h.is_starting for h in self.handles.values())
 
     def start(self, handle: WorkerHandle, now_ns: int) -> None:
-        """Spawn ``handle``'s process with its pipe; SIGINT ignored in the child."""
-        reader, writer = self.ctx.Pipe(duplex=False)
+        """Spawn ``handle``'s process with its pipe; SIGINT ignored in the child. A spare's
+        process is started by sending it its spec (it was spawned long before)."""
         spec = self._specs[handle.worker_id]
-        process = self.ctx.Process(
-            target=self.target,
-            name=f"loadgen-worker-{spec.worker_id}",
-            args=(spec, writer, self.stop_event, self.start_event, self.start_at_ns),
-            daemon=True,
-        )
-        handle.process = process
-        # Children inherit SIG_IGN through exec (a caught signal would be reset to Python's
-        # default, KeyboardInterrupt, during their imports); SIGINT is held pending meanwhile.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            process.start()
-        finally:
-            signal.signal(signal.SIGINT, old)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-            writer.close()  # the child holds the only write end: its death is EOF here
+        spare = self._bound.pop(handle.worker_id, None)
+        if spare is not None:
+            reader = spare.reader
+            try:
+                sent = dataclasses.replace(spec, tally=None)  # shared memory: passed at its spawn
+                spare.spec_writer.send_bytes(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:  # the spare died meanwhile: its EOF makes it a dead worker
+                logger.debug("worker %d: its spare is gone", handle.worker_id)
+            finally:
+                spare.spec_writer.close()
+        else:
+            reader, writer = self.ctx.Pipe(duplex=False)
+            process = self.ctx.Process(
+                target=self.target,
+                name=f"loadgen-worker-{spec.worker_id}",
+                args=(spec, writer, self.stop_event, self.start_event, self.start_at_ns),
+                daemon=True,
+            )
+            handle.process = process
+            try:
+                spawn(process)
+            finally:
+                writer.close()  # the child holds the only write end: its death is EOF here
         handle.started_ns = handle.last_seen_ns = now_ns
         self.inbox.add(handle.worker_id, reader)
 
@@ -172,13 +186,22 @@ class Fleet:
         rest, reap. Returns the ids that had to be killed. Bounded by about 2 s in all."""
         self.stop_event.set()
         alive = self.alive()
+        # spares never started as a worker (no spec, nothing held): killed, reaped with the rest
+        idle = self.spares.release()
+        for spare in self._bound.values():
+            spare.spec_writer.close()
+            spare.reader.close()
+            idle.append(spare.process)
+        self._bound.clear()
         for h in alive:
             _signal(h.process, signal.SIGTERM)
-        _wait_all(alive, TERMINATE_WAIT_S)
+        for process in idle:  # no spec, no connection, nothing to finish
+            _signal(process, signal.SIGKILL)
+        _wait_all([h.process for h in alive] + idle, TERMINATE_WAIT_S)
         killed = [h for h in alive if h.process.is_alive()]
         for h in killed:
             _signal(h.process, signal.SIGKILL)
-        _wait_all(killed, KILL_WAIT_S)
+        _wait_all([h.process for h in killed], KILL_WAIT_S)
         for h in self.handles.values():
             if h.is_started and not h.process.is_alive():
                 h.process.join(0)
@@ -192,7 +215,7 @@ def _signal(process: BaseProcess, sig: int) -> None:
             os.kill(process.pid, sig)
 
 
-def _wait_all(handles: list[WorkerHandle], timeout_s: float) -> None:
+def _wait_all(processes: list[BaseProcess], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    for h in handles:
-        h.process.join(max(deadline - time.monotonic(), 0.0))
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0.0))

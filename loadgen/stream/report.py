@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import IO, Protocol
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import IO, TYPE_CHECKING, Protocol
 
 from loadgen.ops.registry import KINDS
 from loadgen.stream.clock import NS_PER_MS
@@ -27,6 +23,19 @@ from loadgen.stream.summary import (  # noqa: F401 - re-exported: the CLI prints
     kind_counts,
     write_summary_json,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+def warm() -> None:
+    """Import what the live view and the summary table need (rich, ~0.1 s of CPU), so that
+    the coordinator pays for it while its workers start, not before it spawns them nor after
+    the run (``Coordinator._start_all``)."""
+    import rich.console
+    import rich.live
+    import rich.table  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,9 @@ class RichReporter:
     """A terminal: a live table redrawn every tick on stderr."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
         self.console = console or Console(stderr=True)
         self.live = Live(console=self.console, auto_refresh=False, transient=False)
 
@@ -141,6 +153,8 @@ class RichReporter:
 
 
 def _progress_table(tick: Progress) -> Table:
+    from rich.table import Table
+
     iv, total = tick.interval, tick.total
     seconds = tick.interval_s
     kinds = _kind_rates(iv, seconds)
@@ -186,12 +200,17 @@ def choose_reporter(progress: bool | None, file: IO[str] | None = None) -> Repor
     if progress is False:
         return NullReporter()
     if out.isatty():
+        from rich.console import Console
+
         return RichReporter(Console(file=out))
     return PlainReporter(out)
 
 
 def print_summary(summary: RunSummary, file: IO[str] | None = None) -> None:
     """Print the final summary table (plain text when ``file`` is not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
     data = summary.to_json()
     console = Console(file=file or sys.stdout, highlight=False)
     table = Table(title=f"loadgen stream summary ({summary.title})", show_header=False)

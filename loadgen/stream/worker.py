@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -353,6 +354,8 @@ def run_worker(
     stop_event: Event,
     start_event: Event,
     start_at_ns: Synchronized[int],
+    *,
+    was_signalled: Callable[[], bool] | None = None,
 ) -> None:
     """Process entry point of one worker (the coordinator's ``Process`` target).
 
@@ -360,7 +363,8 @@ def run_worker(
     (a terminal's Ctrl-C reaches the whole process group; the coordinator decides and sets
     ``stop_event``); SIGTERM — sent to this process, or by the kernel when the coordinator dies —
     stops it gracefully. Never raises: an exception becomes a ``WorkerFailed`` message and exit
-    status 1.
+    status 1. ``was_signalled``: whether SIGTERM came before this was called (a spare,
+    ``loadgen.stream.worker_entry.run_spare``, had its own handler until now).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     outbox = Outbox(channel)
@@ -370,10 +374,13 @@ def run_worker(
         worker.is_signalled = True
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if was_signalled is not None and was_signalled():
+        worker.is_signalled = True
     if worker.parent is not None:
         worker.parent.arm(signal.SIGTERM)
     try:
         worker.run()
+        gc.freeze()  # the exit's collections would walk what the run made (loadgen.__main__)
     except BaseException as exc:  # noqa: BLE001 - process boundary: report, never raise
         worker.watchdog.stop()
         try:

@@ -124,3 +124,22 @@ def test_every_command_module_is_named_in_commands() -> None:
     modules = {p.stem for p in cli_dir.glob("*.py") if p.stem.endswith(("_cmd", "_cmds"))}
     named = {module for command in COMMANDS for module in command.modules}
     assert modules == named
+
+
+def test_counts_table_is_the_borderless_rich_table() -> None:
+    """``counts`` prints its table without rich: the same text rich prints off a terminal."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from loadgen.cli.db_cmds import counts_table
+
+    result = {"pacientes": 100_003, "medicos": 10_000, "convenios": 12, "pacientes_convenios": 0}
+    table = Table("table", "rows", title=None, box=None)
+    for name, count in result.items():
+        table.add_row(name, f"{count:,}")
+    table.add_row("total", f"{sum(result.values()):,}", style="bold")
+    out = io.StringIO()
+    Console(file=out, highlight=False, soft_wrap=True).print(table)
+    assert counts_table(result) == out.getvalue()
