@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.stream import liveness, report, settle
+from loadgen.stream import liveness, outcome, report, settle
 from loadgen.stream.aborts import Abort, abort_for
 from loadgen.stream.clock import NS_PER_S, SystemClock, interval_ns, next_tick_ns
 from loadgen.stream.fleet import Fleet, WorkerHandle, WorkerTarget
@@ -231,18 +231,9 @@ class Coordinator:
             if not waiting and all(h.is_ready for h in fleet.handles.values()):
                 return True
             self._poll(0.1)
-            now_ns = clock.now_ns()
-            for h in fleet.handles.values():
-                if not h.is_starting:
-                    continue
-                h.last_seen_ns = now_ns  # not silent while starting: the start timeout rules
-                if (now_ns - h.started_ns) / NS_PER_S > self.start_timeout_s:
-                    self._set_abort(
-                        Abort(
-                            f"worker {h.worker_id} not ready after {self.start_timeout_s:g} s",
-                            "start_failed",
-                        )
-                    )
+            abort = liveness.check_starting(fleet, clock.now_ns(), self.start_timeout_s)
+            if abort is not None:
+                self._set_abort(abort)
             self._check_liveness()
 
     def _is_over(self) -> bool:
@@ -311,17 +302,7 @@ class Coordinator:
                 self.stop_timeout_s,
             )
             return
-        dead = [h for h in late if h.is_eof or not h.process.is_alive()]
-        if dead:
-            self._set_abort(liveness.died(dead[0]))
-        else:
-            self._set_abort(
-                Abort(
-                    f"worker {_ids(h.worker_id for h in late)} did not finish within"
-                    f" {self.stop_timeout_s:g} s of the end",
-                    "worker_failed",
-                )
-            )
+        self._set_abort(liveness.late(late, self.stop_timeout_s))
 
     # -- messages and liveness -------------------------------------------------------------
 
@@ -374,40 +355,18 @@ class Coordinator:
 
     # -- the summary -----------------------------------------------------------------------
 
-    def _stop_reason(self) -> str:
-        """duration, max_ops, signal, worker_failed, ledger_write_failed, no_progress,
-        start_failed (``loadgen.stream.summary.STOP_REASONS``)."""
-        if self.abort is not None:
-            return self.abort.stop_reason
-        if self.stop.count:
-            return "signal"
-        if self.done_reason in ("max_ops", "duration"):
-            return self.done_reason
-        # "stopped" without a signal: the coordinator's backstop after --duration stopped them
-        return "duration"
-
     def _summary(self) -> RunSummary:
-        spec = self.spec
-        return RunSummary(
+        return outcome.summary_of(
+            self.spec,
+            self.run_id,
             total=self.totals.total,
             elapsed_s=max(self.t_end_ns - self.t_start_ns, 0) / NS_PER_S,
-            num_workers=spec.num_workers,
-            target_rate_per_s=spec.target_rate_per_s,
-            seed=spec.seed,
-            stop_reason=self._stop_reason(),
-            profile=spec.profile,
-            has_scenarios=bool(spec.scenarios),
-            ledger=spec.ledger,
+            reason=outcome.stop_reason(self.abort, self.stop.count > 0, self.done_reason),
             is_aborted=self.abort is not None,
-            run_id=self.run_id,
             settled=self.settled,
-            owns_existing_rows=None if self.claim is None else self.claim.is_primary,
+            claim=self.claim,
             phases=self.series.phase_figures(self.t_end_ns),
-            shard=spec.shard,
-            run_seed=spec.run_seed,
-            markers=None
-            if spec.markers_s is None
-            else {"written": self.markers_written, "failed": self.markers_failed},
+            markers=(self.markers_written, self.markers_failed),
         )
 
 

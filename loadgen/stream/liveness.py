@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from loadgen.stream.aborts import Abort
 from loadgen.stream.clock import NS_PER_S
@@ -34,3 +34,30 @@ def check(
                 "worker_failed",
             )
     return None
+
+
+def late(late: Sequence[WorkerHandle], stop_timeout_s: float) -> Abort:
+    """The abort for workers that did not say done within ``stop_timeout_s`` of the run's
+    natural end (``late``: not empty): the first dead one's, else "did not finish"."""
+    dead = [h for h in late if h.is_eof or not h.process.is_alive()]
+    if dead:
+        return died(dead[0])
+    ids = ", ".join(str(h.worker_id) for h in late)
+    return Abort(
+        f"worker {ids} did not finish within {stop_timeout_s:g} s of the end", "worker_failed"
+    )
+
+
+def check_starting(fleet: Fleet, now_ns: int, start_timeout_s: float) -> Abort | None:
+    """The first worker still starting ``start_timeout_s`` seconds after its spawn (or None).
+    A starting worker is not silent (the start timeout rules): its ``last_seen_ns`` is now."""
+    overdue = None
+    for h in fleet.handles.values():
+        if not h.is_starting:
+            continue
+        h.last_seen_ns = now_ns
+        if overdue is None and (now_ns - h.started_ns) / NS_PER_S > start_timeout_s:
+            overdue = Abort(
+                f"worker {h.worker_id} not ready after {start_timeout_s:g} s", "start_failed"
+            )
+    return overdue
