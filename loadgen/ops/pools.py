@@ -202,6 +202,10 @@ class LinkState:
         self._open = _IndexedSet()  # owned pacientes with at least one free convenio
         self.links = IdPool()  # link ids (deletable)
         self._link_pair: dict[int, tuple[int, int]] = {}  # link id -> (paciente, convenio)
+        # load_many's links, rows (link, paciente, convenio) sorted by link id: read only when
+        # one is deleted (``_pop_pair``), so loading builds no dict entry per link
+        self._loaded_pairs = np.empty((0, 3), dtype=np.int64)
+        self._loaded_gone: set[int] = set()  # ids of deleted _loaded_pairs rows
         self.num_free = 0  # (paciente, convenio) pairs not linked yet
         self._set_bits: list[tuple[int, int]] = []  # tentative picks: undone on rollback
         self._new_links: list[tuple[int, int, int]] = []  # (link, paciente, convenio)
@@ -236,11 +240,11 @@ class LinkState:
             bits = _positions(convenios, table[:, 2], "convenio")
             owners = _positions(pacientes, table[:, 1], "paciente")
             np.bitwise_or.at(masks, owners, np.left_shift(1, bits))
-        link_ids = table[:, 0].tolist()
-        self.links._ids.extend(link_ids)
-        self._link_pair.update(
-            zip(link_ids, zip(table[:, 1].tolist(), table[:, 2].tolist(), strict=True), strict=True)
-        )
+        self.links._ids.extend(table[:, 0].tolist())
+        loaded = np.concatenate([self._loaded_pairs, table]) if len(self._loaded_pairs) else table
+        if len(loaded) > 1 and not bool((loaded[1:, 0] > loaded[:-1, 0]).all()):
+            loaded = loaded[np.argsort(loaded[:, 0], kind="stable")]
+        self._loaded_pairs = loaded
         num_convenios = len(self.convenio_ids)
         self.num_free += int(num_convenios * len(masks) - np.bitwise_count(masks).sum())
         self._masks.update(zip(pacientes.tolist(), masks.tolist(), strict=True))
@@ -264,6 +268,27 @@ class LinkState:
         self._set(paciente_id, self._bit[convenio_id])
         self.links._ids.append(link_id)
         self._link_pair[link_id] = (paciente_id, convenio_id)
+
+    def _pop_pair(self, link_id: int) -> tuple[int, int]:
+        """The (paciente, convenio) of a known link, forgotten (KeyError: an unknown link)."""
+        pair = self._link_pair.pop(link_id, None)
+        if pair is not None:
+            return pair
+        ids = self._loaded_pairs[:, 0]
+        i = int(np.searchsorted(ids, link_id))
+        if i == len(ids) or ids[i] != link_id or link_id in self._loaded_gone:
+            raise KeyError(link_id)
+        self._loaded_gone.add(link_id)
+        return int(self._loaded_pairs[i, 1]), int(self._loaded_pairs[i, 2])
+
+    def pairs(self) -> dict[int, tuple[int, int]]:
+        """Every known link's (paciente, convenio), by link id (a copy; for tests, O(links))."""
+        loaded = self._loaded_pairs
+        pairs = dict(zip(loaded[:, 0].tolist(), zip(loaded[:, 1].tolist(), loaded[:, 2].tolist())))
+        for link_id in self._loaded_gone:
+            del pairs[link_id]
+        pairs.update(self._link_pair)
+        return pairs
 
     def _set(self, paciente_id: int, i: int) -> None:
         mask = self._masks[paciente_id]
@@ -314,7 +339,7 @@ class LinkState:
                 self.links.add(link_id)
                 self._link_pair[link_id] = (paciente_id, convenio_id)
         for link_id in self.links._taken:  # deleted links free their pair
-            paciente_id, convenio_id = self._link_pair.pop(link_id)
+            paciente_id, convenio_id = self._pop_pair(link_id)
             self._clear(paciente_id, self._bit[convenio_id])
         self.links.commit()
         self._set_bits.clear()

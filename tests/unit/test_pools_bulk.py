@@ -40,7 +40,7 @@ def test_load_many_equals_loading_row_by_row(seed: int) -> None:
     assert all(bulk._open._items[i] == p for p, i in bulk._open._index.items())
     assert len(bulk._open._index) == len(bulk._open._items)
     assert bulk.links._ids == one_by_one.links._ids
-    assert bulk._link_pair == one_by_one._link_pair
+    assert bulk.pairs() == one_by_one.pairs()
     # and it behaves the same afterwards: every free pair can be picked exactly once
     picked = set()
     while True:
@@ -78,7 +78,35 @@ def test_load_many_from_arrays_equals_loading_row_by_row(seed: int) -> None:
     assert sorted(bulk._open._items) == sorted(one_by_one._open._items)
     assert bulk._open._items == by_dict._open._items  # same order: same picks for a seed
     assert bulk.links._ids == one_by_one.links._ids
-    assert bulk._link_pair == one_by_one._link_pair
+    assert bulk.pairs() == one_by_one.pairs()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_deleting_bulk_loaded_links_frees_their_pairs_like_row_by_row(seed: int) -> None:
+    """load_many keeps its links' pairs in an array read on delete (no dict per link): deleted
+    links, committed or rolled back, leave the same state as row-by-row loading."""
+    import numpy as np
+
+    rnd = random.Random(seed)
+    pacientes = sorted(rnd.sample(range(1, 10_000), 200))
+    links = _random_links(rnd, pacientes)
+    one_by_one, bulk = LinkState(CONVENIOS), LinkState(CONVENIOS)
+    for paciente_id in pacientes:
+        one_by_one.load_paciente(paciente_id)
+    for link in links:
+        one_by_one.load_link(*link)
+    bulk.load_many(np.array(pacientes, np.int64), np.array(links, np.int64).reshape(-1, 3))
+    for round_ in range(6):
+        picks = [random.Random(seed * 100 + round_) for _ in range(2)]
+        for state, pick in zip((one_by_one, bulk), picks, strict=True):
+            for _ in range(min(15, len(state.links))):
+                state.links.take(pick)
+            state.rollback() if round_ % 3 == 2 else state.commit()
+        assert bulk._masks == one_by_one._masks
+        assert bulk.num_free == one_by_one.num_free
+        assert sorted(bulk.links._ids) == sorted(one_by_one.links._ids)
+        assert bulk.pairs() == one_by_one.pairs()
+    assert len(bulk.pairs()) < len(links)  # links were deleted (the test tested something)
 
 
 def test_load_many_refuses_an_unknown_convenio() -> None:
