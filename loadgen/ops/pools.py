@@ -284,7 +284,8 @@ class LinkState:
     def pairs(self) -> dict[int, tuple[int, int]]:
         """Every known link's (paciente, convenio), by link id (a copy; for tests, O(links))."""
         loaded = self._loaded_pairs
-        pairs = dict(zip(loaded[:, 0].tolist(), zip(loaded[:, 1].tolist(), loaded[:, 2].tolist())))
+        rows = zip(loaded[:, 1].tolist(), loaded[:, 2].tolist(), strict=True)
+        pairs = dict(zip(loaded[:, 0].tolist(), rows, strict=True))
         for link_id in self._loaded_gone:
             del pairs[link_id]
         pairs.update(self._link_pair)
