@@ -58,6 +58,29 @@ _COORDINATOR_IMPORTS = (
 )
 
 
+def links_load_cpu_s(repeat: int, scale: float) -> float:
+    """Median CPU seconds of ``LinkState.load_many`` for scale ``scale``'s pacientes (2,000 a
+    unit of scale) and links (2,500 a unit, distinct pairs of 10 convenios), in this process."""
+    import numpy as np
+
+    from loadgen.ops.pools import LinkState
+
+    rng = np.random.default_rng(1)
+    pacientes = np.arange(1, round(2_000 * scale) + 1, dtype=np.int64)
+    drawn = np.stack(
+        [rng.choice(pacientes, round(2_500 * scale)), rng.integers(1, 11, round(2_500 * scale))], 1
+    )
+    pairs = np.unique(drawn, axis=0)
+    table = np.column_stack([np.arange(1, len(pairs) + 1), pairs]).astype(np.int64)
+    times = []
+    for _ in range(repeat):
+        state = LinkState(list(range(1, 11)))
+        t = time.process_time()
+        state.load_many(pacientes, table)
+        times.append(time.process_time() - t)
+    return statistics.median(times)
+
+
 @contextmanager
 def seeded(scale: float) -> Iterator[str]:
     """A DSN of a database seeded at ``scale`` (``LOADGEN_BENCH_SEEDED_DSN``, or a fresh
@@ -164,6 +187,8 @@ def run(repeat: int, scale: float) -> dict[str, Any]:
                 ),
                 "workload_load_w1_s": _median(repeat, lambda: workload_load(1)),
                 "workload_load_w2_s": _median(repeat, lambda: workload_load(2)),
+                # its links' part, CPU in this process (LinkState.load_many, synthetic links)
+                "links_load_many_cpu_s": links_load_cpu_s(repeat, scale),
             },
         }
         figures["cpu_s"] = cpu
