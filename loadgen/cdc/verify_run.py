@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from loadgen.cdc import carried, ledger_index
+from loadgen.cdc import carried, ledger_index, slot_state
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as slot_mod
 from loadgen.cdc.change import Feeder, chunks_of
@@ -116,7 +116,7 @@ def verify_slot(
             except P.DecodeError as exc:
                 raise CheckFailedError(f"slot {slot}: cannot decode the stream: {exc}") from exc
         report = _finish(verifier, feeder, conn)
-    hint = _before_slot_hint(verifier, slot_mod.slot_origin(conn, slot))
+    hint = _before_slot_hint(verifier, slot_state.slot_origin(conn, slot))
     if hint:
         report.notes.append(hint)
     return report
@@ -164,7 +164,7 @@ def verify_debezium(
         return _finish(verifier, feeder, conn)
 
 
-def _before_slot_hint(verifier: Verifier, origin: slot_mod.SlotOrigin | None) -> str | None:
+def _before_slot_hint(verifier: Verifier, origin: slot_state.SlotOrigin | None) -> str | None:
     """A note when most missing changes belong to transactions that ended before the slot
     existed (a slot only sees later commits): the ledger predates ``cdc setup``."""
     if origin is None or origin.xmin_before is None:
