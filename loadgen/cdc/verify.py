@@ -43,7 +43,8 @@ from loadgen.cdc.change import (
     describe,
 )
 from loadgen.cdc.hashing import key_hash, row_hash, sorted_search
-from loadgen.cdc.ledger_index import LedgerIndex, ledger_fate_notes
+from loadgen.cdc.ledger_fates import ledger_fate_notes
+from loadgen.cdc.ledger_index import LedgerIndex
 from loadgen.cdc.occurrences import OCCURRENCE_WINDOW, Occurrences
 from loadgen.cdc.results import CHECKS, DELIVERY_MODES, VerifyReport
 from loadgen.ledger import read_line
