@@ -46,8 +46,8 @@ import orjson
 from loadgen.cdc import ledger_index
 from loadgen.cdc.debezium import DebeziumFeeder
 from loadgen.cdc.slot_feed import SlotFeeder
-from loadgen.cdc.verify import Verifier, gc_paused
-from loadgen.cdc.verify_run import feed
+from loadgen.cdc.verify import Verifier
+from loadgen.cdc.verify_run import feed, gc_paused
 from loadgen.ledger import LedgerWriter, part_files
 from loadgen.ledger.changes import RowChange
 

@@ -4,6 +4,7 @@ psycopg 3 has no replication-protocol API, so the slot is read through the SQL i
 (``pg_logical_slot_get_binary_changes``) in bounded batches. ``verify`` reads a temporary copy
 of the verifier's slot (``pg_copy_logical_replication_slot``) so that verifying twice sees the
 same changes; ``consume=True`` reads (and so advances) the slot itself, releasing its WAL.
+What ``setup`` records about its slots is in ``slot_state`` (the ``loadgen_cdc_state`` table).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from loadgen.cdc.slot_read import (  # re-exported: ``slot`` is where callers lo
     require_slot_and_publication,
     slot_database,
 )
+from loadgen.cdc.slot_state import ensure_state_table, record_slot, recorded_slots
 from loadgen.cdc.slot_teardown import TeardownResult, teardown
 from loadgen.errors import ConfigError, DatabaseUnavailableError
 
@@ -145,66 +147,6 @@ def qualified_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
     return [(str(schema), t) for t in tables.TABLE_NAMES]
 
 
-def _ensure_state_table(conn: psycopg.Connection) -> None:
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (slot_name text PRIMARY KEY, publication text NOT NULL,"
-            " start_lsn pg_lsn NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-        ).format(sql.Identifier(STATE_TABLE))
-    )
-    # xmin_before: every transaction with a smaller xid8 had ended before the slot was created
-    conn.execute(
-        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS xmin_before bigint").format(
-            sql.Identifier(STATE_TABLE)
-        )
-    )
-
-
-@dataclass(frozen=True)
-class SlotOrigin:
-    start_lsn: str  # X/Y text
-    created_at: str  # ISO timestamp (UTC)
-    xmin_before: int | None  # xid8 as int: older transactions ended before the slot existed
-
-
-def slot_origin(conn: psycopg.Connection, slot: str) -> SlotOrigin | None:
-    """What ``setup`` recorded when it created ``slot`` (None when it did not record it)."""
-    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]:  # type: ignore[index]
-        return None
-    has_xmin = (
-        conn.execute(
-            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)"
-            " AND attname = 'xmin_before'"
-            " AND NOT attisdropped",
-            (STATE_TABLE,),
-        ).fetchone()
-        is not None
-    )
-    row = conn.execute(
-        sql.SQL(
-            "SELECT start_lsn::text, to_char(created_at AT TIME ZONE 'UTC',"
-            " 'YYYY-MM-DD HH24:MI:SS') || ' UTC', {} FROM {} WHERE slot_name = %s"
-        ).format(
-            sql.SQL("xmin_before" if has_xmin else "NULL::bigint"), sql.Identifier(STATE_TABLE)
-        ),
-        (slot,),
-    ).fetchone()
-    return None if row is None else SlotOrigin(str(row[0]), str(row[1]), row[2])
-
-
-def recorded_slots(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
-    """slot → (publication, start LSN text) as ``setup`` recorded them (empty when none)."""
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (STATE_TABLE,)).fetchone()[0]  # type: ignore[index]
-    if not exists:
-        return {}
-    rows = conn.execute(
-        sql.SQL("SELECT slot_name, publication, start_lsn::text FROM {}").format(
-            sql.Identifier(STATE_TABLE)
-        )
-    ).fetchall()
-    return {str(s): (str(p), str(lsn)) for s, p, lsn in rows}
-
-
 def setup(
     conn: psycopg.Connection,
     *,
@@ -294,7 +236,7 @@ def setup(
                 )
             )
             notes.append(f"added to existing publication {publication}: {', '.join(missing)}")
-    _ensure_state_table(conn)
+    ensure_state_table(conn)
     row = conn.execute(
         "SELECT confirmed_flush_lsn::text, plugin FROM pg_replication_slots WHERE slot_name = %s"
         " AND database = current_database()",
@@ -311,16 +253,7 @@ def setup(
                 (slot,),
             )
         )
-        conn.execute(
-            sql.SQL(
-                "INSERT INTO {} (slot_name, publication, start_lsn, xmin_before)"
-                " VALUES (%s, %s, %s::pg_lsn, %s)"
-                " ON CONFLICT (slot_name) DO UPDATE SET publication = EXCLUDED.publication,"
-                " start_lsn = EXCLUDED.start_lsn, created_at = now(),"
-                " xmin_before = EXCLUDED.xmin_before"
-            ).format(ident(STATE_TABLE)),
-            (slot, publication, start_lsn, xmin_before),
-        )
+        record_slot(conn, slot, publication, start_lsn, xmin_before)
         created = True
     else:
         if row[1] != "pgoutput":

@@ -1,7 +1,8 @@
 """What the verifier's check modules read and fill of ``loadgen.cdc.verify.Verifier``.
 
-A protocol in a module of its own, so that ``delivery_checks``, ``snapshot_checks``,
-``summary`` and ``value_checks`` (which the verifier imports) never import the verifier.
+A protocol in a module of its own, so that ``delivery_checks``, ``ledger_checks``,
+``snapshot_checks``, ``summary`` and ``value_checks`` (which the verifier imports) never import
+the verifier.
 """
 
 from __future__ import annotations

@@ -19,10 +19,8 @@ Single-threaded: one thread feeds and finishes; not reusable.
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -30,7 +28,14 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from loadgen.cdc import delivery_checks, final_state, order_checks, snapshot_checks, summary
+from loadgen.cdc import (
+    delivery_checks,
+    final_state,
+    ledger_checks,
+    order_checks,
+    snapshot_checks,
+    summary,
+)
 from loadgen.cdc import value_checks as V
 from loadgen.cdc.attribution import named as _named
 from loadgen.cdc.change import (
@@ -43,7 +48,7 @@ from loadgen.cdc.change import (
     describe,
 )
 from loadgen.cdc.hashing import key_hash, row_hash, sorted_search
-from loadgen.cdc.ledger_index import LedgerIndex, ledger_fate_notes
+from loadgen.cdc.ledger_index import LedgerIndex
 from loadgen.cdc.occurrences import OCCURRENCE_WINDOW, Occurrences
 from loadgen.cdc.results import CHECKS, DELIVERY_MODES, VerifyReport
 from loadgen.ledger import read_line
@@ -69,20 +74,6 @@ _COLUMN_DTYPES: dict[str, Any] = {
     "flags": np.int8,
     "pos": np.uint32,
 }
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while millions of short-lived acyclic objects (parsed
-    ledger lines, decoded tuples) are made: its generational passes otherwise cost ~20 % of the
-    verifier's time. Nothing here creates reference cycles that need it."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class Verifier:
@@ -362,22 +353,7 @@ class Verifier:
         """Run the whole-stream checks; with ``conn``, also the final-state check (blocks)."""
         self.flush()
         L = self.L
-        self.counts["ledger_duplicates"] = int(L.is_dup.sum())
-        for i in np.flatnonzero(L.is_dup)[: self.max_examples]:
-            self.examples["ledger_duplicates"].append(self.ledger_example(int(i)))
-        bad = [b for b in L.bad_lines if not b.is_torn]
-        self.counts["ledger_lines"] = len(bad)
-        self.examples["ledger_lines"] = [
-            {"part": b.part, "line": b.line_no, "text": b.preview} for b in bad[: self.max_examples]
-        ]
-        for b in L.bad_lines:
-            if b.is_torn:
-                self.notes.append(
-                    f"torn last line in {b.part} (line {b.line_no}): the writer died"
-                    " mid-write (an intent whose COMMIT was never sent, or an outcome: then"
-                    " the transaction was resolved from the server)"
-                )
-        self.notes.extend(ledger_fate_notes(L.fates))
+        ledger_checks.check_lines(self)
         c = self.columns()
         first = delivery_checks.check(self, c)  # first deliveries (redeliveries counted)
         live = ~L.is_dup
@@ -389,7 +365,7 @@ class Verifier:
         self.examples["missing"].extend(
             self.ledger_example(int(i)) for i in missing[: self.max_examples]
         )
-        self._missing_truncates()
+        ledger_checks.missing_truncates(self)
         order_checks.check_order(self, c, first)
         order_checks.check_grouping(self, c, first, live & ~snap.covered)
         if conn is not None:
@@ -403,15 +379,3 @@ class Verifier:
         else:
             self.notes.append("final state not checked (no database connection)")
         return summary.report(self, source, live, snap.counts)
-
-    def _missing_truncates(self) -> None:
-        L = self.L
-        for idxs in self._ledger_truncates.values():
-            for i in idxs:
-                _, _, part, offset = L.truncates[i]
-                line = read_line(L.parts[part], offset)
-                keys = ("txid", "table", "op", "op_name")
-                self._fail(
-                    "missing",
-                    {"ledger_line": f"{L.parts[part]}@{offset}", **{k: line.get(k) for k in keys}},
-                )

@@ -164,7 +164,7 @@ def test_cli_setup_with_scenarios_run_verify_drop(
     import uuid
 
     from loadgen import db
-    from loadgen.cdc import slot as S
+    from loadgen.cdc import slot_state as S
     from tests.integration.test_cdc_cli import in_process
 
     tag = uuid.uuid4().hex[:10]
