@@ -161,8 +161,13 @@ def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
 
 
 def _bindable(port: int) -> bool:
-    """Whether ``port`` can be bound on ``TCP_HOST`` now; other errors than in-use raise."""
+    """Whether ``port`` can be bound on ``TCP_HOST`` now; other errors than in-use raise.
+
+    With ``SO_REUSEADDR``, as PostgreSQL binds its listener: connections of a stopped server
+    left in TIME_WAIT on the port do not count as in use (a listener does).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((TCP_HOST, port))
             return True
