@@ -15,13 +15,11 @@ spawned it).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import pickle
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -37,7 +35,7 @@ from loadgen.stream.messages import (
     WorkerFailed,
     WorkerReady,
 )
-from loadgen.stream.spares import Spare, Spares, spawn
+from loadgen.stream.spares import Spare, Spares, join_all, send_signal, spawn
 from loadgen.stream.stats import IntervalStats
 from loadgen.stream.tally import CommitTally, TallyLayout, shared_size
 from loadgen.stream.worker_spec import WorkerSpec
@@ -194,28 +192,16 @@ class Fleet:
             idle.append(spare.process)
         self._bound.clear()
         for h in alive:
-            _signal(h.process, signal.SIGTERM)
+            send_signal(h.process, signal.SIGTERM)
         for process in idle:  # no spec, no connection, nothing to finish
-            _signal(process, signal.SIGKILL)
-        _wait_all([h.process for h in alive] + idle, TERMINATE_WAIT_S)
+            send_signal(process, signal.SIGKILL)
+        join_all([h.process for h in alive] + idle, TERMINATE_WAIT_S)
         killed = [h for h in alive if h.process.is_alive()]
         for h in killed:
-            _signal(h.process, signal.SIGKILL)
-        _wait_all([h.process for h in killed], KILL_WAIT_S)
+            send_signal(h.process, signal.SIGKILL)
+        join_all([h.process for h in killed], KILL_WAIT_S)
         for h in self.handles.values():
             if h.is_started and not h.process.is_alive():
                 h.process.join(0)
         self.inbox.close()
         return [h.worker_id for h in killed]
-
-
-def _signal(process: BaseProcess, sig: int) -> None:
-    if process.pid is not None:
-        with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
-            os.kill(process.pid, sig)
-
-
-def _wait_all(processes: list[BaseProcess], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    for process in processes:
-        process.join(max(deadline - time.monotonic(), 0.0))

@@ -135,13 +135,19 @@ class Spares:
         run that ends before its fleet took them (bad input, a stop during the checks)."""
         processes = self.release()
         for process in processes:
-            _signal(process, signal.SIGKILL)
-        deadline = time.monotonic() + timeout_s
-        for process in processes:
-            process.join(max(deadline - time.monotonic(), 0.0))
+            send_signal(process, signal.SIGKILL)
+        join_all(processes, timeout_s)
 
 
-def _signal(process: BaseProcess, sig: int) -> None:
+def send_signal(process: BaseProcess, sig: int) -> None:
+    """Send ``sig`` to ``process`` if it was started and has not been reaped meanwhile."""
     if process.pid is not None:
         with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
             os.kill(process.pid, sig)
+
+
+def join_all(processes: list[BaseProcess], timeout_s: float) -> None:
+    """Join every process, waiting at most ``timeout_s`` seconds in all."""
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0.0))
