@@ -100,6 +100,7 @@ class Candidates:
                 + mine.format(col="id")
                 + " AND id <= %s ORDER BY data, id",  # sorted: a heap as it comes
                 (upto("consultas"),),
+                binary=True,  # timestamps: no text to format and parse (~1/3 faster)
             ).fetchall()
             canceladas = _int8_column(
                 conn,
@@ -113,6 +114,7 @@ class Candidates:
                 + mine.format(col="id")
                 + " AND id <= %s ORDER BY data, id",
                 (upto("exames"),),
+                binary=True,
             ).fetchall()
             types = conn.execute(
                 "SELECT attrelid::regclass::text, attname, format_type(atttypid, NULL) "
