@@ -183,8 +183,8 @@ class Worker:
         build_vocab()
         # What is loaded now (pools, vocabulary, modules) lives for the whole run: out of the
         # collector's sight, a full collection no longer walks it (a pause of tens of ms at
-        # scale 50, seen as schedule lag).
-        gc.collect()
+        # scale 50, seen as schedule lag). No collection first: it would take ~20 ms before the
+        # first operation for a few dozen objects (a spare collected after its imports).
         gc.freeze()
         self._open_ledger()
         self._send(WorkerReady(spec.worker_id, os.getpid(), self.session.backend_pid()))

@@ -9,6 +9,7 @@ sooner). ``run_spare`` is a worker spawned before its spec exists (``loadgen.str
 
 from __future__ import annotations
 
+import gc
 import pickle
 import signal
 from multiprocessing.connection import Connection
@@ -61,6 +62,8 @@ def run_spare(
     from loadgen.stream.worker import run_worker as run
 
     build_vocab()
+    gc.collect()  # the imports' garbage, while no spec is here yet (the worker only freezes)
+    gc.freeze()
     data = None
     while not (signalled or stop_event.is_set() or parent.is_gone()):
         try:
