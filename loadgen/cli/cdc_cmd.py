@@ -164,7 +164,9 @@ def cdc_verify(
     """Check that the captured changes are exactly the ledger's: none missing, duplicated,
     unexpected, reordered per key, regrouped or altered, and that replaying them gives the
     tables' current contents (with a Debezium snapshot: that the snapshot held every row as of
-    its point). Exit 0 when all hold, 1 otherwise; 2 for bad input (a file that is not
+    its point). Changes written after the ledger's runs had ended (a later run caught by the
+    same slot or dump) are counted as excluded_after_ledger, not unexpected, when every run
+    recorded its end. Exit 0 when all hold, 1 otherwise; 2 for bad input (a file that is not
     Debezium events); 3 when the slot or publication does not exist."""
     s = _settings(ctx, slot=slot_name, publication=publication)
     source = "debezium" if debezium_file else "slot"
