@@ -200,8 +200,11 @@ def test_bad_input_exits_2(
         monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--format", "yaml"
     )
     assert code == 2 and "--format 'yaml'" in err and "Traceback" not in err
+    with psycopg.connect(schema_dsn) as conn:  # outside public the defaults carry the schema
+        schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    verifier = f"loadgen_verify_{schema}"
     code, _, err = in_process(
-        monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--slot", "loadgen_verify"
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--slot", verifier
     )
     assert code == 2 and "verifier's slot" in err
     code, _, err = in_process(
@@ -212,7 +215,8 @@ def test_bad_input_exits_2(
         monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--format", "properties"
     )
     assert code == 0, err
-    assert "plugin.name=pgoutput" in out and "slot.name=loadgen_debezium" in out
+    assert "plugin.name=pgoutput" in out and f"slot.name=loadgen_debezium_{schema}\n" in out
+    assert f"publication.name=loadgen_pub_{schema}\n" in out
 
 
 def _dead_pid() -> int:
