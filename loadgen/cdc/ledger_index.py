@@ -31,6 +31,7 @@ from loadgen.cdc.hashing import (  # re-exported: where the verifier's modules l
 from loadgen.cdc.ledger_columns import OP_CODES, as_dict, typed_columns
 from loadgen.cdc.ledger_fates import keep_committed
 from loadgen.ledger import BadLine, LedgerScan, Resolver, part_files, records, scan
+from loadgen.ledger.run_end import LedgerEnd, ledger_end
 from loadgen.op_names import scenario_op_name
 
 __all__ = [
@@ -108,6 +109,8 @@ class LedgerIndex:
     #   unresolved): only committed ones' changes are in the columns
     num_uncommitted_changes: int = 0  # change lines of transactions that did not commit
     num_resolved_by_server: int = 0  # intents without an outcome that ``resolve`` answered
+    end: LedgerEnd = field(default_factory=lambda: LedgerEnd(None, (), "not read"))
+    # ^ where the ledger's runs ended in the WAL (``loadgen.ledger.run_end``)
 
     @property
     def num_changes(self) -> int:
@@ -333,4 +336,5 @@ def load(
         fates=fates,
         num_uncommitted_changes=num_uncommitted,
         num_resolved_by_server=num_by_server,
+        end=ledger_end(parts),
     )

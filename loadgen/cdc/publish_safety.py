@@ -7,13 +7,19 @@ index that is gone ("cannot update table ... because it does not have a replica 
 publishes updates"). Unlogged and temporary tables are never published. Nothing safe can be
 done for such tables without changing them, so setup refuses before it creates anything and
 names them with the fixes. Read-only; runs in the CLI's process.
+
+``require_not_shared``: nor may setup put a second loadgen schema into a publication or a slot
+another schema's setup made (``docs/cdc.md``, names per schema).
 """
 
 from __future__ import annotations
 
 import psycopg
 
-from loadgen.errors import SchemaMissingError
+from loadgen import tables
+from loadgen.cdc.slot_read import STATE_TABLE
+from loadgen.cdc.slot_state import schemas_recording
+from loadgen.errors import ConfigError, SchemaMissingError
 
 MAX_NAMED = 10  # tables named in the message; the rest are counted
 
@@ -64,3 +70,38 @@ def require_all_tables_safe(conn: psycopg.Connection, publication: str) -> None:
         f" identity: {named}{more}; give each a primary key or ALTER TABLE ... REPLICA IDENTITY"
         " FULL (or USING INDEX), or leave out --all-tables to publish only loadgen's tables"
     )
+
+
+def require_not_shared(conn: psycopg.Connection, publication: str, slot: str) -> None:
+    """Refuse a ``cdc setup`` that would share another schema's publication or slot: two
+    loadgen schemas of one database in one stream (the tables of both published together, or
+    one slot consumed for both). A ``FOR ALL TABLES`` publication is shared by design.
+
+    Raises:
+        ConfigError: naming the other schema and the flags that fix it (exit 2); nothing
+            changed.
+    """
+    schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    fix = (
+        f"give schema {schema} its own: --publication NAME --slot NAME (or cdc.publication,"
+        " cdc.slot); without them, a schema other than public gets <default>_<schema>"
+    )
+    rows = conn.execute(
+        "SELECT DISTINCT t.schemaname FROM pg_publication p"
+        " JOIN pg_publication_tables t ON t.pubname = p.pubname"
+        " WHERE p.pubname = %s AND NOT p.puballtables AND t.schemaname <> %s"
+        " AND t.tablename = ANY (%s) ORDER BY 1",
+        (publication, schema, list(tables.TABLE_NAMES)),
+    ).fetchall()
+    if rows:
+        others = ", ".join(str(r[0]) for r in rows)
+        raise ConfigError(
+            f"--publication {publication!r} already publishes the loadgen tables of schema"
+            f" {others}: adding {schema}'s would mix both schemas' changes in one stream; {fix}"
+        )
+    owners = [s for s in schemas_recording(conn, slot) if s != schema]
+    if owners:
+        raise ConfigError(
+            f"--slot {slot!r} was set up for schema {', '.join(owners)} (its {STATE_TABLE}):"
+            f" sharing it would mix both schemas' changes in one stream; {fix}"
+        )

@@ -54,6 +54,9 @@ class VerifyReport:
     notes: list[str]
     elapsed_s: float
     delivery: str = "exactly-once"  # one of DELIVERY_MODES
+    # the ledger's end (``run_end.LedgerEnd.to_dict``: {"lsn", "runs"} or {"lsn": None,
+    # "runs", "unknown_because"}): changes after it are excluded_after_ledger
+    ledger_end: dict[str, Any] | None = None
 
     @property
     def is_ok(self) -> bool:
@@ -65,6 +68,7 @@ class VerifyReport:
             "source": self.source,
             "delivery": self.delivery,
             "counts": self.counts,
+            "ledger_end": self.ledger_end,
             "elapsed_s": round(self.elapsed_s, 3),
             "notes": self.notes,
             "checks": [

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from loadgen import tables
+from loadgen.cdc.publish_safety import require_not_shared
 from loadgen.cdc.slot_read import (  # re-exported: ``slot`` is where callers look
     DEFAULT_BATCH_CHANGES,
     STATE_TABLE,
@@ -168,11 +169,13 @@ def setup(
 
     Raises:
         DatabaseUnavailableError: the server lacks wal_level=logical or slots (message has the fix).
-        ConfigError: bad replica identity.
+        ConfigError: bad replica identity; the publication or the slot is another loadgen
+            schema's (``publish_safety.require_not_shared``).
     """
     if replica_identity not in ("default", "full"):
         raise ConfigError(f"--replica-identity {replica_identity!r}: use default or full")
     _slot_here(conn, slot)
+    require_not_shared(conn, publication, slot)  # another loadgen schema's: refused
     problems = check_server(conn)
     free_slots = int(
         _one(

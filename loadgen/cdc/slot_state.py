@@ -92,3 +92,25 @@ def recorded_slots(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
         )
     ).fetchall()
     return {str(s): (str(p), str(lsn)) for s, p, lsn in rows}
+
+
+def schemas_recording(conn: psycopg.Connection, slot: str) -> list[str]:
+    """The schemas of this database whose ``loadgen_cdc_state`` records ``slot`` (the schemas
+    a ``cdc setup`` made it for), sorted; a state table this role cannot read is skipped."""
+    rows = conn.execute(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relname = %s AND c.relkind IN ('r', 'p') ORDER BY 1",
+        (STATE_TABLE,),
+    ).fetchall()
+    found = []
+    for (schema,) in rows:
+        query = sql.SQL("SELECT 1 FROM {} WHERE slot_name = %s").format(
+            sql.Identifier(str(schema), STATE_TABLE)
+        )
+        try:
+            if conn.execute(query, (slot,)).fetchone():
+                found.append(str(schema))
+        except psycopg.errors.InsufficientPrivilege:
+            if not conn.autocommit:
+                conn.rollback()
+    return found

@@ -39,6 +39,7 @@ def report(
         "redelivered": v.num_redelivered,
         "redelivered_truncates": v.num_redelivered_truncates,
         "excluded_before_ledger": v.num_excluded,
+        "excluded_after_ledger": v.after.num_excluded,
         "captured_truncates": len(v.truncates),
         "ledger_truncates": len(L.truncates),
         "torn_ledger_lines": sum(b.is_torn for b in L.bad_lines),
@@ -49,4 +50,6 @@ def report(
         **snapshot_counts,
         **{f"limit {k}": v for k, v in sorted(v.limit_counts.items())},
     }
-    return VerifyReport(source, counts, checks, v.notes, elapsed_s, v.delivery)
+    return VerifyReport(
+        source, counts, checks, v.notes, elapsed_s, v.delivery, ledger_end=v.after.end.to_dict()
+    )

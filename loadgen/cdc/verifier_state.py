@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from loadgen.cdc.change import Captured, CapturedChange, EncodingLimits
 from loadgen.cdc.ledger_index import LedgerIndex
+from loadgen.cdc.ledger_window import AfterLedger
 
 
 class VerifierState(Protocol):
@@ -34,6 +35,7 @@ class VerifierState(Protocol):
     limit_counts: dict[str, int]
     num_captured: int
     num_excluded: int
+    after: AfterLedger
     num_reads: int
     num_redelivered: int
     num_redelivered_truncates: int

@@ -49,6 +49,7 @@ from loadgen.cdc.change import (
 )
 from loadgen.cdc.hashing import key_hash, row_hash, sorted_search
 from loadgen.cdc.ledger_index import LedgerIndex
+from loadgen.cdc.ledger_window import AfterLedger
 from loadgen.cdc.occurrences import OCCURRENCE_WINDOW, Occurrences
 from loadgen.cdc.results import CHECKS, DELIVERY_MODES, VerifyReport
 from loadgen.ledger import read_line
@@ -108,6 +109,9 @@ class Verifier:
         self.batch_changes = batch_changes
         self.match_count = np.zeros(ledger.num_changes, np.int32)
         self.ledger_xids = np.unique(ledger.xid[~ledger.is_dup])
+        # a later run's transactions are all newer than every ledger transaction
+        self.max_xid = max([int(ledger.xid.max()) if ledger.num_changes else 0]
+                           + [t[0] for t in ledger.truncates])  # fmt: skip
         self._ledger_truncates: dict[tuple[int, int], list[int]] = {}
         for i, (x, t, _, _) in enumerate(ledger.truncates):
             self._ledger_truncates.setdefault((x & _MASK32, t), []).append(i)
@@ -126,6 +130,7 @@ class Verifier:
         self.limit_counts: dict[str, int] = {}
         self.num_captured = 0
         self.num_excluded = 0  # from transactions older than the ledger
+        self.after = AfterLedger(ledger.end)  # written after the ledger's runs had ended
         self.num_reads = 0  # snapshot reads (op r)
         self.num_redelivered = 0  # exact redeliveries (``delivery_checks``)
         self.num_redelivered_truncates = 0
@@ -179,12 +184,15 @@ class Verifier:
             return
         self._seen_truncates.add(key)
         waiting = self._ledger_truncates.get((t.xid, t.table))
+        xid8 = self.L.xid8_of(t.xid)
         if waiting:
             waiting.pop(0)
-        elif self.L.xid8_of(t.xid) >= self.L.min_xid:
-            self._fail("unexpected", self._truncate_example(t, None))
-        else:
+        elif xid8 < self.L.min_xid:
             self.num_excluded += 1
+        elif xid8 <= self.max_xid or not self.after.take_one(
+            t.position, lambda _: self._truncate_example(t, None)
+        ):
+            self._fail("unexpected", self._truncate_example(t, None))
 
     def _truncate_example(self, t: CapturedTruncate, problem: str | None) -> dict[str, Any]:
         ex = {"table": self.L.codes.names[t.table], "op": "truncate", "at": self.where(t)}
@@ -285,7 +293,10 @@ class Verifier:
         self.num_excluded += int((~in_scope & ~is_read).sum())
         self.num_reads += int(is_read.sum())
         known_txn = np.isin(xid8, self.ledger_xids)
-        for i in np.flatnonzero(~hit & in_scope).tolist():
+        unmatched = ~hit & in_scope
+        newer = unmatched & (xid8 > self.max_xid)  # (so not a ledger transaction)
+        late = self.after.split(pos, newer, hit, lambda i: self.describe(change(i)))
+        for i in np.flatnonzero(unmatched & ~late).tolist():
             check = "missing_from_ledger" if known_txn[i] else "unexpected"
             self._fail(check, self.describe(change(i)))
         partial = (flags & _FLAG_PARTIAL) != 0
@@ -378,4 +389,5 @@ class Verifier:
             self.notes.extend(notes)
         else:
             self.notes.append("final state not checked (no database connection)")
+        self.notes.extend(self.after.finish(self.counts, self.examples, self.max_examples))
         return summary.report(self, source, live, snap.counts)

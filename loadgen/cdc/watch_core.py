@@ -29,6 +29,7 @@ from loadgen.cdc.watch_markers import MarkerStats
 from loadgen.cdc.watch_match import Matcher
 from loadgen.cdc.watch_report import final_report, interval_record
 from loadgen.ledger.resolve import xact_status
+from loadgen.ledger.run_end import ledger_end
 from loadgen.processes import is_alive
 
 DEFAULT_GRACE_S = 60.0
@@ -201,6 +202,7 @@ class WatchCore:
     def _tick(self, now: float) -> None:
         m = self.matcher
         self._resolve(m.stale_intents(now), now)
+        self._read_end()
         m.sweep(now, self.follower.part_name, self.where)
         for ex in m.new_missing:
             self.emit({"type": "missing", **ex})
@@ -211,6 +213,11 @@ class WatchCore:
         self.num_intervals += 1
         self.publish()  # after the interval record: its lag samples are folded
         self.emit(rec)
+
+    def _read_end(self) -> None:
+        """The ledger's end as its runs' end files say now (after a ledger poll: a new run's
+        parts, which exist before its first commit, make it unknown again)."""
+        self.matcher.after.update(ledger_end([p.path for p in self.follower.parts]))
 
     def _resolve(self, txids: list[int], now: float) -> None:
         """Ask the server about intents without an outcome (a writer killed before it)."""
@@ -247,6 +254,7 @@ class WatchCore:
         m = self.matcher
         self.poll_ledger(now)
         self._resolve(list(m.intents), now)
+        self._read_end()
         m.sweep(now, self.follower.part_name, self.where, final=True)
         m.new_missing.clear()
 

@@ -14,7 +14,9 @@ transaction's committed outcome is read (format 1 lines: at once). ``sweep(now)`
 every committed change pending longer than ``grace_s`` as *missing* (once; it stays pending,
 and a later capture counts as ``late``), and decides captured changes that waited as long:
 ``excluded_before_ledger`` (older than the ledger's first transaction), ``missing_from_ledger``
-(a transaction the ledger knows) or ``unexpected``.
+(a transaction the ledger knows), ``excluded_after_ledger`` (written after every run of the
+ledger had ended: ``ledger_window``; such changes are decided at the next sweep, without
+waiting for the grace) or ``unexpected``.
 
 Single-threaded; times are ``time.monotonic()`` seconds given by the caller.
 """
@@ -28,6 +30,7 @@ from typing import Any
 from loadgen.cdc import watch_lag
 from loadgen.cdc.change import OP_DELETE, OP_LETTERS, UNCHANGED, CapturedChange, image
 from loadgen.cdc.ledger_index import OP_CODES, TableCodes
+from loadgen.cdc.ledger_window import AfterLedger
 from loadgen.cdc.watch_ledger import LedgerLine
 from loadgen.cdc.watch_state import (
     CaptureEntry,
@@ -36,8 +39,10 @@ from loadgen.cdc.watch_state import (
     LedgerEntry,
     Tally,
     committed_before,
+    xid8_near,
 )
 from loadgen.ledger import records
+from loadgen.ledger.run_end import LedgerEnd
 
 MASK32 = 0xFFFFFFFF
 RECENT = 100_000  # matched keys and committed transactions remembered for redeliveries
@@ -71,6 +76,8 @@ class Matcher:
         self.intents: dict[int, Intent] = {}  # txid8 → changes awaiting their outcome
         self._f1: tuple[int, int, dict[tuple[int, int, int], int]] = (-1, -1, {})
         self.min_xid8: int | None = None
+        self.max_xid8 = 0  # the newest ledger transaction read (a later run's are newer)
+        self.after = AfterLedger(LedgerEnd(None, (), "not read yet"))  # ``WatchCore`` updates
         self._recent_keys: dict[Key, int] = {}  # matched key → captured position
         self._recent_keys_q: deque[Key] = deque()
         self._recent_txns: set[int] = set()  # committed ledger xid32s
@@ -131,6 +138,7 @@ class Matcher:
         opc, pk = OP_CODES[op], int(obj["pk"])
         if self.min_xid8 is None or txid < self.min_xid8:
             self.min_xid8 = txid
+        self.max_xid8 = max(self.max_xid8, txid)
         lc = LedgerEntry(
             line.part, line.offset, int(obj.get("writer", -1)), int(obj.get("mono_ns", 0)),
             txid, obj.get("after"), str(obj.get("op_name", "")), now,
@@ -265,6 +273,7 @@ class Matcher:
         self.tally.matched += 1
         c.txn[1] -= 1
         ch = c.ch
+        self.after.matched_at(ch.position)
         self._recent_keys[key] = ch.position
         self._recent_keys_q.append(key)
         if len(self._recent_keys_q) > RECENT:
@@ -336,6 +345,12 @@ class Matcher:
             ex["pending_s"] = round(now - lc.known_at, 3)
             self.new_missing.append(ex)
         cp = self.captured_pending
+        lsn = self.after.lsn  # written after the ledger's end: decided now
+        if lsn is not None and not final:
+            for key in [k for k, c in cp.items() if c.ch.position >= lsn and not self._known(k)]:
+                c = cp.pop(key)
+                c.txn[1] -= 1
+                self._decide_unmatched(key, c, where)
         while cp:
             key, c = next(iter(cp.items()))
             if c.at > limit and not final:
@@ -345,21 +360,19 @@ class Matcher:
             self._decide_unmatched(key, c, where)
         self._advance_flush()
 
+    def _known(self, key: Key) -> bool:
+        """Whether the captured change's transaction is the ledger's (committed or open)."""
+        return key[0] in self._recent_txns or xid8_near(self.min_xid8, key[0]) in self.intents
+
     def _decide_unmatched(self, key: Key, c: CaptureEntry, where: Any) -> None:
-        base = self.min_xid8
-        if base is None:
-            self.fail("unexpected", self.captured_example(c, where(c.ch)))
-            return
-        full = (base & ~MASK32) | key[0]
-        if full < base - 2**31:
-            full += 2**32
-        elif full > base + 2**31:
-            full -= 2**32
-        if full < base:
+        full, base = xid8_near(self.min_xid8, key[0]), self.min_xid8
+        if full is not None and base is not None and full < base:
             self.tally.excluded_before_ledger += 1
-        elif key[0] in self._recent_txns or full in self.intents:
+        elif self._known(key):
             self.fail("missing_from_ledger", self.captured_example(c, where(c.ch)))
-        else:
+        elif (full or 0) <= self.max_xid8 or not self.after.take_one(
+            c.ch.position, lambda _: self.captured_example(c, where(c.ch))
+        ):
             self.fail("unexpected", self.captured_example(c, where(c.ch)))
 
     @property

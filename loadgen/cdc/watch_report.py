@@ -58,6 +58,7 @@ def interval_record(
         "duplicated": t.duplicated,
         "redelivered": t.redelivered,
         "unexpected": t.unexpected,
+        "excluded_after_ledger": m.after.num_excluded,
         "missing_from_ledger": t.missing_from_ledger,
         "order": t.order,
         "values": t.values,
@@ -130,6 +131,7 @@ def final_report(
     examples = {k: list(m.examples.get(k, [])) for k in WATCH_CHECKS}
     examples["ledger_lines"] = ledger_bad_examples
     examples["missing"] = missing_examples
+    end_notes = m.after.finish(found, examples, m.max_examples)  # (may move some to unexpected)
     checks = []
     for k in WATCH_CHECKS:
         n = found[k]
@@ -142,6 +144,7 @@ def final_report(
         "matched": t.matched,
         "redelivered": t.redelivered,
         "excluded_before_ledger": t.excluded_before_ledger,
+        "excluded_after_ledger": m.after.num_excluded,
         "ledger_aborted_transactions": t.ledger_aborted_transactions,
         "ledger_resolved_by_server": t.ledger_resolved_by_server,
         "late_matches": t.late,
@@ -150,9 +153,12 @@ def final_report(
     }
     notes = [
         *notes,
+        *end_notes,
         "not checked live (run `cdc verify` on a slot copy for them): " + ", ".join(NOT_CHECKED),
     ]
-    return VerifyReport(source, all_counts, checks, notes, elapsed_s, m.delivery)
+    return VerifyReport(
+        source, all_counts, checks, notes, elapsed_s, m.delivery, m.after.end.to_dict()
+    )
 
 
 def lag_text(totals: dict[str, Any], markers: dict[str, Any] | None = None) -> str:

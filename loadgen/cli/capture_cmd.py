@@ -13,9 +13,9 @@ import typer
 from loadgen import interrupts
 from loadgen.capture.sink import CapturePaths, check_out, read_json
 from loadgen.capture.stop import StopPolicy
-from loadgen.cdc import debezium_config, names
+from loadgen.cdc import debezium_config, names, schema_names
 from loadgen.cli.app import _state, get_dsn, get_settings
-from loadgen.cli.cdc_cmd import cdc_app
+from loadgen.cli.cdc_cmd import PUB_HELP, cdc_app
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.stream.rates import parse_duration
 from loadgen.stream.report import check_summary_json_path
@@ -75,12 +75,10 @@ def capture(
     slot_name: str | None = typer.Option(
         None,
         "--slot",
-        help="Debezium's slot (default: cdc.debezium_slot, loadgen_debezium; created when"
-        " missing; never the verifier's).",
+        help="Debezium's slot (default: cdc.debezium_slot, loadgen_debezium, in a schema other"
+        " than public loadgen_debezium_<schema>; created when missing; never the verifier's).",
     ),
-    publication: str | None = typer.Option(
-        None, "--publication", help="Publication to read (default: cdc.publication)."
-    ),
+    publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
     topic_prefix: str | None = typer.Option(
         None, "--topic-prefix", help="topic.prefix (default: cdc.topic_prefix, hospital)."
     ),
@@ -164,9 +162,7 @@ def _capture(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
         "topic_prefix": a["topic_prefix"],
     }
     s = get_settings(ctx, {"cdc": {k: v for k, v in cdc.items() if v is not None}})
-    slot = names.check_slot(
-        s.cdc.debezium_slot, "--slot" if a["slot_name"] else "cdc.debezium_slot"
-    )
+    names.check_slot(s.cdc.debezium_slot, "--slot" if a["slot_name"] else "cdc.debezium_slot")
     names.check_publication(
         s.cdc.publication, "--publication" if a["publication"] else "cdc.publication"
     )
@@ -176,7 +172,8 @@ def _capture(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
 
     java.require_extra()
     dsn = get_dsn(ctx)
-    schema = _current_schema(dsn, s.db.connect_retry_s) if a["tables"] else None
+    schema = _current_schema(dsn, s.db.connect_retry_s)
+    own = schema_names.for_schema(s, schema, ("publication", "debezium_slot"))
     table_list = _qualify(_tables(a["tables"]), schema)
     if a["background"]:
         _start_background(ctx, a, paths, dsn, requests)
@@ -185,9 +182,9 @@ def _capture(ctx: typer.Context, a: dict[str, Any], requests: Any) -> None:
 
     opts = runner.CaptureOptions(
         out=paths.out,
-        publication=s.cdc.publication,
-        slot=slot,
-        verifier_slot=s.cdc.slot,
+        publication=own.publication,
+        slot=own.debezium_slot,
+        verifier_slot=schema_names.verifier_slot(s, schema) or "",
         topic_prefix=s.cdc.topic_prefix,
         tables=table_list,
         snapshot_mode=a["snapshot"],
@@ -218,10 +215,10 @@ def _current_schema(dsn: str, retry_s: float) -> str:
     from loadgen import db
 
     with db.connect(dsn, autocommit=True, retry_for_s=retry_s) as conn:
-        row = conn.execute("SELECT current_schema()").fetchone()
-    if not row or row[0] is None:
+        schema = schema_names.current_schema(conn)
+    if schema is None:
         raise ConfigError("no current schema: search_path names no existing schema")
-    return str(row[0])
+    return schema
 
 
 def _qualify(items: list[str] | None, schema: str | None) -> list[str] | None:

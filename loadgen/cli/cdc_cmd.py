@@ -9,7 +9,15 @@ import orjson
 import typer
 
 from loadgen import db, scenarios
-from loadgen.cdc import debezium_config, names, publish_safety, report, slot, verify_run
+from loadgen.cdc import (
+    debezium_config,
+    names,
+    publish_safety,
+    report,
+    schema_names,
+    slot,
+    verify_run,
+)
 from loadgen.cdc.results import DELIVERY_MODES
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.config import Settings
@@ -24,11 +32,13 @@ app.add_typer(cdc_app, name="cdc")
 
 PUB_HELP = (
     "Publication name: a letter or _, then letters, digits, _ or $, at most 63 bytes"
-    " (default: cdc.publication, loadgen_pub)."
+    " (default: cdc.publication, loadgen_pub; in a schema other than public"
+    " loadgen_pub_<schema>)."
 )
 SLOT_HELP = (
     "The verifier's pgoutput slot: lowercase letters, digits and _, at most 63 characters"
-    " (default: cdc.slot, loadgen_verify)."
+    " (default: cdc.slot, loadgen_verify; in a schema other than public"
+    " loadgen_verify_<schema>)."
 )
 JSON_HELP = "Print JSON instead of text."
 
@@ -71,29 +81,36 @@ def cdc_setup(
 ) -> None:
     """Check the server, create the publication for the 7 tables, set replica identity, and
     create the verifier's slot. Run it BEFORE the load: a slot only sees transactions that
-    commit after it exists."""
+    commit after it exists. Names: in schema public loadgen_pub and loadgen_verify; in any
+    other schema (search_path) <default>_<schema>, so two loadgen schemas of one database
+    never share them (exit 2 when the schema's name makes no valid name, or when the given
+    publication or slot is another loadgen schema's)."""
     s = _settings(ctx, publication=publication, slot=slot_name, replica_identity=replica_identity)
     with (
         names.database_errors("cdc setup"),
         db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         db.require_schema(conn)
+        cdc = schema_names.resolve(conn, s, ("slot", "publication"))
         if all_tables:  # before anything is created
-            publish_safety.require_all_tables_safe(conn, s.cdc.publication)
+            publish_safety.require_all_tables_safe(conn, cdc.publication)
         extra: list[str] = []
         if with_scenarios:  # tables first: the publication must exist before the slot
             scenarios.ensure_tables(conn)
             extra = scenarios.table_names()
         result = slot.setup(
             conn,
-            publication=s.cdc.publication,
-            slot=s.cdc.slot,
+            publication=cdc.publication,
+            slot=cdc.slot,
             replica_identity=s.cdc.replica_identity,
             all_tables=all_tables,
             extra_tables=extra,
             keep_identity=scenarios.OWN_IDENTITY_TABLES,
             via_partition_root=via_partition_root,
         )
+        hint = schema_names.legacy_hint(conn, s, after_setup=True)
+        if hint and result.is_slot_created:
+            result.notes.append(hint)
     print(report.setup_text(result))
 
 
@@ -109,7 +126,7 @@ def cdc_status(
         names.database_errors("cdc status"),
         db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
-        st = slot.status(conn, s.cdc.publication)
+        st = slot.status(conn, schema_names.resolve(conn, s, ("publication",)).publication)
     if as_json:
         _dump(report.status_dict(st))
     else:
@@ -164,7 +181,9 @@ def cdc_verify(
     """Check that the captured changes are exactly the ledger's: none missing, duplicated,
     unexpected, reordered per key, regrouped or altered, and that replaying them gives the
     tables' current contents (with a Debezium snapshot: that the snapshot held every row as of
-    its point). Exit 0 when all hold, 1 otherwise; 2 for bad input (a file that is not
+    its point). Changes written after the ledger's runs had ended (a later run caught by the
+    same slot or dump) are counted as excluded_after_ledger, not unexpected, when every run
+    recorded its end. Exit 0 when all hold, 1 otherwise; 2 for bad input (a file that is not
     Debezium events); 3 when the slot or publication does not exist."""
     s = _settings(ctx, slot=slot_name, publication=publication)
     source = "debezium" if debezium_file else "slot"
@@ -178,26 +197,28 @@ def cdc_verify(
         db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         db.require_schema(conn)
+        cdc = schema_names.resolve(conn, s, ("slot", "publication"))
         if debezium_file:
             result = verify_run.verify_debezium(
                 conn,
                 ledger,
                 debezium_file,
-                publication=s.cdc.publication,
+                publication=cdc.publication,
                 delivery=mode,
                 fail_on_limits=fail_on_limits,
                 max_examples=max_examples,
             )
         else:
-            result = verify_run.verify_slot(
-                conn,
-                ledger,
-                slot=s.cdc.slot,
-                publication=s.cdc.publication,
-                consume=consume,
-                delivery=mode,
-                max_examples=max_examples,
-            )
+            with schema_names.hinted(conn, s):
+                result = verify_run.verify_slot(
+                    conn,
+                    ledger,
+                    slot=cdc.slot,
+                    publication=cdc.publication,
+                    consume=consume,
+                    delivery=mode,
+                    max_examples=max_examples,
+                )
     if as_json:
         _dump(result.to_dict())
     else:
@@ -222,8 +243,9 @@ def cdc_teardown(
         names.database_errors("cdc teardown"),
         db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
+        cdc = schema_names.resolve(conn, s, ("slot", "publication"))
         result = slot.teardown(
-            conn, slot=s.cdc.slot, publication=None if keep_publication else s.cdc.publication
+            conn, slot=cdc.slot, publication=None if keep_publication else cdc.publication
         )
     print(f"dropped {' and '.join(result.dropped)}" if result.dropped else "nothing dropped")
     for w in result.warnings:
@@ -252,7 +274,10 @@ def cdc_debezium_config(
         None, "--db-user", help="database.user (default: the DSN's user)."
     ),
     slot_name: str | None = typer.Option(
-        None, "--slot", help="Debezium's slot (default: cdc.debezium_slot; never the verifier's)."
+        None,
+        "--slot",
+        help="Debezium's slot (default: cdc.debezium_slot, loadgen_debezium; in a schema other"
+        " than public loadgen_debezium_<schema>; never the verifier's).",
     ),
     publication: str | None = typer.Option(None, "--publication", help=PUB_HELP),
     with_scenarios: bool = typer.Option(
@@ -269,30 +294,31 @@ def cdc_debezium_config(
     if fmt not in ("json", "properties"):
         raise ConfigError(f"--format {fmt!r}: use json or properties")
     s = _settings(ctx, topic_prefix=topic_prefix, debezium_slot=slot_name, publication=publication)
-    if s.cdc.debezium_slot == s.cdc.slot:
-        raise ConfigError(
-            f"--slot {s.cdc.debezium_slot!r}: that is the verifier's slot; Debezium needs its own"
-        )
     dsn = get_dsn(ctx)
     with (
         names.database_errors("cdc debezium-config"),
         db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
-        published = debezium_config.published_tables(conn, s.cdc.publication)
+        cdc = schema_names.resolve(conn, s, ("publication", "debezium_slot"))
+        if cdc.debezium_slot == schema_names.verifier_slot(s, schema):
+            raise ConfigError(
+                f"--slot {cdc.debezium_slot!r}: that is the verifier's slot; Debezium needs its own"
+            )
+        published = debezium_config.published_tables(conn, cdc.publication)
     extra = tuple(scenarios.table_names()) if with_scenarios else ()
     wanted = debezium_config.hospital_tables(schema, extra)
     if published is None:
         print(
-            f"warning: publication {s.cdc.publication!r} does not exist yet (run `loadgen cdc"
+            f"warning: publication {cdc.publication!r} does not exist yet (run `loadgen cdc"
             " setup` first): table.include.list names the tables, not partitions",
             file=sys.stderr,
         )
     doc = debezium_config.debezium_config(
         dsn,
         schema=schema,
-        publication=s.cdc.publication,
-        slot=s.cdc.debezium_slot,
+        publication=cdc.publication,
+        slot=cdc.debezium_slot,
         topic_prefix=s.cdc.topic_prefix,
         show_password=show_password,
         db_host=db_host,

@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from loadgen import db, interrupts, limits
-from loadgen.cdc import names, report, verify_run, watch_report, watch_run
+from loadgen.cdc import names, report, schema_names, verify_run, watch_report, watch_run
 from loadgen.cdc.results import DELIVERY_MODES
 from loadgen.cli.app import get_dsn, get_settings
 from loadgen.cli.cdc_cmd import JSON_HELP, PUB_HELP, SLOT_HELP, cdc_app
@@ -212,6 +212,8 @@ def _run(
         db.connect(dsn, autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
     ):
         db.require_schema(conn)
+        cdc = schema_names.resolve(conn, s, ("slot", "publication"))
+        opts.slot, opts.publication = cdc.slot, cdc.publication
         w: Any
         if debezium_file:
             from loadgen.cdc.watch_debezium import DebeziumWatch
@@ -220,7 +222,8 @@ def _run(
         else:
             w = watch_run.Watch(conn, dsn, opts, emit, stop)
         w.metrics = metrics
-        return w.run()
+        with schema_names.hinted(conn, s):
+            return w.run()
 
 
 def _finish(a: dict[str, Any], result: Any) -> None:

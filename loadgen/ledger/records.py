@@ -11,6 +11,10 @@ A ledger part is a file of JSON lines (orjson), written by one ``LedgerWriter``.
   ``committed`` or ``aborted``, written after COMMIT returned (or after the server said so
   through ``pg_xact_status``); ``by`` says who decided.
 
+Beside the parts, a run that ended with every writer gone writes one ``RunEndRecord``
+(``"type": "run_end"``) in a file of its own (``loadgen.ledger.run_end``): the WAL position
+before which all of the run's row changes lie. Optional: a ledger without one still reads.
+
 A transaction's changes count as committed only with a ``committed`` outcome; an intent with
 no outcome is resolved from the server by ``pg_xact_status(txid)`` (``loadgen.ledger.resolve``).
 
@@ -30,6 +34,7 @@ FORMAT_VERSION = 2
 LEGACY_VERSION = 1  # lines before any header
 TYPE_HEADER: Final = "header"
 TYPE_OUTCOME: Final = "outcome"
+TYPE_RUN_END: Final = "run_end"
 COMMITTED: Final = "committed"
 ABORTED: Final = "aborted"
 
@@ -80,10 +85,24 @@ class OutcomeRecord(TypedDict):
     writer: int
 
 
+class RunEndRecord(TypedDict):
+    """The end of one run (its own file, ``end-<run>.json``): written once every process of the
+    run that could change a row has ended, so every row change of the run's transactions lies
+    in the WAL before ``end_lsn``."""
+
+    type: Literal["run_end"]
+    format: str  # FORMAT_NAME
+    version: int  # FORMAT_VERSION
+    run_id: str  # the run (its parts are part-<run_id>-<writer>.jsonl)
+    end_lsn: str  # pg_current_wal_insert_lsn() then, as PostgreSQL prints it ("0/1A2B3C4D")
+    ended_at: str  # ISO 8601 UTC, when it was read
+
+
 CHANGE_FIELDS: frozenset[str] = frozenset(ChangeRecord.__required_keys__)
 CHANGE_OPTIONAL: frozenset[str] = frozenset(ChangeRecord.__optional_keys__)
 OUTCOME_FIELDS: frozenset[str] = frozenset(OutcomeRecord.__required_keys__)
 HEADER_FIELDS: frozenset[str] = frozenset(HeaderRecord.__required_keys__)
+RUN_END_FIELDS: frozenset[str] = frozenset(RunEndRecord.__required_keys__)
 STATUSES: frozenset[str] = frozenset((COMMITTED, ABORTED))
 
 
@@ -146,6 +165,18 @@ def outcome_record(
     if commit_time is not None:
         rec["commit_time"] = commit_time
     return rec
+
+
+def run_end_record(run_id: str, end_lsn: str, ended_at: str) -> RunEndRecord:
+    """A run's end (``end_lsn``: PostgreSQL's ``X/Y`` text)."""
+    return RunEndRecord(
+        type=TYPE_RUN_END,
+        format=FORMAT_NAME,
+        version=FORMAT_VERSION,
+        run_id=run_id,
+        end_lsn=end_lsn,
+        ended_at=ended_at,
+    )
 
 
 def has_extras(obj: dict[str, object]) -> bool:

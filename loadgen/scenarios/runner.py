@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,7 @@ from psycopg import sql
 from loadgen import db, schema
 from loadgen.errors import ConfigError, RunAbortedError, SchemaMissingError
 from loadgen.ledger import LedgerWriteError, LedgerWriter
+from loadgen.ledger.run_end import record_run_end
 from loadgen.scenarios.base import Context, Scenario, ScenarioOptions
 from loadgen.scenarios.recorder import CommittedTxn, Recorder, TxnLog
 from loadgen.scenarios.registry import SCENARIOS
@@ -260,6 +262,11 @@ def run(
                             f"scenario {s.name}: {exc}; that transaction was rolled back,"
                             " every committed one is recorded"
                         ) from None
+            # every scenario done and its extra connections' threads gone: the run's end
+            if ledger_path and not any(
+                t.name.startswith("scenario-small-") and t.is_alive() for t in threading.enumerate()
+            ):
+                record_run_end(conn, ledger_path, run_id)
     finally:
         if ledger is not None:
             ledger.close()

@@ -161,6 +161,7 @@ class Coordinator:
                     spec.ledger,
                     self.run_id,
                 )
+                settle.record_end(self.fleet.handles, ownership, spec.ledger, self.run_id)
             finally:
                 if ownership is not None:
                     ownership.close()

@@ -11,6 +11,10 @@ each worker it reads the shared tally (``loadgen.stream.tally``):
 
 Latency and lag of those operations are lost with the worker; the summary says how many
 operations were recovered this way.
+
+Then ``record_end`` writes the run's end into the ledger (``loadgen.ledger.run_end``): the
+server's WAL insert position once every worker is gone, so ``cdc verify`` can tell a later
+run's changes from this run's window.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import psycopg
 
 from loadgen.ledger import LedgerWriteError, append_outcomes, part_path, records
 from loadgen.ledger.resolve import xact_status
+from loadgen.ledger.run_end import record_run_end
 from loadgen.ops.registry import OP_NAMES
 from loadgen.stream.ownership import RunOwnership
 from loadgen.stream.profiles import scenario_op_name
@@ -40,6 +45,18 @@ RESOLVE_WAIT_S = 5.0  # how long a dead worker's transaction may stay "in progre
 class _Worker(Protocol):
     received: IntervalStats
     tally: CommitTally | None
+
+
+class _Process(Protocol):
+    def is_alive(self) -> bool: ...
+
+
+class _Started(Protocol):
+    @property
+    def is_started(self) -> bool: ...
+
+    @property
+    def process(self) -> _Process: ...
 
 
 @dataclass(frozen=True)
@@ -132,3 +149,19 @@ def _append_outcome(ledger: str | None, wid: int, run_id: str, txid: int, fate: 
         append_outcomes(part, [records.outcome_record(txid, status, "coordinator", wid)])
     except (LedgerWriteError, FileNotFoundError) as exc:
         logger.warning("%s (cdc verify resolves it from the server)", exc)
+
+
+def record_end(
+    workers: Mapping[int, _Started], ownership: RunOwnership | None, ledger: str | None, run_id: str
+) -> bool:
+    """Write the run's end into the ledger (after ``settle``), only when it can be trusted:
+    a ledger, a database connection, some worker started and none of them alive any more (a
+    worker that survived SIGKILL could still change rows). Never raises; False: not written."""
+    started = [w for w in workers.values() if w.is_started]
+    if not ledger or ownership is None or not started:
+        return False
+    alive = [wid for wid, w in workers.items() if w.is_started and w.process.is_alive()]
+    if alive:
+        logger.warning("ledger: run end not recorded: worker %s still alive", alive)
+        return False
+    return record_run_end(ownership.conn, ledger, run_id)

@@ -121,12 +121,20 @@ def test_setup_stream_every_operation_verify(
     ops = {e.op_name for e in read_ledger(str(ledger)).entries}
     assert ops == set(OP_NAMES), f"operations that never ran: {set(OP_NAMES) - ops}"
 
-    # a change behind the generator's back: verify fails (exit 1) and names it
+    # a change behind the generator's back after the run had ended (its end recorded): not
+    # the ledger's business; without the run's end (as after a SIGKILL) it fails unexpected
+    ends = list(ledger.glob("end-*.json"))
+    assert len(ends) == 1 and report["ledger_end"]["lsn"] is not None
     with psycopg.connect(schema_dsn, autocommit=True) as conn:
         conn.execute("UPDATE medicos SET telefone = 'x' WHERE id = (SELECT min(id) FROM medicos)")
     r = loadgen(cli_env, tmp_path, "cdc", "verify", "--ledger", str(ledger), *flags)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "excluded_after_ledger=1," in r.stdout
+    ends[0].unlink()
+    r = loadgen(cli_env, tmp_path, "cdc", "verify", "--ledger", str(ledger), *flags)
     assert r.returncode == 1
     assert "FAIL unexpected" in r.stdout and "check(s) failed: unexpected" in r.stderr
+    assert "note: ledger end unknown: run" in r.stdout
 
     # the cheap commands in-process (a subprocess costs seconds of imports)
     code, out, err = in_process(
@@ -192,8 +200,11 @@ def test_bad_input_exits_2(
         monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--format", "yaml"
     )
     assert code == 2 and "--format 'yaml'" in err and "Traceback" not in err
+    with psycopg.connect(schema_dsn) as conn:  # outside public the defaults carry the schema
+        schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    verifier = f"loadgen_verify_{schema}"
     code, _, err = in_process(
-        monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--slot", "loadgen_verify"
+        monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--slot", verifier
     )
     assert code == 2 and "verifier's slot" in err
     code, _, err = in_process(
@@ -204,7 +215,8 @@ def test_bad_input_exits_2(
         monkeypatch, capsys, cli_env, tmp_path, "cdc", "debezium-config", "--format", "properties"
     )
     assert code == 0, err
-    assert "plugin.name=pgoutput" in out and "slot.name=loadgen_debezium" in out
+    assert "plugin.name=pgoutput" in out and f"slot.name=loadgen_debezium_{schema}\n" in out
+    assert f"publication.name=loadgen_pub_{schema}\n" in out
 
 
 def _dead_pid() -> int:

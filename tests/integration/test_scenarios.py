@@ -18,7 +18,8 @@ from psycopg import sql
 from loadgen import db, scenarios
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as S
-from loadgen.ledger import read_ledger
+from loadgen.ledger import part_files, read_ledger
+from loadgen.ledger.run_end import ledger_end
 from loadgen.scenarios import ScenarioOptions, ScenarioResult
 from loadgen.scenarios.recorder import TextRow
 
@@ -345,6 +346,13 @@ def test_big_transaction_with_concurrent_small_ones(cdc: Cdc) -> None:
     assert counts["changes"] == results[0].num_changes
     writers = {e.writer for e in read_ledger(cdc.ledger).entries}
     assert writers == {scenarios.SCENARIO_WRITER_ID + i for i in range(3)}
+    # the run ended with its extra connections gone: its end is recorded, past its changes
+    end = ledger_end(part_files(cdc.ledger))
+    assert end.lsn is not None, end.why_unknown
+    changes = (P.Insert, P.Update, P.Delete)
+    lsns = [lsn for lsn, _, m in S.iter_messages(cdc.conn, cdc.slot, cdc.publication)
+            if isinstance(m, changes)]  # fmt: skip
+    assert len(lsns) >= SMALL.big_txn_changes and max(lsns) < end.lsn
 
 
 def test_rollback_leaves_nothing(cdc: Cdc) -> None:

@@ -97,6 +97,7 @@ def test_cdc_edge_runs_every_scenario_counts_and_ledgers_them(
     )
     run_id = summary["run_id"]
     assert sorted(p.name for p in (tmp_path / "ledger").iterdir()) == [
+        f"end-{run_id}.json",  # the run's end (docs/ledger.md)
         f"part-{run_id}-00000.jsonl",
         f"part-{run_id}-00001.jsonl",
     ]
