@@ -34,6 +34,9 @@ PINNED_SETTINGS: dict[str, str] = {
 }
 DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_RETRY_FOR_S = 30.0
+# Retrying that goes on this long gets one notice on stderr (a wait that looks like a hang); a
+# shorter one is silent there, its attempts in the log file: no server is one error line.
+RETRY_NOTICE_AFTER_S = 5.0
 
 
 def session_options(dsn: str, extra: dict[str, str] | None = None) -> str:
@@ -74,6 +77,9 @@ def connect(
     unreachable, starting up, shutting down, out of connection slots — and waits between
     attempts with its backoff for up to ``retry_for_s`` seconds (``[db] connect_retry_s``).
     ``sleep`` waits (a stream worker's honours its stop). Any caller may use it, in any process.
+    The attempts are logged at INFO/DEBUG (the log file); stderr gets one WARNING when an
+    attempt is due ``RETRY_NOTICE_AFTER_S`` (5 s) or more after the first, and the error when
+    it gives up.
 
     Raises:
         ConfigError: libpq rejected a connection option (exit 2).
@@ -86,10 +92,15 @@ def connect(
     def worth_retrying(exc: BaseException) -> bool:
         return retry.can_reconnect(exc) and not _is_bad_option(first_line(exc))
 
+    started = time.monotonic()
+    waited_s = 0.0  # the waits asked for so far (a test's sleep may not pass any time)
+    noticed = False
+
     def on_retry(attempt: int, exc: BaseException, wait_s: float) -> None:
+        nonlocal waited_s, noticed
         reason = scrub(first_line(exc), dsn)
         if attempt == 1:
-            logger.warning(
+            logger.info(
                 "cannot connect to %s (%s); retrying for up to %g s",
                 mask_dsn(dsn),
                 reason,
@@ -97,6 +108,16 @@ def connect(
             )
         else:
             logger.debug("retry %d: %s; next in %.2f s", attempt, reason, wait_s)
+        next_try_s = max(time.monotonic() - started, waited_s) + wait_s
+        waited_s += wait_s
+        if not noticed and next_try_s >= RETRY_NOTICE_AFTER_S:
+            noticed = True  # once; the error at the end says why, when it gives up
+            logger.warning(
+                "no connection to %s yet; still retrying, for up to %g s in all"
+                " ([db] connect_retry_s)",
+                mask_dsn(dsn),
+                retry_for_s,
+            )
 
     attempts = retry.retrying(
         retry_for_s, should_retry=worth_retrying, sleep=sleep, on_retry=on_retry
@@ -123,6 +144,16 @@ def connect(
         raise DatabaseUnavailableError(
             f"cannot connect to {mask_dsn(dsn)}: {reason}{hint}"
         ) from None
+
+
+def wait_for_server(dsn: str, *, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> None:
+    """Connect once (retried as ``connect`` does) and close: a command prints its plan line
+    only once the server answered, so a server that is not there is one error line.
+
+    Raises:
+        ConfigError, DatabaseUnavailableError: as ``connect``.
+    """
+    connect(dsn, autocommit=True, retry_for_s=retry_for_s).close()
 
 
 def missing_tables(conn: psycopg.Connection) -> list[str]:

@@ -81,6 +81,7 @@ def run_scenarios(
             )
         options = dataclasses.replace(options, big_txn_changes=big_txn_changes)
     dsn = get_dsn(ctx)
+    db.wait_for_server(dsn, retry_for_s=options.connect_retry_s)  # no server: one line
     print(
         f"scenario: {', '.join(chosen)} x{repeat}, db {db.mask_dsn(dsn)}"
         + (f", ledger {ledger}" if ledger else ""),

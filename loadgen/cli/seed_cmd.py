@@ -131,6 +131,7 @@ def _run_seed(
     shard = settings.shard.shard if is_sharded else Shard()
     options = shard_options(options, shard)
     dsn = get_dsn(ctx)
+    db.wait_for_server(dsn, retry_for_s=options.connect_retry_s)  # no server: one line
     shard_text = "" if shard.is_whole else f", shard {shard} ({sum(options.counts.values())} rows)"
     print(
         f"seed: scale {options.scale:g}, {options.workers} worker(s), method {options.method}"

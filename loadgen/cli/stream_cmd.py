@@ -255,7 +255,6 @@ def stream(
         if settings.stream.timeseries:
             check_timeseries_path(settings.stream.timeseries)
         spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
-        _print_header(spec, settings)
         if not stop.count:
             capacity.require_free_connections(
                 spec.dsn,
@@ -263,6 +262,7 @@ def stream(
                 f"--workers {spec.num_workers}",
                 retry_for_s=settings.db.connect_retry_s,
             )
+        _print_header(spec, settings)  # once the server answered: no server, one error line
         if settings.stream.metrics_port is not None:
             from loadgen.stream.metrics import StreamMetrics
 
@@ -289,7 +289,7 @@ def stream(
 
 
 def _print_header(spec: RunSpec, settings: config.Settings) -> None:
-    """The run's plan, one line on stderr (before any worker runs)."""
+    """The run's plan, one line on stderr (once the server answered, before any worker runs)."""
     from loadgen import db
 
     pace = (

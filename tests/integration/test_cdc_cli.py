@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from loadgen import db
-from loadgen.cdc import slot as S
 from loadgen.ledger import read_ledger
 from loadgen.ops.registry import OP_NAMES
+from tests.fixtures.cleanup import teardown_cdc
 
 pytestmark = pytest.mark.db
 
@@ -65,10 +65,7 @@ def names(schema_dsn: str) -> Iterator[tuple[str, str]]:
     slot, pub = f"lg_test_slot_{tag}", f"lg_test_pub_{tag}"
     yield slot, pub
     with db.connect(schema_dsn, autocommit=True) as conn:  # whatever the test left behind
-        if conn.execute(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)
-        ).fetchone():
-            S.teardown(conn, slot=slot, publication=pub)
+        teardown_cdc(conn, slot=slot, publication=pub)
 
 
 def test_setup_stream_every_operation_verify(

@@ -15,6 +15,7 @@ from psycopg import sql
 from loadgen import db
 from loadgen.cdc import pgoutput as P
 from loadgen.cdc import slot as S
+from tests.fixtures.cleanup import teardown_cdc
 
 pytestmark = pytest.mark.db
 
@@ -51,7 +52,7 @@ def cdc(request: pytest.FixtureRequest, schema_dsn: str) -> Iterator[Cdc]:
         )
         yield Cdc(conn, slot, pub)
     finally:
-        S.teardown(conn, slot=slot, publication=pub)
+        teardown_cdc(conn, slot=slot, publication=pub)
         conn.close()
 
 

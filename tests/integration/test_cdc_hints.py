@@ -11,6 +11,7 @@ from loadgen import db
 from loadgen.cdc import slot as S
 from loadgen.cdc import verify_run
 from loadgen.ledger import LedgerWriter
+from tests.fixtures.cleanup import teardown_cdc
 from tests.integration.test_cdc_verify import txn, workload
 
 pytestmark = pytest.mark.db
@@ -40,7 +41,7 @@ def test_missing_before_slot_creation_gets_a_hint(schema_dsn: str, tmp_path: Pat
                 conn, str(tmp_path / "ledger"), slot=slot, publication=pub
             )
         finally:
-            S.teardown(conn, slot=slot, publication=pub)
+            teardown_cdc(conn, slot=slot, publication=pub)
     missing = next(c for c in report.checks if c.name == "missing")
     assert not missing.is_ok and missing.count == 11
     hints = [n for n in report.notes if "committed before the slot was created" in n]

@@ -27,6 +27,7 @@ from loadgen.cdc.rows import table_columns
 from loadgen.ledger import LedgerWriter, part_files
 from loadgen.ledger.changes import RowChange
 from loadgen.scenarios.recorder import text_rows
+from tests.fixtures.cleanup import teardown_cdc
 
 pytestmark = pytest.mark.db
 
@@ -158,7 +159,7 @@ def _run(schema_dsn: str, tmp_path: Path, replica_identity: str) -> Iterator[Run
             workload(conn, writer)
         yield Run(conn, slot, pub, tmp_path / "ledger", tmp_path)
     finally:
-        S.teardown(conn, slot=slot, publication=pub)
+        teardown_cdc(conn, slot=slot, publication=pub)
         conn.close()
 
 

@@ -20,6 +20,7 @@ from loadgen.cdc import slot as S
 from loadgen.ledger import LedgerWriter
 from loadgen.ledger.changes import RowChange
 from loadgen.scenarios.recorder import text_rows
+from tests.fixtures.cleanup import teardown_cdc
 from tests.integration.test_cdc_cli import in_process
 from tests.integration.test_cdc_verify import workload
 
@@ -91,7 +92,7 @@ def test_missing_slot_and_missing_publication_exit_3_alike(
             assert named in err and "cdc setup" in err and len(err.strip().splitlines()) == 1
     finally:
         with db.connect(schema_dsn, autocommit=True) as conn:
-            S.teardown(conn, slot=slot, publication=pub)
+            teardown_cdc(conn, slot=slot, publication=pub)
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def column_list(schema_dsn: str, tmp_path: Path) -> Iterator[tuple[psycopg.Conne
         try:
             yield conn, slot, pub
         finally:
-            S.teardown(conn, slot=slot, publication=pub)
+            teardown_cdc(conn, slot=slot, publication=pub)
 
 
 def _returning_all(

@@ -28,6 +28,7 @@ from loadgen import db
 from loadgen.cdc import slot as S
 from loadgen.ledger import LedgerWriter
 from loadgen.ledger.changes import RowChange
+from tests.fixtures.cleanup import teardown_cdc
 from tests.integration.test_cdc_cli import SEED_SQL
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -100,11 +101,8 @@ def rig(schema_dsn: str, cli_env: dict[str, str], tmp_path: Path) -> Iterator[di
     for p in procs:
         p.kill()
     with db.connect(schema_dsn, autocommit=True) as conn:
-        for slot in (watch_slot, verify_slot):
-            q = "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s"
-            if conn.execute(q, (slot,)).fetchone():
-                S.teardown(conn, slot=slot, publication=None)
-        conn.execute(f"DROP PUBLICATION IF EXISTS {pub}")
+        teardown_cdc(conn, slot=watch_slot, publication=None)
+        teardown_cdc(conn, slot=verify_slot, publication=pub)
 
 
 def watch(rig: dict[str, Any], *args: str) -> WatchProc:

@@ -26,8 +26,9 @@ from psycopg.conninfo import make_conninfo
 from loadgen import db, schema
 from loadgen.cdc import verify_run
 from loadgen.ops.registry import OP_NAMES
+from tests.fixtures.cleanup import drop_database, drop_slot, require_gone
 from tests.fixtures.db import with_search_path
-from tests.fixtures.dbz_capture import Capture, drop_slot, require_debezium
+from tests.fixtures.dbz_capture import Capture, require_debezium
 
 pytestmark = [pytest.mark.db, pytest.mark.java, pytest.mark.slow]
 
@@ -88,23 +89,16 @@ def make_live(base_dsn: str, tmp: Path, setup: Setup, before_setup: str = "") ->
 
     With ``setup.all_tables`` the schema lives in a database of its own: a FOR ALL TABLES
     publication covers every table of its database, so other tests' tables (one without a
-    primary key, say) must not be in it.
+    primary key, say) must not be in it. Whatever fails here drops what it made
+    (``drop_live``) before raising.
     """
     tag = uuid.uuid4().hex[:10]
     name = f"lg_dbz_{tag}"
-    database = None
-    if setup.all_tables:
-        database = f"lg_dbz_db_{tag}"
-        with psycopg.connect(base_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        base_dsn = make_conninfo(base_dsn, dbname=database)
-    with psycopg.connect(base_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    dsn = with_search_path(base_dsn, name)
-    with db.connect(dsn) as conn:
-        schema.init(conn)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADGEN_", "PG_"))}
     env.pop("DATABASE_URL", None)
+    database = f"lg_dbz_db_{tag}" if setup.all_tables else None
+    where = make_conninfo(base_dsn, dbname=database) if database else base_dsn
+    dsn = with_search_path(where, name)
     live = Live(
         dsn=dsn,
         env={
@@ -123,37 +117,62 @@ def make_live(base_dsn: str, tmp: Path, setup: Setup, before_setup: str = "") ->
         dbz_slot=f"lg_dbz_dbz_{tag}",
         ledger=tmp / "ledger",
         events=tmp / "events.jsonl",
+        database=database,
     )
-    r = live.loadgen("seed", "--scale", "0.02", "--seed", "7")
-    assert r.returncode == 0, r.stderr
-    if before_setup:
-        with db.connect(dsn, autocommit=True) as conn:
-            conn.execute(before_setup)  # type: ignore[arg-type]
-    flags = ["--replica-identity", setup.identity]
-    flags += ["--with-scenarios"] if setup.scenarios else []
-    flags += ["--via-partition-root"] if setup.via_root else []
-    flags += ["--all-tables"] if setup.all_tables else []
-    r = live.loadgen("cdc", "setup", *flags)
-    assert r.returncode == 0, r.stderr
+    try:
+        if database is not None:
+            with psycopg.connect(base_dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        with psycopg.connect(where, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        with db.connect(dsn) as conn:
+            schema.init(conn)
+        r = live.loadgen("seed", "--scale", "0.02", "--seed", "7")
+        assert r.returncode == 0, r.stderr
+        if before_setup:
+            with db.connect(dsn, autocommit=True) as conn:
+                conn.execute(before_setup)  # type: ignore[arg-type]
+        flags = ["--replica-identity", setup.identity]
+        flags += ["--with-scenarios"] if setup.scenarios else []
+        flags += ["--via-partition-root"] if setup.via_root else []
+        flags += ["--all-tables"] if setup.all_tables else []
+        r = live.loadgen("cdc", "setup", *flags)
+        assert r.returncode == 0, r.stderr
+    except BaseException:
+        drop_live(base_dsn, live)
+        raise
     return live
 
 
 def drop_live(base_dsn: str, live: Live) -> None:
+    """Drop everything ``make_live`` made: both slots (once their consumers let go), then the
+    database of its own, or the publication and the schema.
+
+    Raises:
+        LeftBehind: any of them is still on the server (named), after every step was tried.
+    """
     with psycopg.connect(base_dsn, autocommit=True) as conn:
-        for slot in (live.slot, live.dbz_slot):
-            drop_slot(conn, slot)
-        if live.database is not None:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(live.database)
+        try:
+            for slot in (live.slot, live.dbz_slot):
+                drop_slot(conn, slot)
+        finally:
+            if live.database is not None:
+                drop_database(conn, live.database)
+            else:
+                conn.execute(
+                    sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
+                        sql.Identifier(live.publication)
+                    )
                 )
-            )
-            return
-        conn.execute(
-            sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(live.publication))
-        )
-        conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(live.schema))
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(live.schema))
+                )
+        require_gone(
+            conn,
+            databases=[live.database] if live.database else [],
+            slots=[live.slot, live.dbz_slot],
+            publications=[] if live.database else [live.publication],
+            schemas=[] if live.database else [live.schema],
         )
 
 

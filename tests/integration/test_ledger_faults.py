@@ -27,9 +27,9 @@ import psycopg
 import pytest
 
 from loadgen import db, seed, tables
-from loadgen.cdc import slot as S
 from loadgen.ledger import LedgerContents, read_ledger
 from loadgen.ledger.resolve import server_resolver
+from tests.fixtures.cleanup import teardown_cdc
 from tests.integration.test_stream import (
     ALL_OPS_MIX,
     _cli,
@@ -130,10 +130,7 @@ def cdc(schema_dsn: str, tmp_path: Path) -> Iterator[Cdc]:
         yield c
     finally:
         with db.connect(schema_dsn, autocommit=True) as conn:
-            if conn.execute(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (c.slot,)
-            ).fetchone():
-                S.teardown(conn, slot=c.slot, publication=c.pub)
+            teardown_cdc(conn, slot=c.slot, publication=c.pub)
 
 
 def _failed(report: dict[str, object]) -> dict[str, object]:

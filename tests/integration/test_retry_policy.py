@@ -3,6 +3,7 @@ what is waited for, what is given up at once, and how long the waiting lasts."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
@@ -88,6 +89,32 @@ def test_connect_gives_up_after_retry_for_s_and_at_once_when_retrying_cannot_hel
         db.connect(make_conninfo(**params), retry_for_s=30.0)
     assert time.monotonic() - started < 3.0  # final: not retried for 30 s
     assert "retries" not in str(info.value)
+
+
+def test_a_long_wait_gets_one_notice_and_a_short_one_none(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listening: every attempt is logged below WARNING; one WARNING (what stderr
+    shows) when an attempt is due RETRY_NOTICE_AFTER_S after the first, without the reason
+    the final error gives; none when the whole wait is shorter."""
+    dsn = _closed_port_dsn()
+    caplog.set_level(logging.DEBUG, logger="loadgen.db")
+    with pytest.raises(DatabaseUnavailableError, match="after 1 s of retries.*refused"):
+        db.connect(dsn, retry_for_s=1.0)
+    assert db.RETRY_NOTICE_AFTER_S > 1.0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("retrying for up to 1 s" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+
+    monkeypatch.setattr(db, "RETRY_NOTICE_AFTER_S", 0.3)
+    monkeypatch.setattr("random.uniform", lambda low, high: high)  # waits 0.25, 0.5, 1 s
+    with pytest.raises(DatabaseUnavailableError, match="after 1.5 s of retries"):
+        db.connect(dsn, retry_for_s=1.5)  # tries at 0, 0.25 and 0.75 s (1.75 is too late)
+    (notice,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert notice == (
+        f"no connection to {dsn} yet; still retrying, for up to 1.5 s in all ([db] connect_retry_s)"
+    )
+    assert sum("retry " in r.getMessage() for r in caplog.records) == 1  # the 2nd; 1st: INFO
 
 
 def test_the_backoff_waits_stay_under_their_exponential_ceilings() -> None:

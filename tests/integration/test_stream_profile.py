@@ -17,11 +17,11 @@ import psycopg
 import pytest
 
 from loadgen import db
-from loadgen.cdc import slot as S
 from loadgen.ledger import read_ledger
 from loadgen.ops.registry import BY_NAME
 from loadgen.scenarios import SCENARIOS
 from loadgen.stream.profiles import is_scenario_op, scenario_op_name
+from tests.fixtures.cleanup import teardown_cdc
 from tests.integration.test_cdc_cli import SEED_SQL, in_process
 from tests.integration.test_stream import (  # noqa: F401 - fixtures
     _counts,
@@ -141,11 +141,8 @@ def test_setup_with_scenarios_stream_cdc_edge_verify(
         }
     finally:
         code, out, err = cli("cdc", "teardown", *flags)
-        with db.connect(schema_dsn, autocommit=True) as conn:
-            if conn.execute(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)
-            ).fetchone():  # teardown failed: never leave a slot
-                S.teardown(conn, slot=slot, publication=flags[3])
+        with db.connect(schema_dsn, autocommit=True) as conn:  # teardown failed: never leave a slot
+            teardown_cdc(conn, slot=slot, publication=flags[3])
     assert code == 0, err
 
 
