@@ -9,10 +9,12 @@ older than the commit log it keeps, or not from this cluster).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from loadgen.ledger.reader import Resolver
+if TYPE_CHECKING:  # the reader (msgspec, numpy) is not a worker's to import
+    from loadgen.ledger.reader import Resolver
 
 _BATCH = 10_000  # xids per query
 
