@@ -8,6 +8,10 @@ On the way out the heap is frozen (``gc.freeze``): the interpreter's shutdown th
 full collections that would walk every object the command's imports made (numpy, psycopg,
 typer, rich...), ~0.15 s of CPU for ``stream`` (bench/bench_startup.py). Nothing is skipped
 but the collector's walk: atexit handlers, flushes and finalizers run as before.
+
+The command over, SIGINT and SIGTERM are ignored to the exit (``interrupts.ignore_for_exit``):
+the recorder had been left in place, so nothing acted on them anyway, and one caught while the
+interpreter finalizes would print a traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ def main() -> None:
         cli_main()
     finally:
         gc.freeze()
+        interrupts.ignore_for_exit()  # the command is over: a late signal must not race the exit
 
 
 if __name__ == "__main__":

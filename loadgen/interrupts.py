@@ -10,7 +10,8 @@ run's first second is not lost) or calls ``raise_on_signal()``:
 from then on SIGINT and SIGTERM raise ``Interrupted`` in the main thread, with statements
 cancelled and transactions rolled back on the way out, and the CLI prints one line (exit 4).
 
-Everything here runs in the main thread of the CLI's process; worker processes never call it.
+Everything here runs in the main thread of the CLI's process, but for ``ignore_for_exit`` and
+``keep_off_this_thread``, which a stream's worker processes use too.
 """
 
 from __future__ import annotations
@@ -115,12 +116,38 @@ def raise_on_signal() -> None:
         raise Interrupted(pending[0], during_startup=True)
 
 
+def ignore_for_exit() -> None:
+    """The process is already stopping: SIGINT and SIGTERM are ignored from now to its exit.
+
+    Call it where a process that has stopped heads for the interpreter's exit (main thread
+    only; else a no-op). CPython's finalization clears a Python-level handler, then resets the
+    signal to its default: a signal caught in between is reported as ``OSError: Signal 15
+    ignored due to race condition`` with a traceback on stderr, and one after it kills the
+    process. Blocked first (it cannot trip the handler while it is replaced), then ignored
+    (a pending one is discarded, and finalization leaves an ignored signal alone). Threads that
+    have not blocked them could still catch one in the replacement: ``keep_off_this_thread``.
+    """
+    if not _is_main_thread():
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def keep_off_this_thread() -> None:
+    """Block SIGINT and SIGTERM in the calling (helper) thread: the kernel then delivers them to
+    the main thread, where Python runs their handlers anyway (and a sleep there wakes up)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
 __all__ = [
     "Interrupted",
     "current_handlers",
     "defer",
     "hand_over",
+    "ignore_for_exit",
     "is_deferring",
+    "keep_off_this_thread",
     "raise_on_signal",
     "restore",
     "signal_name",

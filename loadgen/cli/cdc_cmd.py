@@ -192,6 +192,7 @@ def cdc_verify(
         raise ConfigError(f"--delivery {delivery!r}: use {' or '.join(DELIVERY_MODES)}")
     if fail_on_limits and not debezium_file:
         raise ConfigError("--fail-on-limits: only with --debezium (the slot has no such limits)")
+    _check_inputs(ledger, debezium_file)  # bad input: exit 2 now, before the server's retries
     with (
         names.database_errors("cdc verify"),
         db.connect(get_dsn(ctx), autocommit=True, retry_for_s=s.db.connect_retry_s) as conn,
@@ -226,6 +227,16 @@ def cdc_verify(
     if not result.is_ok:
         failed = [c.name for c in result.checks if not c.is_ok]
         raise CheckFailedError(f"cdc verify: {len(failed)} check(s) failed: {', '.join(failed)}")
+
+
+def _check_inputs(ledger: list[str], debezium_file: str | None) -> None:
+    """The files ``cdc verify`` reads are there and look right (ConfigError, exit 2)."""
+    from loadgen.cdc.debezium_lines import sniff
+    from loadgen.ledger.writer import part_files
+
+    part_files(ledger)
+    if debezium_file:
+        sniff(debezium_file)
 
 
 @cdc_app.command("teardown")

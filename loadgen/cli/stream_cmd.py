@@ -254,6 +254,10 @@ def stream(
             check_summary_json_path(summary_json_path)
         if settings.stream.timeseries:
             check_timeseries_path(settings.stream.timeseries)
+        if spec.ledger:  # its directory, before the server's retries (parts: coordinator.run)
+            from loadgen.stream.preflight import check_ledger_path
+
+            check_ledger_path(spec.ledger, num_workers=0)
         spec = dataclasses.replace(spec, dsn=get_dsn(ctx))
         if not stop.count:
             capacity.require_free_connections(

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from loadgen import interrupts
+
 CLOSE_TIMEOUT_S = 2.0  # how long a finishing worker waits for its last messages to be read
 
 
@@ -48,6 +50,7 @@ class Outbox:
             self._cond.notify()
 
     def _send_loop(self) -> None:
+        interrupts.keep_off_this_thread()  # SIGTERM is the main thread's (a race at its exit)
         while True:
             with self._cond:
                 while not self._pending and not self._is_closing:

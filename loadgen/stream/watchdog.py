@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from loadgen import interrupts
 from loadgen.stream.clock import MIN_TICK_NS, NS_PER_S, SystemClock
 from loadgen.stream.messages import Heartbeat
 
@@ -57,6 +58,7 @@ class Watchdog:
         self._done.set()
 
     def _run(self) -> None:
+        interrupts.keep_off_this_thread()  # SIGTERM is the main thread's (a race at its exit)
         tick_s = max(min(self.report_interval_ns, MAX_TICK_NS), MIN_TICK_NS) / NS_PER_S
         grace_ns = round(STOP_GRACE_S * NS_PER_S)
         last_beat_ns = self.clock.now_ns()

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from loadgen import interrupts
 from loadgen.stream.arrivals import Arrivals, ClosedLoop
 from loadgen.stream.channel import Outbox
 from loadgen.stream.clock import NS_PER_MS, NS_PER_S, SystemClock, interval_ns, next_tick_ns
@@ -392,4 +393,8 @@ def run_worker(
             outbox.put(WorkerFailed(spec.worker_id, error, traceback.format_exc()))
             outbox.close()
         finally:
+            interrupts.ignore_for_exit()
             sys.exit(1)
+    # stopped: the coordinator's SIGTERM to the fleet (or the parent-death one) may come now,
+    # while the interpreter exits; it must not race its finalization (a traceback, or -15)
+    interrupts.ignore_for_exit()

@@ -75,6 +75,9 @@ def run_spare(
     spec_conn.close()
     if data is None:
         channel.close()
+        from loadgen import interrupts
+
+        interrupts.ignore_for_exit()  # a late SIGTERM must not race the interpreter's exit
         return
     spec = dataclasses.replace(pickle.loads(data), tally=tally)
     run(spec, channel, stop_event, start_event, start_at_ns, was_signalled=lambda: bool(signalled))

@@ -5,6 +5,7 @@ that connected by mistake would fail differently (exit 3) and could leak it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,42 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log_file(
     ]
     logged = log_file.read_text()
     assert "Traceback" in logged and "ZeroDivisionError" in logged and SECRET not in logged
+
+
+# Bad input named by a path is said before any connection: with 30 s of connection retries in
+# the environment, a command that tried the server first would take them all (then exit 3).
+# (args with {tmp} for the test's directory, what the line must say)
+PATH_CASES: list[tuple[list[str], str]] = [
+    (["cdc", "verify", "--ledger", "{tmp}/missing"], "--ledger '{tmp}/missing': no ledger part"),
+    (
+        ["cdc", "verify", "--ledger", "{tmp}/ledger/", "--debezium", "{tmp}/missing.json"],
+        "--debezium '{tmp}/missing.json': No such file or directory",
+    ),
+    # below a regular file: no directory can be made there, whoever runs the test
+    (["stream", "--ledger", "{tmp}/a-file/ledger/"], "--ledger '{tmp}/a-file/ledger/': cannot"),
+    (["report", "{tmp}/missing.json"], "report: '{tmp}/missing.json' does not exist"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), PATH_CASES, ids=[" ".join(c[0]) for c in PATH_CASES])
+def test_a_bad_path_is_exit_2_before_the_server_is_tried(
+    cli: Cli,  # noqa: F811
+    tmp_path: Path,
+    args: list[str],
+    needle: str,
+) -> None:
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "ledger" / "part-0.jsonl").write_text("")
+    (tmp_path / "a-file").write_text("")
+    retry_s = 30.0
+    started = time.monotonic()
+    result = cli(
+        [a.format(tmp=tmp_path) for a in args],
+        {"LOADGEN_DSN": NOWHERE, "LOADGEN_DB_CONNECT_RETRY_S": str(retry_s)},
+    )
+    elapsed = time.monotonic() - started
+    assert result.code == 2, result.stderr
+    assert len(result.stderr_lines) == 1, result.stderr
+    assert needle.format(tmp=tmp_path) in result.stderr_lines[0], result.stderr_lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert elapsed < retry_s / 3, f"{elapsed:.1f} s: the server was tried first"
