@@ -122,13 +122,7 @@ class LedgerIndex:
 
     def xid8_of(self, xid32: int) -> int:
         """Extend a 32-bit xid with the epoch of the ledger's first transaction (wraps)."""
-        base = self.min_xid
-        full = (base & ~0xFFFFFFFF) | xid32
-        if full < base - 2**31:
-            full += 2**32
-        elif full > base + 2**31:
-            full -= 2**32
-        return full
+        return xid8_near(self.min_xid, xid32) or 0  # never None: the base is given
 
     def pk_by_identity(self, table: int, key: Mapping[str, object]) -> int | None:
         """The ``id`` of the row whose ledger before-image has the identity columns ``key``
@@ -338,3 +332,16 @@ def load(
         num_resolved_by_server=num_by_server,
         end=ledger_end(parts),
     )
+
+
+def xid8_near(base: int | None, xid32: int) -> int | None:
+    """``xid32`` with the epoch of xid8 ``base`` (the ledger's first transaction), the nearer
+    of the wraps around it; None when there is no base yet."""
+    if base is None:
+        return None
+    full = (base & ~0xFFFFFFFF) | xid32
+    if full < base - 2**31:
+        full += 2**32
+    elif full > base + 2**31:
+        full -= 2**32
+    return full

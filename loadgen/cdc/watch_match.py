@@ -29,7 +29,7 @@ from typing import Any
 
 from loadgen.cdc import watch_lag
 from loadgen.cdc.change import OP_DELETE, OP_LETTERS, UNCHANGED, CapturedChange, image
-from loadgen.cdc.ledger_index import OP_CODES, TableCodes
+from loadgen.cdc.ledger_index import OP_CODES, TableCodes, xid8_near
 from loadgen.cdc.ledger_window import AfterLedger
 from loadgen.cdc.watch_ledger import LedgerLine
 from loadgen.cdc.watch_state import (
@@ -39,7 +39,6 @@ from loadgen.cdc.watch_state import (
     LedgerEntry,
     Tally,
     committed_before,
-    xid8_near,
 )
 from loadgen.ledger import records
 from loadgen.ledger.run_end import LedgerEnd

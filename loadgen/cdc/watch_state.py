@@ -77,16 +77,3 @@ def committed_before(lc: LedgerEntry, part0: int, off0: int, mono0: int) -> bool
     if lc.part == part0:
         return lc.offset < off0
     return lc.mono_ns + ORDER_SLACK_NS < mono0
-
-
-def xid8_near(base: int | None, xid32: int) -> int | None:
-    """``xid32`` with the epoch of xid8 ``base`` (the ledger's first transaction), the nearer
-    of the wraps around it; None when there is no base yet."""
-    if base is None:
-        return None
-    full = (base & ~0xFFFFFFFF) | xid32
-    if full < base - 2**31:
-        full += 2**32
-    elif full > base + 2**31:
-        full -= 2**32
-    return full
