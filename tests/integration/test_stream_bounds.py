@@ -80,6 +80,9 @@ def test_connect_retry_s_bounds_every_command(
         "LOADGEN_DSN": f"postgresql://postgres@127.0.0.1:{port}/x",
         "LOADGEN_DB_CONNECT_RETRY_S": "1",
     }
+    if args[:2] == ["cdc", "verify"]:  # a ledger to verify, so the server is what fails
+        (tmp_path / "ledger").mkdir()
+        (tmp_path / "ledger" / "part-00000000-00000.jsonl").write_text("")
     started = time.monotonic()
     result = _run(args, env, tmp_path, timeout_s=30)
     took_s = time.monotonic() - started
