@@ -156,6 +156,12 @@ def wait_for_server(dsn: str, *, retry_for_s: float = DEFAULT_RETRY_FOR_S) -> No
     connect(dsn, autocommit=True, retry_for_s=retry_for_s).close()
 
 
+def current_schema(conn: psycopg.Connection) -> str | None:
+    """``conn``'s current schema (the first existing one of its search_path); None: none."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    return None if not row or row[0] is None else str(row[0])
+
+
 def missing_tables(conn: psycopg.Connection) -> list[str]:
     """Names of the hospital tables not visible through the connection's search_path."""
     rows = conn.execute(

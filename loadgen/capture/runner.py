@@ -32,6 +32,7 @@ from loadgen.errors import (
     DatabaseUnavailableError,
     LoadgenError,
 )
+from loadgen.lsn import format_lsn
 from loadgen.processes import is_alive
 
 logger = logging.getLogger(__name__)
@@ -307,7 +308,7 @@ class _Rate:
 
 
 def _lsn_text(lsn: int | None) -> str | None:
-    return None if lsn is None else f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+    return None if lsn is None else format_lsn(lsn)
 
 
 def _progress(status: dict[str, Any]) -> None:

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loadgen.ledger.run_end import LedgerEnd, format_lsn
+from loadgen.ledger.run_end import LedgerEnd
+from loadgen.lsn import format_lsn
 
 KEEP_EXAMPLES = 5  # excluded changes kept, to report them if the end turns out wrong
 

@@ -18,6 +18,10 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+# re-exported: the decoder's LSNs as PostgreSQL prints them
+from loadgen.lsn import format_lsn as format_lsn
+from loadgen.lsn import parse_lsn as parse_lsn
+
 _I16 = struct.Struct(">h").unpack_from
 _I32 = struct.Struct(">i").unpack_from
 _U32 = struct.Struct(">I").unpack_from
@@ -281,14 +285,3 @@ def _decode(buf: bytes, enc: str) -> PgOutputMessage:
             raise DecodeError(f"message: content truncated ({len(content)} of {n} bytes)")
         return Message(bool(flags & 1), lsn, prefix, content)
     raise DecodeError(f"unknown pgoutput message kind {chr(kind)!r}")
-
-
-def format_lsn(lsn: int) -> str:
-    """Render an LSN the way PostgreSQL does (``16/B374D848``)."""
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
-def parse_lsn(text: str) -> int:
-    """Parse PostgreSQL's ``X/Y`` LSN text into an int."""
-    hi, _, lo = text.partition("/")
-    return (int(hi, 16) << 32) | int(lo, 16)

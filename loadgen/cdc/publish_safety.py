@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import psycopg
 
-from loadgen import tables
+from loadgen import db, tables
 from loadgen.cdc.slot_read import STATE_TABLE
 from loadgen.cdc.slot_state import schemas_recording
 from loadgen.errors import ConfigError, SchemaMissingError
@@ -81,7 +81,7 @@ def require_not_shared(conn: psycopg.Connection, publication: str, slot: str) ->
         ConfigError: naming the other schema and the flags that fix it (exit 2); nothing
             changed.
     """
-    schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    schema = str(db.current_schema(conn))
     fix = (
         f"give schema {schema} its own: --publication NAME --slot NAME (or cdc.publication,"
         " cdc.slot); without them, a schema other than public gets <default>_<schema>"

@@ -21,6 +21,7 @@ from dataclasses import fields, replace
 
 import psycopg
 
+from loadgen import db
 from loadgen.cdc import names
 from loadgen.cdc.slot_state import schemas_recording
 from loadgen.config import CdcConfig, Settings
@@ -30,11 +31,6 @@ PUBLIC = "public"
 KEYS = ("slot", "publication", "debezium_slot")  # the names derived from the schema
 FLAGS = {"slot": "--slot", "publication": "--publication", "debezium_slot": "--slot"}
 DEFAULTS = {f.name: str(f.default) for f in fields(CdcConfig) if f.name in KEYS}
-
-
-def current_schema(conn: psycopg.Connection) -> str | None:
-    row = conn.execute("SELECT current_schema()").fetchone()
-    return None if not row or row[0] is None else str(row[0])
 
 
 def derived(key: str, schema: str) -> str:
@@ -77,7 +73,7 @@ def resolve(
     conn: psycopg.Connection, settings: Settings, keys: tuple[str, ...] = KEYS
 ) -> CdcConfig:
     """``for_schema`` in ``conn``'s current schema. Raises ConfigError (as ``for_schema``)."""
-    return for_schema(settings, current_schema(conn), keys)
+    return for_schema(settings, db.current_schema(conn), keys)
 
 
 def verifier_slot(settings: Settings, schema: str | None) -> str | None:
@@ -97,7 +93,7 @@ def legacy_hint(
     the publication publishing its tables): a setup made before names followed the schema.
     For a derived name found missing, or (``after_setup``) for a setup that just created the
     schema's own. None when there is nothing to say."""
-    schema = current_schema(conn)
+    schema = db.current_schema(conn)
     if schema is None or schema == PUBLIC:
         return None
     found = []

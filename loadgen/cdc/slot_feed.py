@@ -34,6 +34,7 @@ from loadgen.cdc.change import (
 from loadgen.cdc.identity import IdentityTracker, LedgerLookup
 from loadgen.cdc.ledger_index import TableCodes
 from loadgen.cdc.toast import ToastCarry, can_toast
+from loadgen.lsn import format_lsn
 
 _U32 = struct.Struct(">I").unpack_from
 _U64 = struct.Struct(">Q").unpack_from
@@ -124,7 +125,7 @@ class SlotFeeder:
         self.stats = SlotStats()
 
     def where(self, item: Captured) -> str:
-        return f"lsn {P.format_lsn(item.position)} xid {item.xid}"
+        return f"lsn {format_lsn(item.position)} xid {item.xid}"
 
     def counts(self) -> dict[str, int]:
         return {
@@ -138,8 +139,8 @@ class SlotFeeder:
         if st.first_commit_lsn is None or st.last_commit_lsn is None:
             return []
         return [
-            f"read commits {P.format_lsn(st.first_commit_lsn)} .."
-            f" {P.format_lsn(st.last_commit_lsn)}"
+            f"read commits {format_lsn(st.first_commit_lsn)} .."
+            f" {format_lsn(st.last_commit_lsn)}"
             + (" (slot advanced)" if self._consume else " (slot left as it was)")
         ]
 

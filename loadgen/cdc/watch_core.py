@@ -30,6 +30,7 @@ from loadgen.cdc.watch_match import Matcher
 from loadgen.cdc.watch_report import final_report, interval_record
 from loadgen.ledger.resolve import xact_status
 from loadgen.ledger.run_end import ledger_end
+from loadgen.lsn import parse_lsn
 from loadgen.processes import is_alive
 
 DEFAULT_GRACE_S = 60.0
@@ -168,8 +169,7 @@ class WatchCore:
                 return False
             self.poll_ledger(now)  # the ledger first: its commits all precede the position
             row = self.conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-            hi, lo = str(row[0]).split("/") if row else ("0", "0")
-            target = (int(hi, 16) << 32) | int(lo, 16)
+            target = parse_lsn(str(row[0])) if row else 0
             self._drain = (why, target, now + self.opts.grace_s)
             self.start_drain()
             self.emit({"type": "draining", "to_lsn": str(row[0]) if row else "0/0",

@@ -215,7 +215,7 @@ def _current_schema(dsn: str, retry_s: float) -> str:
     from loadgen import db
 
     with db.connect(dsn, autocommit=True, retry_for_s=retry_s) as conn:
-        schema = schema_names.current_schema(conn)
+        schema = db.current_schema(conn)
     if schema is None:
         raise ConfigError("no current schema: search_path names no existing schema")
     return schema

@@ -310,8 +310,9 @@ def cdc_debezium_config(
         names.database_errors("cdc debezium-config"),
         db.connect(dsn, retry_for_s=s.db.connect_retry_s) as conn,
     ):
-        schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
-        cdc = schema_names.resolve(conn, s, ("publication", "debezium_slot"))
+        current = db.current_schema(conn)
+        schema = str(current)
+        cdc = schema_names.for_schema(s, current, ("publication", "debezium_slot"))
         if cdc.debezium_slot == schema_names.verifier_slot(s, schema):
             raise ConfigError(
                 f"--slot {cdc.debezium_slot!r}: that is the verifier's slot; Debezium needs its own"

@@ -31,23 +31,11 @@ import psycopg
 
 from loadgen.ledger import records
 from loadgen.ledger.writer import part_path
+from loadgen.lsn import format_lsn, parse_lsn
 
 logger = logging.getLogger(__name__)
 
 _PART_NAME = re.compile(r"(?P<prefix>.*)part-(?P<run>[0-9a-f]+)-(?P<writer>\d+)\.jsonl")
-_LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
-
-
-def parse_lsn(text: str) -> int:
-    """PostgreSQL's ``X/Y`` LSN text as an int. Raises ValueError when it is not one."""
-    if not _LSN.fullmatch(text):
-        raise ValueError(f"not an LSN: {text!r}")
-    hi, _, lo = text.partition("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
-
-def format_lsn(lsn: int) -> str:
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
 
 def _of_part(part: str) -> tuple[str, str] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ from loadgen.ledger.run_end import record_run_end
 from loadgen.scenarios.base import Context, Scenario, ScenarioOptions
 from loadgen.scenarios.recorder import CommittedTxn, Recorder, TxnLog
 from loadgen.scenarios.registry import SCENARIOS
+from loadgen.scenarios.volume import small_workers_alive
 
 logger = logging.getLogger(__name__)
 
@@ -263,9 +263,7 @@ def run(
                             " every committed one is recorded"
                         ) from None
             # every scenario done and its extra connections' threads gone: the run's end
-            if ledger_path and not any(
-                t.name.startswith("scenario-small-") and t.is_alive() for t in threading.enumerate()
-            ):
+            if ledger_path and not small_workers_alive():
                 record_run_end(conn, ledger_path, run_id)
     finally:
         if ledger is not None:

@@ -149,6 +149,15 @@ def _small_worker(
             ledger.close()
 
 
+_SMALL_WORKER = "scenario-small-"  # the name of each concurrent connection's thread, + its index
+
+
+def small_workers_alive() -> bool:
+    """Whether a big transaction's concurrent connections still run (a join that timed out):
+    they could still change rows, so the run has not ended."""
+    return any(t.name.startswith(_SMALL_WORKER) and t.is_alive() for t in threading.enumerate())
+
+
 def run_big_transaction(ctx: Context) -> None:
     """One transaction of ``options.big_txn_changes`` changes over three tables (set-based
     inserts, updates and deletes), while concurrent connections commit small transactions
@@ -163,7 +172,7 @@ def run_big_transaction(ctx: Context) -> None:
         threading.Thread(
             target=_small_worker,
             args=(ctx, i, ready, big_done, recorders, errors),
-            name=f"scenario-small-{i}",
+            name=f"{_SMALL_WORKER}{i}",
             daemon=True,
         )
         for i in range(num_workers)

@@ -68,8 +68,7 @@ class Claim:
 
 def schema_key(conn: psycopg.Connection[Any]) -> int:
     """The advisory-lock key of ``conn``'s schema (crc32 of ``current_schema()``, 31 bits)."""
-    row = conn.execute("SELECT current_schema()").fetchone()
-    name = str(row[0]) if row and row[0] else ""
+    name = db.current_schema(conn) or ""
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
 
 
