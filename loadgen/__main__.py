@@ -1,5 +1,9 @@
 """Entry point of ``loadgen`` (the console script) and ``python -m loadgen``.
 
+A ``loadgen stream`` command line spawns its spare workers next (``loadgen.stream.early_spares``),
+about 0.1 s before the CLI's imports would let the command do it: its first operation waits
+for a spare's imports.
+
 Signals are recorded from the first line (``loadgen.interrupts.defer``), before the CLI's heavy
 imports, so Ctrl-C or SIGTERM while Python starts is one line (exit 4), or a graceful stop of
 ``stream``, never a traceback or a silent death.
@@ -17,6 +21,7 @@ interpreter finalizes would print a traceback.
 from __future__ import annotations
 
 import gc
+import sys
 
 from loadgen import interrupts
 
@@ -24,11 +29,15 @@ from loadgen import interrupts
 def main() -> None:
     """Run the command line given in ``sys.argv`` and exit with its code."""
     interrupts.defer()
+    from loadgen.stream import early_spares  # multiprocessing: once signals are recorded
+
     try:
+        early_spares.spawn_early(sys.argv[1:])  # `stream`: its spares import meanwhile
         from loadgen.cli import main as cli_main
 
         cli_main()
     finally:
+        early_spares.close_untaken()  # those no command took (bad input, --help): reaped
         gc.freeze()
         interrupts.ignore_for_exit()  # the command is over: a late signal must not race the exit
 

@@ -17,9 +17,9 @@ import typer
 from loadgen import interrupts, limits
 from loadgen.cli.app import app, get_dsn, get_settings
 from loadgen.errors import RunAbortedError
-from loadgen.stream import profiles
+from loadgen.stream import early_spares, profiles
 from loadgen.stream.rates import format_rate
-from loadgen.stream.spares import GUESS_WORKERS, Spares, default_max_starting
+from loadgen.stream.spares import Spares, spare_count
 from loadgen.stream.stopping import StopFlag
 
 if TYPE_CHECKING:
@@ -199,11 +199,10 @@ def stream(
     stop.install()  # first: signals from here on stop the run...
     interrupts.hand_over()  # ...and so do those received while Python started
     metrics = None
-    spares = Spares()
+    spares = early_spares.take() or Spares()  # the entry point may have spawned them already
     try:  # every exit restores the handlers, bad input included (in-process callers)
-        if not stop.count:  # as many as can start at once (a guess when not given here)
-            guess = GUESS_WORKERS if workers is None else workers
-            spares.start(min(guess, default_max_starting()))
+        if not stop.count and not spares.waiting:  # as many as can start at once (a guess)
+            spares.start(spare_count(workers, max_ops))
         from loadgen import capacity, config
         from loadgen.stream import coordinator
         from loadgen.stream.report import (

@@ -180,6 +180,10 @@ class Coordinator:
         if self.stop.count:
             fleet.stop_event.set()
         for ws in self.spec.worker_specs():
+            if ws.max_ops == 0:  # no share of --max-ops (fewer than workers): nothing to run,
+                self.series.worker_gone(ws.worker_id)  # so no process to wait for
+                self.done_reason = self.done_reason or "max_ops"
+                continue
             fleet.add(with_claim(ws, self.run_id, self.claim))
         fleet.spares.close()  # spares beyond --workers (a guess from the command line) go now
         started = self._start_all()

@@ -24,7 +24,6 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
@@ -36,6 +35,18 @@ TALLY_SLOTS = 4096  # int64s of a spare's shared tally: any run's layout fits (~
 GUESS_WORKERS = 2  # spares when --workers is not on the command line (the [stream] default)
 
 
+def spare_count(workers: int | None, max_ops: int | None) -> int:
+    """Spares worth spawning for a run given ``--workers``/``--max-ops`` on the command line
+    (None: not given there; the settings may still set them, so the guess is the default):
+    no more than the workers with a share of ``--max-ops`` (the others are never spawned,
+    ``Coordinator._run_workers``), nor than can start at once, and none for a value the run
+    will refuse (below 1)."""
+    count = GUESS_WORKERS if workers is None else workers
+    if max_ops is not None:
+        count = min(count, max_ops)
+    return max(min(count, default_max_starting()), 0)
+
+
 def default_max_starting() -> int:
     """Workers in start-up at once: two per CPU core this process may use, at least 4."""
     try:
@@ -45,14 +56,19 @@ def default_max_starting() -> int:
     return max(4, 2 * cores)
 
 
-@dataclass
 class Spare:
-    """One waiting worker process and the coordinator's ends of its two pipes."""
+    """One waiting worker process and the coordinator's ends of its two pipes. (A plain class:
+    ``dataclasses`` imports ``inspect``, ~20 ms before the first spawn.)"""
 
-    process: BaseProcess
-    reader: Connection  # its messages (the coordinator's ``Inbox``)
-    spec_writer: Connection  # its ``WorkerSpec``, sent once; closing it unsent = "exit"
-    tally: Any  # RawArray('q', TALLY_SLOTS): its shared commit tally once bound
+    __slots__ = ("process", "reader", "spec_writer", "tally")
+
+    def __init__(
+        self, process: BaseProcess, reader: Connection, spec_writer: Connection, tally: Any
+    ) -> None:
+        self.process = process
+        self.reader = reader  # its messages (the coordinator's ``Inbox``)
+        self.spec_writer = spec_writer  # its ``WorkerSpec``, sent once; closing it unsent = "exit"
+        self.tally = tally  # RawArray('q', TALLY_SLOTS): its shared commit tally once bound
 
 
 def spawn(process: BaseProcess) -> None:

@@ -156,9 +156,6 @@ class Worker:
         spec = self.spec
         arrivals_ss, workload_ss = spec.seed_seq.spawn(2)
         self.watchdog.start()  # heartbeats while connecting or loading, too
-        if spec.max_ops == 0:  # no share of --max-ops: nothing to run, nothing to load
-            self._idle_run()
-            return
         try:
             conn = self.session.open()
         except StopRequested:
@@ -215,18 +212,6 @@ class Worker:
         except StopRequested:
             reason = "stopped"
         self._finish(reason)
-
-    def _idle_run(self) -> None:
-        """A worker without operations to run (``--max-ops`` below the number of workers):
-        ready at once (no connection, no pools, so the run does not wait for them), then done
-        at the start, as a worker whose share ran out."""
-        self._open_ledger()
-        self._send(WorkerReady(self.spec.worker_id, os.getpid(), 0))
-        while not self.start_event.wait(0.1):
-            if self.should_stop():
-                self._finish("stopped")
-                return
-        self._finish("max_ops")
 
     def _open_ledger(self) -> None:
         spec = self.spec
