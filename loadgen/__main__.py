@@ -2,7 +2,8 @@
 
 A ``loadgen stream`` command line spawns its spare workers next (``loadgen.stream.early_spares``),
 about 0.1 s before the CLI's imports would let the command do it: its first operation waits
-for a spare's imports.
+for a spare's imports. A line without the word ``stream`` imports nothing of
+``loadgen.stream`` (``--help``, ``counts`` and ``check`` start at once).
 
 Signals are recorded from the first line (``loadgen.interrupts.defer``), before the CLI's heavy
 imports, so Ctrl-C or SIGTERM while Python starts is one line (exit 4), or a graceful stop of
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from types import ModuleType
 
 from loadgen import interrupts
 
@@ -29,15 +31,19 @@ from loadgen import interrupts
 def main() -> None:
     """Run the command line given in ``sys.argv`` and exit with its code."""
     interrupts.defer()
-    from loadgen.stream import early_spares  # multiprocessing: once signals are recorded
+    early_spares: ModuleType | None = None
+    if "stream" in sys.argv[1:]:  # other commands import nothing of loadgen.stream
+        from loadgen.stream import early_spares  # multiprocessing: once signals are recorded
 
     try:
-        early_spares.spawn_early(sys.argv[1:])  # `stream`: its spares import meanwhile
+        if early_spares is not None:
+            early_spares.spawn_early(sys.argv[1:])  # `stream`: its spares import meanwhile
         from loadgen.cli import main as cli_main
 
         cli_main()
     finally:
-        early_spares.close_untaken()  # those no command took (bad input, --help): reaped
+        if early_spares is not None:
+            early_spares.close_untaken()  # those no command took (bad input, --help): reaped
         gc.freeze()
         interrupts.ignore_for_exit()  # the command is over: a late signal must not race the exit
 
