@@ -70,11 +70,22 @@ class Candidates:
 
         w, n = worker_id, num_workers
         si, sn = shard
-        # this worker's rows: this shard's residue, then this worker's share of it
-        mine = f"%% {sn} = {si} AND ({{col}} / {sn}) %% {n} = {w}"
 
         def upto(table: str) -> int:
             return _NO_LIMIT if owned_max_ids is None else int(owned_max_ids.get(table, 0))
+
+        def mine(column: str, highest: int) -> sql.Composable:
+            """`` AND ...``: this shard's residue, this worker's share of it, at most
+            ``highest``; the terms always true (one worker, no shard, no limit) left out."""
+            col = sql.Identifier(column)
+            terms = []
+            if sn != 1:
+                terms.append(sql.SQL("{} % {} = {}").format(col, sn, si))
+            if n != 1:
+                terms.append(sql.SQL("({} / {}) % {} = {}").format(col, sn, n, w))
+            if highest != _NO_LIMIT:
+                terms.append(sql.SQL("{} <= {}").format(col, highest))
+            return sql.SQL("").join(sql.SQL(" AND ") + term for term in terms)
 
         with conn.transaction():
             require_schema(conn)
@@ -89,33 +100,28 @@ class Candidates:
             links = _int8_columns(
                 conn,
                 sql.SQL(
-                    "SELECT id, paciente_id, convenio_id FROM pacientes_convenios "
-                    "WHERE paciente_id % {sn} = {si} AND (paciente_id / {sn}) % {n} = {w}"
-                    " AND paciente_id <= {upto}"
-                ).format(sn=sn, si=si, n=n, w=w, upto=upto("pacientes")),
+                    "SELECT id, paciente_id, convenio_id FROM pacientes_convenios WHERE true{mine}"
+                ).format(mine=mine("paciente_id", upto("pacientes"))),
                 3,
             )
-            agendadas = conn.execute(
-                "SELECT data, id FROM consultas WHERE status = 'agendada' AND id "
-                + mine.format(col="id")
-                + " AND id <= %s ORDER BY data, id",  # sorted: a heap as it comes
-                (upto("consultas"),),
-                binary=True,  # timestamps: no text to format and parse (~1/3 faster)
-            ).fetchall()
+            agendadas = _dated_rows(
+                conn,
+                sql.SQL("SELECT data, id FROM consultas WHERE status = 'agendada'{mine}").format(
+                    mine=mine("id", upto("consultas"))
+                ),
+            )
             canceladas = _int8_column(
                 conn,
-                sql.SQL(
-                    "SELECT id FROM consultas WHERE status = 'cancelada' AND id % {sn} = {si}"
-                    " AND (id / {sn}) % {n} = {w} AND id <= {upto}"
-                ).format(sn=sn, si=si, n=n, w=w, upto=upto("consultas")),
+                sql.SQL("SELECT id FROM consultas WHERE status = 'cancelada'{mine}").format(
+                    mine=mine("id", upto("consultas"))
+                ),
             )
-            pendentes = conn.execute(
-                "SELECT data, id FROM exames WHERE resultado IS NULL AND id "
-                + mine.format(col="id")
-                + " AND id <= %s ORDER BY data, id",
-                (upto("exames"),),
-                binary=True,
-            ).fetchall()
+            pendentes = _dated_rows(
+                conn,
+                sql.SQL("SELECT data, id FROM exames WHERE resultado IS NULL{mine}").format(
+                    mine=mine("id", upto("exames"))
+                ),
+            )
             types = conn.execute(
                 "SELECT attrelid::regclass::text, attname, format_type(atttypid, NULL) "
                 "FROM pg_attribute WHERE attrelid = ANY(%s::regclass[]) AND attnum > 0 "
@@ -124,10 +130,9 @@ class Candidates:
             ).fetchall()
             abertas = _int8_column(
                 conn,
-                sql.SQL(
-                    "SELECT id FROM internacoes WHERE data_saida IS NULL AND id % {sn} = {si}"
-                    " AND (id / {sn}) % {n} = {w} AND id <= {upto}"
-                ).format(sn=sn, si=si, n=n, w=w, upto=upto("internacoes")),
+                sql.SQL("SELECT id FROM internacoes WHERE data_saida IS NULL{mine}").format(
+                    mine=mine("id", upto("internacoes"))
+                ),
             )
         column_types: dict[str, dict[str, str]] = {}
         for table, column, type_name in types:
@@ -225,20 +230,55 @@ def _parent_ids(conn: psycopg.Connection[Any], table: str) -> np.ndarray:
     return ids
 
 
+_EPOCH_2000_US = 946_684_800_000_000  # timestamp_send's epoch (2000-01-01) in Unix microseconds
+_DATETIME_US = (-62_135_596_800_000_000, 253_402_300_799_999_999)  # years 1 to 9999
+
+
+def _dated_rows(conn: psycopg.Connection[Any], query: sql.Composed) -> list[tuple[datetime, int]]:
+    """The ``(timestamp, id)`` rows of ``query`` (both NOT NULL), sorted by (time, id), as naive
+    ``datetime`` (what psycopg would load). They travel packed (``timestamp_send``: 8 bytes,
+    microseconds since 2000-01-01) and numpy sorts them: ~40 ms less than an ``ORDER BY`` and
+    a row-by-row fetch for two pools of ~45,000 rows at scale 50.
+
+    Raises:
+        psycopg.DataError: a timestamp outside Python's years 1 to 9999 (as psycopg's own
+            loader would).
+    """
+    pairs = _int8_columns(conn, query, 2, timestamp_first=True)
+    micros = pairs[:, 0] + _EPOCH_2000_US
+    if len(micros) and (micros.min() < _DATETIME_US[0] or micros.max() > _DATETIME_US[1]):
+        raise psycopg.DataError("timestamp out of Python's range (years 1 to 9999)")
+    order = np.lexsort((pairs[:, 1], micros))
+    times = micros[order].astype("datetime64[us]").tolist()
+    return list(zip(times, pairs[order, 1].tolist(), strict=True))
+
+
 def _int8_column(conn: psycopg.Connection[Any], query: sql.Composed) -> np.ndarray:
     """The single integer column ``query`` returns, as a 1-d int64 array."""
     return _int8_columns(conn, query, 1)[:, 0]
 
 
 def _int8_columns(
-    conn: psycopg.Connection[Any], query: sql.Composed, num_columns: int
+    conn: psycopg.Connection[Any],
+    query: sql.Composed,
+    num_columns: int,
+    *,
+    timestamp_first: bool = False,
 ) -> np.ndarray:
     """The rows of ``query`` (``num_columns`` NOT NULL integer columns) as an int64 array of
     shape ``(rows, num_columns)``. The server packs them into one bytea (``int8send``, 8 bytes
     big-endian each) that numpy reads in one pass: one value on the wire, no per-row Python
-    (about 20x faster than iterating a cursor over 100,000 rows)."""
+    (about 20x faster than iterating a cursor over 100,000 rows). With
+    ``timestamp_first`` the first column is a ``timestamp`` instead, sent by ``timestamp_send``
+    (8 bytes too: microseconds since 2000-01-01)."""
     names = [sql.Identifier(f"c{i}") for i in range(num_columns)]
-    packed = sql.SQL(" || ").join(sql.SQL("int8send({}::int8)").format(name) for name in names)
+    timestamp_send, int8_send = sql.SQL("timestamp_send({})"), sql.SQL("int8send({}::int8)")
+    sends = [
+        timestamp_send if i == 0 and timestamp_first else int8_send for i in range(num_columns)
+    ]
+    packed = sql.SQL(" || ").join(
+        send.format(name) for send, name in zip(sends, names, strict=True)
+    )
     statement = sql.SQL(
         "SELECT coalesce(string_agg({packed}, ''::bytea), ''::bytea) FROM ({query}) AS q ({names})"
     ).format(packed=packed, query=query, names=sql.SQL(", ").join(names))
