@@ -44,7 +44,7 @@ from loadgen.stream.worker_entry import run_worker
 
 logger = logging.getLogger(__name__)
 
-START_DELAY_S = 0.05  # between "all ready" and the common start time
+START_DELAY_BASE_S, START_DELAY_PER_WORKER_S, START_DELAY_MAX_S = 0.01, 0.002, 0.05
 START_TIMEOUT_S = 120.0  # for one worker to connect and prepare its workload, from its spawn
 STOP_TIMEOUT_S = 4.0  # after a stop request, before stragglers are terminated (exit < 5 s)
 MIN_SILENCE_TIMEOUT_S = 15.0  # a worker silent this long (or 10 report intervals) is stuck
@@ -189,7 +189,7 @@ class Coordinator:
         started = self._start_all()
         t_start_ns = clock.now_ns()
         if started:
-            t_start_ns = clock.now_ns() + round(START_DELAY_S * NS_PER_S)
+            t_start_ns = clock.now_ns() + round(start_delay_s(len(fleet.handles)) * NS_PER_S)
             fleet.start_at_ns.value = t_start_ns
             self.series.start(t_start_ns)
             fleet.start_event.set()
@@ -377,6 +377,12 @@ class Coordinator:
 
 def _ids(ids: Any) -> str:
     return ", ".join(str(i) for i in ids)
+
+
+def start_delay_s(num_workers: int) -> float:
+    """Seconds from "all ``num_workers`` ready" to their common start time, 0.012 to 0.05: time
+    for their wake-up from the start event (well under a millisecond each; they share cores)."""
+    return min(START_DELAY_MAX_S, START_DELAY_BASE_S + START_DELAY_PER_WORKER_S * num_workers)
 
 
 def run(spec: RunSpec, reporter: Reporter | None = None, **options: Any) -> RunSummary:
