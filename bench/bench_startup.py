@@ -4,10 +4,13 @@ Every figure is the median wall time of ``--repeat`` runs of a real CLI subproce
 seeded scale-50 database; pgbench runs one transaction against the same database in the same
 invocation, so the stream figures are ratios (machines are noisy). The breakdown says where a
 ``stream --max-ops 1`` goes: interpreter start, the coordinator's imports, a worker's imports,
-and a worker loading its candidates (``Workload``) for 1 and 2 workers. ``stream`` spawns its
-spare workers after the first of the coordinator's two import figures
-(``coordinator_imports_to_spawn_s``), so a worker's imports overlap the rest of the
-coordinator's (``loadgen.stream.spares``).
+and a worker loading its candidates (``Workload``) for 1 and 2 workers. The console entry point
+spawns ``stream``'s spare workers after its first imports (``entry_imports_to_spawn_s``,
+``loadgen.stream.early_spares``), so a worker's imports overlap the coordinator's.
+
+The package is byte-compiled first (``compileall``), as a wheel install leaves it: a checkout
+run with ``PYTHONDONTWRITEBYTECODE=1`` recompiles loadgen's modules on every start (a few
+hundredths of a second more per process tree); ``bytecode`` in the output says so.
 
     .venv/bin/python bench/bench_startup.py [--repeat 5] [--scale 50]
 
@@ -20,6 +23,7 @@ names an already seeded database to use instead (nothing is created or dropped).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -51,6 +55,9 @@ with db.connect(dsn) as conn:
     print(time.perf_counter() - t)
 """
 
+
+# What loadgen.__main__ imports before it spawns a stream's spares (loadgen.stream.early_spares).
+_ENTRY_IMPORTS = "import loadgen.interrupts, loadgen.stream.early_spares"
 
 # Everything the coordinator imports before its checks (the spares import meanwhile).
 _COORDINATOR_IMPORTS = (
@@ -137,7 +144,11 @@ def _pgbench_one(dsn: str, clients: int, tmp: Path) -> float:
 
 
 def run(repeat: int, scale: float) -> dict[str, Any]:
-    """Every figure of the start-up table, medians of ``repeat`` runs each."""
+    """Every figure of the start-up table, medians of ``repeat`` runs each (the package
+    byte-compiled first)."""
+    import loadgen
+
+    compiled = compileall.compile_dir(Path(loadgen.__file__).parent, quiet=1)
     with seeded(scale) as dsn, tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         env = {**os.environ, "LOADGEN_DSN": dsn, "LOADGEN_LOGGING_FILE": str(tmp / "log")}
@@ -173,9 +184,9 @@ def run(repeat: int, scale: float) -> dict[str, Any]:
             "pgbench_t1_c1_s": _median(repeat, lambda: _pgbench_one(dsn, 1, tmp), cpu, "pgb1"),
             "pgbench_t1_c2_s": _median(repeat, lambda: _pgbench_one(dsn, 2, tmp), cpu, "pgb2"),
             "breakdown": {
-                # what `stream` imports before it spawns its spare workers...
-                "coordinator_imports_to_spawn_s": _median(
-                    repeat, lambda: _wall([PY, "-c", "import loadgen.cli.stream_cmd"])
+                # what the entry point imports before it spawns `stream`'s spare workers...
+                "entry_imports_to_spawn_s": _median(
+                    repeat, lambda: _wall([PY, "-c", _ENTRY_IMPORTS])
                 ),
                 # ...and before its checks, while the spares import (the other core)
                 "coordinator_imports_s": _median(
@@ -192,6 +203,7 @@ def run(repeat: int, scale: float) -> dict[str, Any]:
             },
         }
         figures["cpu_s"] = cpu
+        figures["bytecode"] = "compiled (compileall)" if compiled else "compileall failed"
     cpu = figures["cpu_s"]
     bare = figures["python_bare_s"]
     figures["ratios"] = {
@@ -204,7 +216,7 @@ def run(repeat: int, scale: float) -> dict[str, Any]:
         "help_vs_bare_python": round(figures["help_s"] / bare, 1),
         "help_cpu_vs_bare_python": round(cpu["help"] / cpu["bare"], 1),
     }
-    figures["breakdown"]["coordinator_imports_to_spawn_s"] -= bare
+    figures["breakdown"]["entry_imports_to_spawn_s"] -= bare
     figures["breakdown"]["coordinator_imports_s"] -= bare
     figures["breakdown"]["worker_imports_s"] -= bare
     return {k: _round(v) for k, v in figures.items()}
