@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
+from loadgen.capture.sink import CapturePaths
 from loadgen.ledger import read_ledger
 from tests.fixtures.capture import event_keys
 from tests.fixtures.dbz_capture import Capture
@@ -102,7 +103,7 @@ def test_sigkill_and_restart_redelivers_and_loses_nothing(live: Live) -> None:
 
 def _past_offset(live: Live) -> int:
     """Events in the dump with an LSN past the committed Debezium offset (all without one)."""
-    offsets = live.events.with_name(live.events.name + ".offsets")
+    offsets = CapturePaths(live.events).offsets
     found = re.search(rb'"lsn":(\d+)', offsets.read_bytes()) if offsets.exists() else None
     committed = int(found.group(1)) if found else -1
     return sum(1 for doc in _docs(live) if doc and int(doc["source"]["lsn"]) > committed)
@@ -192,7 +193,7 @@ def test_watch_beside_a_capture_killed_and_restarted(live: Live) -> None:
     stream = _stream(live, "--rate", "100/s", "--duration", "90", "--workers", "1",
                      "--no-progress")  # fmt: skip
     try:
-        offsets = live.events.with_name(live.events.name + ".offsets")
+        offsets = CapturePaths(live.events).offsets
         killed_at = _kill_after_a_flush(first, offsets, new_lines=30, within_s=1.5)
         down = time.monotonic()
         with open(live.events, "ab") as f:  # what a kill inside write() leaves: half a line
